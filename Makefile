@@ -1,0 +1,58 @@
+# syncbind — the two set-up commands are `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help install install-demo test test-sqlite test-services lint format demo bench clean
+
+help:
+	@echo "make demo   - serve the sample site on http://127.0.0.1:8000 (SQLite, in-memory layer)"
+	@echo "make test   - install the test extra and run the whole suite"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed-test: $(PY) pyproject.toml
+	$(PIP) install -q -e ".[test]"
+	@touch $@
+
+$(VENV)/.installed-demo: $(PY) pyproject.toml
+	$(PIP) install -q -e ".[server]"
+	@touch $@
+
+install: $(VENV)/.installed-test
+
+lint: install
+	$(PY) -m ruff check syncbind tests sample_site bench
+	$(PY) -m ruff format --check syncbind tests sample_site bench
+
+format: install
+	$(PY) -m ruff format syncbind tests sample_site bench
+	$(PY) -m ruff check --fix syncbind tests sample_site bench
+
+# The whole suite on SQLite + the in-memory layer, then on PostgreSQL +
+# channels-redis when those servers answer (always, under SYNCBIND_REQUIRE_SERVICES=1).
+test: lint test-sqlite test-services
+
+test-sqlite: install
+	SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory $(PY) -m pytest $(PYTEST_ARGS)
+
+test-services: install
+	@if [ -n "$$SYNCBIND_REQUIRE_SERVICES" ] || $(PY) -m tests.services_available; then \
+		echo "== PostgreSQL + channels-redis =="; \
+		SYNCBIND_TEST_DB=postgres SYNCBIND_TEST_LAYER=redis $(PY) -m pytest $(PYTEST_ARGS); \
+	else \
+		echo "PostgreSQL or Redis not reachable on 127.0.0.1: skipping the PostgreSQL + channels-redis run"; \
+	fi
+
+demo: $(VENV)/.installed-demo
+	cd sample_site && ../$(PY) manage.py migrate --noinput
+	cd sample_site && ../$(PY) manage.py demo_setup
+	@echo "Open http://127.0.0.1:8000 and log in as demo / demo"
+	cd sample_site && ../$(PY) -m uvicorn sample_site.asgi:application --host 127.0.0.1 --port 8000
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache sample_site/db.sqlite3*

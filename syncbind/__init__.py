@@ -1,0 +1,36 @@
+"""syncbind: Django models as a live JSON API over Channels WebSockets.
+
+Only re-exports, resolved lazily so that ``import syncbind`` (in settings, in
+asgi.py) imports no models.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0.dev0"
+
+_EXPORTS = {
+    "SyncBinding": "syncbind.bindings",
+    "ReadOnlyBinding": "syncbind.bindings",
+    "SyncConsumer": "syncbind.consumers",
+    "AsyncConsumer": "syncbind.consumers",
+    "event": "syncbind.decorators",
+}
+
+__all__ = ["AsyncConsumer", "ReadOnlyBinding", "SyncBinding", "SyncConsumer", "event"]
+
+if TYPE_CHECKING:
+    from .bindings import ReadOnlyBinding, SyncBinding
+    from .consumers import AsyncConsumer, SyncConsumer
+    from .decorators import event
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'syncbind' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,28 @@
+"""App configs: ``"syncbind"`` autodiscovers bindings; ``SimpleSyncbindConfig`` does not."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class SimpleSyncbindConfig(AppConfig):
+    """syncbind without autodiscovery: register bindings yourself (``registry.register``)."""
+
+    name = "syncbind"
+    verbose_name = "syncbind"
+    default_auto_field = "django.db.models.AutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)
+
+
+class SyncbindConfig(SimpleSyncbindConfig):
+    """The default: import every app's ``bindings`` module at startup."""
+
+    default = True
+
+    def ready(self) -> None:
+        from .registry import autodiscover
+
+        super().ready()
+        autodiscover()

@@ -1,0 +1,273 @@
+"""Bindings: the policy of one model's stream, DRF ``GenericAPIView`` style.
+
+Policies are class attributes with a matching ``get_*()`` hook, and the hook is
+the one way in. :class:`SyncBinding` is the base plus one mixin per action.
+A binding instance is made per message, so ``self.request`` and
+``self.action`` are there for the hooks.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.db import models
+
+from . import filters, pagination
+from .decorators import MARK, EventSpec
+from .exceptions import NotFound, ValidationError
+from .mixins import (
+    CreateMixin,
+    DeleteMixin,
+    ListMixin,
+    RetrieveMixin,
+    SaveMixin,
+    SearchMixin,
+    UpdateMixin,
+)
+from .serializers import ModelSerializer
+from .settings import api_settings
+
+
+class BindingBase:
+    """The base of every binding: queryset, object lookup, serializer, permissions.
+
+    Subclasses set ``model`` and one of ``fields`` / ``exclude`` /
+    ``serializer_class``; every other policy has a default.
+    """
+
+    model: ClassVar[type[models.Model] | None] = None
+    queryset: ClassVar[models.QuerySet | None] = None
+    stream: ClassVar[str | None] = None
+
+    fields: ClassVar[Any] = None
+    exclude: ClassVar[Any] = None
+    read_only_fields: ClassVar[Any] = ()
+    serializer_class: ClassVar[Any] = None
+    form_class: ClassVar[Any] = None
+
+    filter_fields: ClassVar[Any] = None
+    filterset_class: ClassVar[Any] = None
+    search_fields: ClassVar[Any] = ()
+    ordering_fields: ClassVar[Any] = ()
+    ordering: ClassVar[Any] = None
+
+    permission_classes: ClassVar[Any] = None
+    page_size: ClassVar[int | None] = None
+
+    post_save_retrieve: ClassVar[bool] = True
+    auto_subscribe: ClassVar[bool | None] = None
+
+    # Filled by __init_subclass__: event name -> (method name, spec).
+    events: ClassVar[dict[str, tuple[str, EventSpec]]] = {}
+    _serializer: ClassVar[Any] = None
+    _filterset: ClassVar[Any] = None
+
+    def __init__(self, request: Any = None, action: str | None = None) -> None:
+        self.request = request
+        self.action = action
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        events: dict[str, tuple[str, EventSpec]] = {}
+        for klass in reversed(cls.__mro__):
+            for attr, value in vars(klass).items():
+                spec = getattr(value, MARK, None)
+                if isinstance(spec, EventSpec):
+                    events[spec.name] = (attr, spec)
+        cls.events = events
+        # Per-class caches, reset so a subclass never reuses its parent's.
+        cls._serializer = None
+        cls._filterset = None
+
+    # -- identity -------------------------------------------------------------
+    @classmethod
+    def get_model(cls) -> type[models.Model]:
+        if cls.model is not None:
+            return cls.model
+        if cls.queryset is not None:
+            return cls.queryset.model
+        raise TypeError(f"{cls.__name__} sets neither model nor queryset.")
+
+    @classmethod
+    def get_stream(cls) -> str:
+        """The stream name: ``stream`` or ``"<app_label>.<ObjectName>"``."""
+        if cls.stream:
+            return cls.stream
+        opts = cls.get_model()._meta
+        return f"{opts.app_label}.{opts.object_name}"
+
+    @classmethod
+    def get_event(cls, name: str) -> tuple[str, EventSpec] | None:
+        return cls.events.get(name)
+
+    # -- data -------------------------------------------------------------------
+    def get_queryset(self, request: Any = None) -> models.QuerySet:
+        """The rows ``request``'s user may read; called for every read and write.
+
+        Override to scope by user (``return super().get_queryset(request).filter(owner=request.user)``).
+        A row outside it is ``not_found``, and live pushes apply it per subscriber.
+        """
+        if self.queryset is not None:
+            return self.queryset.all()
+        return self.get_model()._default_manager.all()
+
+    def get_lookup_value(self, request: Any) -> Any:
+        """The primary key named by ``request.data["id"]``, checked by the pk field."""
+        if "id" not in request.data or request.data["id"] is None:
+            raise ValidationError({"id": ["This field is required."]})
+        value = request.data["id"]
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValidationError({"id": ["Invalid id."]})
+        try:
+            return self.get_model()._meta.pk.to_python(value)
+        except Exception:
+            raise ValidationError({"id": ["Invalid id."]}) from None
+
+    def get_object(self, request: Any = None) -> models.Model:
+        """The row named by ``data["id"]`` within get_queryset, object permissions checked."""
+        request = request or self.request
+        pk = self.get_lookup_value(request)
+        queryset = self.get_serializer().optimize(self.get_queryset(request))
+        try:
+            obj = queryset.get(pk=pk)
+        except (queryset.model.DoesNotExist, OverflowError):
+            raise NotFound() from None
+        self.check_object_permissions(request, obj)
+        return obj
+
+    def get_serializer(self) -> ModelSerializer:
+        """The serializer of this binding; built once per class and shared."""
+        cls = type(self)
+        if cls._serializer is None:
+            cls._serializer = ModelSerializer(
+                self.get_model(),
+                fields=self.fields,
+                exclude=self.exclude,
+                read_only_fields=self.read_only_fields,
+                **({"form_class": self.form_class} if self.form_class else {}),
+            )
+        return cls._serializer
+
+    def write_result(self, instance: models.Model) -> dict[str, Any]:
+        """The reply of create/update/save."""
+        serializer = self.get_serializer()
+        return {
+            "success": True,
+            "id": serializer.serialize_pk(instance.pk),
+            "row": serializer.serialize(instance),
+        }
+
+    # -- lists ------------------------------------------------------------------
+    def get_filterset_class(self):
+        """``filterset_class``, or a FilterSet built from ``filter_fields``, or None."""
+        if self.filterset_class is not None:
+            return self.filterset_class
+        cls = type(self)
+        if cls._filterset is None and self.filter_fields:
+            cls._filterset = filters.build_filterset_class(self.get_model(), self.filter_fields)
+        return cls._filterset
+
+    def get_search_fields(self) -> list[str]:
+        return list(self.search_fields)
+
+    def get_ordering_fields(self) -> list[str]:
+        return list(self.ordering_fields)
+
+    def get_default_ordering(self) -> list[str]:
+        ordering = self.ordering or self.get_model()._meta.ordering or ["pk"]
+        return [ordering] if isinstance(ordering, str) else list(ordering)
+
+    def filter_queryset(self, request: Any, queryset: models.QuerySet) -> models.QuerySet:
+        """Apply the request's ``filters``, ``query`` (search only) and ``ordering``."""
+        data = request.data
+        queryset = filters.apply_filters(
+            self.get_filterset_class(), queryset, data.get("filters"), request
+        )
+        if request.action == "search" or data.get("query"):
+            queryset = filters.apply_search(queryset, self.get_search_fields(), data.get("query"))
+        terms = filters.parse_ordering(data.get("ordering"), self.get_ordering_fields())
+        return filters.apply_ordering(queryset, terms or self.get_default_ordering())
+
+    def get_page_size(self) -> int:
+        return self.page_size or api_settings.DEFAULT_PAGE_SIZE
+
+    def get_page(self, request: Any = None) -> dict[str, Any]:
+        """The page described by ``request.data``: ``{"page", "limit", "count", "rows"}``."""
+        request = request or self.request
+        params = pagination.parse_page_params(
+            request.data, self.get_page_size(), api_settings.MAX_PAGE_SIZE
+        )
+        serializer = self.get_serializer()
+        queryset = serializer.optimize(self.filter_queryset(request, self.get_queryset(request)))
+        count, rows = pagination.paginate(queryset, params)
+        return {
+            "page": params.page,
+            "limit": params.limit,
+            "count": count,
+            "rows": serializer.serialize_many(rows),
+        }
+
+    # -- permissions --------------------------------------------------------------
+    def get_permission_classes(self) -> tuple:
+        spec = self.get_event(self.action) if self.action else None
+        if spec is not None and spec[1].permission_classes is not None:
+            return tuple(spec[1].permission_classes)
+        if self.permission_classes is not None:
+            return tuple(self.permission_classes)
+        return tuple(api_settings.DEFAULT_PERMISSION_CLASSES)
+
+    def get_permissions(self) -> list:
+        """Instances of the permission classes that apply to this event."""
+        return [permission() for permission in self.get_permission_classes()]
+
+    def check_permissions(self, request: Any) -> None:
+        """Called before every event; raises not_authenticated / permission_denied."""
+        for permission in self.get_permissions():
+            if not permission.has_permission(request, self):
+                self.permission_denied(request, permission)
+
+    def check_object_permissions(self, request: Any, obj: models.Model) -> None:
+        """Called by get_object for every event that touches a row."""
+        for permission in self.get_permissions():
+            if not permission.has_object_permission(request, self, obj):
+                self.permission_denied(request, permission)
+
+    def permission_denied(self, request: Any, permission: Any = None) -> None:
+        from .exceptions import NotAuthenticated, PermissionDenied
+
+        if not (request.user and request.user.is_authenticated):
+            raise NotAuthenticated()
+        raise PermissionDenied(getattr(permission, "message", None))
+
+    # -- live subscriptions (no-ops unless the transport supports them) ------------
+    def get_auto_subscribe(self, request: Any) -> bool:
+        """Whether retrieve/list/search subscribe this request: binding, then request, then settings."""
+        if request.data.get("subscribe") is False:
+            return False
+        if self.auto_subscribe is not None:
+            return self.auto_subscribe
+        return api_settings.AUTO_SUBSCRIBE
+
+    def subscribe_instance(self, request: Any, obj: models.Model) -> None:
+        """Called by retrieve after the row was read; subscribes when the transport can."""
+
+    def subscribe_page(self, request: Any) -> None:
+        """Called by list/search before the page is read; subscribes when the transport can."""
+
+
+class SyncBinding(
+    RetrieveMixin,
+    ListMixin,
+    SearchMixin,
+    CreateMixin,
+    UpdateMixin,
+    SaveMixin,
+    DeleteMixin,
+    BindingBase,
+):
+    """A model bound to a stream with every event: retrieve, list, search,
+    create, update, save, delete, plus the binding's own ``@event`` methods."""
+
+
+class ReadOnlyBinding(RetrieveMixin, ListMixin, SearchMixin, BindingBase):
+    """retrieve, list and search only."""

@@ -1,0 +1,42 @@
+"""Page/limit pagination: ``{"page", "limit", "count", "rows"}``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models
+
+from .exceptions import ValidationError
+
+
+def _positive_int(value: Any, name: str) -> int:
+    # bool is an int in Python, but true is not a page number.
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValidationError({name: ["Must be a positive integer."]})
+    return value
+
+
+@dataclass(frozen=True)
+class PageParams:
+    page: int
+    limit: int
+
+
+def parse_page_params(data: dict[str, Any], default_limit: int, max_limit: int) -> PageParams:
+    """Read ``page`` (default 1) and ``limit`` (default the page size, capped at max)."""
+    page = _positive_int(data.get("page", 1), "page")
+    limit = _positive_int(data.get("limit", default_limit), "limit")
+    return PageParams(page=page, limit=min(limit, max_limit))
+
+
+def paginate(queryset: models.QuerySet, params: PageParams) -> tuple[int, list[models.Model]]:
+    """Return ``(count, rows)`` for one page; two queries at most (plus prefetches)."""
+    count = queryset.count()
+    offset = (params.page - 1) * params.limit
+    if offset >= count:
+        # Also keeps absurd page numbers from reaching the database as huge OFFSETs.
+        return count, []
+    return count, list(queryset[offset : offset + params.limit])

@@ -1,0 +1,175 @@
+"""DRF-style permission classes: ``has_permission(request, binding)`` for every
+event and ``has_object_permission(request, binding, obj)`` for events that
+touch a row. Classes combine with ``&``, ``|`` and ``~``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+READ_ACTIONS = frozenset({"retrieve", "list", "search", "subscribe", "unsubscribe"})
+
+
+class _Operand:
+    """Combinable: what ``PermA & PermB`` and friends are built from."""
+
+    def __and__(self, other):
+        return _Combined(_And, self, other)
+
+    def __or__(self, other):
+        return _Combined(_Or, self, other)
+
+    def __rand__(self, other):
+        return _Combined(_And, other, self)
+
+    def __ror__(self, other):
+        return _Combined(_Or, other, self)
+
+    def __invert__(self):
+        return _Combined(_Not, self)
+
+
+class _PermissionMeta(_Operand, type):
+    pass
+
+
+class _Combined(_Operand):
+    """A recipe for a combined permission; calling it makes the instance."""
+
+    def __init__(self, kind, *operands):
+        self.kind = kind
+        self.operands = operands
+
+    def __call__(self, *args, **kwargs):
+        return self.kind(*(operand(*args, **kwargs) for operand in self.operands))
+
+
+class BasePermission(metaclass=_PermissionMeta):
+    """Grant everything; subclasses restrict. ``message`` overrides the error text."""
+
+    message: str | None = None
+
+    def has_permission(self, request, binding) -> bool:
+        return True
+
+    def has_object_permission(self, request, binding, obj) -> bool:
+        return True
+
+
+class _And(BasePermission):
+    def __init__(self, first, second):
+        self.first, self.second = first, second
+
+    def has_permission(self, request, binding):
+        return self.first.has_permission(request, binding) and self.second.has_permission(
+            request, binding
+        )
+
+    def has_object_permission(self, request, binding, obj):
+        return self.first.has_object_permission(
+            request, binding, obj
+        ) and self.second.has_object_permission(request, binding, obj)
+
+
+class _Or(BasePermission):
+    def __init__(self, first, second):
+        self.first, self.second = first, second
+
+    def has_permission(self, request, binding):
+        return self.first.has_permission(request, binding) or self.second.has_permission(
+            request, binding
+        )
+
+    def has_object_permission(self, request, binding, obj):
+        # An operand grants the object only if it also granted the event.
+        return any(
+            operand.has_permission(request, binding)
+            and operand.has_object_permission(request, binding, obj)
+            for operand in (self.first, self.second)
+        )
+
+
+class _Not(BasePermission):
+    def __init__(self, operand):
+        self.operand = operand
+
+    def has_permission(self, request, binding):
+        return not self.operand.has_permission(request, binding)
+
+    def has_object_permission(self, request, binding, obj):
+        return not self.operand.has_object_permission(request, binding, obj)
+
+
+class AllowAny(BasePermission):
+    """Everyone, including anonymous connections (if they are allowed at all)."""
+
+
+class IsAuthenticated(BasePermission):
+    def has_permission(self, request, binding):
+        return bool(request.user and request.user.is_authenticated)
+
+
+class IsAdminUser(BasePermission):
+    def has_permission(self, request, binding):
+        return bool(request.user and request.user.is_staff)
+
+
+class DjangoModelPermissions(BasePermission):
+    """Django's model permissions: ``view`` to read, ``add``/``change``/``delete`` to write.
+
+    ``save`` needs ``change`` when it carries an ``id`` and ``add`` otherwise;
+    custom events need ``change`` unless ``perms_map`` says otherwise (keys are
+    action names, ``"*"`` is the fallback). Superusers pass; anonymous users
+    never do.
+    """
+
+    perms_map: dict[str, list[str]] = {
+        "retrieve": ["%(app_label)s.view_%(model_name)s"],
+        "list": ["%(app_label)s.view_%(model_name)s"],
+        "search": ["%(app_label)s.view_%(model_name)s"],
+        "subscribe": ["%(app_label)s.view_%(model_name)s"],
+        "unsubscribe": [],
+        "create": ["%(app_label)s.add_%(model_name)s"],
+        "update": ["%(app_label)s.change_%(model_name)s"],
+        "delete": ["%(app_label)s.delete_%(model_name)s"],
+        "*": ["%(app_label)s.change_%(model_name)s"],
+    }
+    authenticated_users_only = True
+
+    def get_required_permissions(self, action: str, request, model) -> list[str]:
+        if action == "save":
+            action = "update" if request.data.get("id") is not None else "create"
+        templates = self.perms_map.get(action, self.perms_map["*"])
+        names = {"app_label": model._meta.app_label, "model_name": model._meta.model_name}
+        return [template % names for template in templates]
+
+    def has_permission(self, request, binding) -> bool:
+        user = request.user
+        if not user or (not user.is_authenticated and self.authenticated_users_only):
+            return False
+        if binding.model is None:
+            return True
+        return user.has_perms(self.get_required_permissions(binding.action, request, binding.model))
+
+
+class DjangoModelPermissionsOrAnonReadOnly(DjangoModelPermissions):
+    """As DjangoModelPermissions, but anonymous users may read (retrieve/list/search)."""
+
+    authenticated_users_only = False
+
+    def has_permission(self, request, binding) -> bool:
+        if not request.user.is_authenticated:
+            return binding.action in READ_ACTIONS
+        return super().has_permission(request, binding)
+
+
+def overrides_object_permission(permission: Any) -> bool:
+    """True when ``permission`` may refuse single objects (so pushes must be per user)."""
+    if isinstance(permission, _And | _Or):
+        return overrides_object_permission(permission.first) or overrides_object_permission(
+            permission.second
+        )
+    if isinstance(permission, _Not):
+        return overrides_object_permission(permission.operand)
+    method = getattr(type(permission), "has_object_permission", None)
+    return method is not None and method is not BasePermission.has_object_permission

@@ -1,0 +1,149 @@
+"""The wire protocol: frames in, replies out. Pure functions, no I/O.
+
+A request frame is one JSON object::
+
+    {"event": "<stream>.<action>[#<tag>]", "data": {...}, "request_id": <any JSON>}
+
+:func:`parse_frame` turns it into a :class:`Message` or raises
+:class:`InvalidFrame`; :func:`reply`, :func:`error_reply` and :func:`push` build
+what goes back. docs/protocol.md describes the same thing for clients.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+
+from .exceptions import BadRequest, SyncbindError, TooLarge
+
+# ASCII only: no look-alike letters, no spaces, no empty segments. The action is
+# the last dotted segment, the stream everything before it.
+EVENT_RE = re.compile(
+    r"(?P<stream>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)"
+    r"\.(?P<action>[A-Za-z_][A-Za-z0-9_]*)"
+    r"(?:#(?P<tag>[A-Za-z0-9_-]{1,64}))?",
+    re.ASCII,
+)
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Message:
+    """A parsed request frame."""
+
+    event: str
+    stream: str
+    action: str
+    tag: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    request_id: Any = _MISSING
+
+    @property
+    def has_request_id(self) -> bool:
+        return self.request_id is not _MISSING
+
+    def event_for(self, action: str) -> str:
+        """The event name of ``action`` on this message's stream, keeping its tag."""
+        return join_event(self.stream, action, self.tag)
+
+
+class InvalidFrame(Exception):
+    """A frame that cannot become a Message; carries what could be read of it."""
+
+    def __init__(self, error: SyncbindError, event: str | None = None, request_id: Any = _MISSING):
+        super().__init__(error.message)
+        self.error = error
+        self.event = event
+        self.request_id = request_id
+
+
+def join_event(stream: str, action: str, tag: str | None = None) -> str:
+    return f"{stream}.{action}#{tag}" if tag else f"{stream}.{action}"
+
+
+def parse_event(event: str) -> tuple[str, str, str | None]:
+    """Split ``"shop.Product.list#cheap"`` into ``("shop.Product", "list", "cheap")``."""
+    match = EVENT_RE.fullmatch(event)
+    if match is None:
+        raise BadRequest("Malformed event name.")
+    return match["stream"], match["action"], match["tag"]
+
+
+def check_size(frame: str | bytes, max_bytes: int) -> None:
+    # Counting characters first avoids encoding big frames just to measure them.
+    if len(frame) > max_bytes or (
+        isinstance(frame, str) and len(frame) * 4 > max_bytes and len(frame.encode()) > max_bytes
+    ):
+        raise InvalidFrame(TooLarge(f"Message larger than {max_bytes} bytes."))
+
+
+def parse_frame(text: str | None, *, max_bytes: int, binary: bool = False) -> Message:
+    """Parse one WebSocket text frame; raise InvalidFrame when it is not a request."""
+    if binary or text is None:
+        raise InvalidFrame(BadRequest("Binary frames are not supported; send JSON text."))
+    check_size(text, max_bytes)
+    try:
+        content = json.loads(text)
+    except (ValueError, RecursionError):
+        raise InvalidFrame(BadRequest("The message is not valid JSON.")) from None
+    return parse_envelope(content)
+
+
+def parse_envelope(content: Any) -> Message:
+    """Check a decoded envelope (WebSocket frame or HTTP body) and build the Message."""
+    if not isinstance(content, dict):
+        raise InvalidFrame(BadRequest("The message must be a JSON object."))
+    request_id = content.get("request_id", _MISSING)
+    event = content.get("event")
+    if not isinstance(event, str):
+        raise InvalidFrame(
+            BadRequest("The message needs an 'event' string."), request_id=request_id
+        )
+    try:
+        stream, action, tag = parse_event(event)
+    except BadRequest as exc:
+        raise InvalidFrame(exc, event=event, request_id=request_id) from None
+    data = content.get("data", {})
+    if not isinstance(data, dict):
+        raise InvalidFrame(
+            BadRequest("'data' must be a JSON object."), event=event, request_id=request_id
+        )
+    return Message(
+        event=event, stream=stream, action=action, tag=tag, data=data, request_id=request_id
+    )
+
+
+def reply(message: Message, data: Any) -> dict[str, Any]:
+    """The success reply to ``message``."""
+    out: dict[str, Any] = {"event": message.event, "data": data}
+    if message.has_request_id:
+        out["request_id"] = message.request_id
+    return out
+
+
+def error_reply(
+    error: dict[str, Any], event: str | None = None, request_id: Any = _MISSING
+) -> dict[str, Any]:
+    """An error reply; ``error`` is the object made by the exception handler."""
+    out: dict[str, Any] = {"event": event, "error": error}
+    if request_id is not _MISSING:
+        out["request_id"] = request_id
+    return out
+
+
+def push(event: str, data: Any) -> dict[str, Any]:
+    """A server-initiated message (live subscriptions)."""
+    return {"event": event, "data": data}
+
+
+class JSONEncoder(DjangoJSONEncoder):
+    """DjangoJSONEncoder (datetimes, Decimal, UUID, lazy strings) for every frame."""
+
+
+def encode(content: Any) -> str:
+    return json.dumps(content, cls=JSONEncoder, separators=(",", ":"))

@@ -1,0 +1,156 @@
+"""The one settings object of syncbind.
+
+Every setting lives in the ``SYNCBIND`` dict of the Django settings and is read
+lazily through :data:`api_settings`, DRF's ``api_settings`` pattern: defaults
+are declared once here, import strings are resolved on first use and cached,
+and the cache is dropped whenever Django's ``setting_changed`` fires (tests use
+``override_settings``).
+
+Projects moving over from the older ``channels_binding`` package may keep their
+``CHANNELS_BINDING`` dict for a while: it is read with a DeprecationWarning,
+including its misspelt ``AUTHENTIFICATION_CLASSES`` key.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+DEFAULTS: dict[str, Any] = {
+    # Who is connecting: tried in order at the WebSocket handshake / HTTP request.
+    "AUTHENTICATION_CLASSES": ("syncbind.authentication.SessionAuthentication",),
+    # Anonymous WebSocket handshakes are refused (HTTP 403) unless this is true.
+    "ANONYMOUS_CONNECTION_ALLOWED": False,
+    "DEFAULT_PERMISSION_CLASSES": ("syncbind.permissions.DjangoModelPermissions",),
+    "DEFAULT_PAGE_SIZE": 25,
+    "MAX_PAGE_SIZE": 100,
+    # Worker threads that run binding code for SyncConsumer (and AsyncConsumer).
+    "THREAD_POOL_SIZE": 16,
+    # Frames larger than this are answered with ``too_large`` without parsing.
+    "MAX_MESSAGE_BYTES": 262144,
+    # Longest accepted search query, in characters.
+    "MAX_SEARCH_LENGTH": 256,
+    "EXCEPTION_HANDLER": "syncbind.exceptions.exception_handler",
+    # Signed tokens made by syncbind.authentication.make_token expire after this many seconds.
+    "TOKEN_MAX_AGE": 60 * 60 * 24,
+    # Live subscriptions: retrieve/list/search subscribe unless a binding or request says not to.
+    "AUTO_SUBSCRIBE": True,
+    # Alias of the channel layer that carries change notifications between processes.
+    "CHANNEL_LAYER": "default",
+}
+
+# Settings whose values are dotted paths (or lists of them) resolved on access.
+IMPORT_STRINGS = frozenset(
+    {"AUTHENTICATION_CLASSES", "DEFAULT_PERMISSION_CLASSES", "EXCEPTION_HANDLER"}
+)
+
+# channels_binding's keys and class paths, mapped to ours.
+LEGACY_KEYS = {"AUTHENTIFICATION_CLASSES": "AUTHENTICATION_CLASSES"}
+LEGACY_PATHS = {
+    "channels_binding.authentification.TokenAuthentification": (
+        "syncbind.authentication.TokenAuthentication"
+    ),
+    "channels_binding.authentification.SessionAuthentification": (
+        "syncbind.authentication.SessionAuthentication"
+    ),
+    "channels_binding.permissions.AllowAny": "syncbind.permissions.AllowAny",
+    "channels_binding.permissions.IsAuthenticated": "syncbind.permissions.IsAuthenticated",
+}
+
+
+def perform_import(value: Any, setting_name: str) -> Any:
+    """Resolve a dotted path, or each of a list of them; leave other values alone."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _import(value, setting_name)
+    if isinstance(value, list | tuple):
+        return tuple(
+            _import(item, setting_name) if isinstance(item, str) else item for item in value
+        )
+    return value
+
+
+def _import(path: str, setting_name: str) -> Any:
+    try:
+        return import_string(LEGACY_PATHS.get(path, path))
+    except ImportError as exc:
+        raise ImportError(
+            f"Could not import {path!r} for syncbind setting {setting_name!r}: {exc}"
+        ) from exc
+
+
+class SyncbindSettings:
+    """Attribute access to syncbind settings, with defaults and resolved imports.
+
+    ``api_settings.THREAD_POOL_SIZE`` reads the user's value or the default;
+    ``api_settings.DEFAULT_PERMISSION_CLASSES`` returns classes, not strings.
+    """
+
+    def __init__(self, user_settings: dict[str, Any] | None = None) -> None:
+        self._explicit = user_settings
+        self._cached: dict[str, Any] = {}
+        self._user: dict[str, Any] | None = None
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        if self._user is None:
+            self._user = self._explicit if self._explicit is not None else self._read_user()
+        return self._user
+
+    @staticmethod
+    def _read_user() -> dict[str, Any]:
+        current = getattr(settings, "SYNCBIND", None)
+        legacy = getattr(settings, "CHANNELS_BINDING", None)
+        if legacy is None:
+            return dict(current or {})
+        warnings.warn(
+            "The CHANNELS_BINDING setting is deprecated; rename it to SYNCBIND "
+            "(and AUTHENTIFICATION_CLASSES to AUTHENTICATION_CLASSES).",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        merged = {LEGACY_KEYS.get(key, key): value for key, value in legacy.items()}
+        merged.update(current or {})
+        return merged
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Invalid syncbind setting: {name!r}")
+        if name in self._cached:
+            return self._cached[name]
+        value = self.user_settings.get(name, DEFAULTS[name])
+        if name in IMPORT_STRINGS:
+            value = perform_import(value, name)
+        self._cached[name] = value
+        return value
+
+    def reload(self) -> None:
+        self._cached.clear()
+        self._user = None
+
+
+api_settings = SyncbindSettings()
+
+
+def _reload_settings(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"SYNCBIND", "CHANNELS_BINDING"}:
+        api_settings.reload()
+        for callback in _reload_callbacks:
+            callback()
+
+
+_reload_callbacks: list = []
+
+
+def on_reload(callback):
+    """Register ``callback`` to run after the settings are reloaded (used for caches)."""
+    _reload_callbacks.append(callback)
+    return callback
+
+
+setting_changed.connect(_reload_settings, dispatch_uid="syncbind.settings.reload")

@@ -1,0 +1,1 @@
+"""A bindings package: every submodule's bindings are discovered."""

@@ -1,0 +1,101 @@
+"""Django settings for syncbind's own test suite.
+
+Backends are picked by environment variables, so the same suite runs on
+SQLite + the in-memory channel layer (default) and on PostgreSQL +
+channels-redis (``SYNCBIND_TEST_DB=postgres SYNCBIND_TEST_LAYER=redis``).
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+SECRET_KEY = "syncbind-tests-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "channels",
+    "syncbind",
+    "tests.testapp",
+    "tests.pkgapp",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+ROOT_URLCONF = "tests.urls"
+ASGI_APPLICATION = "tests.asgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+DB = os.environ.get("SYNCBIND_TEST_DB", "sqlite")
+if DB == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("SYNCBIND_PG_NAME", "syncbind"),
+            "USER": os.environ.get("SYNCBIND_PG_USER", "postgres"),
+            "HOST": os.environ.get("SYNCBIND_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("SYNCBIND_PG_PORT", "5432"),
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+            "TEST": {"NAME": os.environ.get("SYNCBIND_TEST_DB_NAME", "test_syncbind")},
+        }
+    }
+else:
+    # A file, not an in-memory database: worker threads and server processes
+    # started by the tests must see the same rows. WAL + IMMEDIATE + a busy
+    # timeout let several writer threads share it without "database is locked".
+    _sqlite_file = os.environ.get(
+        "SYNCBIND_TEST_DB_NAME", str(Path(tempfile.gettempdir()) / f"syncbind-test-{os.getpid()}.sqlite3")
+    )
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": _sqlite_file,
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+            "TEST": {"NAME": _sqlite_file},
+        }
+    }
+
+LAYER = os.environ.get("SYNCBIND_TEST_LAYER", "memory")
+if LAYER == "redis":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")],
+                "prefix": os.environ.get("SYNCBIND_REDIS_PREFIX", "syncbind-test"),
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.contrib.auth.context_processors.auth"]},
+    }
+]
+
+SYNCBIND = {"THREAD_POOL_SIZE": 16}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"syncbind": {"handlers": ["console"], "level": "WARNING"}},
+}

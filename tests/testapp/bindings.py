@@ -1,0 +1,98 @@
+import threading
+import time
+
+from django.contrib.auth import get_user_model
+
+from syncbind import SyncBinding, event
+from syncbind.exceptions import NotFound, ValidationError
+from syncbind.permissions import AllowAny, IsAuthenticated
+
+from .models import Category, Note, Product
+
+# Opened by SLEEPY_PARTIES handlers running at the same time (see test_concurrency).
+SLEEPY_PARTIES = 8
+sleepy_barrier = threading.Barrier(SLEEPY_PARTIES, timeout=10)
+
+
+class ProductBinding(SyncBinding):
+    model = Product
+    fields = ["id", "name", "price", "category", "owner", "tags", "in_stock", "status", "stock", "sku", "created"]
+    read_only_fields = ["owner"]
+    filter_fields = {"price": ["exact", "lt", "gt"], "category": ["exact"], "name": ["icontains"]}
+    search_fields = ["name", "category__name"]
+    ordering_fields = ["name", "price"]
+
+    def perform_create(self, request, write):
+        return write.save(owner=request.user)
+
+    @event
+    def restock(self, request):
+        product = self.get_object(request)
+        product.stock += int(request.data.get("amount", 1))
+        product.save(update_fields=["stock"])
+        return {"success": True, "stock": product.stock}
+
+    @event("price_range", atomic=False)
+    def price_range(self, request):
+        prices = list(self.get_queryset(request).values_list("price", flat=True))
+        return {"min": min(prices, default=None), "max": max(prices, default=None)}
+
+    @event(permission_classes=[AllowAny], atomic=False)
+    def ping(self, request):
+        return {"pong": True, "user": request.user.get_username() or None}
+
+    @event(atomic=False)
+    def rendezvous(self, request):
+        # Returns only once SLEEPY_PARTIES handlers wait here at the same time.
+        sleepy_barrier.wait()
+        return {"met": True}
+
+    @event(atomic=False)
+    def nap(self, request):
+        time.sleep(float(request.data.get("seconds", 0.2)))
+        return {"slept": True}
+
+    @event
+    def explode(self, request):
+        Category.objects.create(name="half-written")
+        raise RuntimeError("secret internal detail /etc/passwd")
+
+    @event(atomic=False)
+    def missing(self, request):
+        raise NotFound("No such widget.")
+
+    @event(atomic=False)
+    def refuse(self, request):
+        raise ValidationError({"amount": ["Too much."]})
+
+    @event(atomic=False)
+    async def async_echo(self, request):
+        return {"echo": request.data.get("value")}
+
+
+class CategoryBinding(SyncBinding):
+    model = Category
+    fields = "__all__"
+    search_fields = ["name"]
+    ordering_fields = ["name"]
+
+
+class NoteBinding(SyncBinding):
+    model = Note
+    fields = ["id", "text", "owner"]
+    read_only_fields = ["owner"]
+    permission_classes = [IsAuthenticated]
+
+    def get_queryset(self, request=None):
+        request = request or self.request
+        return super().get_queryset(request).filter(owner=request.user)
+
+    def perform_create(self, request, write):
+        return write.save(owner=request.user)
+
+
+class UserBinding(SyncBinding):
+    model = get_user_model()
+    fields = ["id", "username", "first_name", "last_name", "email"]
+    search_fields = ["username", "first_name", "last_name", "email"]
+    ordering_fields = ["username"]
