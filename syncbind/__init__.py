@@ -17,14 +17,16 @@ _EXPORTS = {
     "SyncConsumer": "syncbind.consumers",
     "AsyncConsumer": "syncbind.consumers",
     "event": "syncbind.decorators",
+    "notify": "syncbind.live.notify",
 }
 
-__all__ = ["AsyncConsumer", "ReadOnlyBinding", "SyncBinding", "SyncConsumer", "event"]
+__all__ = ["AsyncConsumer", "ReadOnlyBinding", "SyncBinding", "SyncConsumer", "event", "notify"]
 
 if TYPE_CHECKING:
     from .bindings import ReadOnlyBinding, SyncBinding
     from .consumers import AsyncConsumer, SyncConsumer
     from .decorators import event
+    from .live.notify import notify
 
 
 def __getattr__(name: str) -> Any:

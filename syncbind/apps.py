@@ -14,6 +14,9 @@ class SimpleSyncbindConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .live import signals
+
+        signals.connect()
 
 
 class SyncbindConfig(SimpleSyncbindConfig):

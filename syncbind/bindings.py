@@ -8,6 +8,7 @@ A binding instance is made per message, so ``self.request`` and
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from django.db import models
@@ -15,6 +16,7 @@ from django.db import models
 from . import filters, pagination
 from .decorators import MARK, EventSpec
 from .exceptions import NotFound, ValidationError
+from .live import keys
 from .mixins import (
     CreateMixin,
     DeleteMixin,
@@ -22,8 +24,10 @@ from .mixins import (
     RetrieveMixin,
     SaveMixin,
     SearchMixin,
+    SubscribeMixin,
     UpdateMixin,
 )
+from .permissions import overrides_object_permission
 from .serializers import ModelSerializer
 from .settings import api_settings
 
@@ -191,6 +195,16 @@ class BindingBase:
     def get_page_size(self) -> int:
         return self.page_size or api_settings.DEFAULT_PAGE_SIZE
 
+    def get_live_page(self, request: Any, force: bool = False) -> dict[str, Any]:
+        """The page, subscribing the connection to it first (list, search, subscribe)."""
+        if not (force or self.get_auto_subscribe(request)):
+            return self.get_page(request)
+        with self.subscribing(request, page=True) as sub:
+            data = self.get_page(request)
+            if sub is not None:
+                sub.sent(data)
+        return data
+
     def get_page(self, request: Any = None) -> dict[str, Any]:
         """The page described by ``request.data``: ``{"page", "limit", "count", "rows"}``."""
         request = request or self.request
@@ -239,20 +253,65 @@ class BindingBase:
             raise NotAuthenticated()
         raise PermissionDenied(getattr(permission, "message", None))
 
-    # -- live subscriptions (no-ops unless the transport supports them) ------------
+    # -- live subscriptions ----------------------------------------------------------
     def get_auto_subscribe(self, request: Any) -> bool:
-        """Whether retrieve/list/search subscribe this request: binding, then request, then settings."""
+        """Whether retrieve/list/search subscribe: the request's ``"subscribe": false``
+        opts out, then ``auto_subscribe``, then the AUTO_SUBSCRIBE setting."""
         if request.data.get("subscribe") is False:
             return False
         if self.auto_subscribe is not None:
             return self.auto_subscribe
         return api_settings.AUTO_SUBSCRIBE
 
-    def subscribe_instance(self, request: Any, obj: models.Model) -> None:
-        """Called by retrieve after the row was read; subscribes when the transport can."""
+    def get_subscription_scope(self, request: Any) -> Any:
+        """Who shares evaluations of this request's subscription.
 
-    def subscribe_page(self, request: Any) -> None:
-        """Called by list/search before the page is read; subscribes when the transport can."""
+        None (the default when the binding keeps the stock ``get_queryset`` and
+        no permission checks single objects) means every subscriber of the same
+        row or page sees the same data, so one evaluation per change serves them
+        all. Otherwise the scope is the user. Override when you know better, e.g.
+        return ``request.user.groups...`` for a queryset that depends on a group.
+        """
+        if type(self).get_queryset is not BindingBase.get_queryset or any(
+            overrides_object_permission(permission) for permission in self.get_permissions()
+        ):
+            return ("user", getattr(request.user, "pk", None))
+        return None
+
+    @contextmanager
+    def subscribing(
+        self, request: Any, pk: Any = None, *, page: bool = False, event: str | None = None
+    ):
+        """Subscribe ``request``'s connection, for the duration of the first read.
+
+        Subscribing happens before the read, so no change committed meanwhile is
+        missed; if the read fails the subscription is dropped. Yields the
+        subscription (call ``sent(data)`` with the reply data) or None when the
+        transport has no live subscriptions (HTTP).
+        """
+        subscriptions = getattr(request.connection, "subscriptions", None)
+        if subscriptions is None:
+            yield None
+            return
+        stream = self.get_stream()
+        scope = self.get_subscription_scope(request)
+        if page:
+            action = "search" if request.action == "search" or request.data.get("query") else "list"
+            key = keys.page_key(stream, request.data, action, scope)
+            sub = subscriptions.subscribe(key, event or request.message.event_for(action), request)
+        else:
+            key = keys.instance_key(stream, pk, scope)
+            sub = subscriptions.subscribe(
+                key,
+                request.message.event_for("retrieve"),
+                request,
+                delete_event=request.message.event_for("delete"),
+            )
+        try:
+            yield sub
+        except BaseException:
+            subscriptions.discard(sub)
+            raise
 
 
 class SyncBinding(
@@ -263,11 +322,13 @@ class SyncBinding(
     UpdateMixin,
     SaveMixin,
     DeleteMixin,
+    SubscribeMixin,
     BindingBase,
 ):
     """A model bound to a stream with every event: retrieve, list, search,
-    create, update, save, delete, plus the binding's own ``@event`` methods."""
+    create, update, save, delete, subscribe, unsubscribe, plus the binding's
+    own ``@event`` methods."""
 
 
-class ReadOnlyBinding(RetrieveMixin, ListMixin, SearchMixin, BindingBase):
-    """retrieve, list and search only."""
+class ReadOnlyBinding(RetrieveMixin, ListMixin, SearchMixin, SubscribeMixin, BindingBase):
+    """retrieve, list, search, subscribe and unsubscribe only."""

@@ -4,44 +4,79 @@
 worker pool instead of Channels' single shared thread. ``AsyncConsumer`` is an
 ``AsyncJsonWebsocketConsumer`` speaking the same protocol through the same core.
 Subclass either to customise ``connect``/``disconnect``; the protocol itself
-lives in :mod:`syncbind.core`.
+lives in :mod:`syncbind.core`, live subscriptions in :mod:`syncbind.live`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
 from channels.consumer import get_handler_name
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
 
 from . import core, protocol
 from .exceptions import AuthenticationFailed
 from .executor import run_in_pool
+from .live.hub import ConnectionSubscriptions, get_hub
 from .settings import api_settings
 
 
-def open_connection(consumer: Any) -> core.Connection | None:
-    """Authenticate the handshake; None means refuse it (HTTP 403). Sync, in a worker."""
-    try:
-        user, auth = core.authenticate(consumer.scope)
-    except AuthenticationFailed:
-        return None
-    if not user.is_authenticated and not api_settings.ANONYMOUS_CONNECTION_ALLOWED:
-        return None
-    return core.Connection(user=user, auth=auth, scope=consumer.scope, consumer=consumer)
+class _Transport:
+    """What both consumers share: the handshake, the hub hookup, push ordering."""
+
+    connection: core.Connection | None = None
+
+    async def __call__(self, scope, receive, send):
+        # Pushes are written by the process's hub straight to the socket.
+        self._hub = get_hub()
+        self._asgi_send = send
+        await super().__call__(scope, receive, send)
+
+    async def _push_text(self, text: str) -> None:
+        await self._asgi_send({"type": "websocket.send", "text": text})
+
+    def open_connection(self) -> core.Connection | None:
+        """Authenticate the handshake; None refuses it (HTTP 403). Runs in a worker thread."""
+        try:
+            user, auth = core.authenticate(self.scope)
+        except AuthenticationFailed:
+            return None
+        if not user.is_authenticated and not api_settings.ANONYMOUS_CONNECTION_ALLOWED:
+            return None
+        return core.Connection(
+            user=user,
+            auth=auth,
+            scope=self.scope,
+            consumer=self,
+            subscriptions=ConnectionSubscriptions(self._hub, self._push_text),
+        )
+
+    def close_connection(self) -> None:
+        """Drop every live subscription of this connection."""
+        if self.connection is not None and self.connection.subscriptions is not None:
+            self.connection.subscriptions.clear()
+
+    async def _handling(self, handle):
+        # While a message is handled, pushes to this connection wait for its reply.
+        subscriptions = self.connection.subscriptions if self.connection else None
+        if subscriptions is None:
+            return await handle()
+        subscriptions.begin()
+        try:
+            return await handle()
+        finally:
+            await subscriptions.end()
 
 
-class SyncConsumer(JsonWebsocketConsumer):
+class SyncConsumer(_Transport, JsonWebsocketConsumer):
     """The syncbind WebSocket endpoint, sync-first: ``path("ws/", SyncConsumer.as_asgi())``.
 
     Every handler (connect, receive, disconnect) runs in the worker pool, one
     message of this connection at a time, in arrival order.
     """
 
-    connection: core.Connection | None = None
-
     async def dispatch(self, message: dict[str, Any]) -> None:
-        await run_in_pool(self._dispatch_in_pool, message)
+        await self._handling(lambda: run_in_pool(self._dispatch_in_pool, message))
 
     def _dispatch_in_pool(self, message: dict[str, Any]) -> None:
         handler = getattr(self, get_handler_name(message), None)
@@ -50,11 +85,14 @@ class SyncConsumer(JsonWebsocketConsumer):
         handler(message)
 
     def connect(self) -> None:
-        self.connection = open_connection(self)
+        self.connection = self.open_connection()
         if self.connection is None:
             self.close()
         else:
             self.accept()
+
+    def disconnect(self, code: int) -> None:
+        self.close_connection()
 
     def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
@@ -67,18 +105,22 @@ class SyncConsumer(JsonWebsocketConsumer):
         return protocol.encode(content)
 
 
-class AsyncConsumer(AsyncJsonWebsocketConsumer):
+class AsyncConsumer(_Transport, AsyncJsonWebsocketConsumer):
     """The same protocol as SyncConsumer for async stacks; binding code still runs in the pool,
     and ``async def`` events are awaited on the event loop."""
 
-    connection: core.Connection | None = None
-
     async def connect(self) -> None:
-        self.connection = await run_in_pool(open_connection, self)
+        self.connection = await run_in_pool(self.open_connection)
         if self.connection is None:
             await self.close()
         else:
             await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        await run_in_pool(self.close_connection)
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        await self._handling(lambda: super(AsyncConsumer, self).websocket_receive(message))
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any

@@ -19,25 +19,52 @@ class RetrieveMixin:
     @event(atomic=False)
     def retrieve(self, request) -> dict[str, Any]:
         """``{"id": pk}`` → the serialized row (``not_found`` outside the queryset)."""
-        obj = self.get_object(request)
-        self.subscribe_instance(request, obj)
-        return self.get_serializer().serialize(obj)
+        pk = self.get_lookup_value(request)
+        if not self.get_auto_subscribe(request):
+            return self.get_serializer().serialize(self.get_object(request))
+        with self.subscribing(request, pk) as sub:
+            data = self.get_serializer().serialize(self.get_object(request))
+            if sub is not None:
+                sub.sent(data)
+        return data
 
 
 class ListMixin:
     @event(atomic=False)
     def list(self, request) -> dict[str, Any]:
         """``{"page", "limit", "filters", "ordering"}`` → ``{"page", "limit", "count", "rows"}``."""
-        self.subscribe_page(request)
-        return self.get_page(request)
+        return self.get_live_page(request)
 
 
 class SearchMixin:
     @event(atomic=False)
     def search(self, request) -> dict[str, Any]:
         """As ``list``, plus ``"query"``: every word must match one of ``search_fields``."""
-        self.subscribe_page(request)
-        return self.get_page(request)
+        return self.get_live_page(request)
+
+
+class SubscribeMixin:
+    @event(atomic=False)
+    def subscribe(self, request) -> dict[str, Any]:
+        """``{"id": pk}`` → ``{"success": true}``, then pushes of that row; list
+        parameters (no id) → the page, then pushes of it under ``<stream>.list``
+        (``search`` when there is a ``query``), with this event's tag."""
+        if "id" in request.data:
+            pk = self.get_lookup_value(request)
+            with self.subscribing(request, pk):
+                self.get_object(request)
+            return {"success": True}
+        return self.get_live_page(request, force=True)
+
+    @event(atomic=False)
+    def unsubscribe(self, request) -> dict[str, Any]:
+        """``{"id": pk}``: that row; a tagged event: that tag's subscriptions;
+        ``{}``: every subscription of this connection on the stream."""
+        subscriptions = getattr(request.connection, "subscriptions", None)
+        pk = self.get_lookup_value(request) if "id" in request.data else None
+        if subscriptions is not None:
+            subscriptions.unsubscribe(self.get_stream(), pk=pk, tag=request.tag)
+        return {"success": True}
 
 
 class CreateMixin:

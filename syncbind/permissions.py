@@ -165,7 +165,7 @@ class DjangoModelPermissionsOrAnonReadOnly(DjangoModelPermissions):
 
 def overrides_object_permission(permission: Any) -> bool:
     """True when ``permission`` may refuse single objects (so pushes must be per user)."""
-    if isinstance(permission, _And | _Or):
+    if isinstance(permission, (_And, _Or)):  # noqa: UP038 (the | of these classes combines them)
         return overrides_object_permission(permission.first) or overrides_object_permission(
             permission.second
         )

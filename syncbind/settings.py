@@ -41,6 +41,10 @@ DEFAULTS: dict[str, Any] = {
     "AUTO_SUBSCRIBE": True,
     # Alias of the channel layer that carries change notifications between processes.
     "CHANNEL_LAYER": "default",
+    # Seconds between renewals of the hub's group memberships (they expire in channels-redis).
+    "GROUP_REFRESH_INTERVAL": 3600,
+    # A change batch with more primary keys than this is sent as "anything may have changed".
+    "MAX_CHANGES_PER_MESSAGE": 500,
 }
 
 # Settings whose values are dotted paths (or lists of them) resolved on access.

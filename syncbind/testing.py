@@ -18,8 +18,8 @@ consumer, so use ``@pytest.mark.django_db(transaction=True)``.
 from __future__ import annotations
 
 import asyncio
-import json
 import itertools
+import json
 from typing import Any
 
 from channels.testing.websocket import WebsocketCommunicator
@@ -67,7 +67,11 @@ class SyncbindClient:
             self.pending.append(message)
 
     async def send_event(
-        self, event: str, data: dict[str, Any] | None = None, timeout: float | None = None, **extra: Any
+        self,
+        event: str,
+        data: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
         """Send a request and return its reply (matched by an automatic request_id).
 
@@ -75,14 +79,20 @@ class SyncbindClient:
         otherwise. Pushes received meanwhile are kept for :meth:`receive_push`.
         """
         request_id = f"t{next(self._ids)}"
-        envelope = {"event": event, "data": {} if data is None else data, "request_id": request_id, **extra}
+        envelope = {
+            "event": event,
+            "data": {} if data is None else data,
+            "request_id": request_id,
+            **extra,
+        }
         await self.communicator.send_to(text_data=protocol.encode(envelope))
         return await self._receive_matching(lambda m: m.get("request_id") == request_id, timeout)
 
     async def receive_push(self, event: str, timeout: float | None = None) -> dict[str, Any]:
         """The next push with exactly this event name (tag included)."""
         return await self._receive_matching(
-            lambda m: m.get("event") == event and "request_id" not in m and "error" not in m, timeout
+            lambda m: m.get("event") == event and "request_id" not in m and "error" not in m,
+            timeout,
         )
 
     async def assert_nothing_more(self, timeout: float = 0.3) -> None:
@@ -102,7 +112,9 @@ class SyncbindClient:
 
 class _Connect:
     def __init__(self, application, path, user, headers, subprotocols, timeout):
-        self.communicator = WebsocketCommunicator(application, path, headers=headers, subprotocols=subprotocols)
+        self.communicator = WebsocketCommunicator(
+            application, path, headers=headers, subprotocols=subprotocols
+        )
         self.communicator.scope["user"] = user if user is not None else AnonymousUser()
         self.timeout = timeout
         self.client: SyncbindClient | None = None
@@ -113,7 +125,9 @@ class _Connect:
     async def _open(self) -> SyncbindClient:
         connected, code = await self.communicator.connect(self.timeout)
         if not connected:
-            raise ConnectionRefusedError(f"The consumer refused the connection (close code {code}).")
+            raise ConnectionRefusedError(
+                f"The consumer refused the connection (close code {code})."
+            )
         self.client = SyncbindClient(self.communicator, self.timeout)
         return self.client
 
