@@ -48,11 +48,12 @@ test-services: install
 		echo "PostgreSQL or Redis not reachable on 127.0.0.1: skipping the PostgreSQL + channels-redis run"; \
 	fi
 
+# The sample site on SQLite (sample_site/db.sqlite3) and the in-memory channel layer.
 demo: $(VENV)/.installed-demo
-	cd sample_site && ../$(PY) manage.py migrate --noinput
-	cd sample_site && ../$(PY) manage.py demo_setup
-	@echo "Open http://127.0.0.1:8000 and log in as demo / demo"
-	cd sample_site && ../$(PY) -m uvicorn sample_site.asgi:application --host 127.0.0.1 --port 8000
+	cd sample_site && $(abspath $(PY)) manage.py migrate --noinput
+	cd sample_site && $(abspath $(PY)) manage.py demo_setup
+	@echo "Open http://127.0.0.1:8000/accounts/login/ and log in as demo / demo (Ctrl-C stops the server)"
+	cd sample_site && $(abspath $(PY)) -m uvicorn sample_site.asgi:application --host 127.0.0.1 --port 8000
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache sample_site/db.sqlite3*

@@ -25,6 +25,11 @@ class _Transport:
     """What both consumers share: the handshake, the hub hookup, push ordering."""
 
     connection: core.Connection | None = None
+    # No channel-layer channel per connection: live pushes come from the process's
+    # hub, which joins each stream's group once. A per-connection channel would cost
+    # a layer receive per socket (and, on channels-redis, a slow teardown). Set
+    # "default" in a subclass to also use Channels groups on the consumer itself.
+    channel_layer_alias = None
 
     async def __call__(self, scope, receive, send):
         # Pushes are written by the process's hub straight to the socket.

@@ -15,6 +15,7 @@ honoured), and keeps the rest for the next call on that thread.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -62,3 +63,37 @@ def run_in_pool(func: Callable[..., T], *args: Any, **kwargs: Any) -> Awaitable[
     return SyncToAsync(_in_request_cycle(func), thread_sensitive=False, executor=get_executor())(
         *args, **kwargs
     )
+
+
+def _close_thread_connections() -> None:
+    from django.db import connections
+
+    connections.close_all()
+
+
+def shutdown_executor() -> None:
+    """Close every worker's database connections and stop the pool (tests, shutdown hooks).
+
+    A fresh pool is created on the next use.
+    """
+    global _executor
+    with _lock:
+        executor, _executor = _executor, None
+    if executor is None:
+        return
+    # One closing call per worker: each blocks on the barrier until all have started,
+    # so every thread gets exactly one.
+    size = len(executor._threads)
+    if not size:
+        executor.shutdown(wait=True)
+        return
+    barrier = threading.Barrier(size)
+
+    def close_on_this_thread() -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=5)
+        _close_thread_connections()
+
+    for future in [executor.submit(close_on_this_thread) for _ in range(size)]:
+        future.result()
+    executor.shutdown(wait=True)

@@ -18,19 +18,19 @@ from functools import cached_property
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, models
 from django.db.models.fields.files import FieldFile
 from django.forms import ModelForm, modelform_factory
+from django.utils.duration import duration_iso_string
 
 from .exceptions import ValidationError
 
 _PRIMITIVES = (str, int, float, bool, type(None))
-_encoder = DjangoJSONEncoder()
 
 
 def to_json_safe(value: Any) -> Any:
-    """Convert a model value to what ``json.dumps`` accepts, the way DjangoJSONEncoder would."""
+    """Convert a model value to what ``json.dumps`` accepts: ISO 8601 dates and times,
+    Decimal and UUID as strings, files as their name, bytes as hex."""
     if isinstance(value, _PRIMITIVES):
         return value
     if isinstance(value, list | tuple):
@@ -39,10 +39,14 @@ def to_json_safe(value: Any) -> Any:
         return {str(key): to_json_safe(item) for key, item in value.items()}
     if isinstance(value, FieldFile):
         return value.name or None
-    if isinstance(
-        value, datetime.date | datetime.time | datetime.timedelta | decimal.Decimal | uuid.UUID
-    ):
-        return _encoder.default(value)
+    if isinstance(value, datetime.date | datetime.time):
+        # Full precision (DjangoJSONEncoder would cut microseconds), "Z" for UTC.
+        text = value.isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    if isinstance(value, datetime.timedelta):
+        return duration_iso_string(value)
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
     if isinstance(value, bytes | memoryview):
         return bytes(value).hex()
     return str(value)
@@ -149,6 +153,17 @@ class ModelSerializer:
         if field.many_to_many:
             return lambda obj: [to_json_safe(related.pk) for related in getattr(obj, name).all()]
         attname = field.attname
+        if isinstance(field, models.DecimalField) and field.decimal_places is not None:
+            # The same text whether the value was just written ("27.5") or read back ("27.50").
+            exponent = decimal.Decimal(1).scaleb(-field.decimal_places)
+
+            def decimal_value(obj: models.Model) -> Any:
+                value = getattr(obj, attname)
+                if isinstance(value, decimal.Decimal) and value.is_finite():
+                    return str(value.quantize(exponent))
+                return to_json_safe(value)
+
+            return decimal_value
         if isinstance(field, models.FileField):
             return lambda obj: getattr(obj, name).name or None
         return lambda obj: to_json_safe(getattr(obj, attname))

@@ -8,6 +8,40 @@ from tests import factories
 CONSUMERS = {"sync": SyncConsumer, "async": AsyncConsumer}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_worker_connections(django_db_setup, django_db_blocker):
+    """Close the worker threads' database connections before the test database is dropped."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    from syncbind.executor import shutdown_executor
+
+    shutdown_executor()
+    # db_call's thread (asgiref's thread-sensitive executor) keeps one too.
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _forget_redis_keys():
+    """Delete this run's channels-redis keys at the end of the session."""
+    yield
+    from django.conf import settings
+
+    if settings.CHANNEL_LAYERS["default"]["BACKEND"] != "channels_redis.core.RedisChannelLayer":
+        return
+    import redis
+
+    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+    client = redis.Redis.from_url(
+        settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["address"]
+    )
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
 @pytest.fixture
 def superuser(transactional_db):
     return factories.SuperUserFactory()

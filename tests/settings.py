@@ -33,6 +33,7 @@ MIDDLEWARE = [
 ROOT_URLCONF = "tests.urls"
 ASGI_APPLICATION = "tests.asgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+AUTH_USER_MODEL = "testapp.User"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 DB = os.environ.get("SYNCBIND_TEST_DB", "sqlite")
@@ -54,7 +55,8 @@ else:
     # started by the tests must see the same rows. WAL + IMMEDIATE + a busy
     # timeout let several writer threads share it without "database is locked".
     _sqlite_file = os.environ.get(
-        "SYNCBIND_TEST_DB_NAME", str(Path(tempfile.gettempdir()) / f"syncbind-test-{os.getpid()}.sqlite3")
+        "SYNCBIND_TEST_DB_NAME",
+        str(Path(tempfile.gettempdir()) / f"syncbind-test-{os.getpid()}.sqlite3"),
     )
     DATABASES = {
         "default": {
@@ -71,14 +73,17 @@ else:
 
 LAYER = os.environ.get("SYNCBIND_TEST_LAYER", "memory")
 if LAYER == "redis":
+    from syncbind.layers import redis_channel_layer
+
+    # One prefix per test run (inherited by the server processes the tests start),
+    # so runs never see each other's groups.
+    os.environ.setdefault("SYNCBIND_REDIS_PREFIX", f"syncbind-test-{os.getpid()}")
+
     CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")],
-                "prefix": os.environ.get("SYNCBIND_REDIS_PREFIX", "syncbind-test"),
-            },
-        }
+        "default": redis_channel_layer(
+            os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            prefix=os.environ["SYNCBIND_REDIS_PREFIX"],
+        )
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -237,7 +237,9 @@ class Hub:
             if stream in self.joined:
                 return
             if self.channel is None:
-                self.channel = await self.layer.new_channel(prefix="syncbind.hub.")
+                # The default prefix: channels-redis serves all of a process's channels with
+                # that prefix through one receive loop; another prefix would get its own.
+                self.channel = await self.layer.new_channel()
             await self.layer.group_add(group_name(stream), self.channel)
             self.joined.add(stream)
             self._ensure_tasks()

@@ -92,6 +92,8 @@ class NoteBinding(SyncBinding):
 
 
 class UserBinding(SyncBinding):
+    # The stream of the original project's examples ("auth.User.search").
+    stream = "auth.User"
     model = get_user_model()
     fields = ["id", "username", "first_name", "last_name", "email"]
     search_fields = ["username", "first_name", "last_name", "email"]

@@ -1,8 +1,16 @@
 import uuid
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
+
+
+class User(AbstractUser):
+    """The test project's user: any username, spaces included, as in the original
+    channels-binding example ("Changed Username")."""
+
+    username = models.CharField(max_length=150, unique=True)
 
 
 class Category(models.Model):

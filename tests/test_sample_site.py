@@ -1,0 +1,686 @@
+"""The sample site end to end: uvicorn serving sample_site/, a real login, every event.
+
+The site runs in a child process on a fresh SQLite file (``SAMPLE_SITE_DB``)
+prepared by ``manage.py migrate`` and ``manage.py demo_setup``, so row ids and
+values below are those of demo_setup: categories 1 Books, 2 Garden, 3 Kitchen;
+products 1-10 are books, 11-20 garden things, 21-30 kitchen things; user 1 is
+``demo`` (superuser), user 2 ``alice`` (view/add/change products only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+from contextlib import asynccontextmanager
+from datetime import datetime
+from http.cookies import SimpleCookie
+from urllib.parse import urlencode
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from tests.servers import ROOT, uvicorn_server
+
+pytestmark = pytest.mark.e2e
+
+SITE_DIR = ROOT / "sample_site"
+SETTINGS = "sample_site.settings"
+DEMO, ALICE = 1, 2
+BOOKS, GARDEN, KITCHEN = 1, 2, 3
+CREATED = "<created>"
+
+
+# -- the server and logins ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def port(tmp_path_factory):
+    """Port of the sample site, served by uvicorn on a fresh demo database."""
+    env = {
+        "DJANGO_SETTINGS_MODULE": SETTINGS,
+        "SAMPLE_SITE_DB": str(tmp_path_factory.mktemp("sample_site") / "db.sqlite3"),
+    }
+    for command in (["migrate", "--noinput"], ["demo_setup"]):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=SITE_DIR,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, f"manage.py {command[0]} failed:\n{done.stderr}"
+    with uvicorn_server(
+        "sample_site.asgi:application", env=env, cwd=SITE_DIR, settings_module=SETTINGS
+    ) as port:
+        yield port
+
+
+def http_request(port, method, path, *, cookies=None, form=None):
+    """``(status, headers, body text, cookies set)`` of one HTTP request to the site."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {}
+    if cookies:
+        headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
+    body = None
+    if form is not None:
+        body = urlencode(form)
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        text = response.read().decode()
+    finally:
+        connection.close()
+    jar = SimpleCookie()
+    for header in response.headers.get_all("Set-Cookie") or []:
+        jar.load(header)
+    return response.status, response.headers, text, {name: m.value for name, m in jar.items()}
+
+
+def log_in(port, username, password):
+    """Log in through the login form; return the cookies of the session."""
+    status, _, page, cookies = http_request(port, "GET", "/accounts/login/")
+    assert status == 200
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
+    status, headers, _, new = http_request(
+        port,
+        "POST",
+        "/accounts/login/",
+        cookies=cookies,
+        form={"username": username, "password": password, "csrfmiddlewaretoken": token, "next": ""},
+    )
+    assert (status, headers["Location"]) == (302, "/")
+    assert "sessionid" in new
+    return {**cookies, **new}
+
+
+@pytest.fixture(scope="module")
+def demo_cookies(port):
+    return log_in(port, "demo", "demo")
+
+
+@pytest.fixture(scope="module")
+def alice_cookies(port):
+    return log_in(port, "alice", "alice")
+
+
+# -- a small WebSocket client ----------------------------------------------------------
+class Client:
+    """Sends requests with a request_id and keeps the live pushes that arrive meanwhile."""
+
+    def __init__(self, websocket):
+        self.websocket = websocket
+        self.pushes = []
+        self.ids = itertools.count(1)
+
+    async def receive(self, timeout=10):
+        return json.loads(await asyncio.wait_for(self.websocket.recv(), timeout))
+
+    async def send_raw(self, text):
+        """Send one frame and return the next message (use on a connection with no subscription)."""
+        await self.websocket.send(text)
+        return await self.receive()
+
+    async def call(self, event, data=None, *, request_id=None, **envelope):
+        """Send one request and return its reply, ``created`` values checked and masked.
+
+        Without ``request_id`` an automatic one is used, and removed from the reply.
+        """
+        rid = f"auto-{next(self.ids)}" if request_id is None else request_id
+        await self.websocket.send(
+            json.dumps(
+                {
+                    "event": event,
+                    "data": {} if data is None else data,
+                    "request_id": rid,
+                    **envelope,
+                }
+            )
+        )
+        while True:
+            message = await self.receive()
+            if message.get("request_id") == rid:
+                break
+            assert "request_id" not in message, message  # replies come in request order
+            self.pushes.append(message)
+        if request_id is None:
+            del message["request_id"]
+        return mask_created(message)
+
+    async def next_push(self, timeout=10):
+        if self.pushes:
+            return mask_created(self.pushes.pop(0))
+        message = await self.receive(timeout)
+        assert "request_id" not in message, message
+        return mask_created(message)
+
+    async def assert_no_push(self, timeout=0.5):
+        assert self.pushes == []
+        with pytest.raises(TimeoutError):
+            message = await self.receive(timeout)
+            pytest.fail(f"unexpected message {message}")
+
+
+@asynccontextmanager
+async def websocket(port, cookies=None, origin=None):
+    headers = {}
+    if cookies:
+        headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
+    async with connect(
+        f"ws://127.0.0.1:{port}/ws/",
+        origin=origin or f"http://127.0.0.1:{port}",
+        additional_headers=headers,
+        proxy=None,
+        open_timeout=10,
+    ) as ws:
+        yield Client(ws)
+
+
+def mask_created(value):
+    """Replace each ``created`` timestamp (checked to be ISO 8601 UTC) by CREATED."""
+    if isinstance(value, list):
+        return [mask_created(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        if key == "created":
+            assert isinstance(item, str) and item.endswith("Z"), item
+            datetime.fromisoformat(item)
+            out[key] = CREATED
+        else:
+            out[key] = mask_created(item)
+    return out
+
+
+def product(pk, name, price, category, in_stock=True, owner=DEMO):
+    return {
+        "id": pk,
+        "name": name,
+        "price": price,
+        "category": category,
+        "owner": owner,
+        "in_stock": in_stock,
+        "created": CREATED,
+    }
+
+
+def error(event, code, message, fields=None, **envelope):
+    err = {"code": code, "message": message}
+    if fields is not None:
+        err["fields"] = fields
+    return {"event": event, "error": err, **envelope}
+
+
+INVALID = "Invalid data."
+
+
+# -- HTTP ------------------------------------------------------------------------------
+def test_pages(port, demo_cookies):
+    status, _, page, _ = http_request(port, "GET", "/")
+    assert status == 200
+    assert 'href="/accounts/login/"' in page
+    assert "new WebSocket(" not in page
+
+    status, _, page, _ = http_request(port, "GET", "/", cookies=demo_cookies)
+    assert status == 200
+    assert "new WebSocket(" in page
+    assert "shop.Product.list" in page
+
+    status, _, _, _ = http_request(port, "GET", "/admin/", cookies=demo_cookies)
+    assert status == 200
+    status, headers, _, _ = http_request(port, "GET", "/static/admin/css/base.css")
+    assert (status, headers["Content-Type"]) == (200, "text/css")
+
+
+def test_wrong_password_is_refused(port):
+    status, _, page, cookies = http_request(port, "GET", "/accounts/login/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
+    status, _, page, new = http_request(
+        port,
+        "POST",
+        "/accounts/login/",
+        cookies=cookies,
+        form={"username": "demo", "password": "wrong", "csrfmiddlewaretoken": token},
+    )
+    assert status == 200
+    assert "Wrong username or password." in page
+    assert "sessionid" not in new
+
+
+# -- handshakes ------------------------------------------------------------------------
+async def test_anonymous_handshake_is_refused(port):
+    with pytest.raises(InvalidStatus) as refused:
+        async with websocket(port):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+async def test_foreign_origin_is_refused(port, demo_cookies):
+    with pytest.raises(InvalidStatus) as refused:
+        async with websocket(port, demo_cookies, origin="http://elsewhere.example"):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+# -- reads -----------------------------------------------------------------------------
+async def test_retrieve(port, demo_cookies):
+    async with websocket(port, demo_cookies) as client:
+        assert await client.call("shop.Product.retrieve", {"id": 15}, request_id=7) == {
+            "event": "shop.Product.retrieve",
+            "data": product(15, "Hose Reel", "54.00", GARDEN, in_stock=False),
+            "request_id": 7,
+        }
+        assert await client.call("shop.Category.retrieve", {"id": "3"}) == {
+            "event": "shop.Category.retrieve",
+            "data": {"id": 3, "name": "Kitchen"},
+        }
+        assert await client.call("shop.Product.retrieve", {"id": 999}) == error(
+            "shop.Product.retrieve", "not_found", "Not found."
+        )
+        assert await client.call("shop.Product.retrieve", {}) == error(
+            "shop.Product.retrieve", "invalid", INVALID, {"id": ["This field is required."]}
+        )
+
+
+async def test_list(port, demo_cookies):
+    async with websocket(port, demo_cookies) as client:
+        reply = await client.call("shop.Product.list")
+        assert reply["event"] == "shop.Product.list"
+        page = reply["data"]
+        assert (page["page"], page["limit"], page["count"], len(page["rows"])) == (1, 25, 30, 25)
+        names = [row["name"] for row in page["rows"]]
+        assert names == sorted(names)  # the model's default ordering
+        assert await client.call("shop.Product.list", {"page": 2}) == {
+            "event": "shop.Product.list",
+            "data": {
+                "page": 2,
+                "limit": 25,
+                "count": 30,
+                "rows": [
+                    product(4, "The Patient Gardener", "14.00", BOOKS),
+                    product(8, "Tiny Houses", "31.00", BOOKS, in_stock=False),
+                    product(17, "Trowel", "6.75", GARDEN),
+                    product(11, "Watering Can", "16.00", GARDEN),
+                    product(24, "Wooden Spoon Set", "9.99", KITCHEN),
+                ],
+            },
+        }
+
+        assert await client.call(
+            "shop.Product.list",
+            {"filters": {"category": GARDEN, "price__lt": "10"}, "ordering": "-price"},
+        ) == {
+            "event": "shop.Product.list",
+            "data": {
+                "page": 1,
+                "limit": 25,
+                "count": 5,
+                "rows": [
+                    product(14, "Garden Gloves", "8.99", GARDEN),
+                    product(17, "Trowel", "6.75", GARDEN),
+                    product(20, "Rain Gauge", "5.60", GARDEN),
+                    product(13, "Seed Tray", "4.50", GARDEN),
+                    product(18, "Plant Labels", "3.20", GARDEN),
+                ],
+            },
+        }
+        assert await client.call(
+            "shop.Product.list",
+            {"filters": {"price__gt": "30"}, "ordering": ["price"], "page": 2, "limit": 2},
+        ) == {
+            "event": "shop.Product.list",
+            "data": {
+                "page": 2,
+                "limit": 2,
+                "count": 6,
+                "rows": [
+                    product(23, "Cast Iron Skillet", "39.90", KITCHEN),
+                    product(21, "Chef's Knife", "49.00", KITCHEN),
+                ],
+            },
+        }
+        assert await client.call("shop.Product.list", {"filters": {"name__icontains": "CUP"}}) == {
+            "event": "shop.Product.list",
+            "data": {
+                "page": 1,
+                "limit": 25,
+                "count": 2,
+                "rows": [
+                    product(25, "Espresso Cups", "24.00", KITCHEN),
+                    product(28, "Measuring Cups", "7.25", KITCHEN),
+                ],
+            },
+        }
+        assert await client.call("shop.Category.list", {"ordering": "-name"}) == {
+            "event": "shop.Category.list",
+            "data": {
+                "page": 1,
+                "limit": 25,
+                "count": 3,
+                "rows": [
+                    {"id": KITCHEN, "name": "Kitchen"},
+                    {"id": GARDEN, "name": "Garden"},
+                    {"id": BOOKS, "name": "Books"},
+                ],
+            },
+        }
+
+
+async def test_list_refuses_undeclared_filters_and_ordering(port, demo_cookies):
+    async with websocket(port, demo_cookies) as client:
+        assert await client.call("shop.Product.list", {"filters": {"owner": DEMO}}) == error(
+            "shop.Product.list", "invalid", INVALID, {"owner": ["Unknown filter."]}
+        )
+        assert await client.call("shop.Product.list", {"ordering": "created"}) == error(
+            "shop.Product.list", "invalid", INVALID, {"ordering": ["Cannot order by 'created'."]}
+        )
+        assert await client.call("shop.Product.list", {"limit": 0}) == error(
+            "shop.Product.list", "invalid", INVALID, {"limit": ["Must be a positive integer."]}
+        )
+
+
+async def test_search(port, demo_cookies):
+    async with websocket(port, demo_cookies) as client:
+        # Every word must match the name or the category's name.
+        assert await client.call("shop.Product.search", {"query": "bird"}) == {
+            "event": "shop.Product.search",
+            "data": {
+                "page": 1,
+                "limit": 25,
+                "count": 2,
+                "rows": [
+                    product(16, "Bird Feeder", "19.50", GARDEN),
+                    product(2, "Field Guide to Birds", "27.00", BOOKS),
+                ],
+            },
+        }
+        assert await client.call("shop.Product.search", {"query": "books map"}) == {
+            "event": "shop.Product.search",
+            "data": {
+                "page": 1,
+                "limit": 25,
+                "count": 1,
+                "rows": [product(9, "Map Reading 101", "8.00", BOOKS)],
+            },
+        }
+        reply = await client.call(
+            "shop.Product.search",
+            {"query": "garden", "filters": {"price__gt": "20"}, "ordering": "-price"},
+        )
+        assert reply == {
+            "event": "shop.Product.search",
+            "data": {
+                "page": 1,
+                "limit": 25,
+                "count": 3,
+                "rows": [
+                    product(19, "Compost Bin", "64.00", GARDEN),
+                    product(15, "Hose Reel", "54.00", GARDEN, in_stock=False),
+                    product(12, "Pruning Shears", "22.75", GARDEN),
+                ],
+            },
+        }
+
+
+# -- writes ----------------------------------------------------------------------------
+async def test_create_update_delete(port, demo_cookies):
+    async with websocket(port, demo_cookies) as client:
+        reply = await client.call(
+            "shop.Product.create", {"name": "Garden Hose", "price": "29.95", "category": GARDEN}
+        )
+        pk = reply["data"]["id"]
+        assert isinstance(pk, int) and pk > 30
+        assert reply == {
+            "event": "shop.Product.create",
+            "data": {
+                "success": True,
+                "id": pk,
+                "row": product(pk, "Garden Hose", "29.95", GARDEN),  # owner: the sender
+            },
+        }
+
+        assert await client.call(
+            "shop.Product.update", {"id": pk, "price": "27.50", "in_stock": False}
+        ) == {
+            "event": "shop.Product.update",
+            "data": {
+                "success": True,
+                "id": pk,
+                "row": product(pk, "Garden Hose", "27.50", GARDEN, in_stock=False),
+            },
+        }
+        assert await client.call("shop.Product.retrieve", {"id": pk}) == {
+            "event": "shop.Product.retrieve",
+            "data": product(pk, "Garden Hose", "27.50", GARDEN, in_stock=False),
+        }
+
+        assert await client.call("shop.Product.delete", {"id": pk}) == {
+            "event": "shop.Product.delete",
+            "data": {"success": True, "id": pk},
+        }
+        assert await client.call("shop.Product.retrieve", {"id": pk}) == error(
+            "shop.Product.retrieve", "not_found", "Not found."
+        )
+        assert await client.call("shop.Product.delete", {"id": pk}) == error(
+            "shop.Product.delete", "not_found", "Not found."
+        )
+        # The retrieve above subscribed this connection to the row: its deletion was pushed.
+        assert client.pushes == [{"event": "shop.Product.delete", "data": {"id": pk}}]
+
+
+async def test_save_creates_without_id_and_updates_with_one(port, demo_cookies):
+    async with websocket(port, demo_cookies) as client:
+        reply = await client.call(
+            "shop.Product.save",
+            {"id": None, "name": "Egg Timer", "price": "6.00", "category": KITCHEN},
+        )
+        pk = reply["data"]["id"]
+        assert reply == {
+            "event": "shop.Product.save",
+            "data": {"success": True, "id": pk, "row": product(pk, "Egg Timer", "6.00", KITCHEN)},
+        }
+        assert await client.call("shop.Product.save", {"id": pk, "name": "Sand Timer"}) == {
+            "event": "shop.Product.save",
+            "data": {
+                "success": True,
+                "id": pk,
+                "row": product(pk, "Sand Timer", "6.00", KITCHEN),
+            },
+        }
+        assert await client.call("shop.Product.delete", {"id": pk}) == {
+            "event": "shop.Product.delete",
+            "data": {"success": True, "id": pk},
+        }
+
+
+async def test_invalid_writes(port, demo_cookies):
+    async with websocket(port, demo_cookies) as client:
+        assert await client.call(
+            "shop.Product.create", {"name": "", "price": "-1", "category": 99}
+        ) == error(
+            "shop.Product.create",
+            "invalid",
+            INVALID,
+            {
+                "name": ["This field is required."],
+                "price": ["Ensure this value is greater than or equal to 0."],
+                "category": [
+                    "Select a valid choice. That choice is not one of the available choices."
+                ],
+            },
+        )
+        assert await client.call(
+            "shop.Product.update", {"id": 1, "owner": ALICE, "colour": "red"}
+        ) == error(
+            "shop.Product.update",
+            "invalid",
+            INVALID,
+            {"owner": ["This field is not writable."], "colour": ["Unknown field."]},
+        )
+        assert await client.call("shop.Category.create", {"name": "Books"}) == error(
+            "shop.Category.create",
+            "invalid",
+            INVALID,
+            {"name": ["Category with this Name already exists."]},
+        )
+        # The binding's perform_delete refuses categories that still have products.
+        assert await client.call("shop.Category.delete", {"id": BOOKS}) == error(
+            "shop.Category.delete",
+            "invalid",
+            INVALID,
+            {"__all__": ["This category still has products."]},
+        )
+
+
+async def test_restock(port, demo_cookies):
+    async with websocket(port, demo_cookies) as client:
+        reply = await client.call(
+            "shop.Product.create",
+            {"name": "Rake", "price": "12.00", "category": GARDEN, "in_stock": False},
+        )
+        pk = reply["data"]["id"]
+        assert reply["data"]["row"] == product(pk, "Rake", "12.00", GARDEN, in_stock=False)
+        expected = {
+            "event": "shop.Product.restock",
+            "data": {"success": True, "id": pk, "row": product(pk, "Rake", "12.00", GARDEN)},
+        }
+        assert await client.call("shop.Product.restock", {"id": pk}) == expected
+        assert await client.call("shop.Product.restock", {"id": pk}) == expected  # no change
+        assert await client.call("shop.Product.restock", {"id": 999}) == error(
+            "shop.Product.restock", "not_found", "Not found."
+        )
+        await client.call("shop.Product.delete", {"id": pk})
+
+
+# -- permissions and private rows ------------------------------------------------------
+async def test_model_permissions(port, alice_cookies, demo_cookies):
+    async with websocket(port, alice_cookies) as client:
+        reply = await client.call("shop.Product.list", {"filters": {"category": BOOKS}})
+        assert reply["data"]["count"] == 10
+        # alice may not delete products nor read categories.
+        denied = "You do not have permission to perform this action."
+        assert await client.call("shop.Product.delete", {"id": 1}) == error(
+            "shop.Product.delete", "permission_denied", denied
+        )
+        assert await client.call("shop.Category.list") == error(
+            "shop.Category.list", "permission_denied", denied
+        )
+        # She may create (and owns what she creates) and run restock (change_product).
+        reply = await client.call(
+            "shop.Product.create", {"name": "Kneeler", "price": "15.00", "category": GARDEN}
+        )
+        pk = reply["data"]["id"]
+        assert reply["data"]["row"] == product(pk, "Kneeler", "15.00", GARDEN, owner=ALICE)
+        reply = await client.call("shop.Product.restock", {"id": pk})
+        assert reply["data"]["success"] is True
+    async with websocket(port, demo_cookies) as client:
+        await client.call("shop.Product.delete", {"id": pk})
+
+
+async def test_notes_are_private(port, demo_cookies, alice_cookies):
+    async with websocket(port, demo_cookies) as demo, websocket(port, alice_cookies) as alice:
+        reply = await demo.call("shop.Note.create", {"text": "Order more kettles"})
+        pk = reply["data"]["id"]
+        note = {"id": pk, "text": "Order more kettles", "created": CREATED}
+        assert reply == {
+            "event": "shop.Note.create",
+            "data": {"success": True, "id": pk, "row": note},
+        }
+        assert await demo.call("shop.Note.list") == {
+            "event": "shop.Note.list",
+            "data": {"page": 1, "limit": 25, "count": 1, "rows": [note]},
+        }
+        assert await alice.call("shop.Note.list") == {
+            "event": "shop.Note.list",
+            "data": {"page": 1, "limit": 25, "count": 0, "rows": []},
+        }
+        for action in ("retrieve", "update", "delete"):
+            assert await alice.call(f"shop.Note.{action}", {"id": pk}) == error(
+                f"shop.Note.{action}", "not_found", "Not found."
+            )
+        assert await demo.call("shop.Note.delete", {"id": pk}) == {
+            "event": "shop.Note.delete",
+            "data": {"success": True, "id": pk},
+        }
+        # demo's list was live: it is pushed again, now empty; alice's did not change.
+        assert await demo.next_push() == {
+            "event": "shop.Note.list",
+            "data": {"page": 1, "limit": 25, "count": 0, "rows": []},
+        }
+        await alice.assert_no_push()
+
+
+# -- live subscriptions ----------------------------------------------------------------
+async def test_changes_are_pushed_to_subscribers(port, demo_cookies, alice_cookies):
+    async with websocket(port, demo_cookies) as watcher, websocket(port, alice_cookies) as editor:
+        kettle = product(27, "Tea Kettle", "34.50", KITCHEN, in_stock=False)
+        assert await watcher.call("shop.Product.retrieve", {"id": 27}) == {
+            "event": "shop.Product.retrieve",
+            "data": kettle,
+        }
+        pricey = {"filters": {"category": KITCHEN, "price__gt": "30"}, "ordering": "price"}
+
+        def page(kettle):
+            return {
+                "page": 1,
+                "limit": 25,
+                "count": 3,
+                "rows": [
+                    kettle,
+                    product(23, "Cast Iron Skillet", "39.90", KITCHEN),
+                    product(21, "Chef's Knife", "49.00", KITCHEN),
+                ],
+            }
+
+        assert await watcher.call("shop.Product.list", pricey) == {
+            "event": "shop.Product.list",
+            "data": page(kettle),
+        }
+
+        # Another user's write reaches both subscriptions of the watcher.
+        await editor.call("shop.Product.restock", {"id": 27})
+        restocked = {**kettle, "in_stock": True}
+        pushes = [await watcher.next_push(), await watcher.next_push()]
+        assert sorted(pushes, key=lambda push: push["event"]) == [
+            {"event": "shop.Product.list", "data": page(restocked)},
+            {"event": "shop.Product.retrieve", "data": restocked},
+        ]
+
+        # A write that changes neither the row nor the page pushes nothing.
+        await editor.call("shop.Product.restock", {"id": 27})
+        await editor.call("shop.Product.update", {"id": 11, "name": "Watering Can"})
+        await watcher.assert_no_push()
+
+        # Put the kettle back out of stock, as demo_setup made it.
+        await editor.call("shop.Product.update", {"id": 27, "in_stock": False})
+        pushes = [await watcher.next_push(), await watcher.next_push()]
+        assert sorted(pushes, key=lambda push: push["event"]) == [
+            {"event": "shop.Product.list", "data": page(kettle)},
+            {"event": "shop.Product.retrieve", "data": kettle},
+        ]
+        await watcher.assert_no_push()
+        await editor.assert_no_push()
+
+
+# -- malformed requests ----------------------------------------------------------------
+async def test_bad_requests(port, demo_cookies):
+    async with websocket(port, demo_cookies) as client:
+        assert await client.call("shop.Product.explode", request_id="a") == error(
+            "shop.Product.explode", "unknown_event", "Unknown event.", request_id="a"
+        )
+        assert await client.call("shop.Basket.list") == error(
+            "shop.Basket.list", "unknown_event", "Unknown event."
+        )
+        assert await client.send_raw("{not json") == error(
+            None, "bad_request", "The message is not valid JSON."
+        )
+        assert await client.call("shop.Product.list", data=[1]) == error(
+            "shop.Product.list", "bad_request", "'data' must be a JSON object."
+        )
