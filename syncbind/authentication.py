@@ -13,8 +13,9 @@ from urllib.parse import parse_qs
 
 from django.contrib.auth import get_user_model
 from django.core import signing
+from django.middleware.csrf import CsrfViewMiddleware
 
-from .exceptions import AuthenticationFailed
+from .exceptions import AuthenticationFailed, PermissionDenied
 from .settings import api_settings
 
 TOKEN_SALT = "syncbind.token"
@@ -22,8 +23,13 @@ TOKEN_SALT = "syncbind.token"
 
 class BaseAuthentication:
     def authenticate(self, scope: dict[str, Any]) -> tuple[Any, Any] | None:
-        """Called once per connection, in a worker thread, with the ASGI scope."""
+        """Called once per WebSocket connection, in a worker thread, with the ASGI scope."""
         raise NotImplementedError
+
+    def authenticate_request(self, request: Any) -> tuple[Any, Any] | None:
+        """Called for each HTTP API request with the Django HttpRequest. Not supported
+        by default: return None so the next class is tried."""
+        return None
 
 
 class SessionAuthentication(BaseAuthentication):
@@ -34,6 +40,29 @@ class SessionAuthentication(BaseAuthentication):
         if user is not None and user.is_authenticated:
             return user, None
         return None
+
+    def authenticate_request(self, request):
+        # The user AuthenticationMiddleware attached; unsafe methods need the CSRF token,
+        # as in any Django view (the API views themselves are csrf_exempt for tokens).
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None
+        enforce_csrf(request)
+        return user, None
+
+
+class _CSRFCheck(CsrfViewMiddleware):
+    def _reject(self, request, reason):
+        return reason
+
+
+def enforce_csrf(request: Any) -> None:
+    """Refuse an unsafe HTTP request authenticated by session without a valid CSRF token."""
+    check = _CSRFCheck(lambda req: None)
+    check.process_request(request)
+    reason = check.process_view(request, None, (), {})
+    if reason:
+        raise PermissionDenied(f"CSRF failed: {reason}")
 
 
 class TokenAuthentication(BaseAuthentication):
@@ -47,15 +76,26 @@ class TokenAuthentication(BaseAuthentication):
 
     query_param = "token"
 
+    keyword = "Token"
+
     def authenticate(self, scope):
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         values = query.get(self.query_param)
-        if not values:
-            return None
-        user = self.get_user(values[0])
+        return self._check(values[0]) if values else None
+
+    def authenticate_request(self, request):
+        """``Authorization: Token <token>``, or the ``?token=`` parameter."""
+        header = request.META.get("HTTP_AUTHORIZATION", "").split()
+        if len(header) == 2 and header[0] == self.keyword:
+            return self._check(header[1])
+        token = request.GET.get(self.query_param)
+        return self._check(token) if token else None
+
+    def _check(self, token: str) -> tuple[Any, str]:
+        user = self.get_user(token)
         if user is None or not user.is_active:
             raise AuthenticationFailed("Invalid token.")
-        return user, values[0]
+        return user, token
 
     def get_user(self, token: str) -> Any:
         """Return the user ``token`` belongs to; raise AuthenticationFailed if none."""

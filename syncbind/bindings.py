@@ -27,7 +27,7 @@ from .mixins import (
     SubscribeMixin,
     UpdateMixin,
 )
-from .permissions import overrides_object_permission
+from .permissions import BasePermission, overrides_object_permission
 from .serializers import ModelSerializer
 from .settings import api_settings
 
@@ -140,7 +140,13 @@ class BindingBase:
         return obj
 
     def get_serializer(self) -> ModelSerializer:
-        """The serializer of this binding; built once per class and shared."""
+        """The serializer: a DRF ``serializer_class`` adapter (made per binding, as it
+        carries the request in its context), or the native serializer built from
+        ``fields``/``exclude``/``read_only_fields`` once per class and shared."""
+        if self.serializer_class is not None:
+            from .drf import DRFSerializerAdapter
+
+            return DRFSerializerAdapter(self.serializer_class, self)
         cls = type(self)
         if cls._serializer is None:
             cls._serializer = ModelSerializer(
@@ -231,8 +237,19 @@ class BindingBase:
         return tuple(api_settings.DEFAULT_PERMISSION_CLASSES)
 
     def get_permissions(self) -> list:
-        """Instances of the permission classes that apply to this event."""
-        return [permission() for permission in self.get_permission_classes()]
+        """Instances of the permission classes that apply to this event.
+
+        DRF permission classes are wrapped so that they see a DRF-like view.
+        """
+        permissions = []
+        for permission_class in self.get_permission_classes():
+            permission = permission_class()
+            if not isinstance(permission, BasePermission):
+                from .drf import DRFPermission
+
+                permission = DRFPermission(permission)
+            permissions.append(permission)
+        return permissions
 
     def check_permissions(self, request: Any) -> None:
         """Called before every event; raises not_authenticated / permission_denied."""
@@ -266,14 +283,17 @@ class BindingBase:
     def get_subscription_scope(self, request: Any) -> Any:
         """Who shares evaluations of this request's subscription.
 
-        None (the default when the binding keeps the stock ``get_queryset`` and
+        None (the default when the binding keeps the stock ``get_queryset``, has
+        no DRF ``serializer_class`` — whose output may read ``request.user`` — and
         no permission checks single objects) means every subscriber of the same
         row or page sees the same data, so one evaluation per change serves them
         all. Otherwise the scope is the user. Override when you know better, e.g.
         return ``request.user.groups...`` for a queryset that depends on a group.
         """
-        if type(self).get_queryset is not BindingBase.get_queryset or any(
-            overrides_object_permission(permission) for permission in self.get_permissions()
+        if (
+            type(self).get_queryset is not BindingBase.get_queryset
+            or self.serializer_class is not None
+            or any(overrides_object_permission(permission) for permission in self.get_permissions())
         ):
             return ("user", getattr(request.user, "pk", None))
         return None

@@ -171,5 +171,12 @@ def overrides_object_permission(permission: Any) -> bool:
         )
     if isinstance(permission, _Not):
         return overrides_object_permission(permission.operand)
+    inner = getattr(permission, "permission", None)  # a wrapped DRF permission
+    if inner is not None:
+        method = getattr(type(inner), "has_object_permission", None)
+        return (
+            method is not None
+            and getattr(method, "__qualname__", "") != "BasePermission.has_object_permission"
+        )
     method = getattr(type(permission), "has_object_permission", None)
     return method is not None and method is not BasePermission.has_object_permission

@@ -7,6 +7,18 @@ from typing import Any
 
 from .protocol import Message
 
+ACTION_METHODS = {
+    "retrieve": "GET",
+    "list": "GET",
+    "search": "GET",
+    "subscribe": "GET",
+    "unsubscribe": "GET",
+    "create": "POST",
+    "update": "PATCH",
+    "save": "PUT",
+    "delete": "DELETE",
+}
+
 
 @dataclass(frozen=True)
 class Request:
@@ -47,6 +59,22 @@ class Request:
     @property
     def tag(self) -> str | None:
         return self.message.tag
+
+    @property
+    def method(self) -> str:
+        """The HTTP method this action corresponds to (what DRF permission classes read).
+
+        Over HTTP it is the real method; over WebSocket, retrieve/list/search/
+        subscribe/unsubscribe are GET, create POST, update PATCH, save PUT,
+        delete DELETE and custom events POST.
+        """
+        if self.http_request is not None:
+            return self.http_request.method
+        return ACTION_METHODS.get(self.action, "POST")
+
+    @property
+    def query_params(self) -> dict[str, Any]:
+        return self.data
 
     def with_message(self, message: Message) -> Request:
         """A copy of this request for another message (same user and transport)."""

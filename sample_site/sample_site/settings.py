@@ -75,12 +75,10 @@ DATABASES = {
 }
 
 if os.environ.get("REDIS_URL"):
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [os.environ["REDIS_URL"]]},
-        }
-    }
+    from syncbind.layers import redis_channel_layer
+
+    # Safe pool and socket settings for channels-redis on redis-py 8 (see docs/deployment.md).
+    CHANNEL_LAYERS = {"default": redis_channel_layer(os.environ["REDIS_URL"])}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 

@@ -1,0 +1,153 @@
+"""Django REST framework support: serializers and permission classes.
+
+DRF stays optional: this module imports ``rest_framework`` only when a binding
+actually uses a DRF serializer, and DRF permission classes need nothing from it.
+
+- ``serializer_class = MyModelSerializer`` on a binding: used for output and
+  for validating writes, with ``context={"request": request, "view": binding}``.
+- DRF permission classes (``rest_framework.permissions.IsAuthenticated``,
+  ``DjangoModelPermissions``, your own with ``has_object_permission``) go in
+  ``permission_classes`` beside syncbind's: they are called with a view that
+  looks like a DRF view (``get_queryset()`` without arguments, ``action``) and a
+  request whose ``method`` maps the action (retrieve → GET, create → POST,
+  update → PATCH, save → PUT, delete → DELETE).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.db import IntegrityError, models
+
+from .exceptions import ValidationError
+from .serializers import to_json_safe
+
+
+class ViewProxy:
+    """The binding as a DRF permission class expects a view to be."""
+
+    def __init__(self, binding: Any) -> None:
+        self._binding = binding
+
+    def get_queryset(self) -> models.QuerySet:
+        return self._binding.get_queryset(self._binding.request)
+
+    @property
+    def queryset(self) -> models.QuerySet:
+        return self.get_queryset()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._binding, name)
+
+
+class DRFPermission:
+    """Adapts a DRF-style permission (``has_permission(request, view)``) to a binding."""
+
+    def __init__(self, permission: Any) -> None:
+        self.permission = permission
+        self.message = getattr(permission, "message", None)
+
+    def has_permission(self, request, binding) -> bool:
+        return bool(self.permission.has_permission(request, ViewProxy(binding)))
+
+    def has_object_permission(self, request, binding, obj) -> bool:
+        return bool(self.permission.has_object_permission(request, ViewProxy(binding), obj))
+
+
+def _messages(detail: Any) -> list[str]:
+    if isinstance(detail, dict):
+        return [
+            f"{key}: {message}" for key, value in detail.items() for message in _messages(value)
+        ]
+    if isinstance(detail, list | tuple):
+        return [message for item in detail for message in _messages(item)]
+    return [str(detail)]
+
+
+def errors_to_fields(errors: Any) -> dict[str, list[str]]:
+    """DRF's ``serializer.errors`` as syncbind's ``fields`` (non-field errors under ``__all__``)."""
+    from rest_framework.settings import api_settings as drf_settings
+
+    if not isinstance(errors, dict):
+        return {NON_FIELD_ERRORS: _messages(errors)}
+    non_field = drf_settings.NON_FIELD_ERRORS_KEY
+    return {
+        (NON_FIELD_ERRORS if key == non_field else key): _messages(value)
+        for key, value in errors.items()
+    }
+
+
+class DRFWrite:
+    """A validated DRF serializer, saved by ``perform_create``/``perform_update``."""
+
+    def __init__(self, serializer: Any) -> None:
+        self.serializer = serializer
+
+    @property
+    def instance(self) -> Any:
+        return self.serializer.instance
+
+    @property
+    def validated_data(self) -> dict[str, Any]:
+        return self.serializer.validated_data
+
+    def save(self, **extra: Any) -> models.Model:
+        try:
+            return self.serializer.save(**extra)
+        except IntegrityError as exc:
+            raise ValidationError(
+                {NON_FIELD_ERRORS: ["This write conflicts with existing data."]}
+            ) from exc
+
+
+class DRFSerializerAdapter:
+    """The binding serializer interface (see ``serializers.ModelSerializer``) over a DRF serializer."""
+
+    def __init__(self, serializer_class: type, binding: Any) -> None:
+        self.serializer_class = serializer_class
+        self.binding = binding
+
+    @property
+    def context(self) -> dict[str, Any]:
+        return {"request": self.binding.request, "view": self.binding, "binding": self.binding}
+
+    def serialize(self, obj: models.Model) -> dict[str, Any]:
+        return to_json_safe(dict(self.serializer_class(obj, context=self.context).data))
+
+    def serialize_many(self, objs) -> list[dict[str, Any]]:
+        data = self.serializer_class(list(objs), many=True, context=self.context).data
+        return [to_json_safe(dict(item)) for item in data]
+
+    def serialize_pk(self, pk: Any) -> Any:
+        return to_json_safe(pk)
+
+    def optimize(self, queryset: models.QuerySet) -> models.QuerySet:
+        """Prefetch the many-to-many fields the serializer reads."""
+        serializer = self.serializer_class(context=self.context)
+        names = []
+        for name, field in serializer.fields.items():
+            source = getattr(field, "source", name)
+            if getattr(field, "many", False) or field.__class__.__name__ == "ManyRelatedField":
+                names.append(source)
+        return queryset.prefetch_related(*names) if names else queryset
+
+    def validate(
+        self, data: dict[str, Any], instance: models.Model | None = None, partial: bool = False
+    ) -> DRFWrite:
+        serializer = self.serializer_class(
+            instance=instance, data=data, partial=partial, context=self.context
+        )
+        writable = {name for name, field in serializer.fields.items() if not field.read_only}
+        refused = {
+            name: ["This field is not writable."]
+            if name in serializer.fields
+            else ["Unknown field."]
+            for name in data
+            if name not in writable
+        }
+        if refused:
+            raise ValidationError(refused)
+        if not serializer.is_valid():
+            raise ValidationError(errors_to_fields(serializer.errors))
+        return DRFWrite(serializer)

@@ -1,0 +1,1 @@
+"""The HTTP transport: the same bindings and core, as plain Django views."""

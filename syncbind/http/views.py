@@ -1,0 +1,189 @@
+"""HTTP views over the same core as the WebSocket consumers.
+
+``path("api/", include("syncbind.urls"))`` serves every registered binding:
+
+=========================  ==========================================
+``GET <stream>/``          list (``query`` → search; other params are filters)
+``POST <stream>/``         create
+``GET <stream>/<id>/``     retrieve
+``PATCH <stream>/<id>/``   update
+``PUT <stream>/<id>/``     save
+``DELETE <stream>/<id>/``  delete
+``POST <stream>/<event>/`` a custom event
+``POST events/``           the WebSocket envelope ``{"event", "data"}``
+=========================  ==========================================
+
+Bodies are the reply's ``data`` (the envelope for ``events/``); errors are
+``{"error": {...}}`` with the status of their code.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from .. import core, protocol
+from ..exceptions import STATUS_BY_CODE, BadRequest, NotAuthenticated, SyncbindError, TooLarge
+from ..executor import run_in_pool
+from ..settings import api_settings
+
+# Query parameters of a list that are not filters.
+LIST_PARAMS = ("page", "limit", "ordering", "query")
+NOT_FILTERS = frozenset({*LIST_PARAMS, "token", "format"})
+
+
+def _json(content: Any, status: int = 200) -> HttpResponse:
+    return HttpResponse(protocol.encode(content), status=status, content_type="application/json")
+
+
+def _error(error: SyncbindError) -> HttpResponse:
+    return _json({"error": error.as_error()}, status=error.status)
+
+
+def authenticate(request: HttpRequest) -> core.Connection:
+    """The HTTP request's Connection: same AUTHENTICATION_CLASSES as the WebSocket."""
+    for authentication_class in api_settings.AUTHENTICATION_CLASSES:
+        result = authentication_class().authenticate_request(request)
+        if result is not None:
+            user, auth = result
+            break
+    else:
+        user, auth = AnonymousUser(), None
+    if not user.is_authenticated and not api_settings.ANONYMOUS_CONNECTION_ALLOWED:
+        raise NotAuthenticated()
+    return core.Connection(user=user, auth=auth, transport="http", http_request=request)
+
+
+def read_body(request: HttpRequest) -> Any:
+    """The decoded JSON body (``{}`` when empty)."""
+    limit = api_settings.MAX_MESSAGE_BYTES
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        raise TooLarge(f"Message larger than {limit} bytes.")
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise TooLarge(f"Message larger than {limit} bytes.") from None
+    if len(body) > limit:
+        raise TooLarge(f"Message larger than {limit} bytes.")
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise BadRequest("The body is not valid JSON.") from None
+
+
+def _object_body(request: HttpRequest) -> dict[str, Any]:
+    body = read_body(request)
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    return body
+
+
+def _respond(reply: dict[str, Any], created: bool = False) -> HttpResponse:
+    if "error" in reply:
+        return _json(
+            {"error": reply["error"]}, status=STATUS_BY_CODE.get(reply["error"]["code"], 500)
+        )
+    return _json(reply["data"], status=201 if created else 200)
+
+
+def _run(request: HttpRequest, stream: str, action: str, data: dict[str, Any]) -> dict[str, Any]:
+    event = protocol.join_event(stream, action)
+    try:
+        protocol.parse_event(event)
+    except BadRequest as exc:
+        return protocol.error_reply(exc.as_error(), None)
+    message = protocol.Message(event=event, stream=stream, action=action, data=data)
+    return core.handle_message(message, authenticate(request))
+
+
+def _list_data(request: HttpRequest) -> tuple[str, dict[str, Any]]:
+    params = request.GET
+    data: dict[str, Any] = {name: params[name] for name in LIST_PARAMS if name in params}
+    filters = {name: value for name, value in params.items() if name not in NOT_FILTERS}
+    if filters:
+        data["filters"] = filters
+    return ("search" if "query" in data else "list"), data
+
+
+def pooled(view):
+    """Serve a sync view from syncbind's worker pool.
+
+    Under ASGI, Django runs sync views on one shared thread; going through the
+    pool gives HTTP requests the same parallelism as WebSocket messages. CSRF is
+    checked by SessionAuthentication, so the views themselves are exempt (token
+    clients have no CSRF cookie).
+    """
+
+    @csrf_exempt
+    @wraps(view)
+    async def run(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return await run_in_pool(view, request, *args, **kwargs)
+
+    return run
+
+
+@pooled
+def collection(request: HttpRequest, stream: str) -> HttpResponse:
+    """``GET`` a page, ``POST`` a new row."""
+    try:
+        if request.method == "GET":
+            action, data = _list_data(request)
+            return _respond(_run(request, stream, action, data))
+        if request.method == "POST":
+            reply = _run(request, stream, "create", _object_body(request))
+            return _respond(reply, created=True)
+    except SyncbindError as error:
+        return _error(error)
+    return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+
+
+MEMBER_ACTIONS = {"GET": "retrieve", "PATCH": "update", "PUT": "save", "DELETE": "delete"}
+
+
+@pooled
+def member(request: HttpRequest, stream: str, key: str) -> HttpResponse:
+    """A row (``GET``/``PATCH``/``PUT``/``DELETE``), or a custom event (``POST``)."""
+    try:
+        if request.method == "POST":
+            return _respond(_run(request, stream, key, _object_body(request)))
+        action = MEMBER_ACTIONS.get(request.method)
+        if action is None:
+            return HttpResponse(status=405, headers={"Allow": "GET, PATCH, PUT, DELETE, POST"})
+        body = _object_body(request) if action in ("update", "save") else {}
+        return _respond(_run(request, stream, action, {**body, "id": key}))
+    except SyncbindError as error:
+        return _error(error)
+
+
+@pooled
+def events(request: HttpRequest) -> HttpResponse:
+    """``POST`` the WebSocket envelope; the reply is the WebSocket reply, with its status."""
+    if request.method != "POST":
+        return HttpResponse(status=405, headers={"Allow": "POST"})
+    try:
+        message = protocol.parse_envelope(read_body(request))
+    except protocol.InvalidFrame as invalid:
+        reply = protocol.error_reply(invalid.error.as_error(), invalid.event, invalid.request_id)
+        return _json(reply, status=invalid.error.status)
+    except SyncbindError as error:
+        return _json(protocol.error_reply(error.as_error()), status=error.status)
+    try:
+        connection = authenticate(request)
+    except SyncbindError as error:
+        reply = protocol.error_reply(error.as_error(), message.event, message.request_id)
+        return _json(reply, status=error.status)
+    reply = core.handle_message(message, connection)
+    status = STATUS_BY_CODE.get(reply["error"]["code"], 500) if "error" in reply else 200
+    return _json(reply, status=status)
