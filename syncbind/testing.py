@@ -23,7 +23,6 @@ import json
 from typing import Any
 
 from channels.testing.websocket import WebsocketCommunicator
-from django.contrib.auth.models import AnonymousUser
 
 from . import protocol
 
@@ -115,7 +114,10 @@ class _Connect:
         self.communicator = WebsocketCommunicator(
             application, path, headers=headers, subprotocols=subprotocols
         )
-        self.communicator.scope["user"] = user if user is not None else AnonymousUser()
+        if user is not None:
+            # As AuthMiddlewareStack would; left out for None so that a real middleware
+            # stack in ``application`` resolves the user itself.
+            self.communicator.scope["user"] = user
         self.timeout = timeout
         self.client: SyncbindClient | None = None
 
@@ -151,7 +153,8 @@ def connect(
     """Connect to ``application`` (default: a bare SyncConsumer) as ``user``.
 
     Use as ``async with connect(user) as client`` or ``client = await connect(user)``.
-    The user is put in the scope as AuthMiddlewareStack would.
+    The user is put in the scope as AuthMiddlewareStack would (``None``: no user,
+    or whatever the application's own middleware finds, e.g. a session cookie).
     """
     if application is None:
         from .consumers import SyncConsumer

@@ -49,13 +49,37 @@ def test_database_env() -> dict[str, str]:
     return env
 
 
+test_database_env.__test__ = False  # a helper, not a test, wherever it is imported
+
+
 @contextmanager
-def uvicorn_server(app: str, env: dict[str, str] | None = None, cwd: Path = ROOT, settings_module: str = "tests.settings"):
+def uvicorn_server(
+    app: str,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+    settings_module: str = "tests.settings",
+):
     """Run ``uvicorn app`` in a child process; yields its port; stops it afterwards."""
     port = free_port()
-    child_env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module, "PYTHONPATH": str(ROOT), **(env or {})}
+    child_env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": settings_module,
+        "PYTHONPATH": str(ROOT),
+        **(env or {}),
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         cwd=cwd,
         env=child_env,
     )

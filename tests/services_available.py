@@ -14,7 +14,9 @@ def reachable(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 def services_available() -> bool:
-    return reachable("127.0.0.1", int(os.environ.get("SYNCBIND_PG_PORT", 5432))) and reachable("127.0.0.1", 6379)
+    return reachable("127.0.0.1", int(os.environ.get("SYNCBIND_PG_PORT", 5432))) and reachable(
+        "127.0.0.1", 6379
+    )
 
 
 if __name__ == "__main__":

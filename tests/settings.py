@@ -97,6 +97,12 @@ TEMPLATES = [
 ]
 
 SYNCBIND = {"THREAD_POOL_SIZE": 16}
+if os.environ.get("SYNCBIND_TEST_TOKEN_AUTH"):
+    # Server processes started by end-to-end tests also accept ?token= connections.
+    SYNCBIND["AUTHENTICATION_CLASSES"] = [
+        "syncbind.authentication.SessionAuthentication",
+        "syncbind.authentication.TokenAuthentication",
+    ]
 
 LOGGING = {
     "version": 1,

@@ -16,7 +16,19 @@ sleepy_barrier = threading.Barrier(SLEEPY_PARTIES, timeout=10)
 
 class ProductBinding(SyncBinding):
     model = Product
-    fields = ["id", "name", "price", "category", "owner", "tags", "in_stock", "status", "stock", "sku", "created"]
+    fields = [
+        "id",
+        "name",
+        "price",
+        "category",
+        "owner",
+        "tags",
+        "in_stock",
+        "status",
+        "stock",
+        "sku",
+        "created",
+    ]
     read_only_fields = ["owner"]
     filter_fields = {"price": ["exact", "lt", "gt"], "category": ["exact"], "name": ["icontains"]}
     search_fields = ["name", "category__name"]

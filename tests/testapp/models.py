@@ -30,7 +30,9 @@ class Product(models.Model):
     name = models.CharField(max_length=50)
     price = models.DecimalField(max_digits=8, decimal_places=2)
     category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="products")
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
     tags = models.ManyToManyField(Tag, blank=True)
     in_stock = models.BooleanField(default=True)
     status = models.CharField(max_length=10, choices=STATUS_CHOICES, default="draft")
@@ -49,5 +51,7 @@ class Product(models.Model):
 class Note(models.Model):
     """A row that belongs to one user; its binding shows each user only their own."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notes")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notes"
+    )
     text = models.CharField(max_length=200)

@@ -1,0 +1,183 @@
+"""Settings, system checks, registry and autodiscovery."""
+
+import warnings
+
+import pytest
+from django.core import checks
+from django.test import override_settings
+
+from syncbind import SyncBinding
+from syncbind.authentication import SessionAuthentication, TokenAuthentication
+from syncbind.permissions import DjangoModelPermissions, IsAuthenticated
+from syncbind.registry import AlreadyRegistered, autodiscover, registry
+from syncbind.settings import DEFAULTS, api_settings
+from tests.pkgapp.models import Thing
+from tests.testapp.models import Product
+
+
+def test_defaults():
+    assert DEFAULTS["DEFAULT_PAGE_SIZE"] == 25 and DEFAULTS["MAX_PAGE_SIZE"] == 100
+    assert DEFAULTS["THREAD_POOL_SIZE"] == 16 and DEFAULTS["MAX_MESSAGE_BYTES"] == 262144
+    assert DEFAULTS["ANONYMOUS_CONNECTION_ALLOWED"] is False
+    with override_settings(SYNCBIND={}):
+        assert (SessionAuthentication,) == api_settings.AUTHENTICATION_CLASSES
+        assert (DjangoModelPermissions,) == api_settings.DEFAULT_PERMISSION_CLASSES
+
+
+def test_user_settings_resolve_imports_and_reload():
+    with override_settings(
+        SYNCBIND={"DEFAULT_PERMISSION_CLASSES": ["syncbind.permissions.IsAuthenticated"]}
+    ):
+        assert (IsAuthenticated,) == api_settings.DEFAULT_PERMISSION_CLASSES
+        assert api_settings.DEFAULT_PAGE_SIZE == 25
+    assert (DjangoModelPermissions,) == api_settings.DEFAULT_PERMISSION_CLASSES
+
+
+def test_unknown_setting_is_an_error():
+    with pytest.raises(AttributeError):
+        _ = api_settings.NO_SUCH_SETTING
+
+
+def test_bad_import_string_names_the_setting():
+    with (
+        override_settings(SYNCBIND={"EXCEPTION_HANDLER": "nowhere.handler"}),
+        pytest.raises(ImportError, match="EXCEPTION_HANDLER"),
+    ):
+        _ = api_settings.EXCEPTION_HANDLER
+
+
+def test_channels_binding_fallback():
+    legacy = {
+        "AUTHENTIFICATION_CLASSES": ("channels_binding.authentification.TokenAuthentification",),
+        "ANONYMOUS_CONNECTION_ALLOWED": True,
+        "DEFAULT_PAGE_SIZE": 10,
+    }
+    with override_settings(SYNCBIND=None, CHANNELS_BINDING=legacy):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert (TokenAuthentication,) == api_settings.AUTHENTICATION_CLASSES
+        assert any(
+            issubclass(w.category, DeprecationWarning) and "CHANNELS_BINDING" in str(w.message)
+            for w in caught
+        )
+        assert api_settings.ANONYMOUS_CONNECTION_ALLOWED is True
+        assert api_settings.DEFAULT_PAGE_SIZE == 10
+    with (
+        override_settings(CHANNELS_BINDING=legacy, SYNCBIND={"DEFAULT_PAGE_SIZE": 7}),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore", DeprecationWarning)
+        assert api_settings.DEFAULT_PAGE_SIZE == 7  # SYNCBIND wins
+        assert api_settings.ANONYMOUS_CONNECTION_ALLOWED is True
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_page_size_setting_reaches_the_wire(make_client, superuser, settings):
+    settings.SYNCBIND = {"DEFAULT_PAGE_SIZE": 3, "MAX_PAGE_SIZE": 4}
+    client = await make_client(superuser)
+    assert (await client.send_event("testapp.Product.list"))["data"]["limit"] == 3
+    assert (await client.send_event("testapp.Product.list", {"limit": 50}))["data"]["limit"] == 4
+
+
+# -- system checks ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def temporary_binding():
+    """Register bindings for one test, leaving the registry as it was."""
+    saved = registry.snapshot()
+    yield registry.register
+    registry.restore(saved)
+
+
+def test_check_refuses_a_binding_without_fields(temporary_binding):
+    class Careless(SyncBinding):
+        model = Thing
+        stream = "pkgapp.Careless"
+
+    temporary_binding(Careless)
+    errors = [e for e in checks.run_checks() if e.id.startswith("syncbind")]
+    assert [e.id for e in errors] == ["syncbind.E001"]
+    assert errors[0].obj is Careless
+
+
+def test_check_names_unknown_fields(temporary_binding):
+    class Typo(SyncBinding):
+        model = Thing
+        stream = "pkgapp.Typo"
+        fields = ["id", "lable"]
+        ordering_fields = ["nope"]
+
+    temporary_binding(Typo)
+    assert sorted(e.id for e in checks.run_checks() if e.id.startswith("syncbind")) == [
+        "syncbind.E002",
+        "syncbind.E003",
+    ]
+
+
+def test_clean_project_passes_checks():
+    assert [e for e in checks.run_checks() if e.id.startswith("syncbind")] == []
+
+
+# -- registry and autodiscovery ------------------------------------------------------------
+
+
+def test_autodiscovered_module_and_package():
+    from tests.pkgapp.bindings.things import ThingBinding
+    from tests.testapp.bindings import ProductBinding
+
+    assert registry.get("testapp.Product") is ProductBinding
+    assert registry.get("pkgapp.Thing") is ThingBinding
+    assert registry.get("auth.User").get_stream() == "auth.User"
+
+
+def test_two_bindings_on_one_stream(temporary_binding):
+    class Again(SyncBinding):
+        model = Product
+        fields = ["id"]
+
+    with pytest.raises(AlreadyRegistered, match="testapp.Product"):
+        temporary_binding(Again)
+
+
+def test_autodiscover_is_idempotent(temporary_binding):
+    before = registry.snapshot()
+    autodiscover()
+    assert registry.snapshot() == before
+
+
+def test_failed_import_rolls_back_and_raises(temporary_binding):
+    before = registry.snapshot()
+    with (
+        override_settings(
+            INSTALLED_APPS=[
+                "django.contrib.auth",
+                "django.contrib.contenttypes",
+                "syncbind.apps.SimpleSyncbindConfig",
+                "tests.testapp",
+                "tests.pkgapp",
+                "tests.brokenapp",
+            ]
+        ),
+        pytest.raises(ModuleNotFoundError, match="a_module_that_does_not_exist"),
+    ):
+        autodiscover()
+    assert registry.snapshot() == before
+    assert not registry.is_registered("brokenapp.Thing")
+
+
+def test_simple_config_does_not_autodiscover(temporary_binding):
+    from django.apps import apps
+
+    registry.clear()
+    with override_settings(
+        INSTALLED_APPS=[
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "syncbind.apps.SimpleSyncbindConfig",
+            "tests.testapp",
+            "tests.pkgapp",
+        ]
+    ):
+        apps.get_app_config("syncbind").ready()
+        assert registry.all() == []

@@ -1,0 +1,151 @@
+"""The worker pool: connections in parallel, one connection in order; and the real server."""
+
+import asyncio
+import json
+import threading
+
+import pytest
+import websockets
+from websockets.asyncio.client import connect as ws_connect
+
+from syncbind import AsyncConsumer, SyncConsumer
+from syncbind.testing import connect
+from tests import factories
+from tests.servers import test_database_env, uvicorn_server
+from tests.testapp import bindings
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def rendezvous(monkeypatch):
+    """A fresh barrier for ProductBinding.rendezvous, with a short timeout."""
+
+    def make(parties, timeout):
+        barrier = threading.Barrier(parties, timeout=timeout)
+        monkeypatch.setattr(bindings, "sleepy_barrier", barrier)
+        return barrier
+
+    return make
+
+
+@pytest.mark.parametrize("consumer", [SyncConsumer, AsyncConsumer])
+async def test_connections_run_in_parallel(consumer, rendezvous, superuser):
+    """8 handlers wait on one barrier: it opens only if all 8 run at the same time."""
+    rendezvous(8, timeout=10)
+    clients = [await connect(superuser, application=consumer.as_asgi()) for _ in range(8)]
+    try:
+        replies = await asyncio.gather(
+            *(c.send_event("testapp.Product.rendezvous", timeout=15) for c in clients)
+        )
+        assert [reply["data"] for reply in replies] == [{"met": True}] * 8
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_pool_size_bounds_parallelism(rendezvous, superuser, settings):
+    settings.SYNCBIND = {"THREAD_POOL_SIZE": 4}
+    rendezvous(8, timeout=1)
+    clients = [await connect(superuser) for _ in range(8)]
+    try:
+        replies = await asyncio.gather(
+            *(c.send_event("testapp.Product.rendezvous", timeout=15) for c in clients)
+        )
+        # Only 4 can wait at once: the barrier breaks, every handler fails cleanly.
+        assert {reply["error"]["code"] for reply in replies} == {"server_error"}
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_one_connection_runs_in_order(make_client, superuser):
+    client = await make_client(superuser)
+    await client.send_raw(
+        json.dumps({"event": "testapp.Product.nap", "data": {"seconds": 0.3}, "request_id": 1})
+    )
+    await client.send_raw(json.dumps({"event": "testapp.Product.ping", "request_id": 2}))
+    first, second = await client.receive(), await client.receive()
+    assert (first["request_id"], second["request_id"]) == (1, 2)
+    assert first["data"] == {"slept": True}
+
+
+async def test_worker_threads_are_the_pool(make_client, superuser, monkeypatch):
+    seen = []
+    original = bindings.ProductBinding.ping
+
+    def ping(self, request):
+        seen.append(threading.current_thread().name)
+        return original(self, request)
+
+    monkeypatch.setattr(bindings.ProductBinding, "ping", ping)
+    client = await make_client(superuser)
+    await client.send_event("testapp.Product.ping")
+    assert seen and seen[0].startswith("syncbind")
+
+
+# -- the real server ------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("path", ["/ws/", "/ws/async/"])
+def test_real_server_with_websockets_client(path, transactional_db):
+    user = factories.SuperUserFactory()
+    category = factories.CategoryFactory()
+    product = factories.ProductFactory(name="served")
+    from syncbind.authentication import make_token
+
+    env = {**test_database_env(), "SYNCBIND_TEST_TOKEN_AUTH": "1"}
+    with uvicorn_server("tests.asgi:application", env=env) as port:
+
+        async def scenario():
+            url = f"ws://127.0.0.1:{port}{path}"
+            with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+                async with ws_connect(url):
+                    pass
+            assert refused.value.response.status_code == 403
+
+            async with ws_connect(f"{url}?token={make_token(user)}") as ws:
+
+                async def call(event, data, request_id):
+                    await ws.send(
+                        json.dumps({"event": event, "data": data, "request_id": request_id})
+                    )
+                    return json.loads(await ws.recv())
+
+                reply = await call("testapp.Product.retrieve", {"id": product.pk}, 1)
+                assert reply["event"] == "testapp.Product.retrieve" and reply["request_id"] == 1
+                assert reply["data"]["name"] == "served"
+                await ws.send("not json")
+                assert json.loads(await ws.recv()) == {
+                    "event": None,
+                    "error": {"code": "bad_request", "message": "The message is not valid JSON."},
+                }
+                created = await call(
+                    "testapp.Product.create",
+                    {"name": "new", "price": "2", "category": category.pk},
+                    2,
+                )
+                assert created["data"]["success"] is True
+                page = await call(
+                    "testapp.Product.list", {"ordering": "name", "subscribe": False}, 3
+                )
+                assert [row["name"] for row in page["data"]["rows"]] == ["new", "served"]
+                # The retrieve subscribed: a change by another connection is pushed.
+                async with ws_connect(f"{url}?token={make_token(user)}") as other:
+                    await other.send(
+                        json.dumps(
+                            {
+                                "event": "testapp.Product.update",
+                                "data": {"id": product.pk, "name": "renamed"},
+                            }
+                        )
+                    )
+                    assert json.loads(await other.recv())["data"]["row"]["name"] == "renamed"
+                push = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                assert push == {
+                    "event": "testapp.Product.retrieve",
+                    "data": {**reply["data"], "name": "renamed"},
+                }
+
+        asyncio.run(scenario())
