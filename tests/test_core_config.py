@@ -121,6 +121,14 @@ def test_clean_project_passes_checks():
 
 # -- registry and autodiscovery ------------------------------------------------------------
 
+WITHOUT_AUTODISCOVERY = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "syncbind.apps.SimpleSyncbindConfig",
+    "tests.testapp",
+    "tests.pkgapp",
+]
+
 
 def test_autodiscovered_module_and_package():
     from tests.pkgapp.bindings.things import ThingBinding
@@ -149,16 +157,7 @@ def test_autodiscover_is_idempotent(temporary_binding):
 def test_failed_import_rolls_back_and_raises(temporary_binding):
     before = registry.snapshot()
     with (
-        override_settings(
-            INSTALLED_APPS=[
-                "django.contrib.auth",
-                "django.contrib.contenttypes",
-                "syncbind.apps.SimpleSyncbindConfig",
-                "tests.testapp",
-                "tests.pkgapp",
-                "tests.brokenapp",
-            ]
-        ),
+        override_settings(INSTALLED_APPS=[*WITHOUT_AUTODISCOVERY, "tests.brokenapp"]),
         pytest.raises(ModuleNotFoundError, match="a_module_that_does_not_exist"),
     ):
         autodiscover()
@@ -170,14 +169,6 @@ def test_simple_config_does_not_autodiscover(temporary_binding):
     from django.apps import apps
 
     registry.clear()
-    with override_settings(
-        INSTALLED_APPS=[
-            "django.contrib.auth",
-            "django.contrib.contenttypes",
-            "syncbind.apps.SimpleSyncbindConfig",
-            "tests.testapp",
-            "tests.pkgapp",
-        ]
-    ):
+    with override_settings(INSTALLED_APPS=WITHOUT_AUTODISCOVERY):
         apps.get_app_config("syncbind").ready()
         assert registry.all() == []

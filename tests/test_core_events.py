@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from syncbind import core, protocol
 from tests import factories
+from tests.rows import product_row
 from tests.testapp.models import Category, Product
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,29 +21,12 @@ def strip_id(reply):
     return {key: value for key, value in reply.items() if key != "request_id"}
 
 
-def serialized(product):
-    product.refresh_from_db()
-    return {
-        "id": product.pk,
-        "name": product.name,
-        "price": f"{product.price:.2f}",
-        "category": product.category_id,
-        "owner": product.owner_id,
-        "tags": sorted(product.tags.values_list("pk", flat=True)),
-        "in_stock": product.in_stock,
-        "status": product.status,
-        "stock": product.stock,
-        "sku": str(product.sku),
-        "created": product.created.isoformat().replace("+00:00", "Z"),
-    }
-
-
 async def test_retrieve(make_client, superuser, db_call):
     tag = await db_call(factories.TagFactory)
     product = await db_call(factories.ProductFactory, price=Decimal("12.5"), tags=[tag])
     client = await make_client(superuser)
     reply = await client.send_event(f"{P}.retrieve", {"id": product.pk})
-    expected = await db_call(serialized, product)
+    expected = await db_call(product_row, product)
     assert reply == {"event": f"{P}.retrieve", "data": expected, "request_id": reply["request_id"]}
     assert expected["price"] == "12.50" and expected["tags"] == [tag.pk]
 
@@ -179,7 +163,7 @@ async def test_create(make_client, superuser, db_call):
     product = await db_call(Product.objects.get, name="lamp")
     assert reply == {
         "event": f"{P}.create",
-        "data": {"success": True, "id": product.pk, "row": await db_call(serialized, product)},
+        "data": {"success": True, "id": product.pk, "row": await db_call(product_row, product)},
     }
     assert product.owner_id == superuser.pk  # perform_create sets it
     assert product.in_stock is True  # the model default, although the form has a checkbox
@@ -192,7 +176,7 @@ async def test_update_is_partial(make_client, superuser, db_call):
     assert reply["data"] == {
         "success": True,
         "id": product.pk,
-        "row": await db_call(serialized, product),
+        "row": await db_call(product_row, product),
     }
     assert reply["data"]["row"]["name"] == "new" and reply["data"]["row"]["stock"] == 3
 

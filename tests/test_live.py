@@ -15,31 +15,12 @@ from django.db import transaction
 from syncbind import notify
 from syncbind.live.keys import group_name
 from tests import factories
+from tests.rows import product_row
 from tests.testapp.models import Category, Note, Product, Tag
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PRODUCT = "testapp.Product"
-
-
-def row(product, **changes):
-    """The serialized form of a Product, as the binding sends it."""
-    product.refresh_from_db()
-    data = {
-        "id": product.pk,
-        "name": product.name,
-        "price": str(product.price),
-        "category": product.category_id,
-        "owner": product.owner_id,
-        "tags": sorted(product.tags.values_list("pk", flat=True)),
-        "in_stock": product.in_stock,
-        "status": product.status,
-        "stock": product.stock,
-        "sku": str(product.sku),
-        "created": product.created.isoformat().replace("+00:00", "Z"),
-    }
-    data.update(changes)
-    return data
 
 
 # -- instances ---------------------------------------------------------------------------
@@ -78,7 +59,7 @@ async def test_save_from_plain_orm_code_pushes_fresh_row(make_client, superuser,
     def change():
         product.price = Decimal("99.50")
         product.save()
-        return row(product)
+        return product_row(product)
 
     expected = await db_call(change)
     push = await client.receive_push(f"{PRODUCT}.retrieve#mine")
