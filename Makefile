@@ -25,13 +25,15 @@ $(VENV)/.installed-demo: $(PY) pyproject.toml
 
 install: $(VENV)/.installed-test
 
+LINTED := $(wildcard syncbind tests sample_site bench)
+
 lint: install
-	$(PY) -m ruff check syncbind tests sample_site bench
-	$(PY) -m ruff format --check syncbind tests sample_site bench
+	$(PY) -m ruff check $(LINTED)
+	$(PY) -m ruff format --check $(LINTED)
 
 format: install
-	$(PY) -m ruff format syncbind tests sample_site bench
-	$(PY) -m ruff check --fix syncbind tests sample_site bench
+	$(PY) -m ruff format $(LINTED)
+	$(PY) -m ruff check --fix $(LINTED)
 
 # The whole suite on SQLite + the in-memory layer, then on PostgreSQL +
 # channels-redis when those servers answer (always, under SYNCBIND_REQUIRE_SERVICES=1).
