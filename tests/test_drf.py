@@ -1,0 +1,223 @@
+"""Django REST framework serializers and permission classes on bindings; and syncbind without DRF."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from rest_framework import permissions as drf_permissions
+from rest_framework import serializers
+
+from syncbind import SyncBinding
+from syncbind.permissions import IsAuthenticated
+from syncbind.registry import registry
+from syncbind.testing import connect
+from tests import factories
+from tests.servers import ROOT
+from tests.testapp.models import Product
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+S = "drf.Product"
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    viewer = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "price", "category", "tags", "viewer"]
+
+    def get_viewer(self, obj):
+        return self.context["request"].user.username
+
+    def validate_name(self, value):
+        if value == self.context["request"].user.username:
+            raise serializers.ValidationError("Do not name products after yourself.")
+        return value
+
+
+class OwnerOnly(drf_permissions.BasePermission):
+    message = "Only the owner may touch this row."
+
+    def has_object_permission(self, request, view, obj):
+        # DRF-style: read freely, write only your own rows.
+        return request.method in drf_permissions.SAFE_METHODS or obj.owner_id == request.user.pk
+
+
+class DRFProductBinding(SyncBinding):
+    model = Product
+    stream = S
+    serializer_class = ProductSerializer
+    permission_classes = [IsAuthenticated, drf_permissions.IsAuthenticated, OwnerOnly]
+
+    def perform_create(self, request, write):
+        return write.save(owner=request.user)
+
+
+class DRFModelPermsBinding(SyncBinding):
+    model = Product
+    stream = "drf.Guarded"
+    fields = ["id", "name"]
+    permission_classes = [drf_permissions.DjangoModelPermissions]
+
+
+@pytest.fixture(autouse=True)
+def drf_bindings():
+    saved = registry.snapshot()
+    registry.register(DRFProductBinding)
+    registry.register(DRFModelPermsBinding)
+    yield
+    registry.restore(saved)
+
+
+async def test_serializer_output_with_request_context(db_call):
+    user = await db_call(factories.UserFactory, username="ann")
+    tag = await db_call(factories.TagFactory)
+    product = await db_call(factories.ProductFactory, price="3.5", tags=[tag])
+    async with connect(user) as client:
+        reply = await client.send_event(f"{S}.retrieve", {"id": product.pk})
+        assert reply["data"] == {
+            "id": product.pk,
+            "name": product.name,
+            "price": "3.50",
+            "category": product.category_id,
+            "tags": [tag.pk],
+            "viewer": "ann",
+        }
+        page = (await client.send_event(f"{S}.list"))["data"]
+        assert page["count"] == 1 and page["rows"] == [reply["data"]]
+
+
+async def test_serializer_validates_writes(db_call):
+    user = await db_call(factories.UserFactory, username="bob")
+    category = await db_call(factories.CategoryFactory)
+    async with connect(user) as client:
+        reply = await client.send_event(
+            f"{S}.create", {"name": "bob", "price": "1", "category": category.pk}
+        )
+        assert reply["error"] == {
+            "code": "invalid",
+            "message": "Invalid data.",
+            "fields": {"name": ["Do not name products after yourself."]},
+        }
+        reply = await client.send_event(
+            f"{S}.create", {"name": "lamp", "price": "x", "category": category.pk}
+        )
+        assert reply["error"]["fields"] == {"price": ["A valid number is required."]}
+        reply = await client.send_event(
+            f"{S}.create", {"name": "lamp", "price": "1", "category": category.pk, "viewer": "x"}
+        )
+        assert reply["error"]["fields"] == {"viewer": ["This field is not writable."]}
+        reply = await client.send_event(
+            f"{S}.create", {"name": "lamp", "price": "1", "category": category.pk, "stock": 3}
+        )
+        assert reply["error"]["fields"] == {"stock": ["Unknown field."]}
+        assert await db_call(Product.objects.count) == 0
+        created = (
+            await client.send_event(
+                f"{S}.create", {"name": "lamp", "price": "1", "category": category.pk}
+            )
+        )["data"]
+        product = await db_call(Product.objects.get, pk=created["id"])
+        assert created == {
+            "success": True,
+            "id": product.pk,
+            "row": {**created["row"], "name": "lamp", "viewer": "bob"},
+        }
+        assert product.owner_id == user.pk
+        updated = (await client.send_event(f"{S}.update", {"id": product.pk, "name": "lamp 2"}))[
+            "data"
+        ]
+        assert updated["row"]["name"] == "lamp 2"
+
+
+async def test_drf_object_permissions_with_method_mapping(db_call):
+    owner = await db_call(factories.UserFactory)
+    other = await db_call(factories.UserFactory)
+    product = await db_call(factories.ProductFactory, owner=owner)
+    async with connect(other) as client:
+        assert "data" in await client.send_event(f"{S}.retrieve", {"id": product.pk})  # GET is safe
+        for action, data in [("update", {"name": "x"}), ("save", {"name": "x"}), ("delete", {})]:
+            reply = await client.send_event(f"{S}.{action}", {"id": product.pk, **data})
+            assert reply["error"] == {
+                "code": "permission_denied",
+                "message": "Only the owner may touch this row.",
+            }
+    async with connect(owner) as client:
+        assert (await client.send_event(f"{S}.update", {"id": product.pk, "name": "mine"}))["data"][
+            "success"
+        ]
+
+
+async def test_drf_django_model_permissions(db_call):
+    product = await db_call(factories.ProductFactory)
+    nobody = await db_call(factories.UserFactory)
+    changer = await db_call(factories.UserFactory, perms=["testapp.change_product"])
+    async with connect(nobody) as client:
+        # DRF's DjangoModelPermissions asks nothing for GET (its own semantics)...
+        assert "data" in await client.send_event("drf.Guarded.retrieve", {"id": product.pk})
+        # ...and change for PATCH (update) / PUT (save).
+        assert (await client.send_event("drf.Guarded.update", {"id": product.pk, "name": "x"}))[
+            "error"
+        ]["code"] == ("permission_denied")
+    async with connect(changer) as client:
+        assert (await client.send_event("drf.Guarded.update", {"id": product.pk, "name": "x"}))[
+            "data"
+        ]["success"]
+        assert (await client.send_event("drf.Guarded.delete", {"id": product.pk}))["error"][
+            "code"
+        ] == "permission_denied"
+
+
+async def test_drf_bindings_push_per_user(db_call):
+    ann = await db_call(factories.UserFactory, username="ann")
+    ben = await db_call(factories.UserFactory, username="ben")
+    product = await db_call(factories.ProductFactory, owner=ann)
+    async with connect(ann) as a, connect(ben) as b:
+        await a.send_event(f"{S}.retrieve", {"id": product.pk})
+        await b.send_event(f"{S}.retrieve", {"id": product.pk})
+        await a.send_event(f"{S}.update", {"id": product.pk, "name": "changed"})
+        # The serializer reads request.user: each subscriber gets its own evaluation.
+        assert (await a.receive_push(f"{S}.retrieve"))["data"]["viewer"] == "ann"
+        assert (await b.receive_push(f"{S}.retrieve"))["data"]["viewer"] == "ben"
+
+
+def test_syncbind_works_without_drf(transactional_db):
+    script = """
+import sys, json
+sys.modules["rest_framework"] = None   # importing DRF now fails
+import django
+django.setup()
+from syncbind import core, protocol
+from tests.factories import ProductFactory, SuperUserFactory
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+product = ProductFactory(name="no drf here")
+message = protocol.parse_envelope({"event": "testapp.Product.retrieve", "data": {"id": product.pk}})
+reply = core.handle_message(message, core.Connection(user=SuperUserFactory()))
+print(json.dumps({"name": reply["data"]["name"], "drf": "rest_framework.serializers" in sys.modules}))
+"""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "SYNCBIND_TEST_DB": "sqlite",
+        "SYNCBIND_TEST_LAYER": "memory",
+        "SYNCBIND_TEST_DB_NAME": str(ROOT / f".no-drf-{os.getpid()}.sqlite3"),
+    }
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            path = ROOT / f".no-drf-{os.getpid()}.sqlite3{suffix}"
+            if path.exists():
+                path.unlink()
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"name": "no drf here", "drf": False}

@@ -1,0 +1,167 @@
+"""The HTTP API: routes, statuses, authentication, CSRF, and pushes caused by HTTP writes."""
+
+import json
+
+import pytest
+from django.test import AsyncClient, Client
+
+from syncbind.authentication import make_token
+from syncbind.testing import connect
+from tests import factories
+from tests.testapp.models import Product
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TOKEN_AUTH = {
+    "AUTHENTICATION_CLASSES": [
+        "syncbind.authentication.SessionAuthentication",
+        "syncbind.authentication.TokenAuthentication",
+    ]
+}
+
+
+@pytest.fixture
+def logged_in(superuser):
+    client = Client()
+    client.force_login(superuser)
+    return client
+
+
+def body(data):
+    return {"data": json.dumps(data), "content_type": "application/json"}
+
+
+def test_anonymous_is_refused_with_401(transactional_db):
+    response = Client().get("/api/testapp.Product/")
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": {
+            "code": "not_authenticated",
+            "message": "Authentication credentials were not provided.",
+        }
+    }
+
+
+def test_anonymous_allowed_then_permission_classes_decide(transactional_db, settings):
+    settings.SYNCBIND = {"ANONYMOUS_CONNECTION_ALLOWED": True}
+    assert Client().get("/api/testapp.Product/").status_code == 401  # DjangoModelPermissions
+    assert Client().post("/api/testapp.Product/ping/", **body({})).json() == {
+        "pong": True,
+        "user": None,
+    }
+
+
+def test_session_writes_need_the_csrf_token(superuser):
+    product = factories.ProductFactory()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(superuser)
+    refused = client.patch(f"/api/testapp.Product/{product.pk}/", **body({"name": "x"}))
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "permission_denied"
+    assert refused.json()["error"]["message"].startswith("CSRF failed")
+    assert client.get("/api/testapp.Product/").status_code == 200  # reads need no token
+    secret = "k" * 32  # a browser holds the same token in the cookie and the header
+    client.cookies["csrftoken"] = secret
+    accepted = client.patch(
+        f"/api/testapp.Product/{product.pk}/", **body({"name": "x"}), HTTP_X_CSRFTOKEN=secret
+    )
+    assert accepted.status_code == 200 and accepted.json()["row"]["name"] == "x"
+
+
+def test_token_header_and_parameter(settings):
+    settings.SYNCBIND = TOKEN_AUTH
+    user = factories.SuperUserFactory()
+    product = factories.ProductFactory()
+    token = make_token(user)
+    by_header = Client().patch(
+        f"/api/testapp.Product/{product.pk}/",
+        **body({"name": "y"}),
+        HTTP_AUTHORIZATION=f"Token {token}",
+    )
+    assert by_header.status_code == 200  # no CSRF for token clients
+    assert Client().get(f"/api/testapp.Product/{product.pk}/?token={token}").json()["name"] == "y"
+    bad = Client().get("/api/testapp.Product/", HTTP_AUTHORIZATION="Token nope")
+    assert bad.status_code == 401
+    assert bad.json() == {"error": {"code": "not_authenticated", "message": "Invalid token."}}
+
+
+def test_statuses(logged_in):
+    product = factories.ProductFactory()
+    assert logged_in.get("/api/nope.Nothing/").status_code == 404
+    assert logged_in.get("/api/nope.Nothing/").json()["error"]["code"] == "unknown_event"
+    assert logged_in.get("/api/testapp.Product/999999/").status_code == 404
+    assert logged_in.post(
+        "/api/testapp.Product/", data="{nope", content_type="application/json"
+    ).json() == {"error": {"code": "bad_request", "message": "The body is not valid JSON."}}
+    assert logged_in.post("/api/testapp.Product/", **body([1])).status_code == 400
+    assert logged_in.post("/api/testapp.Product/explode/", **body({})).json() == {
+        "error": {"code": "server_error", "message": "A server error occurred."}
+    }
+    assert logged_in.post("/api/testapp.Product/explode/", **body({})).status_code == 500
+    assert logged_in.put("/api/testapp.Product/", **body({})).status_code == 405
+    assert logged_in.get("/api/events/").status_code == 405
+    created = logged_in.post(
+        "/api/testapp.Product/",
+        **body({"name": "n", "price": "1", "category": product.category_id}),
+    )
+    assert created.status_code == 201
+    deleted = logged_in.delete(f"/api/testapp.Product/{created.json()['id']}/")
+    assert deleted.json() == {"success": True, "id": created.json()["id"]}
+
+
+def test_too_large(logged_in, settings):
+    settings.SYNCBIND = {"MAX_MESSAGE_BYTES": 50}
+    response = logged_in.post("/api/testapp.Product/ping/", **body({"pad": "x" * 100}))
+    assert response.status_code == 413
+    assert response.json() == {
+        "error": {"code": "too_large", "message": "Message larger than 50 bytes."}
+    }
+
+
+def test_envelope_endpoint_echoes_request_id_and_event(logged_in):
+    response = logged_in.post(
+        "/api/events/", **body({"event": "testapp.Product.ping#t", "request_id": [1]})
+    )
+    assert response.json()["event"] == "testapp.Product.ping#t" and response.json()[
+        "request_id"
+    ] == [1]
+    bad = logged_in.post(
+        "/api/events/", **body({"event": "testapp.Product.ping", "data": 3, "request_id": 9})
+    )
+    assert bad.status_code == 400
+    assert bad.json() == {
+        "event": "testapp.Product.ping",
+        "error": {"code": "bad_request", "message": "'data' must be a JSON object."},
+        "request_id": 9,
+    }
+
+
+def test_list_query_parameters(logged_in):
+    a = factories.ProductFactory(name="alpha", price="5")
+    factories.ProductFactory(name="beta", price="50")
+    data = logged_in.get(
+        "/api/testapp.Product/", {"price__lt": "10", "limit": "5", "ordering": "-name"}
+    ).json()
+    assert (data["count"], data["limit"], [r["id"] for r in data["rows"]]) == (1, 5, [a.pk])
+    assert logged_in.get("/api/testapp.Product/", {"query": "alp"}).json()["count"] == 1
+    assert logged_in.get("/api/testapp.Product/", {"stock": "1"}).json()["error"]["fields"] == {
+        "stock": ["Unknown filter."]
+    }
+
+
+async def test_http_write_pushes_to_websocket_subscribers(superuser, db_call):
+    product = await db_call(factories.ProductFactory)
+    async with connect(superuser) as watcher:
+        first = await watcher.send_event("testapp.Product.retrieve", {"id": product.pk})
+        client = AsyncClient()
+        await client.aforce_login(superuser)
+        response = await client.patch(
+            f"/api/testapp.Product/{product.pk}/", **body({"name": "over http"})
+        )
+        assert response.status_code == 200
+        push = await watcher.receive_push("testapp.Product.retrieve")
+        assert push == {
+            "event": "testapp.Product.retrieve",
+            "data": {**first["data"], "name": "over http"},
+        }
+        assert (await db_call(Product.objects.get, pk=product.pk)).name == "over http"
