@@ -47,7 +47,10 @@ if DB == "postgres":
             "PORT": os.environ.get("SYNCBIND_PG_PORT", "5432"),
             "CONN_MAX_AGE": 60,
             "CONN_HEALTH_CHECKS": True,
-            "TEST": {"NAME": os.environ.get("SYNCBIND_TEST_DB_NAME", "test_syncbind")},
+            # One test database per run, so that concurrent runs on one machine never collide.
+            "TEST": {
+                "NAME": os.environ.get("SYNCBIND_TEST_DB_NAME", f"test_syncbind_{os.getpid()}")
+            },
         }
     }
 else:
