@@ -18,7 +18,9 @@ from . import core, protocol
 from .exceptions import AuthenticationFailed
 from .executor import run_in_pool
 from .live.hub import ConnectionSubscriptions, get_hub
+from .outbox import Outbox
 from .settings import api_settings
+from .throttling import RateLimit
 
 
 class _Transport:
@@ -32,13 +34,17 @@ class _Transport:
     channel_layer_alias = None
 
     async def __call__(self, scope, receive, send):
-        # Pushes are written by the process's hub straight to the socket.
         self._hub = get_hub()
-        self._asgi_send = send
-        await super().__call__(scope, receive, send)
+        # Every outgoing frame (accept, replies, pushes, close) goes through one
+        # bounded queue, so nobody ever waits for a slow client (syncbind.outbox).
+        self._outbox = Outbox(send, api_settings.MAX_OUTGOING_BYTES)
+        try:
+            await super().__call__(scope, receive, self._outbox.aput)
+        finally:
+            await self._outbox.aclose()
 
     async def _push_text(self, text: str) -> None:
-        await self._asgi_send({"type": "websocket.send", "text": text})
+        self._outbox.put({"type": "websocket.send", "text": text})
 
     def open_connection(self) -> core.Connection | None:
         """Authenticate the handshake; None refuses it (HTTP 403). Runs in a worker thread."""
@@ -54,6 +60,7 @@ class _Transport:
             scope=self.scope,
             consumer=self,
             subscriptions=ConnectionSubscriptions(self._hub, self._push_text),
+            throttle=RateLimit.from_setting(api_settings.RATE_LIMIT),
         )
 
     def close_connection(self) -> None:

@@ -18,7 +18,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import router, transaction
 
 from . import protocol
-from .exceptions import UnknownEvent
+from .exceptions import RateLimited, UnknownEvent
 from .executor import run_in_pool
 from .registry import registry
 from .request import Request
@@ -37,6 +37,8 @@ class Connection:
     http_request: Any = None
     # Live subscriptions of this connection (set by the consumers; None over HTTP).
     subscriptions: Any = None
+    # The connection's RateLimit (None: unlimited).
+    throttle: Any = None
 
 
 def authenticate(scope: dict[str, Any]) -> tuple[Any, Any]:
@@ -132,8 +134,17 @@ async def ahandle_message(message: protocol.Message, connection: Connection) -> 
         return error_for(exc, message, request, binding)
 
 
-def parse_frame(text: str | None, *, binary: bool = False) -> protocol.Message | dict[str, Any]:
-    """The Message in a WebSocket frame, or the error reply for a malformed frame."""
+def parse_frame(
+    text: str | None, *, binary: bool = False, connection: Connection | None = None
+) -> protocol.Message | dict[str, Any]:
+    """The Message in a WebSocket frame, or the error reply for a malformed or
+    over-the-rate frame (malformed frames count against the rate too)."""
+    if (
+        connection is not None
+        and connection.throttle is not None
+        and not connection.throttle.allow()
+    ):
+        return protocol.error_reply(RateLimited().as_error())
     try:
         return protocol.parse_frame(text, max_bytes=api_settings.MAX_MESSAGE_BYTES, binary=binary)
     except protocol.InvalidFrame as invalid:
@@ -144,7 +155,7 @@ def handle_frame(
     text: str | None, connection: Connection, *, binary: bool = False
 ) -> dict[str, Any]:
     """Parse a WebSocket frame and handle it; malformed frames get an error reply."""
-    message = parse_frame(text, binary=binary)
+    message = parse_frame(text, binary=binary, connection=connection)
     if isinstance(message, dict):
         return message
     return handle_message(message, connection)
@@ -154,7 +165,7 @@ async def ahandle_frame(
     text: str | None, connection: Connection, *, binary: bool = False
 ) -> dict[str, Any]:
     """Async twin of handle_frame: parsing on the loop, binding code in the pool."""
-    message = parse_frame(text, binary=binary)
+    message = parse_frame(text, binary=binary, connection=connection)
     if isinstance(message, dict):
         return message
     return await ahandle_message(message, connection)

@@ -32,6 +32,10 @@ DEFAULTS: dict[str, Any] = {
     "THREAD_POOL_SIZE": 16,
     # Frames larger than this are answered with ``too_large`` without parsing.
     "MAX_MESSAGE_BYTES": 262144,
+    # Bytes waiting to be sent to one WebSocket before it is closed (code 4008) as too slow.
+    "MAX_OUTGOING_BYTES": 4 * 1024 * 1024,
+    # Per-connection request rate, e.g. "100/s" or "1000/m"; None is unlimited.
+    "RATE_LIMIT": None,
     # Longest accepted search query, in characters.
     "MAX_SEARCH_LENGTH": 256,
     "EXCEPTION_HANDLER": "syncbind.exceptions.exception_handler",

@@ -1,0 +1,106 @@
+"""The outgoing side of one WebSocket: every frame, in order, through one bounded queue.
+
+Replies, pushes, the accept and the close all go through a connection's
+:class:`Outbox`, written to the socket by one task. So a worker thread never
+waits for a slow client (it only queues its reply), the hub never waits for one
+either (it only queues pushes), and a client that stops reading cannot make the
+server's memory grow without limit: past ``MAX_OUTGOING_BYTES`` queued, the
+queue is dropped and the connection closed with code 4008.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+logger = logging.getLogger("syncbind")
+
+SLOW_CLIENT_CLOSE_CODE = 4008
+SLOW_CLIENT_REASON = "Client too slow: outgoing queue full"
+
+
+def _size(message: dict[str, Any]) -> int:
+    return len(message.get("text") or message.get("bytes") or "")
+
+
+class Outbox:
+    """A bounded FIFO of ASGI send messages and the task that writes them."""
+
+    def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]], max_bytes: int) -> None:
+        self._send = send
+        self._max_bytes = max_bytes
+        self._queue: deque[dict[str, Any]] = deque()
+        self._bytes = 0
+        self._wakeup = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._write(), name="syncbind-outbox")
+        self.closed = False
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._bytes
+
+    def put(self, message: dict[str, Any]) -> None:
+        """Queue a message (on the event loop). Never blocks."""
+        if self.closed:
+            return
+        size = _size(message)
+        if self._bytes and self._bytes + size > self._max_bytes:
+            self._overflow()
+            return
+        self._queue.append(message)
+        self._bytes += size
+        self._wakeup.set()
+
+    async def aput(self, message: dict[str, Any]) -> None:
+        """``put`` as an ASGI-style async send callable."""
+        self.put(message)
+
+    def _overflow(self) -> None:
+        logger.warning(
+            "Closing a WebSocket whose client does not read: over %d bytes waiting", self._max_bytes
+        )
+        self.closed = True
+        self._queue.clear()
+        self._bytes = 0
+        # The writer may be stuck in a send the client never drains: close beside it.
+        self._loop.create_task(
+            self._send(
+                {
+                    "type": "websocket.close",
+                    "code": SLOW_CLIENT_CLOSE_CODE,
+                    "reason": SLOW_CLIENT_REASON,
+                }
+            )
+        )
+
+    async def _write(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                message = self._queue.popleft()
+                self._bytes -= _size(message)
+                try:
+                    await self._send(message)
+                except Exception:
+                    # The socket is gone; the consumer's disconnect cleans up.
+                    logger.debug("WebSocket send failed; dropping the outbox", exc_info=True)
+                    self.closed = True
+                    self._queue.clear()
+                    self._bytes = 0
+                    return
+
+    async def aclose(self, timeout: float = 1.0) -> None:
+        """Let queued frames go out (within ``timeout``), then stop the writer."""
+        deadline = self._loop.time() + timeout
+        while self._queue and not self._task.done() and self._loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        self.closed = True
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task
