@@ -76,3 +76,11 @@ async def make_client(consumer_app):
     yield make
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+def shared_env():
+    """A dedicated PostgreSQL database and Redis prefix for server processes (tests/livesystem.py)."""
+    from tests.livesystem import make_shared_env
+
+    yield from make_shared_env()

@@ -30,16 +30,13 @@ retrieve push, then the delete push, each followed by the recomputed page.
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import uuid
 from urllib.parse import quote
 
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 
-from tests.servers import ROOT, require_services, uvicorn_server
+from tests.livesystem import Client, shell
+from tests.servers import uvicorn_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
@@ -61,118 +58,6 @@ print(json.dumps({
     "token": make_token(user), "shared": shared.pk, "other": other.pk, "category": cheap.pk,
 }))
 """
-
-
-def _pg_dsn(dbname):
-    return (
-        f"host={os.environ.get('SYNCBIND_PG_HOST', '127.0.0.1')} "
-        f"port={os.environ.get('SYNCBIND_PG_PORT', '5432')} "
-        f"user={os.environ.get('SYNCBIND_PG_USER', 'postgres')} dbname={dbname}"
-    )
-
-
-def _psql(*statements):
-    import psycopg
-
-    with psycopg.connect(_pg_dsn("postgres"), autocommit=True) as conn:
-        for sql, params in statements:
-            conn.execute(sql, params)
-
-
-def _drop_database(name):
-    # Terminate what is left connected (works on every PostgreSQL version), then drop.
-    _psql(
-        (
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        ),
-        (f'DROP DATABASE IF EXISTS "{name}"', None),
-    )
-
-
-def _forget_redis_keys(env):
-    import redis
-
-    client = redis.Redis.from_url(env.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    try:
-        keys = list(client.scan_iter(match=f"{env['SYNCBIND_REDIS_PREFIX']}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
-
-
-def run_child(env, *args):
-    """Run ``python -m django <args>`` in a child process; return its stdout."""
-    done = subprocess.run(
-        [sys.executable, "-m", "django", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, f"django {args[0]} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-def shell(env, code):
-    """Run ``code`` in a separate ``django shell`` process; return what it printed."""
-    return run_child(env, "shell", "-c", code)
-
-
-@pytest.fixture
-def shared_env():
-    require_services()
-    name = f"syncbind_dist_{uuid.uuid4().hex[:12]}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "PYTHONPATH": str(ROOT),
-        "SYNCBIND_TEST_DB": "postgres",
-        "SYNCBIND_PG_NAME": name,
-        "SYNCBIND_TEST_LAYER": "redis",
-        "SYNCBIND_REDIS_PREFIX": f"syncbind-dist-{uuid.uuid4().hex[:12]}",
-        "SYNCBIND_TEST_TOKEN_AUTH": "1",
-    }
-    _psql((f'CREATE DATABASE "{name}"', None))
-    try:
-        run_child(env, "migrate", "-v0")
-        yield env
-    finally:
-        _drop_database(name)
-        _forget_redis_keys(env)
-
-
-class Client:
-    """A websockets connection that keeps the messages it was not waiting for."""
-
-    def __init__(self, ws):
-        self.ws = ws
-        self.kept = []
-        self.sent = 0
-
-    async def _next(self, wanted):
-        for index, message in enumerate(self.kept):
-            if wanted(message):
-                return self.kept.pop(index)
-        while True:
-            message = json.loads(await asyncio.wait_for(self.ws.recv(), TIMEOUT))
-            if wanted(message):
-                return message
-            self.kept.append(message)
-
-    async def call(self, event, data):
-        """Send an event; return its reply (matched by request_id)."""
-        self.sent += 1
-        request_id = self.sent
-        await self.ws.send(json.dumps({"event": event, "data": data, "request_id": request_id}))
-        return await self._next(lambda m: m.get("request_id") == request_id)
-
-    async def push(self, event):
-        """The next push (a message without request_id) under ``event``."""
-        return await self._next(lambda m: m.get("event") == event and "request_id" not in m)
 
 
 def test_changes_reach_subscribers_on_another_process(shared_env):
