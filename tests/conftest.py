@@ -83,4 +83,5 @@ def shared_env():
     """A dedicated PostgreSQL database and Redis prefix for server processes (tests/livesystem.py)."""
     from tests.livesystem import make_shared_env
 
-    yield from make_shared_env()
+    with make_shared_env() as env:
+        yield env

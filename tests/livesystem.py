@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 
 from tests.servers import ROOT, require_services
 
@@ -75,6 +76,7 @@ def shell(env, code):
     return run_child(env, "shell", "-c", code)
 
 
+@contextmanager
 def make_shared_env(redis_url=None):
     """A dedicated PostgreSQL database and Redis prefix, as an environment for child processes."""
     require_services()

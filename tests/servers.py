@@ -53,20 +53,27 @@ test_database_env.__test__ = False  # a helper, not a test, wherever it is impor
 
 
 @contextmanager
-def uvicorn_server(
+def server_process(
     app: str,
     env: dict[str, str] | None = None,
     cwd: Path = ROOT,
     settings_module: str = "tests.settings",
+    port: int | None = None,
+    log_path: Path | None = None,
 ):
-    """Run ``uvicorn app`` in a child process; yields its port; stops it afterwards."""
-    port = free_port()
+    """Run ``uvicorn app`` in a child process; yields ``(port, process)``; stops it afterwards.
+
+    ``log_path`` receives the child's stderr (where syncbind logs), for tests that
+    wait for a log line.
+    """
+    port = port or free_port()
     child_env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": settings_module,
         "PYTHONPATH": str(ROOT),
         **(env or {}),
     }
+    log = open(log_path, "ab") if log_path else None  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
         [
             sys.executable,
@@ -82,10 +89,11 @@ def uvicorn_server(
         ],
         cwd=cwd,
         env=child_env,
+        stderr=log,
     )
     try:
         wait_for_port(port, process)
-        yield port
+        yield port, process
     finally:
         process.terminate()
         try:
@@ -93,6 +101,20 @@ def uvicorn_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if log:
+            log.close()
+
+
+@contextmanager
+def uvicorn_server(
+    app: str,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+    settings_module: str = "tests.settings",
+):
+    """Run ``uvicorn app`` in a child process; yields its port; stops it afterwards."""
+    with server_process(app, env, cwd, settings_module) as (port, _process):
+        yield port
 
 
 def require_services() -> None:

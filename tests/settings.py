@@ -99,7 +99,9 @@ TEMPLATES = [
     }
 ]
 
-SYNCBIND = {"THREAD_POOL_SIZE": 16}
+SYNCBIND = {"THREAD_POOL_SIZE": int(os.environ.get("SYNCBIND_TEST_THREAD_POOL_SIZE", 16))}
+if os.environ.get("SYNCBIND_TEST_MAX_OUTGOING_BYTES"):
+    SYNCBIND["MAX_OUTGOING_BYTES"] = int(os.environ["SYNCBIND_TEST_MAX_OUTGOING_BYTES"])
 if os.environ.get("SYNCBIND_TEST_TOKEN_AUTH"):
     # Server processes started by end-to-end tests also accept ?token= connections.
     SYNCBIND["AUTHENTICATION_CLASSES"] = [

@@ -90,6 +90,15 @@ def _open_batch(connection) -> Batch:
 _failure = threading.Event()
 
 
+def _group_send(layer, group: str, message: dict) -> None:
+    try:
+        async_to_sync(layer.group_send)(group, message)
+    except Exception:
+        # After an outage the pool may still hold connections the server closed;
+        # the first use of one fails, a second attempt gets a fresh connection.
+        async_to_sync(layer.group_send)(group, message)
+
+
 def send_batch(batch: Batch) -> None:
     """One group message per stream. Failures are logged once per outage, never raised:
     the write has committed already and its reply must go out."""
@@ -101,7 +110,7 @@ def send_batch(batch: Batch) -> None:
         changes = None if ops is ANY or len(ops) > limit else [[pk, op] for pk, op in ops.items()]
         message = {"type": "syncbind.changes", "stream": stream, "changes": changes}
         try:
-            async_to_sync(layer.group_send)(group_name(stream), message)
+            _group_send(layer, group_name(stream), message)
         except Exception:
             if not _failure.is_set():
                 _failure.set()

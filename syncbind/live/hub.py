@@ -282,27 +282,40 @@ class Hub:
                     logger.warning("syncbind hub could not renew group %s", stream, exc_info=True)
 
     async def _receive_loop(self) -> None:
-        failing = False
         while True:
             try:
                 message = await self.layer.receive(self.channel)
-                if failing:
-                    logger.warning("syncbind hub receives changes again")
-                    failing = False
             except asyncio.CancelledError:
                 raise
             except Exception:
-                if not failing:
-                    logger.error(
-                        "syncbind hub cannot receive changes from the channel layer", exc_info=True
-                    )
-                    failing = True
-                await asyncio.sleep(1)
+                logger.error(
+                    "syncbind hub cannot receive changes from the channel layer", exc_info=True
+                )
+                await self._recover()
                 continue
             try:
                 await self.process(message)
             except Exception:
                 logger.exception("syncbind hub failed to process a change")
+
+    async def _recover(self) -> None:
+        """Wait for the channel layer to answer again, then join the groups anew.
+
+        A restarted Redis has forgotten every group membership, so pushes resume
+        only once the hub re-joins; it retries every second, logging nothing more
+        until it succeeds.
+        """
+        while True:
+            await asyncio.sleep(1)
+            try:
+                for stream in list(self.joined):
+                    await self.layer.group_add(group_name(stream), self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                continue
+            logger.warning("syncbind hub receives changes again")
+            return
 
     # -- fan-out ------------------------------------------------------------------------
     async def process(self, message: dict[str, Any]) -> None:

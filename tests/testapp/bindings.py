@@ -70,6 +70,11 @@ class ProductBinding(SyncBinding):
         raise RuntimeError("secret internal detail /etc/passwd")
 
     @event(atomic=False)
+    def blob(self, request):
+        # A large reply, for tests of clients that stop reading.
+        return {"blob": "x" * min(int(request.data.get("size", 1000)), 1_000_000)}
+
+    @event(atomic=False)
     def missing(self, request):
         raise NotFound("No such widget.")
 
