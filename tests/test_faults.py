@@ -245,7 +245,7 @@ class RawClient:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_client_that_stops_reading_is_closed(tmp_path):
+def test_client_that_stops_reading_is_closed(tmp_path, capsys):
     from syncbind.authentication import make_token
 
     user = factories.SuperUserFactory()
