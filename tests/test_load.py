@@ -124,7 +124,7 @@ def test_load_500_connections_while_another_process_writes(capsys):
             )
             start_line.set()
             assert await writer.wait() == 0
-            final = await asyncio.to_thread(lambda: Product.objects.get(pk=hot.pk).name)
+            final = await asyncio.to_thread(_name_of, hot.pk)
             assert final == f"write {writes - 1}"
             final_name.set_result(final)
             results = await asyncio.gather(*tasks)
@@ -141,3 +141,14 @@ def test_load_500_connections_while_another_process_writes(capsys):
         )
     assert errors == 0
     assert replies == connections * requests_each
+
+
+def _name_of(pk):
+    """Read from a helper thread, closing that thread's connection (the test database
+    must have no session left when it is dropped)."""
+    from django.db import connection
+
+    try:
+        return Product.objects.get(pk=pk).name
+    finally:
+        connection.close()
