@@ -149,3 +149,31 @@ def test_real_server_with_websockets_client(path, transactional_db):
                 }
 
         asyncio.run(scenario())
+
+
+def _connection_identity():
+    from django.db import connection
+
+    connection.ensure_connection()
+    return connection.connection  # the DB-API object itself, kept alive so ids can't repeat
+
+
+@pytest.mark.parametrize(("max_age", "reused"), [(0, False), (60, True)])
+async def test_workers_reuse_connections_as_conn_max_age_says(max_age, reused, settings):
+    """One worker: two messages in a row see the same database connection only when
+    CONN_MAX_AGE keeps it (as in a Django request cycle)."""
+    from django.db import connections
+
+    from syncbind.executor import run_in_pool, shutdown_executor
+
+    settings.SYNCBIND = {"THREAD_POOL_SIZE": 1}
+    database = connections["default"].settings_dict
+    original = database["CONN_MAX_AGE"]
+    database["CONN_MAX_AGE"] = max_age
+    try:
+        first = await run_in_pool(_connection_identity)
+        second = await run_in_pool(_connection_identity)
+        assert (first is second) is reused
+    finally:
+        database["CONN_MAX_AGE"] = original
+        await asyncio.to_thread(shutdown_executor)
