@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install install-demo test test-sqlite test-services lint format demo bench clean
+.PHONY: help install install-demo chromium test test-sqlite test-services lint format demo bench clean
 
 help:
 	@echo "make demo   - serve the sample site on http://127.0.0.1:8000 (SQLite, in-memory layer)"
@@ -39,7 +39,15 @@ format: install
 # channels-redis when those servers answer (always, under SYNCBIND_REQUIRE_SERVICES=1).
 test: lint test-sqlite test-services
 
-test-sqlite: install
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here).
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "Installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+			|| echo "chromium could not be installed: the browser tests will skip (or fail under SYNCBIND_REQUIRE_SERVICES)"; \
+	fi
+
+test-sqlite: install chromium
 	SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory $(PY) -m pytest $(PYTEST_ARGS)
 
 test-services: install

@@ -230,8 +230,10 @@ def test_pages(port, demo_cookies):
 
     status, _, page, _ = http_request(port, "GET", "/", cookies=demo_cookies)
     assert status == 200
-    assert "new WebSocket(" in page
+    assert "syncbind/syncbind.js" in page
     assert "shop.Product.list" in page
+    status, headers, script, _ = http_request(port, "GET", "/static/syncbind/syncbind.js")
+    assert status == 200 and "export class SyncBind" in script
 
     status, _, _, _ = http_request(port, "GET", "/admin/", cookies=demo_cookies)
     assert status == 200

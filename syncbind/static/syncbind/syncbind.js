@@ -1,0 +1,176 @@
+// syncbind.js — a small, dependency-free client for the syncbind WebSocket protocol.
+//
+//   import { SyncBind } from "/static/syncbind/syncbind.js";
+//   const sb = new SyncBind();                       // ws(s)://<this host>/ws/
+//   const row = await sb.send("shop.Product.retrieve", {id: 1});
+//   const live = sb.live("shop.Product.list#cheap", {filters: {price__lt: "10"}}, page => draw(page));
+//   live.close();
+//
+// See docs/javascript.md.
+
+/** The error a rejected send() carries: the reply's error object. */
+export class SyncBindError extends Error {
+  constructor(error, event) {
+    super(error.message || error.code);
+    this.name = "SyncBindError";
+    this.code = error.code;
+    this.fields = error.fields || {};
+    this.event = event;
+  }
+}
+
+function defaultUrl() {
+  return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/";
+}
+
+function splitEvent(event) {
+  // "shop.Product.list#cheap" -> {stream: "shop.Product", action: "list", tag: "cheap"}
+  const [name, tag] = event.split("#");
+  const dot = name.lastIndexOf(".");
+  return {stream: name.slice(0, dot), action: name.slice(dot + 1), tag: tag || null};
+}
+
+function joinEvent(stream, action, tag) {
+  return tag ? `${stream}.${action}#${tag}` : `${stream}.${action}`;
+}
+
+export class SyncBind {
+  /**
+   * @param {string} [url] WebSocket URL; defaults to /ws/ on this page's host.
+   * @param {object} [options] {minDelay: 250, maxDelay: 10000} reconnect backoff, in ms.
+   */
+  constructor(url, options = {}) {
+    this.url = url || defaultUrl();
+    this.minDelay = options.minDelay ?? 250;
+    this.maxDelay = options.maxDelay ?? 10000;
+    this.handlers = new Map();   // event -> Set of push handlers
+    this.pending = new Map();    // request_id -> {resolve, reject, event}
+    this.queue = [];             // frames sent while not connected
+    this.lives = new Set();      // live subscriptions, re-sent after a reconnect
+    this.nextId = 1;
+    this.delay = this.minDelay;
+    this.closed = false;
+    this.status = "connecting";
+    this._connect();
+  }
+
+  /** Send an event; resolves with the reply's data, rejects with a SyncBindError. */
+  send(event, data = {}) {
+    const request_id = `sb${this.nextId++}`;
+    return new Promise((resolve, reject) => {
+      this.pending.set(request_id, {resolve, reject, event});
+      this._write({event, data, request_id});
+    });
+  }
+
+  /** Call handler(data, message) for every push with exactly this event (tag included). */
+  on(event, handler) {
+    if (!this.handlers.has(event)) this.handlers.set(event, new Set());
+    this.handlers.get(event).add(handler);
+    return this;
+  }
+
+  off(event, handler) {
+    this.handlers.get(event)?.delete(handler);
+    return this;
+  }
+
+  /**
+   * Send a list/search/retrieve and call render(data) with the reply and with every
+   * later push for it. For a retrieve, a deletion calls render(null, {deleted: true}).
+   * Errors call render(null, {error}). Returns {close()} which unsubscribes.
+   * After a reconnect the request is sent again, so the view stays current.
+   */
+  live(event, data, render) {
+    const {stream, action, tag} = splitEvent(event);
+    const pushes = [event];
+    if (action === "retrieve") pushes.push(joinEvent(stream, "delete", tag));
+    const onPush = (payload, message) => {
+      if (message.event.startsWith(`${stream}.delete`)) render(null, {deleted: true});
+      else render(payload, {});
+    };
+    const entry = {
+      request: () => this.send(event, data).then(
+        (payload) => render(payload, {}),
+        (error) => render(null, {error}),
+      ),
+    };
+    pushes.forEach((name) => this.on(name, onPush));
+    this.lives.add(entry);
+    entry.request();
+    return {
+      close: () => {
+        this.lives.delete(entry);
+        pushes.forEach((name) => this.off(name, onPush));
+        const unsubscribe = action === "retrieve" ? {id: data.id} : {};
+        // A tag names exactly this subscription; without one, the stream's are all dropped.
+        return this.send(joinEvent(stream, "unsubscribe", tag), unsubscribe).catch(() => {});
+      },
+    };
+  }
+
+  /** Close for good (no reconnect). */
+  close() {
+    this.closed = true;
+    this._failPending("closed", "The connection was closed.");
+    if (this.socket) this.socket.close();
+  }
+
+  _connect() {
+    this.status = "connecting";
+    const socket = new WebSocket(this.url);
+    this.socket = socket;
+    socket.addEventListener("open", () => {
+      this.status = "open";
+      this.delay = this.minDelay;
+      const queued = this.queue.splice(0);
+      queued.forEach((frame) => socket.send(frame));
+      this._emitStatus();
+    });
+    socket.addEventListener("message", (event) => this._receive(JSON.parse(event.data)));
+    socket.addEventListener("close", () => {
+      if (this.socket !== socket) return;
+      this.status = "closed";
+      // Replies to requests in flight will never come: fail them now rather than hang.
+      this._failPending("disconnected", "The connection was lost before the reply arrived.");
+      this._emitStatus();
+      if (this.closed) return;
+      const delay = this.delay;
+      this.delay = Math.min(this.delay * 2, this.maxDelay);
+      setTimeout(() => {
+        this._connect();
+        // The server forgot this connection's subscriptions: ask for them again.
+        this.lives.forEach((entry) => entry.request());
+      }, delay);
+    });
+  }
+
+  _write(message) {
+    const frame = JSON.stringify(message);
+    if (this.socket && this.socket.readyState === WebSocket.OPEN) this.socket.send(frame);
+    else this.queue.push(frame);
+  }
+
+  _receive(message) {
+    const waiting = message.request_id !== undefined && this.pending.get(message.request_id);
+    if (waiting) {
+      this.pending.delete(message.request_id);
+      if (message.error) waiting.reject(new SyncBindError(message.error, message.event));
+      else waiting.resolve(message.data);
+      return;
+    }
+    if (message.error) return; // an error without a request we know of (a malformed frame)
+    (this.handlers.get(message.event) || []).forEach((handler) => handler(message.data, message));
+  }
+
+  _failPending(code, text) {
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    this.queue = [];
+    pending.forEach(({reject, event}) => reject(new SyncBindError({code, message: text}, event)));
+  }
+
+  _emitStatus() {
+    (this.handlers.get("status") || []).forEach((handler) => handler(this.status));
+  }
+}
