@@ -10,11 +10,13 @@ and send back the dict they get. Nothing here knows about sockets or HTTP.
 from __future__ import annotations
 
 import inspect
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import router, transaction
 
 from . import protocol
@@ -39,6 +41,31 @@ class Connection:
     subscriptions: Any = None
     # The connection's RateLimit (None: unlimited).
     throttle: Any = None
+    # When the user was last read from the database (see refresh_user).
+    user_loaded_at: float = field(default_factory=time.monotonic)
+
+    def refresh_user(self) -> None:
+        """Re-read the user at most every USER_REFRESH_INTERVAL seconds. Sync.
+
+        A WebSocket keeps its user object for hours, and Django caches permissions
+        on it; re-reading it (and dropping those caches) makes revoked permissions
+        and deactivated users count for requests and pushes alike, at one query per
+        connection per interval. A user deleted meanwhile is treated as inactive.
+        """
+        interval = api_settings.USER_REFRESH_INTERVAL
+        user = self.user
+        if interval is None or not getattr(user, "is_authenticated", False):
+            return
+        now = time.monotonic()
+        if now - self.user_loaded_at < interval:
+            return
+        self.user_loaded_at = now
+        try:
+            user.refresh_from_db()
+        except ObjectDoesNotExist:
+            user.is_active = False
+        for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+            user.__dict__.pop(cache, None)
 
 
 def authenticate(scope: dict[str, Any]) -> tuple[Any, Any]:
@@ -75,6 +102,8 @@ def error_for(
 
 def resolve(message: protocol.Message, request: Request):
     """Find the binding and the handler; check permissions. Returns ``(binding, handler, spec)``."""
+    if request.connection is not None:
+        request.connection.refresh_user()
     binding_class = registry.get(message.stream)
     found = binding_class.get_event(message.action)
     if found is None:

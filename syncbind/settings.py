@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_OUTGOING_BYTES": 4 * 1024 * 1024,
     # Per-connection request rate, e.g. "100/s" or "1000/m"; None is unlimited.
     "RATE_LIMIT": None,
+    # Seconds after which a connection re-reads its user (revoked permissions,
+    # deactivated users) before its next request or push; None never.
+    "USER_REFRESH_INTERVAL": 60,
     # Longest accepted search query, in characters.
     "MAX_SEARCH_LENGTH": 256,
     "EXCEPTION_HANDLER": "syncbind.exceptions.exception_handler",

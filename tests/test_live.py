@@ -414,19 +414,44 @@ async def test_user_scoped_pages_never_show_other_users_rows(make_client, db_cal
     await client_b.assert_nothing_more()
 
 
-async def test_permission_lost_before_push_sends_nothing(make_client, db_call):
+async def test_permission_lost_before_push_sends_nothing(make_client, db_call, settings):
+    settings.SYNCBIND = {"USER_REFRESH_INTERVAL": 0}  # re-read the user before every push
     user = await db_call(factories.UserFactory, perms=["testapp.view_product"])
     product = await db_call(factories.ProductFactory)
     client = await make_client(user)
     assert "data" in await client.send_event(f"{PRODUCT}.retrieve", {"id": product.pk})
-    # The permission cache lives on the connection's user object, as it would after a
-    # permission check; emptying it stands for permissions removed by an admin.
-    await db_call(user.user_permissions.clear)
-    user._perm_cache = set()
-    user._user_perm_cache = set()
+    # An admin removes the permission while the connection stays open.
+    await db_call(lambda: get_user_model().objects.get(pk=user.pk).user_permissions.clear())
     product.name = "secret new name"
     await db_call(product.save)
     await client.assert_nothing_more()
+    reply = await client.send_event(f"{PRODUCT}.retrieve", {"id": product.pk})
+    assert reply["error"]["code"] == "permission_denied"
+
+
+async def test_deactivated_user_loses_access(make_client, db_call, settings):
+    settings.SYNCBIND = {"USER_REFRESH_INTERVAL": 0}
+    user = await db_call(factories.UserFactory, perms=["testapp.view_product"])
+    product = await db_call(factories.ProductFactory)
+    client = await make_client(user)
+    await client.send_event(f"{PRODUCT}.retrieve", {"id": product.pk})
+    await db_call(get_user_model().objects.filter(pk=user.pk).update, is_active=False)
+    product.name = "not for the deactivated"
+    await db_call(product.save)
+    await client.assert_nothing_more()
+
+
+async def test_permissions_are_cached_between_refreshes(make_client, db_call, settings):
+    settings.SYNCBIND = {"USER_REFRESH_INTERVAL": 3600}
+    user = await db_call(factories.UserFactory, perms=["testapp.view_product"])
+    product = await db_call(factories.ProductFactory)
+    client = await make_client(user)
+    await client.send_event(f"{PRODUCT}.retrieve", {"id": product.pk})
+    await db_call(lambda: get_user_model().objects.get(pk=user.pk).user_permissions.clear())
+    # Within the interval the connection still holds the permissions it had (documented).
+    assert "data" in await client.send_event(
+        f"{PRODUCT}.retrieve", {"id": product.pk, "subscribe": False}
+    )
 
 
 # -- many-to-many and bulk --------------------------------------------------------------------

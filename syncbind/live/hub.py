@@ -397,6 +397,8 @@ def evaluate(
     out = []
     for sub in subs:
         try:
+            if sub.request.connection is not None:
+                sub.request.connection.refresh_user()
             binding_class(request=sub.request, action=action).check_permissions(sub.request)
         except SyncbindError:
             continue
