@@ -66,6 +66,10 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("SAMPLE_SITE_DB", str(BASE_DIR / "db.sqlite3")),
+        # Each syncbind worker thread keeps its connection between messages
+        # (docs/deployment.md); the default 0 would reopen it for every message.
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
             "init_command": "PRAGMA journal_mode=WAL;",
             "transaction_mode": "IMMEDIATE",
