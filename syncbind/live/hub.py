@@ -13,6 +13,7 @@ last message differs.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import weakref
@@ -30,6 +31,17 @@ from .keys import INSTANCE, SubscriptionKey, group_name
 logger = logging.getLogger("syncbind.live")
 
 PENDING = object()  # a subscription whose first reply is not settled yet
+
+
+class FirstReply:
+    """The data of a subscription's first reply, not encoded yet."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+
 DELETED = object()  # the last thing sent was a delete
 
 
@@ -67,9 +79,13 @@ class Subscription:
         self.active = True
 
     def sent(self, data: Any) -> None:
-        """Record the data of the reply that started this subscription (worker thread)."""
+        """Record the data of the reply that started this subscription (worker thread).
+
+        Kept as is, not encoded: the request path does not encode its reply twice,
+        and a push compares it with the decoded new state (see ``evaluate``).
+        """
         if self.last is PENDING:
-            self.last = protocol.encode(data)
+            self.last = FirstReply(data)
 
 
 class ConnectionSubscriptions:
@@ -395,6 +411,7 @@ def evaluate(
         except SyncbindError:
             return []
     out = []
+    decoded = None  # data_text decoded once, for subscribers still holding a FirstReply
     for sub in subs:
         try:
             if sub.request.connection is not None:
@@ -406,6 +423,11 @@ def evaluate(
             if sub.last is DELETED:
                 continue
             out.append((sub, _frame(sub.delete_event, protocol.encode({"id": key.what})), DELETED))
+        elif isinstance(sub.last, FirstReply):
+            if decoded is None:
+                decoded = json.loads(data_text)
+            if sub.last.data != decoded:
+                out.append((sub, _frame(sub.event, data_text), data_text))
         elif sub.last != data_text:
             out.append((sub, _frame(sub.event, data_text), data_text))
     return out
