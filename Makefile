@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install install-demo chromium test test-sqlite test-services lint format demo bench clean
+.PHONY: help install install-demo chromium test test-sqlite test-services lint format demo clean
 
 help:
 	@echo "make demo   - serve the sample site on http://127.0.0.1:8000 (SQLite, in-memory layer)"
