@@ -1,0 +1,26 @@
+"""The one model every contender serves: items with a category (the foreign key)."""
+
+from django.db import models
+
+
+class Category(models.Model):
+    name = models.CharField(max_length=50)
+
+    class Meta:
+        app_label = "benchapp"
+
+
+class Item(models.Model):
+    name = models.CharField(max_length=100)
+    price = models.DecimalField(max_digits=8, decimal_places=2)
+    quantity = models.IntegerField(default=0)
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="items")
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        app_label = "benchapp"
+        ordering = ["id"]
+
+
+# The serialized fields, the same for every contender.
+ITEM_FIELDS = ["id", "name", "price", "quantity", "category", "updated"]

@@ -1,0 +1,50 @@
+"""The contenders: one WebSocket consumer each, served alone by its own server.
+
+``CONTENDERS`` maps a name to what the load generator needs to talk to it
+(its wire protocol, see ``bench.protocols``) and to the module whose
+``consumer()`` returns its ASGI application.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    label: str
+    protocol: str
+    module: str
+    # Extra environment for its server process.
+    env: tuple[tuple[str, str], ...] = ()
+
+
+CONTENDERS = {
+    c.name: c
+    for c in [
+        Contender(
+            "syncbind-sync", "syncbind SyncConsumer", "syncbind", "bench.contenders.syncbind_sync"
+        ),
+        Contender(
+            "syncbind-async",
+            "syncbind AsyncConsumer",
+            "syncbind",
+            "bench.contenders.syncbind_async",
+        ),
+        Contender("dcrf", "DCRF GenericAsyncAPIConsumer", "dcrf", "bench.contenders.dcrf"),
+        Contender(
+            "dcrf-observer",
+            "DCRF observers",
+            "dcrf",
+            "bench.contenders.dcrf_observer",
+        ),
+        Contender(
+            "channels-binding",
+            "channels-binding AsyncConsumer",
+            "channels_binding",
+            "bench.contenders.channels_binding",
+            env=(("DJANGO_ALLOW_ASYNC_UNSAFE", "true"),),
+        ),
+        Contender("plain", "hand-written JsonWebsocketConsumer", "plain", "bench.contenders.plain"),
+        Contender("echo", "echo (no database)", "echo", "bench.contenders.echo"),
+    ]
+}

@@ -1,0 +1,5 @@
+from syncbind import AsyncConsumer
+
+
+def consumer():
+    return AsyncConsumer.as_asgi()

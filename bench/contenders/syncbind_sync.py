@@ -1,0 +1,5 @@
+from syncbind import SyncConsumer
+
+
+def consumer():
+    return SyncConsumer.as_asgi()

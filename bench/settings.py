@@ -1,0 +1,101 @@
+"""Django settings of the benchmark server, one process per contender.
+
+The environment picks the contender and its backends, so that each contender
+runs in its own uvicorn process with only its own apps and signal handlers:
+
+- ``BENCH_CONTENDER``: a name from ``bench.contenders.CONTENDERS``.
+- ``BENCH_DB``: ``sqlite`` (``BENCH_SQLITE_PATH``) or ``postgres`` (``BENCH_PG_NAME``).
+- ``BENCH_LAYER``: ``memory`` or ``redis`` (``BENCH_REDIS_PREFIX``).
+
+Everything else is the same for every contender: the database options,
+``CONN_MAX_AGE``, the channel layer's configuration and the session backend.
+"""
+
+import os
+
+from syncbind.layers import redis_channel_layer
+
+CONTENDER = os.environ.get("BENCH_CONTENDER", "syncbind-sync")
+DB = os.environ.get("BENCH_DB", "sqlite")
+LAYER = os.environ.get("BENCH_LAYER", "memory")
+
+SECRET_KEY = "bench-only-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+USE_TZ = True
+ROOT_URLCONF = "bench.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "channels",
+    "bench.app",
+]
+if CONTENDER.startswith("syncbind"):
+    # Only syncbind's servers load syncbind's app: its signal handlers would
+    # otherwise run (and send to the layer) on every save in the peers' runs.
+    INSTALLED_APPS.append("syncbind")
+if CONTENDER == "dcrf":
+    INSTALLED_APPS.append("rest_framework")
+
+# Kept between messages for every contender alike: with Django's default of 0
+# each message opens and closes a connection, which then dominates the profile.
+CONN_MAX_AGE = 60
+
+if DB == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("BENCH_PG_NAME", "syncbind_bench"),
+            "USER": os.environ.get("BENCH_PG_USER", "postgres"),
+            "HOST": os.environ.get("BENCH_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("BENCH_PG_PORT", "5432"),
+            "CONN_MAX_AGE": CONN_MAX_AGE,
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("BENCH_SQLITE_PATH", "/tmp/syncbind-bench.sqlite3"),
+            "CONN_MAX_AGE": CONN_MAX_AGE,
+            # WAL and IMMEDIATE transactions with a busy timeout: several
+            # threads write without "database is locked".
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+
+if LAYER == "redis":
+    CHANNEL_LAYERS = {
+        "default": redis_channel_layer(
+            os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            prefix=os.environ.get("BENCH_REDIS_PREFIX", "bench"),
+        )
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+ASGI_APPLICATION = "bench.asgi.application"
+
+# syncbind runs with its defaults (a pool of 16 threads, DjangoModelPermissions);
+# BENCH_THREAD_POOL_SIZE overrides the pool for experiments.
+SYNCBIND = {}
+if os.environ.get("BENCH_THREAD_POOL_SIZE"):
+    SYNCBIND["THREAD_POOL_SIZE"] = int(os.environ["BENCH_THREAD_POOL_SIZE"])
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from bench.app import views
+
+urlpatterns = [
+    path("bench/queries/", views.queries),
+    path("bench/memory/", views.memory),
+    path("bench/save/", views.save),
+]
