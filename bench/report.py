@@ -1,0 +1,446 @@
+"""Render a run's results (``results/latest.json``) as BENCHMARKS.md and PNG charts.
+
+``python -m bench.report [results.json]`` renders again without measuring.
+The tables and the targets are computed from the JSON; the analysis at the
+end is ``bench/analysis.md``, written by hand after reading a full run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from bench.contenders import CONTENDERS
+
+HERE = Path(__file__).resolve().parent
+SYNCBIND = "syncbind-sync"
+
+
+def label(name: str) -> str:
+    return CONTENDERS[name].label
+
+
+def fmt(value, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def ratio(value, base) -> str:
+    if not value or not base:
+        return "–"
+    return f"{value / base:.2f}×"
+
+
+def find(rows: list[dict], **match) -> dict | None:
+    for row in rows:
+        if all(row.get(k) == v for k, v in match.items()):
+            return row
+    return None
+
+
+# -- targets ------------------------------------------------------------------
+
+
+def targets(results: dict) -> list[tuple[str, str, bool | None]]:
+    """(target, what was measured, met) for each of the project's targets."""
+    out = []
+    tp = results["throughput"]
+    dbs = sorted({r["db"] for r in tp})
+    top = max((r["connections"] for r in tp), default=None)
+
+    for kind in ("retrieve", "list"):
+        measured, met = [], []
+        for db in dbs:
+            ours = find(tp, db=db, contender=SYNCBIND, kind=kind, connections=top)
+            theirs = find(tp, db=db, contender="dcrf", kind=kind, connections=top)
+            if ours and theirs and theirs["rate"]:
+                r = ours["rate"] / theirs["rate"]
+                measured.append(f"{db}: {r:.2f}×")
+                met.append(r >= 1.5)
+        out.append(
+            (
+                f"{kind} throughput ≥ 1.5× DCRF at C = {top}",
+                ", ".join(measured) or "not measured",
+                all(met) if met else None,
+            )
+        )
+
+    measured, met = [], []
+    for db in dbs:
+        ours = find(tp, db=db, contender=SYNCBIND, kind="retrieve", connections=top)
+        echo = find(tp, db=db, contender="echo", kind="retrieve", connections=top)
+        if ours and echo and echo["rate"]:
+            r = ours["rate"] / echo["rate"]
+            measured.append(f"{db}: {r:.0%}")
+            met.append(r >= 0.5)
+    out.append(
+        (
+            f"retrieve throughput ≥ 50% of the echo ceiling at C = {top}",
+            ", ".join(measured) or "not measured",
+            all(met) if met else None,
+        )
+    )
+
+    slow = results["slow"]
+    ours = find(slow, contender=SYNCBIND)
+    measured, met = [], []
+    for peer in ("dcrf", "plain"):
+        theirs = find(slow, contender=peer)
+        if ours and theirs and theirs["rate"]:
+            r = ours["rate"] / theirs["rate"]
+            measured.append(f"{r:.1f}× {label(peer)}")
+            met.append(r >= 8)
+    out.append(
+        (
+            "slow queries ≥ 8× the thread-sensitive consumers",
+            ", ".join(measured) or "not measured",
+            all(met) if met else None,
+        )
+    )
+
+    fan = results["fanout"]
+    measured, met = [], []
+    for layer in sorted({r["layer"] for r in fan}):
+        for mode in ("row", "page"):
+            rows = sorted(
+                (
+                    r
+                    for r in fan
+                    if r["layer"] == layer and r["mode"] == mode and r["contender"] == SYNCBIND
+                ),
+                key=lambda r: r["subscribers"],
+            )
+            if len(rows) >= 2:
+                q = [r["queries_per_save"] for r in rows]
+                measured.append(f"{layer} {mode}: {' → '.join(fmt(x) for x in q)}")
+                met.append(q[-1] <= q[0])
+    out.append(
+        (
+            "fan-out: queries per save do not grow with N",
+            "; ".join(measured) or "not measured",
+            all(met) if met else None,
+        )
+    )
+
+    measured, met = [], []
+    for layer in sorted({r["layer"] for r in fan}):
+        n = max((r["subscribers"] for r in fan if r["layer"] == layer), default=None)
+        ours = find(fan, layer=layer, mode="row", contender=SYNCBIND, subscribers=n)
+        theirs = find(fan, layer=layer, mode="row", contender="dcrf-observer", subscribers=n)
+        if ours and theirs and ours["latency_last_ms"] and theirs["latency_last_ms"]:
+            r = ours["latency_last_ms"] / theirs["latency_last_ms"]
+            measured.append(f"{layer}, N = {n}: {r:.2f} of DCRF's")
+            met.append(r <= 1 / 3)
+    out.append(
+        (
+            "fan-out: last-subscriber latency at N = 1,000 ≤ ⅓ of DCRF's instance subscription",
+            "; ".join(measured) or "not measured",
+            all(met) if met else None,
+        )
+    )
+
+    mem = results["memory"]
+    ours = find(mem, contender=SYNCBIND)
+    theirs = find(mem, contender="dcrf")
+    if ours and theirs:
+        measured = f"{ours['per_connection_bytes'] / 1024:.1f} KiB against {theirs['per_connection_bytes'] / 1024:.1f} KiB"
+        met = ours["per_connection_bytes"] <= theirs["per_connection_bytes"]
+    else:
+        measured, met = "not measured", None
+    out.append(("memory per idle connection ≤ DCRF's", measured, met))
+    return out
+
+
+# -- markdown -----------------------------------------------------------------
+
+
+def render_markdown(results: dict, charts: dict[str, str]) -> str:
+    meta = results["meta"]
+    lines: list[str] = []
+    add = lines.append
+    add("# Benchmarks")
+    add("")
+    add(
+        "syncbind against djangochannelsrestframework (DCRF), channels-binding, a hand-written "
+        "Channels consumer and an echo consumer, in one run on one machine. Every contender "
+        "serves the same model, rows and fields from its own uvicorn process (one worker); the "
+        "load comes from a separate `websockets` process. Ratios are to syncbind's SyncConsumer; "
+        "absolute numbers drift on shared machines, ratios less so."
+    )
+    add("")
+    add(
+        f"- Generated by `{meta['command']}` on {meta['date']} ({meta['mode']} mode, {meta['seconds']:.0f} s)."
+    )
+    m = meta["machine"]
+    add(
+        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}; Python {meta['python']}."
+    )
+    versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v)
+    add(
+        f"- Versions: {versions}; {meta.get('postgres') or 'no PostgreSQL'}; {meta.get('redis') or 'no Redis'}."
+    )
+    plan = meta["plan"]
+    add(
+        f"- Plan: {plan['rounds']} round(s), {plan['duration']} s per step after {plan['warmup']} s of warm-up; "
+        "results are medians over rounds."
+    )
+    for skipped in results.get("skipped", []):
+        add(f"- Not measured: {skipped['db']} + {skipped['layer']} layer ({skipped['why']}).")
+    add("")
+
+    add("## Targets")
+    add("")
+    add("| target | measured | met |")
+    add("|---|---|---|")
+    for target, measured, met in targets(results):
+        add(f"| {target} | {measured} | {'yes' if met else 'no' if met is False else '–'} |")
+    add("")
+    add("Where a target is not met, the analysis below says why.")
+    add("")
+
+    add("## 1. Requests: throughput and latency")
+    add("")
+    add(
+        "Each of C connections sends a request, waits for its reply and sends the next: `retrieve` "
+        "of a random row, or `list` of a random 25-row page (6 fields, one foreign key). "
+        "Messages per second over the whole run; latency per request."
+    )
+    tp = results["throughput"]
+    for db in sorted({r["db"] for r in tp}, reverse=True):
+        for kind in ("retrieve", "list"):
+            conns = sorted({r["connections"] for r in tp if r["db"] == db and r["kind"] == kind})
+            add("")
+            add(f"### {kind} on {'PostgreSQL' if db == 'postgres' else 'SQLite'}")
+            add("")
+            head = "| contender | " + " | ".join(f"C={c} msg/s" for c in conns)
+            head += f" | C={conns[-1]} p50 ms | C={conns[-1]} p99 ms | ratio at C={conns[-1]} |"
+            add(head)
+            add("|---" * (len(conns) + 4) + "|")
+            base = find(tp, db=db, kind=kind, connections=conns[-1], contender=SYNCBIND)
+            for name in CONTENDERS:
+                rows = {c: find(tp, db=db, kind=kind, connections=c, contender=name) for c in conns}
+                if not any(rows.values()):
+                    continue
+                last = rows[conns[-1]]
+                cells = [fmt(rows[c]["rate"]) if rows[c] else "–" for c in conns]
+                add(
+                    f"| {label(name)} | "
+                    + " | ".join(cells)
+                    + f" | {fmt(last and last['p50_ms'], 1)} | {fmt(last and last['p99_ms'], 1)}"
+                    + f" | {ratio(last and last['rate'], base and base['rate'])} |"
+                )
+    add("")
+
+    slow = results["slow"]
+    if slow:
+        add("## 2. Slow queries")
+        add("")
+        n = slow[0]["connections"]
+        add(
+            f"{n} connections each calling a custom event whose query takes 20 ms "
+            "(`SELECT pg_sleep(0.02)`). A consumer that runs every handler on one thread "
+            "tops out near 50 msg/s whatever the number of connections."
+        )
+        add("")
+        add("| contender | msg/s | p50 ms | p99 ms | ratio |")
+        add("|---|---|---|---|---|")
+        base = find(slow, contender=SYNCBIND)
+        for name in CONTENDERS:
+            row = find(slow, contender=name)
+            if row:
+                add(
+                    f"| {label(name)} | {fmt(row['rate'])} | {fmt(row['p50_ms'], 1)} | {fmt(row['p99_ms'], 1)} "
+                    f"| {ratio(row['rate'], base and base['rate'])} |"
+                )
+        add("")
+
+    fan = results["fanout"]
+    if fan:
+        add("## 3. Fan-out")
+        add("")
+        add(
+            "N connections subscribed to one row (syncbind: `retrieve`; DCRF: `subscribe_instance`) "
+            "or to one category's list (syncbind: a filtered `list` page; DCRF: a `model_observer` "
+            "grouped by category, which pushes the changed row rather than the page). One ordinary "
+            "`save()` in the server; time until the last subscriber has its push (median over saves), "
+            "and the queries the server ran for it, the save's own two included."
+        )
+        for layer in sorted({r["layer"] for r in fan}):
+            add("")
+            add(f"### {'channels-redis' if layer == 'redis' else 'in-memory'} layer")
+            add("")
+            add(
+                "| subscribed to | N | syncbind last push ms | syncbind queries | DCRF last push ms | DCRF queries | latency ratio |"
+            )
+            add("|---|---|---|---|---|---|---|")
+            for mode in ("row", "page"):
+                for n in sorted({r["subscribers"] for r in fan if r["layer"] == layer}):
+                    ours = find(fan, layer=layer, mode=mode, subscribers=n, contender=SYNCBIND)
+                    theirs = find(
+                        fan, layer=layer, mode=mode, subscribers=n, contender="dcrf-observer"
+                    )
+                    what = "one row" if mode == "row" else "one filtered list"
+                    add(
+                        f"| {what} | {n:,} | {fmt(ours and ours['latency_last_ms'], 1)} | {fmt(ours and ours['queries_per_save'])} "
+                        f"| {fmt(theirs and theirs['latency_last_ms'], 1)} | {fmt(theirs and theirs['queries_per_save'])} "
+                        f"| {ratio(ours and ours['latency_last_ms'], theirs and theirs['latency_last_ms'])} |"
+                    )
+            missing = sum(r["missing"] for r in fan if r["layer"] == layer)
+            add("")
+            add(f"Pushes that never arrived: {missing}.")
+        add("")
+
+    mem = results["memory"]
+    if mem:
+        add("## 4. Memory per idle connection")
+        add("")
+        n = mem[0]["connections"]
+        add(
+            f"Resident memory of the server before and after {n:,} idle authenticated connections "
+            "(each opened with the session cookie, then left alone)."
+        )
+        add("")
+        add("| contender | RSS before MiB | RSS after MiB | per connection KiB | ratio |")
+        add("|---|---|---|---|---|")
+        base = find(mem, contender=SYNCBIND)
+        for name in CONTENDERS:
+            row = find(mem, contender=name)
+            if row:
+                add(
+                    f"| {label(name)} | {fmt(row['rss_before'] / 2**20, 1)} | {fmt(row['rss_after'] / 2**20, 1)} "
+                    f"| {fmt(row['per_connection_bytes'] / 1024, 1)} "
+                    f"| {ratio(row['per_connection_bytes'], base and base['per_connection_bytes'])} |"
+                )
+        add("")
+
+    if charts:
+        add("## Charts")
+        add("")
+        for title, path in charts.items():
+            add(f"![{title}]({path})")
+            add("")
+
+    analysis = HERE / "analysis.md"
+    if analysis.exists():
+        add(analysis.read_text().rstrip())
+        add("")
+    return "\n".join(lines)
+
+
+# -- charts -------------------------------------------------------------------
+
+
+def render_charts(results: dict, out: Path) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    charts: dict[str, Path] = {}
+    tp, slow = results["throughput"], results["slow"]
+    if tp:
+        top = max(r["connections"] for r in tp)
+        panels = [
+            (db, kind)
+            for db in sorted({r["db"] for r in tp}, reverse=True)
+            for kind in ("retrieve", "list")
+        ]
+        if slow:
+            panels.append(("postgres", "slow"))
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
+        for ax, (db, kind) in zip(axes[0], panels, strict=True):
+            rows = (
+                [r for r in slow]
+                if kind == "slow"
+                else [
+                    r for r in tp if r["db"] == db and r["kind"] == kind and r["connections"] == top
+                ]
+            )
+            rows = [r for name in CONTENDERS for r in rows if r["contender"] == name]
+            names = [label(r["contender"]).replace(" ", "\n", 1) for r in rows]
+            colors = [
+                "tab:green" if r["contender"].startswith("syncbind") else "tab:gray" for r in rows
+            ]
+            ax.bar(names, [r["rate"] for r in rows], color=colors)
+            c = rows[0]["connections"] if rows else top
+            ax.set_title(f"{kind} on {db}, C={c}")
+            ax.set_ylabel("messages/s")
+            ax.tick_params(axis="x", labelrotation=90, labelsize=7)
+        fig.tight_layout()
+        path = out / "throughput.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        charts["Throughput by contender"] = path
+
+    fan = results["fanout"]
+    if fan:
+        layers = sorted({r["layer"] for r in fan})
+        fig, axes = plt.subplots(2, len(layers), figsize=(5.5 * len(layers), 8), squeeze=False)
+        for col, layer in enumerate(layers):
+            for name, mode, style in [
+                (SYNCBIND, "row", "g-o"),
+                (SYNCBIND, "page", "g--s"),
+                ("dcrf-observer", "row", "k-o"),
+                ("dcrf-observer", "page", "k--s"),
+            ]:
+                rows = sorted(
+                    (
+                        r
+                        for r in fan
+                        if r["layer"] == layer and r["contender"] == name and r["mode"] == mode
+                    ),
+                    key=lambda r: r["subscribers"],
+                )
+                if not rows:
+                    continue
+                who = "syncbind" if name == SYNCBIND else "DCRF"
+                what = {"row": "row", "page": "filtered list"}[mode]
+                xs = [r["subscribers"] for r in rows]
+                axes[0][col].plot(
+                    xs, [r["latency_last_ms"] for r in rows], style, label=f"{who} {what}"
+                )
+                axes[1][col].plot(
+                    xs, [r["queries_per_save"] for r in rows], style, label=f"{who} {what}"
+                )
+            axes[0][col].set_title(f"last push after a save ({layer} layer)")
+            axes[0][col].set_ylabel("ms")
+            axes[1][col].set_title(f"queries per save ({layer} layer)")
+            axes[1][col].set_ylabel("queries")
+            for ax in (axes[0][col], axes[1][col]):
+                ax.set_xscale("log")
+                ax.set_xlabel("subscribers (N)")
+                ax.legend(fontsize=8)
+            axes[0][col].set_yscale("log")
+            axes[1][col].set_yscale("symlog")
+        fig.tight_layout()
+        path = out / "fanout.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        charts["Fan-out latency and queries against N"] = path
+    return charts
+
+
+def render(results: dict, markdown: Path, out: Path) -> None:
+    charts = render_charts(results, out)
+    relative = {
+        title: str(path.relative_to(markdown.parent))
+        if path.is_relative_to(markdown.parent)
+        else str(path)
+        for title, path in charts.items()
+    }
+    markdown.write_text(render_markdown(results, relative) + "\n")
+
+
+def main() -> None:
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results" / "latest.json"
+    results = json.loads(source.read_text())
+    out = source.parent
+    markdown = HERE.parent / "BENCHMARKS.md" if out == HERE / "results" else out / "BENCHMARKS.md"
+    render(results, markdown, out)
+    print(f"wrote {markdown}")
+
+
+if __name__ == "__main__":
+    main()

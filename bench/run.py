@@ -1,0 +1,565 @@
+"""The benchmark runner: ``python -m bench.run [--quick | --smoke] [--out DIR]``.
+
+For each backend configuration it prepares a database, starts one uvicorn
+server per contender (one worker process each), and drives them from a
+separate load-generator process (``bench.client``). Rounds interleave the
+contenders, so drift on a shared machine spreads over all of them; the
+results are medians over rounds. It writes ``results/latest.json`` and renders
+``BENCHMARKS.md`` and the charts (``bench.report``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from bench.contenders import CONTENDERS
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+REQUEST_CONTENDERS = [
+    "syncbind-sync",
+    "syncbind-async",
+    "dcrf",
+    "channels-binding",
+    "plain",
+    "echo",
+]
+SLOW_CONTENDERS = ["syncbind-sync", "syncbind-async", "dcrf", "channels-binding", "plain"]
+FANOUT_CONTENDERS = ["syncbind-sync", "dcrf-observer"]
+MEMORY_CONTENDERS = ["syncbind-sync", "syncbind-async", "dcrf", "channels-binding", "plain", "echo"]
+
+
+@dataclass
+class Plan:
+    """What one run measures; ``MODES`` holds the three sizes."""
+
+    rounds: int
+    duration: float
+    warmup: float
+    connections: list[int]
+    slow_connections: int
+    fanout_subscribers: list[int]
+    fanout_saves: int
+    fanout_settle: float
+    memory_connections: int
+    dbs: list[str] = field(default_factory=lambda: ["sqlite", "postgres"])
+    layers: list[str] = field(default_factory=lambda: ["memory", "redis"])
+
+
+MODES = {
+    "full": Plan(
+        rounds=3,
+        duration=3.0,
+        warmup=0.5,
+        connections=[1, 10, 50],
+        slow_connections=32,
+        fanout_subscribers=[10, 100, 1000],
+        fanout_saves=5,
+        fanout_settle=0.5,
+        memory_connections=1000,
+    ),
+    "quick": Plan(
+        rounds=1,
+        duration=1.0,
+        warmup=0.3,
+        connections=[1, 10, 50],
+        slow_connections=32,
+        fanout_subscribers=[10, 100, 1000],
+        fanout_saves=3,
+        fanout_settle=0.3,
+        memory_connections=1000,
+    ),
+    # The smallest run: `make test` runs it so the harness cannot rot. Its
+    # numbers mean nothing.
+    "smoke": Plan(
+        rounds=1,
+        duration=0.2,
+        warmup=0.05,
+        connections=[2],
+        slow_connections=2,
+        fanout_subscribers=[3],
+        fanout_saves=1,
+        fanout_settle=0.1,
+        memory_connections=5,
+    ),
+}
+
+
+# -- servers ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """One contender's uvicorn process (one worker) on a free loopback port."""
+
+    def __init__(self, contender: str, env: dict[str, str], log_dir: Path) -> None:
+        self.contender = CONTENDERS[contender]
+        self.port = free_port()
+        self.log_path = log_dir / f"server-{contender}-{env['BENCH_DB']}-{env['BENCH_LAYER']}.log"
+        server_env = {**os.environ, **env, "BENCH_CONTENDER": contender, **dict(self.contender.env)}
+        self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+                "--lifespan",
+                "off",
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=server_env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/"
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.contender.name} server exited:\n{self.log_path.read_text()}"
+                )
+            try:
+                urllib.request.urlopen(self.http + "/bench/queries/", timeout=2).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(
+            f"{self.contender.name} server did not start:\n{self.log_path.read_text()}"
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+# -- backends -----------------------------------------------------------------
+
+
+def services_required() -> bool:
+    return bool(os.environ.get("SYNCBIND_REQUIRE_SERVICES"))
+
+
+def reachable(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+class Backends:
+    """The databases and layer prefixes one run uses, created fresh and removed after."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.tag = f"{os.getpid()}"
+        self.pg_name = f"syncbind_bench_{self.tag}"
+        self.pg_created = False
+        self.prepared: dict[str, dict] = {}
+
+    def env(self, db: str, layer: str) -> dict[str, str]:
+        return {
+            "BENCH_DB": db,
+            "BENCH_LAYER": layer,
+            "BENCH_SQLITE_PATH": str(self.work / "bench.sqlite3"),
+            "BENCH_PG_NAME": self.pg_name,
+            "BENCH_REDIS_PREFIX": f"bench{self.tag}",
+            "PYTHONPATH": str(ROOT),
+        }
+
+    def available(self, db: str, layer: str) -> str | None:
+        """None when the backends answer, else why not."""
+        if db == "postgres" and not reachable(5432):
+            return "PostgreSQL is not reachable on 127.0.0.1:5432"
+        if layer == "redis" and not reachable(6379):
+            return "Redis is not reachable on 127.0.0.1:6379"
+        return None
+
+    def prepare(self, db: str) -> dict:
+        """Schema, rows and a session in ``db`` (once per run)."""
+        if db not in self.prepared:
+            if db == "postgres":
+                psql(f"DROP DATABASE IF EXISTS {self.pg_name}")
+                psql(f"CREATE DATABASE {self.pg_name}")
+                self.pg_created = True
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.prepare"],
+                cwd=ROOT,
+                env={**os.environ, **self.env(db, "memory")},
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            self.prepared[db] = json.loads(out.strip().splitlines()[-1])
+        return self.prepared[db]
+
+    def cleanup(self) -> None:
+        if self.pg_created:
+            psql(f"DROP DATABASE IF EXISTS {self.pg_name} WITH (FORCE)")
+
+
+def psql(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
+        conn.execute(sql)
+
+
+# -- the run ------------------------------------------------------------------
+
+
+def drive(server: Server, data: dict, steps: list[dict]) -> list[dict]:
+    """Run ``steps`` against ``server`` from a separate load-generator process."""
+    spec = {
+        "url": server.url,
+        "http": server.http,
+        "session": data["session"],
+        "protocol": server.contender.protocol,
+        "item_ids": data["item_ids"],
+        "fanout_item": data["fanout_item"],
+        "fanout_category": data["fanout_category"],
+        "steps": steps,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.client"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if done.returncode:
+        raise RuntimeError(
+            f"load generator failed against {server.contender.name}:\n{done.stderr}\n"
+            f"server log:\n{server.log_path.read_text()[-4000:]}"
+        )
+    return json.loads(done.stdout)
+
+
+def median_of(rounds: list[dict], key: str):
+    values = [r[key] for r in rounds if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def summarize(rounds_by_key: dict[tuple, list[dict]], keys: list[str]) -> list[dict]:
+    rows = []
+    for (contender, _step), rounds in rounds_by_key.items():
+        first = rounds[0]
+        row = {k: v for k, v in first.items() if k not in keys and k != "errors"}
+        row["contender"] = contender
+        for key in keys:
+            row[key] = median_of(rounds, key)
+        row["errors"] = sum(r.get("errors", 0) for r in rounds)
+        row["rounds"] = [{k: r[k] for k in keys if k in r} for r in rounds]
+        rows.append(row)
+    return rows
+
+
+class Run:
+    def __init__(self, mode: str, work: Path) -> None:
+        self.mode = mode
+        self.plan = MODES[mode]
+        self.work = work
+        self.backends = Backends(work)
+        self.results: dict = {
+            "throughput": [],
+            "slow": [],
+            "fanout": [],
+            "memory": [],
+            "skipped": [],
+        }
+
+    def configs(self) -> list[tuple[str, str, list[str]]]:
+        """(db, layer, what it measures) in the order they run, on the backends that answer.
+
+        Memory is measured on SQLite (no database work when idle), the slow
+        query on PostgreSQL (``pg_sleep``), fan-out on PostgreSQL when it is
+        there, else on SQLite.
+        """
+        p = self.plan
+        dbs = [db for db in p.dbs if self.usable(db, "memory")]
+        fanout_db = "postgres" if "postgres" in dbs else dbs[-1] if dbs else None
+        configs = []
+        for db in dbs:
+            measures = ["throughput"]
+            if db == "sqlite":
+                measures.insert(0, "memory")
+            if db == "postgres":
+                measures.append("slow")
+            if db == fanout_db and "memory" in p.layers:
+                measures.append("fanout")
+            configs.append((db, "memory", measures))
+        if fanout_db and "redis" in p.layers and self.usable(fanout_db, "redis"):
+            configs.append((fanout_db, "redis", ["fanout"]))
+        return configs
+
+    def usable(self, db: str, layer: str) -> bool:
+        why = self.backends.available(db, layer)
+        if why is None:
+            return True
+        if services_required():
+            raise RuntimeError(f"{why} (SYNCBIND_REQUIRE_SERVICES is set)")
+        self.results["skipped"].append({"db": db, "layer": layer, "why": why})
+        print(f"skipping {db} + {layer}: {why}", flush=True)
+        return False
+
+    def execute(self) -> dict:
+        started = time.time()
+        try:
+            for db, layer, measures in self.configs():
+                self.run_config(db, layer, measures)
+        finally:
+            self.backends.cleanup()
+        self.results["meta"] = describe(self.mode, self.plan, time.time() - started)
+        return self.results
+
+    def run_config(self, db: str, layer: str, measures: list[str]) -> None:
+        data = dict(self.backends.prepare(db))
+        data["fanout_category"] = data["category_ids"][0]
+        # The first row of that category: on its first page, so its save changes the page.
+        data["fanout_item"] = data["item_ids"][0]
+        names = set()
+        if "throughput" in measures or "memory" in measures:
+            names.update(REQUEST_CONTENDERS)
+        if "slow" in measures:
+            names.update(SLOW_CONTENDERS)
+        if "fanout" in measures:
+            names.update(FANOUT_CONTENDERS)
+        env = self.backends.env(db, layer)
+        order = [n for n in CONTENDERS if n in names]
+        print(f"== {db} + {layer} layer: {', '.join(order)}", flush=True)
+        servers = {name: Server(name, env, self.work) for name in order}
+        try:
+            for server in servers.values():
+                server.wait_ready()
+            if "memory" in measures:
+                # First, on fresh servers.
+                for name in MEMORY_CONTENDERS:
+                    step = {"type": "memory", "connections": self.plan.memory_connections}
+                    [result] = drive(servers[name], data, [step])
+                    self.results["memory"].append(
+                        {"db": db, "layer": layer, "contender": name, **result}
+                    )
+                    print(
+                        f"   memory {name}: {result['per_connection_bytes'] / 1024:.1f} KiB/conn",
+                        flush=True,
+                    )
+            if "throughput" in measures or "slow" in measures:
+                self.run_requests(servers, data, db, layer, measures)
+            if "fanout" in measures:
+                self.run_fanout(servers, data, db, layer)
+        finally:
+            for server in servers.values():
+                server.stop()
+
+    def run_requests(self, servers, data, db, layer, measures) -> None:
+        p = self.plan
+        by_key: dict[str, dict[tuple, list[dict]]] = {"throughput": {}, "slow": {}}
+        for round_no in range(p.rounds):
+            for name, server in servers.items():
+                steps = []
+                if "throughput" in measures and name in REQUEST_CONTENDERS:
+                    steps += [
+                        {
+                            "type": "throughput",
+                            "kind": kind,
+                            "connections": c,
+                            "duration": p.duration,
+                            "warmup": p.warmup,
+                        }
+                        for kind in ("retrieve", "list")
+                        for c in p.connections
+                    ]
+                if "slow" in measures and name in SLOW_CONTENDERS:
+                    steps.append(
+                        {
+                            "type": "throughput",
+                            "kind": "slow",
+                            "connections": p.slow_connections,
+                            "duration": p.duration,
+                            "warmup": p.warmup,
+                        }
+                    )
+                if not steps:
+                    continue
+                for result in drive(server, data, steps):
+                    scenario = "slow" if result["kind"] == "slow" else "throughput"
+                    key = (name, (result["kind"], result["connections"]))
+                    by_key[scenario].setdefault(key, []).append(result)
+                print(f"   round {round_no + 1}/{p.rounds} {name}: {len(steps)} steps", flush=True)
+        for scenario, rounds in by_key.items():
+            for row in summarize(rounds, ["rate", "p50_ms", "p99_ms", "messages"]):
+                self.results[scenario].append({"db": db, "layer": layer, **row})
+
+    def run_fanout(self, servers, data, db, layer) -> None:
+        p = self.plan
+        for n in p.fanout_subscribers:
+            for name in FANOUT_CONTENDERS:
+                steps = [
+                    {
+                        "type": "fanout",
+                        "mode": mode,
+                        "subscribers": n,
+                        "saves": p.fanout_saves,
+                        "settle": p.fanout_settle,
+                    }
+                    for mode in ("row", "page")
+                ]
+                for result in drive(servers[name], data, steps):
+                    self.results["fanout"].append(
+                        {"db": db, "layer": layer, "contender": name, **result}
+                    )
+                    print(
+                        f"   fanout {layer} {name} {result['mode']} N={n}: "
+                        f"{result['latency_last_ms']} ms, {result['queries_per_save']} queries",
+                        flush=True,
+                    )
+
+
+# -- the record ---------------------------------------------------------------
+
+VERSIONED = [
+    "syncbind",
+    "Django",
+    "channels",
+    "asgiref",
+    "channels-redis",
+    "redis",
+    "djangorestframework",
+    "djangochannelsrestframework",
+    "channels-binding",
+    "uvicorn",
+    "websockets",
+    "psycopg",
+    "uvloop",
+]
+
+
+def describe(mode: str, plan: Plan, seconds: float) -> dict:
+    versions = {}
+    for name in VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "mode": mode,
+        "command": "make bench" + (" QUICK=1" if mode == "quick" else ""),
+        "seconds": round(seconds, 1),
+        "plan": plan.__dict__,
+        "machine": machine(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "postgres": server_version(["psql", "--version"]),
+        "redis": server_version(["redis-server", "--version"]),
+    }
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory, "os": platform.platform()}
+
+
+def server_version(command: list[str]) -> str | None:
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="one round, short steps (< 5 minutes)")
+    size.add_argument("--smoke", action="store_true", help="the smallest run, to check the harness")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="where latest.json and the charts go"
+    )
+    parser.add_argument("--markdown", type=Path, default=None, help="BENCHMARKS.md to write")
+    parser.add_argument(
+        "--db", action="append", choices=["sqlite", "postgres"], help="only these databases"
+    )
+    parser.add_argument(
+        "--layer", action="append", choices=["memory", "redis"], help="only these layers"
+    )
+    args = parser.parse_args(argv)
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    if args.db:
+        MODES[mode].dbs = args.db
+    if args.layer:
+        MODES[mode].layers = args.layer
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="syncbind-bench-") as work:
+        results = Run(mode, Path(work)).execute()
+    json_path = args.out / "latest.json"
+    json_path.write_text(json.dumps(results, indent=1) + "\n")
+    from bench import report
+
+    markdown = args.markdown or (
+        ROOT / "BENCHMARKS.md" if args.out == RESULTS else args.out / "BENCHMARKS.md"
+    )
+    report.render(results, markdown, args.out)
+    print(f"wrote {json_path}, {markdown} and the charts in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
