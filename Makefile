@@ -5,11 +5,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install install-demo chromium test test-sqlite test-services lint format demo clean
+.PHONY: help install install-demo chromium test test-sqlite test-services lint format demo bench clean
 
 help:
 	@echo "make demo   - serve the sample site on http://127.0.0.1:8000 (SQLite, in-memory layer)"
 	@echo "make test   - install the test extra and run the whole suite"
+	@echo "make bench  - benchmark syncbind against its peers (QUICK=1: under 5 minutes)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +18,10 @@ $(PY):
 
 $(VENV)/.installed-test: $(PY) pyproject.toml
 	$(PIP) install -q -e ".[test]"
+	@touch $@
+
+$(VENV)/.installed-bench: $(PY) pyproject.toml
+	$(PIP) install -q -e ".[bench]"
 	@touch $@
 
 $(VENV)/.installed-demo: $(PY) pyproject.toml
@@ -64,6 +69,12 @@ demo: $(VENV)/.installed-demo
 	cd sample_site && $(abspath $(PY)) manage.py demo_setup
 	@echo "Open http://127.0.0.1:8000/accounts/login/ and log in as demo / demo (Ctrl-C stops the server)"
 	cd sample_site && $(abspath $(PY)) -m uvicorn sample_site.asgi:application --host 127.0.0.1 --port 8000
+
+# Installs the peers (djangochannelsrestframework, channels-binding) and runs every
+# scenario: bench/results/latest.json, BENCHMARKS.md and bench/results/*.png.
+# PostgreSQL and Redis on 127.0.0.1 are used when they answer.
+bench: $(VENV)/.installed-bench
+	$(PY) -m bench.run $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache sample_site/db.sqlite3*

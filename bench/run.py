@@ -208,6 +208,8 @@ class Backends:
             "BENCH_PG_NAME": self.pg_name,
             "BENCH_REDIS_PREFIX": f"bench{self.tag}",
             "PYTHONPATH": str(ROOT),
+            # Whatever the caller's environment says (pytest sets its own).
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
         }
 
     def available(self, db: str, layer: str) -> str | None:
