@@ -57,6 +57,8 @@ class Plan:
     fanout_settle: float
     memory_connections: int
     dbs: list[str] = field(default_factory=lambda: ["sqlite", "postgres"])
+    # None: every contender; else only these (for experiments; the report then has gaps).
+    contenders: list[str] | None = None
     layers: list[str] = field(default_factory=lambda: ["memory", "redis"])
 
 
@@ -372,7 +374,11 @@ class Run:
         if "fanout" in measures:
             names.update(FANOUT_CONTENDERS)
         env = self.backends.env(db, layer)
-        order = [n for n in CONTENDERS if n in names]
+        order = [
+            n
+            for n in CONTENDERS
+            if n in names and (not self.plan.contenders or n in self.plan.contenders)
+        ]
         print(f"== {db} + {layer} layer: {', '.join(order)}", flush=True)
         servers = {name: Server(name, env, self.work) for name in order}
         try:
@@ -380,7 +386,7 @@ class Run:
                 server.wait_ready()
             if "memory" in measures:
                 # First, on fresh servers.
-                for name in MEMORY_CONTENDERS:
+                for name in (n for n in MEMORY_CONTENDERS if n in servers):
                     step = {"type": "memory", "connections": self.plan.memory_connections}
                     [result] = drive(servers[name], data, [step])
                     self.results["memory"].append(
@@ -440,7 +446,7 @@ class Run:
     def run_fanout(self, servers, data, db, layer) -> None:
         p = self.plan
         for n in p.fanout_subscribers:
-            for name in FANOUT_CONTENDERS:
+            for name in (n for n in FANOUT_CONTENDERS if n in servers):
                 steps = [
                     {
                         "type": "fanout",
@@ -543,12 +549,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--layer", action="append", choices=["memory", "redis"], help="only these layers"
     )
+    parser.add_argument(
+        "--contender", action="append", choices=list(CONTENDERS), help="only these contenders"
+    )
     args = parser.parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     if args.db:
         MODES[mode].dbs = args.db
     if args.layer:
         MODES[mode].layers = args.layer
+    if args.contender:
+        MODES[mode].contenders = args.contender
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="syncbind-bench-") as work:
         results = Run(mode, Path(work)).execute()

@@ -202,7 +202,11 @@ class Hub:
         with self.lock:
             self.keys.setdefault(key, {})[sub] = None
             self.streams.setdefault(key.stream, set()).add(key)
-        self._on_loop(self._join(key.stream))
+            # Read under the lock that _leave holds while it decides to leave: a stream
+            # seen joined here stays joined, so most subscriptions skip the hop to the loop.
+            joined = self.layer is None or key.stream in self.joined
+        if not joined:
+            self._on_loop(self._join(key.stream))
 
     def remove(self, sub: Subscription) -> None:
         sub.active = False
@@ -263,10 +267,9 @@ class Hub:
     async def _leave(self, stream: str) -> None:
         async with self._membership:
             with self.lock:
-                still_needed = stream in self.streams
-            if still_needed or stream not in self.joined:
-                return
-            self.joined.discard(stream)
+                if stream in self.streams or stream not in self.joined:
+                    return
+                self.joined.discard(stream)
             try:
                 await self.layer.group_discard(group_name(stream), self.channel)
             finally:
