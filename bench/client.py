@@ -128,11 +128,13 @@ class Client:
 
         tasks = [asyncio.create_task(run(ws)) for ws in sockets]
         await asyncio.sleep(step.get("warmup", 0.5))
+        cpu_before = (await self.ahttp("/bench/cpu/"))["cpu"]
         measuring = True
         started = time.perf_counter()
         await asyncio.sleep(step["duration"])
         stop = True
         elapsed = time.perf_counter() - started
+        cpu_used = (await self.ahttp("/bench/cpu/"))["cpu"] - cpu_before
         await asyncio.wait(tasks, timeout=30)
         for task in tasks:
             task.cancel()
@@ -142,6 +144,8 @@ class Client:
             "rate": len(latencies) / elapsed,
             "p50_ms": ms(percentile(latencies, 0.50)),
             "p99_ms": ms(percentile(latencies, 0.99)),
+            # The server's CPU time per reply: steadier than rates on a shared machine.
+            "cpu_ms": ms(cpu_used / len(latencies)) if latencies else None,
             "errors": errors,
         }
 

@@ -33,12 +33,20 @@ RESULTS = ROOT / "bench" / "results"
 REQUEST_CONTENDERS = [
     "syncbind-sync",
     "syncbind-async",
+    "syncbind-sync-2",
     "dcrf",
     "channels-binding",
     "plain",
     "echo",
 ]
-SLOW_CONTENDERS = ["syncbind-sync", "syncbind-async", "dcrf", "channels-binding", "plain"]
+SLOW_CONTENDERS = [
+    "syncbind-sync",
+    "syncbind-async",
+    "syncbind-sync-2",
+    "dcrf",
+    "channels-binding",
+    "plain",
+]
 FANOUT_CONTENDERS = ["syncbind-sync", "dcrf-observer"]
 MEMORY_CONTENDERS = ["syncbind-sync", "syncbind-async", "dcrf", "channels-binding", "plain", "echo"]
 
@@ -77,7 +85,7 @@ MODES = {
     "quick": Plan(
         rounds=1,
         duration=1.0,
-        warmup=0.3,
+        warmup=0.2,
         connections=[1, 10, 50],
         slow_connections=32,
         fanout_subscribers=[10, 100, 1000],
@@ -367,8 +375,10 @@ class Run:
         # The first row of that category: on its first page, so its save changes the page.
         data["fanout_item"] = data["item_ids"][0]
         names = set()
-        if "throughput" in measures or "memory" in measures:
+        if "throughput" in measures:
             names.update(REQUEST_CONTENDERS)
+        if "memory" in measures:
+            names.update(MEMORY_CONTENDERS)
         if "slow" in measures:
             names.update(SLOW_CONTENDERS)
         if "fanout" in measures:
@@ -440,7 +450,7 @@ class Run:
                     by_key[scenario].setdefault(key, []).append(result)
                 print(f"   round {round_no + 1}/{p.rounds} {name}: {len(steps)} steps", flush=True)
         for scenario, rounds in by_key.items():
-            for row in summarize(rounds, ["rate", "p50_ms", "p99_ms", "messages"]):
+            for row in summarize(rounds, ["rate", "p50_ms", "p99_ms", "cpu_ms", "messages"]):
                 self.results[scenario].append({"db": db, "layer": layer, **row})
 
     def run_fanout(self, servers, data, db, layer) -> None:

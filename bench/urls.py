@@ -5,5 +5,6 @@ from bench.app import views
 urlpatterns = [
     path("bench/queries/", views.queries),
     path("bench/memory/", views.memory),
+    path("bench/cpu/", views.cpu),
     path("bench/save/", views.save),
 ]

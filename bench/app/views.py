@@ -3,6 +3,7 @@
 import gc
 import json
 import os
+import time
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -13,6 +14,11 @@ from .models import Item
 
 def queries(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"queries": counter.total()})
+
+
+def cpu(request: HttpRequest) -> JsonResponse:
+    """CPU seconds the whole server process (every thread) has used so far."""
+    return JsonResponse({"cpu": time.process_time()})
 
 
 def rss_bytes() -> int:

@@ -30,6 +30,15 @@ CONTENDERS = {
             "syncbind",
             "bench.contenders.syncbind_async",
         ),
+        # The same SyncConsumer with a pool as small as the machine's cores: the
+        # trade-off THREAD_POOL_SIZE makes (fast queries against slow ones).
+        Contender(
+            "syncbind-sync-2",
+            "syncbind SyncConsumer, THREAD_POOL_SIZE=2",
+            "syncbind",
+            "bench.contenders.syncbind_sync",
+            env=(("BENCH_THREAD_POOL_SIZE", "2"),),
+        ),
         Contender("dcrf", "DCRF GenericAsyncAPIConsumer", "dcrf", "bench.contenders.dcrf"),
         Contender(
             "dcrf-observer",
