@@ -359,23 +359,36 @@ def render_charts(results: dict, out: Path) -> dict[str, Path]:
         ]
         if slow:
             panels.append(("postgres", "slow"))
-        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
-        for ax, (db, kind) in zip(axes[0], panels, strict=True):
+        cols = 3
+        rows_n = (len(panels) + cols - 1) // cols
+        fig, axes = plt.subplots(rows_n, cols, figsize=(5.2 * cols, 4.6 * rows_n), squeeze=False)
+        flat = [ax for row in axes for ax in row]
+        for ax in flat[len(panels) :]:
+            ax.axis("off")
+        for ax, (db, kind) in zip(flat, panels, strict=False):
             rows = (
-                [r for r in slow]
+                list(slow)
                 if kind == "slow"
                 else [
                     r for r in tp if r["db"] == db and r["kind"] == kind and r["connections"] == top
                 ]
             )
             rows = [r for name in CONTENDERS for r in rows if r["contender"] == name]
-            names = [label(r["contender"]).replace(" ", "\n", 1) for r in rows]
+            # The echo ceiling is a line, not a bar: it would flatten every other bar.
+            echo = [r for r in rows if r["contender"] == "echo"]
+            rows = [r for r in rows if r["contender"] != "echo"]
+            names = [label(r["contender"]).replace(", ", "\n").replace(" ", "\n", 1) for r in rows]
             colors = [
                 "tab:green" if r["contender"].startswith("syncbind") else "tab:gray" for r in rows
             ]
             ax.bar(names, [r["rate"] for r in rows], color=colors)
-            c = rows[0]["connections"] if rows else top
-            ax.set_title(f"{kind} on {db}, C={c}")
+            if echo:
+                ax.set_title(
+                    f"{kind} on {db}, C={rows[0]['connections']} (echo: {echo[0]['rate']:,.0f}/s)"
+                )
+            else:
+                c = rows[0]["connections"] if rows else top
+                ax.set_title(f"{kind} on {db}, C={c}")
             ax.set_ylabel("messages/s")
             ax.tick_params(axis="x", labelrotation=90, labelsize=7)
         fig.tight_layout()
@@ -423,7 +436,8 @@ def render_charts(results: dict, out: Path) -> dict[str, Path]:
                 ax.set_xlabel("subscribers (N)")
                 ax.legend(fontsize=8)
             axes[0][col].set_yscale("log")
-            axes[1][col].set_yscale("symlog")
+            axes[1][col].set_yscale("log")
+            axes[1][col].set_ylim(bottom=1)
         fig.tight_layout()
         path = out / "fanout.png"
         fig.savefig(path, dpi=90)
