@@ -160,6 +160,18 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
 # -- markdown -----------------------------------------------------------------
 
 
+def contender_table(add, rows: list[dict], columns: list[str], cells, key: str) -> None:
+    """One line per contender present in ``rows``, with its ratio to syncbind on ``key``."""
+    add("| contender | " + " | ".join(columns) + " | ratio |")
+    add("|---" * (len(columns) + 2) + "|")
+    base = find(rows, contender=SYNCBIND)
+    for name in CONTENDERS:
+        row = find(rows, contender=name)
+        if row:
+            ratio_cell = ratio(row[key], base and base[key])
+            add(f"| {label(name)} | " + " | ".join(cells(row)) + f" | {ratio_cell} |")
+
+
 def render_markdown(results: dict, charts: dict[str, str]) -> str:
     meta = results["meta"]
     lines: list[str] = []
@@ -254,16 +266,13 @@ def render_markdown(results: dict, charts: dict[str, str]) -> str:
             "tops out near 50 msg/s whatever the number of connections."
         )
         add("")
-        add("| contender | msg/s | p50 ms | p99 ms | ratio |")
-        add("|---|---|---|---|---|")
-        base = find(slow, contender=SYNCBIND)
-        for name in CONTENDERS:
-            row = find(slow, contender=name)
-            if row:
-                add(
-                    f"| {label(name)} | {fmt(row['rate'])} | {fmt(row['p50_ms'], 1)} | {fmt(row['p99_ms'], 1)} "
-                    f"| {ratio(row['rate'], base and base['rate'])} |"
-                )
+        contender_table(
+            add,
+            slow,
+            ["msg/s", "p50 ms", "p99 ms"],
+            lambda row: [fmt(row["rate"]), fmt(row["p50_ms"], 1), fmt(row["p99_ms"], 1)],
+            "rate",
+        )
         add("")
 
     fan = results["fanout"]
@@ -312,17 +321,17 @@ def render_markdown(results: dict, charts: dict[str, str]) -> str:
             "(each opened with the session cookie, then left alone)."
         )
         add("")
-        add("| contender | RSS before MiB | RSS after MiB | per connection KiB | ratio |")
-        add("|---|---|---|---|---|")
-        base = find(mem, contender=SYNCBIND)
-        for name in CONTENDERS:
-            row = find(mem, contender=name)
-            if row:
-                add(
-                    f"| {label(name)} | {fmt(row['rss_before'] / 2**20, 1)} | {fmt(row['rss_after'] / 2**20, 1)} "
-                    f"| {fmt(row['per_connection_bytes'] / 1024, 1)} "
-                    f"| {ratio(row['per_connection_bytes'], base and base['per_connection_bytes'])} |"
-                )
+        contender_table(
+            add,
+            mem,
+            ["RSS before MiB", "RSS after MiB", "per connection KiB"],
+            lambda row: [
+                fmt(row["rss_before"] / 2**20, 1),
+                fmt(row["rss_after"] / 2**20, 1),
+                fmt(row["per_connection_bytes"] / 1024, 1),
+            ],
+            "per_connection_bytes",
+        )
         add("")
 
     if charts:

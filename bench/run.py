@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -64,34 +64,37 @@ class Plan:
     fanout_saves: int
     fanout_settle: float
     memory_connections: int
+    # Seconds the idle connections stay open before the second reading.
+    memory_settle: float = 2.0
     dbs: list[str] = field(default_factory=lambda: ["sqlite", "postgres"])
     # None: every contender; else only these (for experiments; the report then has gaps).
     contenders: list[str] | None = None
     layers: list[str] = field(default_factory=lambda: ["memory", "redis"])
 
 
+FULL = Plan(
+    rounds=3,
+    duration=3.0,
+    warmup=0.5,
+    connections=[1, 10, 50],
+    slow_connections=32,
+    fanout_subscribers=[10, 100, 1000],
+    fanout_saves=5,
+    fanout_settle=0.5,
+    memory_connections=1000,
+)
+
 MODES = {
-    "full": Plan(
-        rounds=3,
-        duration=3.0,
-        warmup=0.5,
-        connections=[1, 10, 50],
-        slow_connections=32,
-        fanout_subscribers=[10, 100, 1000],
-        fanout_saves=5,
-        fanout_settle=0.5,
-        memory_connections=1000,
-    ),
-    "quick": Plan(
+    "full": FULL,
+    # Every scenario at full size, once, with short steps: under 5 minutes on 2 cores.
+    "quick": replace(
+        FULL,
         rounds=1,
-        duration=1.0,
+        duration=0.8,
         warmup=0.2,
-        connections=[1, 10, 50],
-        slow_connections=32,
-        fanout_subscribers=[10, 100, 1000],
-        fanout_saves=3,
-        fanout_settle=0.3,
-        memory_connections=1000,
+        fanout_saves=2,
+        fanout_settle=0.2,
+        memory_settle=1.0,
     ),
     # The smallest run: `make test` runs it so the harness cannot rot. Its
     # numbers mean nothing.
@@ -105,6 +108,7 @@ MODES = {
         fanout_saves=1,
         fanout_settle=0.1,
         memory_connections=5,
+        memory_settle=0.2,
     ),
 }
 
@@ -208,9 +212,11 @@ class Backends:
         self.tag = f"{os.getpid()}"
         self.pg_name = f"syncbind_bench_{self.tag}"
         self.pg_created = False
+        self.redis_used = False
         self.prepared: dict[str, dict] = {}
 
     def env(self, db: str, layer: str) -> dict[str, str]:
+        self.redis_used = self.redis_used or layer == "redis"
         return {
             "BENCH_DB": db,
             "BENCH_LAYER": layer,
@@ -251,6 +257,13 @@ class Backends:
     def cleanup(self) -> None:
         if self.pg_created:
             psql(f"DROP DATABASE IF EXISTS {self.pg_name} WITH (FORCE)")
+        if self.redis_used:
+            import redis
+
+            client = redis.Redis(host="127.0.0.1", port=6379)
+            for key in client.scan_iter(match=f"bench{self.tag}*"):
+                client.delete(key)
+            client.close()
 
 
 def psql(sql: str) -> None:
@@ -397,7 +410,11 @@ class Run:
             if "memory" in measures:
                 # First, on fresh servers.
                 for name in (n for n in MEMORY_CONTENDERS if n in servers):
-                    step = {"type": "memory", "connections": self.plan.memory_connections}
+                    step = {
+                        "type": "memory",
+                        "connections": self.plan.memory_connections,
+                        "settle": self.plan.memory_settle,
+                    }
                     [result] = drive(servers[name], data, [step])
                     self.results["memory"].append(
                         {"db": db, "layer": layer, "contender": name, **result}
