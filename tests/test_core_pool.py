@@ -177,3 +177,42 @@ async def test_workers_reuse_connections_as_conn_max_age_says(max_age, reused, s
     finally:
         database["CONN_MAX_AGE"] = original
         await asyncio.to_thread(shutdown_executor)
+
+
+class ChattyConsumer(SyncConsumer):
+    """Sends frames of its own from a handler, from another thread, and before failing."""
+
+    def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if text_data == "two then fail":
+            self.send(text_data="one")
+            self.send(text_data="two")
+            raise RuntimeError("handler failed after sending")
+        if text_data == "from a thread":
+            # Not the handler's own thread: sent at once, through Channels' usual path.
+            helper = threading.Thread(target=self.send, kwargs={"text_data": "helper"})
+            helper.start()
+            helper.join()
+            self.send(text_data="handler")
+            return
+        super().receive(text_data=text_data, bytes_data=bytes_data, **kwargs)
+
+
+async def test_frames_a_handler_sends_go_out_in_order_even_when_it_then_fails(superuser):
+    client = await connect(superuser, application=ChattyConsumer.as_asgi())
+    await client.send_raw("two then fail")
+    assert await client.communicator.receive_from(5) == "one"
+    assert await client.communicator.receive_from(5) == "two"
+    # Then the handler's exception ends the consumer, as in any Channels consumer.
+    with pytest.raises(RuntimeError, match="handler failed after sending"):
+        await client.communicator.receive_output(5)
+
+
+async def test_frames_sent_from_another_thread_are_not_held_back(superuser, db_call):
+    async with connect(superuser, application=ChattyConsumer.as_asgi()) as client:
+        await client.send_raw("from a thread")
+        assert await client.communicator.receive_from(5) == "helper"
+        assert await client.communicator.receive_from(5) == "handler"
+        # The protocol still answers on the same socket.
+        product = await db_call(factories.ProductFactory)
+        reply = await client.send_event("testapp.Product.retrieve", {"id": product.pk})
+        assert reply["data"]["id"] == product.pk

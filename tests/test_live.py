@@ -368,6 +368,31 @@ async def test_last_unsubscribe_leaves_the_group(make_client, superuser, db_call
     assert await group_members(group_name(PRODUCT)) == {get_hub().channel}
 
 
+async def test_subscribing_on_a_joined_stream_stays_off_the_event_loop(
+    make_client, superuser, db_call, monkeypatch
+):
+    """Only the first subscription of a stream waits for the loop (to join its group)."""
+    from syncbind.live.hub import get_hub
+
+    products = [await db_call(factories.ProductFactory) for _ in range(3)]
+    client = await make_client(superuser)
+    hub = get_hub()
+    hops = []
+    original = hub._on_loop
+    monkeypatch.setattr(hub, "_on_loop", lambda coro: hops.append(coro) or original(coro))
+    await client.send_event(f"{PRODUCT}.retrieve", {"id": products[0].pk})
+    joining = len(hops)  # 1 when this subscription joined the stream's group
+    assert joining <= 1 and PRODUCT in hub.joined
+    await client.send_event(f"{PRODUCT}.retrieve", {"id": products[1].pk})
+    await client.send_event(f"{PRODUCT}.list", {})
+    await client.send_event(f"{PRODUCT}.retrieve", {"id": products[2].pk})
+    assert len(hops) == joining
+    products[2].name = "renamed, group shared"
+    await db_call(products[2].save)
+    push = await client.receive_push(f"{PRODUCT}.retrieve")
+    assert push["data"]["name"] == products[2].name
+
+
 async def test_disconnect_cleans_up_everything(make_client, superuser, db_call, consumer_app):
     from syncbind.live.hub import get_hub
 
