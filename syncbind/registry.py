@@ -101,8 +101,8 @@ def register_module(module) -> list[type]:
             and issubclass(value, BindingBase)
             and value.__module__.startswith(module.__name__)
             and (value.model is not None or value.queryset is not None)
-            and not getattr(value, "abstract", False)
-            and "abstract" not in vars(value)
+            # Only the class that says ``abstract = True`` is abstract, not its subclasses.
+            and not vars(value).get("abstract", False)
         ):
             registry.register(value)
             found.append(value)

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from tests.pkgapp.models import Thing
-from tests.testapp.models import Category, Note, Product, Tag
+from tests.testapp.models import Category, Label, Note, Product, Project, Tag, Task
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -78,3 +78,35 @@ class ThingFactory(factory.django.DjangoModelFactory):
         model = Thing
 
     label = factory.Sequence(lambda n: f"thing {n}")
+
+
+class ProjectFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Project
+
+    owner = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"project {n}")
+
+
+class LabelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Label
+
+    owner = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"label {n}")
+
+
+class TaskFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Task
+        skip_postgeneration_save = True
+
+    owner = factory.SubFactory(UserFactory)
+    project = factory.SubFactory(ProjectFactory, owner=factory.SelfAttribute("..owner"))
+    slug = factory.Sequence(lambda n: f"task-{n}")
+    title = factory.Sequence(lambda n: f"task {n}")
+
+    @factory.post_generation
+    def labels(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.labels.set(extracted)

@@ -7,7 +7,7 @@ from syncbind import SyncBinding, event
 from syncbind.exceptions import NotFound, ValidationError
 from syncbind.permissions import AllowAny, IsAuthenticated
 
-from .models import Category, Note, Product
+from .models import Category, Label, Note, Product, Project, Task
 
 # Opened by SLEEPY_PARTIES handlers running at the same time (see test_concurrency).
 SLEEPY_PARTIES = 8
@@ -115,3 +115,57 @@ class UserBinding(SyncBinding):
     fields = ["id", "username", "first_name", "last_name", "email"]
     search_fields = ["username", "first_name", "last_name", "email"]
     ordering_fields = ["username"]
+
+
+class OwnedBinding(SyncBinding):
+    """Rows belong to one user: each user reads and writes only their own."""
+
+    abstract = True
+    permission_classes = [IsAuthenticated]
+    read_only_fields = ["owner"]
+
+    def get_queryset(self, request=None):
+        request = request or self.request
+        return super().get_queryset(request).filter(owner=request.user)
+
+    def perform_create(self, request, write):
+        return write.save(owner=request.user)
+
+
+class ProjectBinding(OwnedBinding):
+    model = Project
+    fields = ["id", "name", "owner"]
+
+
+class LabelBinding(OwnedBinding):
+    model = Label
+    fields = ["id", "name", "owner"]
+
+
+class TaskBinding(OwnedBinding):
+    model = Task
+    fields = [
+        "id",
+        "owner",
+        "project",
+        "labels",
+        "slug",
+        "title",
+        "priority",
+        "due",
+        "estimate",
+        "meta",
+        "done",
+        "created",
+        "updated",
+    ]
+    read_only_fields = ["owner", "created", "updated"]
+    filter_fields = {
+        "priority": ["exact", "in", "lt"],
+        "project": ["exact"],
+        "title": ["icontains"],
+        "estimate": ["lt"],
+        "due": ["lt"],
+    }
+    search_fields = ["title", "labels__name"]
+    ordering_fields = ["title", "priority", "due"]

@@ -55,3 +55,46 @@ class Note(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notes"
     )
     text = models.CharField(max_length=200)
+
+
+class Project(models.Model):
+    """Owner-scoped: each user sees only their own projects (ProjectBinding)."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects"
+    )
+    name = models.CharField(max_length=60)
+
+    def __str__(self):
+        return self.name
+
+
+class Label(models.Model):
+    """Owner-scoped labels, attached to tasks through a many-to-many field."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="labels"
+    )
+    name = models.CharField(max_length=40)
+
+
+class Task(models.Model):
+    """An owner-scoped row with the field types hostile input aims at."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tasks"
+    )
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE)
+    labels = models.ManyToManyField(Label, blank=True)
+    slug = models.SlugField(max_length=60, unique=True)
+    title = models.CharField(max_length=200)
+    priority = models.IntegerField(default=0)
+    due = models.DateTimeField(null=True, blank=True)
+    estimate = models.DecimalField(max_digits=36, decimal_places=18, default=0)
+    meta = models.JSONField(default=dict)
+    done = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
