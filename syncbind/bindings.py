@@ -15,6 +15,7 @@ from django.db import models
 
 from . import filters, pagination
 from .decorators import MARK, EventSpec
+from .deprecation import accepts_legacy_request, adapt_legacy_hooks
 from .exceptions import NotFound, ValidationError
 from .live import keys
 from .mixins import (
@@ -79,6 +80,7 @@ class BindingBase:
                 if isinstance(spec, EventSpec):
                     events[spec.name] = (attr, spec)
         cls.events = events
+        adapt_legacy_hooks(cls)
         # Per-class caches, reset so a subclass never reuses its parent's.
         cls._serializer = None
         cls._filterset = None
@@ -105,18 +107,22 @@ class BindingBase:
         return cls.events.get(name)
 
     # -- data -------------------------------------------------------------------
-    def get_queryset(self, request: Any = None) -> models.QuerySet:
-        """The rows ``request``'s user may read; called for every read and write.
+    @accepts_legacy_request(0)
+    def get_queryset(self) -> models.QuerySet:
+        """The rows ``self.request.user`` may read; called for every read, write and push.
 
-        Override to scope by user (``return super().get_queryset(request).filter(owner=request.user)``).
-        A row outside it is ``not_found``, and live pushes apply it per subscriber.
+        Override to scope by user
+        (``return super().get_queryset().filter(owner=self.request.user)``).
+        A row outside it is ``not_found``, and pushes apply it per subscriber.
         """
         if self.queryset is not None:
             return self.queryset.all()
         return self.get_model()._default_manager.all()
 
-    def get_lookup_value(self, request: Any) -> Any:
+    @accepts_legacy_request(0)
+    def get_lookup_value(self) -> Any:
         """The primary key named by ``request.data["id"]``, checked by the pk field."""
+        request = self.request
         if "id" not in request.data or request.data["id"] is None:
             raise ValidationError({"id": ["This field is required."]})
         value = request.data["id"]
@@ -127,11 +133,12 @@ class BindingBase:
         except Exception:
             raise ValidationError({"id": ["Invalid id."]}) from None
 
-    def get_object(self, request: Any = None) -> models.Model:
+    @accepts_legacy_request(0)
+    def get_object(self) -> models.Model:
         """The row named by ``data["id"]`` within get_queryset, object permissions checked."""
-        request = request or self.request
-        pk = self.get_lookup_value(request)
-        queryset = self.get_serializer().optimize(self.get_queryset(request))
+        request = self.request
+        pk = self.get_lookup_value()
+        queryset = self.get_serializer().optimize(self.get_queryset())
         try:
             obj = queryset.get(pk=pk)
         except (queryset.model.DoesNotExist, OverflowError):
@@ -187,8 +194,10 @@ class BindingBase:
         ordering = self.ordering or self.get_model()._meta.ordering or ["pk"]
         return [ordering] if isinstance(ordering, str) else list(ordering)
 
-    def filter_queryset(self, request: Any, queryset: models.QuerySet) -> models.QuerySet:
+    @accepts_legacy_request(1)
+    def filter_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
         """Apply the request's ``filters``, ``query`` (search only) and ``ordering``."""
+        request = self.request
         data = request.data
         queryset = filters.apply_filters(
             self.get_filterset_class(), queryset, data.get("filters"), request
@@ -203,22 +212,23 @@ class BindingBase:
 
     def get_live_page(self, request: Any, force: bool = False) -> dict[str, Any]:
         """The page, subscribing the connection to it first (list, search, subscribe)."""
-        if not (force or self.get_auto_subscribe(request)):
-            return self.get_page(request)
+        if not (force or self.get_auto_subscribe()):
+            return self.get_page()
         with self.subscribing(request, page=True) as sub:
-            data = self.get_page(request)
+            data = self.get_page()
             if sub is not None:
                 sub.sent(data)
         return data
 
-    def get_page(self, request: Any = None) -> dict[str, Any]:
+    @accepts_legacy_request(0)
+    def get_page(self) -> dict[str, Any]:
         """The page described by ``request.data``: ``{"page", "limit", "count", "rows"}``."""
-        request = request or self.request
+        request = self.request
         params = pagination.parse_page_params(
             request.data, self.get_page_size(), api_settings.MAX_PAGE_SIZE
         )
         serializer = self.get_serializer()
-        queryset = serializer.optimize(self.filter_queryset(request, self.get_queryset(request)))
+        queryset = serializer.optimize(self.filter_queryset(self.get_queryset()))
         count, rows = pagination.paginate(queryset, params)
         return {
             "page": params.page,
@@ -271,16 +281,18 @@ class BindingBase:
         raise PermissionDenied(getattr(permission, "message", None))
 
     # -- live subscriptions ----------------------------------------------------------
-    def get_auto_subscribe(self, request: Any) -> bool:
+    @accepts_legacy_request(0)
+    def get_auto_subscribe(self) -> bool:
         """Whether retrieve/list/search subscribe: the request's ``"subscribe": false``
         opts out, then ``auto_subscribe``, then the AUTO_SUBSCRIBE setting."""
-        if request.data.get("subscribe") is False:
+        if self.request.data.get("subscribe") is False:
             return False
         if self.auto_subscribe is not None:
             return self.auto_subscribe
         return api_settings.AUTO_SUBSCRIBE
 
-    def get_subscription_scope(self, request: Any) -> Any:
+    @accepts_legacy_request(0)
+    def get_subscription_scope(self) -> Any:
         """Who shares evaluations of this request's subscription.
 
         None (the default when the binding keeps the stock ``get_queryset``, has
@@ -295,7 +307,7 @@ class BindingBase:
             or self.serializer_class is not None
             or any(overrides_object_permission(permission) for permission in self.get_permissions())
         ):
-            return ("user", getattr(request.user, "pk", None))
+            return ("user", getattr(self.request.user, "pk", None))
         return None
 
     @contextmanager
@@ -314,7 +326,7 @@ class BindingBase:
             yield None
             return
         stream = self.get_stream()
-        scope = self.get_subscription_scope(request)
+        scope = self.get_subscription_scope()
         if page:
             action = "search" if request.action == "search" or request.data.get("query") else "list"
             key = keys.page_key(stream, request.data, action, scope)

@@ -31,7 +31,7 @@ class ViewProxy:
         self._binding = binding
 
     def get_queryset(self) -> models.QuerySet:
-        return self._binding.get_queryset(self._binding.request)
+        return self._binding.get_queryset()
 
     @property
     def queryset(self) -> models.QuerySet:

@@ -1,8 +1,8 @@
 """One mixin per action. Each reads ``request.data`` and returns the reply data;
 side effects go through ``perform_*`` hooks, which bindings override::
 
-    def perform_create(self, request, write):
-        return write.save(owner=request.user)
+    def perform_create(self, write):
+        return write.save(owner=self.request.user)
 """
 
 from __future__ import annotations
@@ -13,17 +13,18 @@ from typing import Any
 from django.db import models
 
 from .decorators import event
+from .deprecation import accepts_legacy_request
 
 
 class RetrieveMixin:
     @event(atomic=False)
     def retrieve(self, request) -> dict[str, Any]:
         """``{"id": pk}`` → the serialized row (``not_found`` outside the queryset)."""
-        pk = self.get_lookup_value(request)
-        if not self.get_auto_subscribe(request):
-            return self.get_serializer().serialize(self.get_object(request))
+        pk = self.get_lookup_value()
+        if not self.get_auto_subscribe():
+            return self.get_serializer().serialize(self.get_object())
         with self.subscribing(request, pk) as sub:
-            data = self.get_serializer().serialize(self.get_object(request))
+            data = self.get_serializer().serialize(self.get_object())
             if sub is not None:
                 sub.sent(data)
         return data
@@ -50,9 +51,9 @@ class SubscribeMixin:
         parameters (no id) → the page, then pushes of it under ``<stream>.list``
         (``search`` when there is a ``query``), with this event's tag."""
         if "id" in request.data:
-            pk = self.get_lookup_value(request)
+            pk = self.get_lookup_value()
             with self.subscribing(request, pk):
-                self.get_object(request)
+                self.get_object()
             return {"success": True}
         return self.get_live_page(request, force=True)
 
@@ -61,7 +62,7 @@ class SubscribeMixin:
         """``{"id": pk}``: that row; a tagged event: that tag's subscriptions;
         ``{}``: every subscription of this connection on the stream."""
         subscriptions = getattr(request.connection, "subscriptions", None)
-        pk = self.get_lookup_value(request) if "id" in request.data else None
+        pk = self.get_lookup_value() if "id" in request.data else None
         if subscriptions is not None:
             subscriptions.unsubscribe(self.get_stream(), pk=pk, tag=request.tag)
         return {"success": True}
@@ -72,10 +73,11 @@ class CreateMixin:
     def create(self, request) -> dict[str, Any]:
         """``{field: value}`` → ``{"success": true, "id": pk, "row": {...}}``."""
         write = self.get_serializer().validate(request.data, instance=None, partial=False)
-        instance = self.perform_create(request, write)
+        instance = self.perform_create(write)
         return self.write_result(instance)
 
-    def perform_create(self, request, write) -> models.Model:
+    @accepts_legacy_request(1)
+    def perform_create(self, write) -> models.Model:
         """Save a validated new row and return it. Runs inside the event's transaction."""
         return write.save()
 
@@ -84,13 +86,14 @@ class UpdateMixin:
     @event
     def update(self, request) -> dict[str, Any]:
         """``{"id": pk, field: value}`` → as create; only the given fields change."""
-        obj = self.get_object(request)
+        obj = self.get_object()
         data = {key: value for key, value in request.data.items() if key != "id"}
         write = self.get_serializer().validate(data, instance=obj, partial=True)
-        instance = self.perform_update(request, write)
+        instance = self.perform_update(write)
         return self.write_result(instance)
 
-    def perform_update(self, request, write) -> models.Model:
+    @accepts_legacy_request(1)
+    def perform_update(self, write) -> models.Model:
         """Save a validated change of an existing row (only its fields) and return it."""
         return write.save()
 
@@ -101,7 +104,9 @@ class SaveMixin:
         """``create`` when ``data`` has no ``id``, ``update`` otherwise."""
         if request.data.get("id") is None:
             data = {key: value for key, value in request.data.items() if key != "id"}
-            return self.create(request.with_message(replace(request.message, data=data)))
+            # The hooks read self.request: they see the request without its "id".
+            self.request = request.with_message(replace(request.message, data=data))
+            return self.create(self.request)
         return self.update(request)
 
 
@@ -109,10 +114,11 @@ class DeleteMixin:
     @event
     def delete(self, request) -> dict[str, Any]:
         """``{"id": pk}`` → ``{"success": true, "id": pk}``."""
-        obj = self.get_object(request)
+        obj = self.get_object()
         pk = obj.pk
-        self.perform_delete(request, obj)
+        self.perform_delete(obj)
         return {"success": True, "id": self.get_serializer().serialize_pk(pk)}
 
-    def perform_delete(self, request, obj: models.Model) -> None:
+    @accepts_legacy_request(1)
+    def perform_delete(self, obj: models.Model) -> None:
         obj.delete()

@@ -161,3 +161,62 @@ def connect(
 
         application = SyncConsumer.as_asgi()
     return _Connect(application, path, user, headers or [], subprotocols, timeout)
+
+
+class override_bindings:  # noqa: N801 (used like Django's override_settings)
+    """Register bindings for the duration of a block or a test, then restore the registry.
+
+    ::
+
+        with override_bindings(MyBinding):
+            ...
+
+        @override_bindings(MyBinding, OtherBinding)
+        async def test_something(): ...
+
+    A binding replaces whatever was bound to its stream; ``only=True`` starts
+    from an empty registry instead.
+    """
+
+    def __init__(self, *bindings: type, only: bool = False) -> None:
+        self.bindings = bindings
+        self.only = only
+        self._saved: list[dict[str, type]] = []
+
+    def __enter__(self) -> override_bindings:
+        from .registry import registry
+
+        self._saved.append(registry.snapshot())
+        if self.only:
+            registry.clear()
+        for binding in self.bindings:
+            stream = binding.get_stream()
+            if registry.is_registered(stream):
+                registry.unregister(stream)
+            registry.register(binding)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        from .registry import registry
+
+        registry.restore(self._saved.pop())
+
+    def __call__(self, func):
+        import functools
+        import inspect
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with self:
+                    return await func(*args, **kwargs)
+
+            return async_wrapper
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return func(*args, **kwargs)
+
+        return wrapper

@@ -52,8 +52,8 @@ class DRFProductBinding(SyncBinding):
     serializer_class = ProductSerializer
     permission_classes = [IsAuthenticated, drf_permissions.IsAuthenticated, OwnerOnly]
 
-    def perform_create(self, request, write):
-        return write.save(owner=request.user)
+    def perform_create(self, write):
+        return write.save(owner=self.request.user)
 
 
 class DRFModelPermsBinding(SyncBinding):

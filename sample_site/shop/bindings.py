@@ -18,7 +18,7 @@ class CategoryBinding(SyncBinding):
     search_fields = ["name"]
     ordering_fields = ["name"]
 
-    def perform_delete(self, request, obj):
+    def perform_delete(self, obj):
         # Products protect their category; say so instead of failing with a server error.
         if obj.products.exists():
             raise ValidationError({"__all__": ["This category still has products."]})
@@ -33,8 +33,8 @@ class ProductBinding(SyncBinding):
     search_fields = ["name", "category__name"]
     ordering_fields = ["name", "price"]
 
-    def perform_create(self, request, write):
-        return write.save(owner=request.user)
+    def perform_create(self, write):
+        return write.save(owner=self.request.user)
 
     @event
     def restock(self, request):
@@ -42,7 +42,7 @@ class ProductBinding(SyncBinding):
 
         Needs ``change_product``, like every custom event under DjangoModelPermissions.
         """
-        product = self.get_object(request)
+        product = self.get_object()
         if not product.in_stock:
             product.in_stock = True
             product.save(update_fields=["in_stock"])
@@ -56,9 +56,8 @@ class NoteBinding(SyncBinding):
     fields = ["id", "text", "created"]
     permission_classes = [IsAuthenticated]
 
-    def get_queryset(self, request=None):
-        request = request or self.request
-        return super().get_queryset(request).filter(owner=request.user)
+    def get_queryset(self):
+        return super().get_queryset().filter(owner=self.request.user)
 
-    def perform_create(self, request, write):
-        return write.save(owner=request.user)
+    def perform_create(self, write):
+        return write.save(owner=self.request.user)

@@ -400,7 +400,7 @@ def evaluate(
             binding = binding_class(request=request, action=action)
             try:
                 data_text = protocol.encode(
-                    binding.get_serializer().serialize(binding.get_object(request))
+                    binding.get_serializer().serialize(binding.get_object())
                 )
             except NotFound:
                 deleted = True  # the row left this scope's queryset
@@ -410,7 +410,7 @@ def evaluate(
         action = "search" if request.action == "search" or request.data.get("query") else "list"
         binding = binding_class(request=request, action=action)
         try:
-            data_text = protocol.encode(binding.get_page(request))
+            data_text = protocol.encode(binding.get_page())
         except SyncbindError:
             return []
     out = []

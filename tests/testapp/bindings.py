@@ -34,19 +34,19 @@ class ProductBinding(SyncBinding):
     search_fields = ["name", "category__name"]
     ordering_fields = ["name", "price"]
 
-    def perform_create(self, request, write):
-        return write.save(owner=request.user)
+    def perform_create(self, write):
+        return write.save(owner=self.request.user)
 
     @event
     def restock(self, request):
-        product = self.get_object(request)
+        product = self.get_object()
         product.stock += int(request.data.get("amount", 1))
         product.save(update_fields=["stock"])
         return {"success": True, "stock": product.stock}
 
     @event("price_range", atomic=False)
     def price_range(self, request):
-        prices = list(self.get_queryset(request).values_list("price", flat=True))
+        prices = list(self.get_queryset().values_list("price", flat=True))
         return {"min": min(prices, default=None), "max": max(prices, default=None)}
 
     @event(permission_classes=[AllowAny], atomic=False)
@@ -100,12 +100,11 @@ class NoteBinding(SyncBinding):
     read_only_fields = ["owner"]
     permission_classes = [IsAuthenticated]
 
-    def get_queryset(self, request=None):
-        request = request or self.request
-        return super().get_queryset(request).filter(owner=request.user)
+    def get_queryset(self):
+        return super().get_queryset().filter(owner=self.request.user)
 
-    def perform_create(self, request, write):
-        return write.save(owner=request.user)
+    def perform_create(self, write):
+        return write.save(owner=self.request.user)
 
 
 class UserBinding(SyncBinding):
@@ -124,12 +123,11 @@ class OwnedBinding(SyncBinding):
     permission_classes = [IsAuthenticated]
     read_only_fields = ["owner"]
 
-    def get_queryset(self, request=None):
-        request = request or self.request
-        return super().get_queryset(request).filter(owner=request.user)
+    def get_queryset(self):
+        return super().get_queryset().filter(owner=self.request.user)
 
-    def perform_create(self, request, write):
-        return write.save(owner=request.user)
+    def perform_create(self, write):
+        return write.save(owner=self.request.user)
 
 
 class ProjectBinding(OwnedBinding):
