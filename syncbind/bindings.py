@@ -8,16 +8,15 @@ A binding instance is made per message, so ``self.request`` and
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from django.db import models
 
-from . import filters, pagination
+from . import filters, pagination, reads
 from .decorators import MARK, EventSpec
 from .deprecation import accepts_legacy_request, adapt_legacy_hooks
 from .exceptions import NotFound, ValidationError
-from .live import keys
+from .live.binding import LiveBindingMixin, default_read
 from .mixins import (
     CreateMixin,
     DeleteMixin,
@@ -28,12 +27,12 @@ from .mixins import (
     SubscribeMixin,
     UpdateMixin,
 )
-from .permissions import BasePermission, overrides_object_permission
+from .permissions import BasePermission
 from .serializers import ModelSerializer
 from .settings import api_settings
 
 
-class BindingBase:
+class BindingBase(LiveBindingMixin):
     """The base of every binding: queryset, object lookup, serializer, permissions.
 
     Subclasses set ``model`` and one of ``fields`` / ``exclude`` /
@@ -58,9 +57,6 @@ class BindingBase:
 
     permission_classes: ClassVar[Any] = None
     page_size: ClassVar[int | None] = None
-
-    post_save_retrieve: ClassVar[bool] = True
-    auto_subscribe: ClassVar[bool | None] = None
 
     # Filled by __init_subclass__: event name -> (method name, spec).
     events: ClassVar[dict[str, tuple[str, EventSpec]]] = {}
@@ -133,18 +129,31 @@ class BindingBase:
         except Exception:
             raise ValidationError({"id": ["Invalid id."]}) from None
 
+    @default_read
     @accepts_legacy_request(0)
     def get_object(self) -> models.Model:
         """The row named by ``data["id"]`` within get_queryset, object permissions checked."""
         request = self.request
-        pk = self.get_lookup_value()
         queryset = self.get_serializer().optimize(self.get_queryset())
         try:
-            obj = queryset.get(pk=pk)
+            obj = queryset.get(pk=self.get_lookup_value())
         except (queryset.model.DoesNotExist, OverflowError):
             raise NotFound() from None
         self.check_object_permissions(request, obj)
         return obj
+
+    def get_object_read(self, pk: Any) -> reads.ObjectRead:
+        """The compiled read of row ``pk`` (what ``get_object`` reads, for subscriptions)."""
+        return reads.object_read(self.get_serializer().optimize(self._queryset()), pk)
+
+    def _queryset(self) -> models.QuerySet:
+        queryset = self.get_queryset()
+        if not isinstance(queryset, models.QuerySet):
+            raise TypeError(
+                f"{type(self).__qualname__}.get_queryset() must return a QuerySet, "
+                f"not {type(queryset).__name__}."
+            )
+        return queryset
 
     def get_serializer(self) -> ModelSerializer:
         """The serializer: a DRF ``serializer_class`` adapter (made per binding, as it
@@ -210,32 +219,27 @@ class BindingBase:
     def get_page_size(self) -> int:
         return self.page_size or api_settings.DEFAULT_PAGE_SIZE
 
-    def get_live_page(self, request: Any, force: bool = False) -> dict[str, Any]:
-        """The page, subscribing the connection to it first (list, search, subscribe)."""
-        if not (force or self.get_auto_subscribe()):
-            return self.get_page()
-        with self.subscribing(request, page=True) as sub:
-            data = self.get_page()
-            if sub is not None:
-                sub.sent(data)
-        return data
+    def get_page_read(self) -> reads.PageRead:
+        """The compiled read of the page ``request.data`` describes."""
+        params = pagination.parse_page_params(
+            self.request.data, self.get_page_size(), api_settings.MAX_PAGE_SIZE
+        )
+        queryset = self.get_serializer().optimize(self.filter_queryset(self._queryset()))
+        return reads.page_read(queryset, params.page, params.limit)
 
+    @default_read
     @accepts_legacy_request(0)
     def get_page(self) -> dict[str, Any]:
         """The page described by ``request.data``: ``{"page", "limit", "count", "rows"}``."""
-        request = self.request
-        params = pagination.parse_page_params(
-            request.data, self.get_page_size(), api_settings.MAX_PAGE_SIZE
-        )
-        serializer = self.get_serializer()
-        queryset = serializer.optimize(self.filter_queryset(self.get_queryset()))
-        count, rows = pagination.paginate(queryset, params)
-        return {
-            "page": params.page,
-            "limit": params.limit,
-            "count": count,
-            "rows": serializer.serialize_many(rows),
-        }
+        read = self.get_page_read()
+        return self.page_data(read, reads.execute_one(read))
+
+    def page_data(
+        self, read: reads.PageRead, result: reads.PageResult, serialize_many: Any = None
+    ) -> dict[str, Any]:
+        """The reply data of a page read (for requests and pushes alike)."""
+        rows = (serialize_many or self.get_serializer().serialize_many)(result.rows)
+        return {"page": read.page, "limit": read.limit, "count": result.count, "rows": rows}
 
     # -- permissions --------------------------------------------------------------
     def get_permission_classes(self) -> tuple:
@@ -279,71 +283,6 @@ class BindingBase:
         if not (request.user and request.user.is_authenticated):
             raise NotAuthenticated()
         raise PermissionDenied(getattr(permission, "message", None))
-
-    # -- live subscriptions ----------------------------------------------------------
-    @accepts_legacy_request(0)
-    def get_auto_subscribe(self) -> bool:
-        """Whether retrieve/list/search subscribe: the request's ``"subscribe": false``
-        opts out, then ``auto_subscribe``, then the AUTO_SUBSCRIBE setting."""
-        if self.request.data.get("subscribe") is False:
-            return False
-        if self.auto_subscribe is not None:
-            return self.auto_subscribe
-        return api_settings.AUTO_SUBSCRIBE
-
-    @accepts_legacy_request(0)
-    def get_subscription_scope(self) -> Any:
-        """Who shares evaluations of this request's subscription.
-
-        None (the default when the binding keeps the stock ``get_queryset``, has
-        no DRF ``serializer_class`` — whose output may read ``request.user`` — and
-        no permission checks single objects) means every subscriber of the same
-        row or page sees the same data, so one evaluation per change serves them
-        all. Otherwise the scope is the user. Override when you know better, e.g.
-        return ``request.user.groups...`` for a queryset that depends on a group.
-        """
-        if (
-            type(self).get_queryset is not BindingBase.get_queryset
-            or self.serializer_class is not None
-            or any(overrides_object_permission(permission) for permission in self.get_permissions())
-        ):
-            return ("user", getattr(self.request.user, "pk", None))
-        return None
-
-    @contextmanager
-    def subscribing(
-        self, request: Any, pk: Any = None, *, page: bool = False, event: str | None = None
-    ):
-        """Subscribe ``request``'s connection, for the duration of the first read.
-
-        Subscribing happens before the read, so no change committed meanwhile is
-        missed; if the read fails the subscription is dropped. Yields the
-        subscription (call ``sent(data)`` with the reply data) or None when the
-        transport has no live subscriptions (HTTP).
-        """
-        subscriptions = getattr(request.connection, "subscriptions", None)
-        if subscriptions is None:
-            yield None
-            return
-        stream = self.get_stream()
-        scope = self.get_subscription_scope()
-        if page:
-            action = "search" if request.action == "search" or request.data.get("query") else "list"
-            key = keys.page_key(stream, request.data, action, scope)
-            sub = subscriptions.subscribe(key, event or request.message.event_for(action), request)
-        else:
-            key = keys.instance_key(stream, pk, scope)
-            sub = subscriptions.subscribe(
-                key,
-                request.message.event_for("retrieve"),
-                request,
-                delete_event=request.message.event_for("delete"),
-            )
-        try:
-            yield sub
-        except BaseException:
-            subscriptions.discard(sub)
-            raise
 
 
 class SyncBinding(

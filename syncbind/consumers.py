@@ -19,7 +19,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocket
 from . import core, protocol
 from .exceptions import AuthenticationFailed
 from .executor import run_in_pool
-from .live.hub import ConnectionSubscriptions, get_hub
+from .live.hub import get_hub
+from .live.subscriptions import ConnectionSubscriptions
 from .outbox import Outbox
 from .settings import api_settings
 from .throttling import RateLimit

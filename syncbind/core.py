@@ -44,7 +44,7 @@ class Connection:
     # When the user was last read from the database (see refresh_user).
     user_loaded_at: float = field(default_factory=time.monotonic)
 
-    def refresh_user(self) -> None:
+    def refresh_user(self) -> bool:
         """Re-read the user at most every USER_REFRESH_INTERVAL seconds. Sync.
 
         A WebSocket keeps its user object for hours, and Django caches permissions
@@ -55,10 +55,10 @@ class Connection:
         interval = api_settings.USER_REFRESH_INTERVAL
         user = self.user
         if interval is None or not getattr(user, "is_authenticated", False):
-            return
+            return False
         now = time.monotonic()
         if now - self.user_loaded_at < interval:
-            return
+            return False
         self.user_loaded_at = now
         try:
             user.refresh_from_db()
@@ -66,6 +66,7 @@ class Connection:
             user.is_active = False
         for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
             user.__dict__.pop(cache, None)
+        return True
 
 
 def authenticate(scope: dict[str, Any]) -> tuple[Any, Any]:
@@ -102,8 +103,10 @@ def error_for(
 
 def resolve(message: protocol.Message, request: Request):
     """Find the binding and the handler; check permissions. Returns ``(binding, handler, spec)``."""
-    if request.connection is not None:
-        request.connection.refresh_user()
+    connection = request.connection
+    if connection is not None and connection.refresh_user() and connection.subscriptions:
+        # The user was read again: what its subscriptions read may have changed.
+        connection.subscriptions.rekey()
     binding_class = registry.get(message.stream)
     found = binding_class.get_event(message.action)
     if found is None:

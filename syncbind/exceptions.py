@@ -94,6 +94,14 @@ class RateLimited(SyncbindError):
     status = 429
 
 
+class LimitExceeded(SyncbindError):
+    """A per-connection limit (subscriptions, followed keys, subscription size) was reached."""
+
+    code = "limit_exceeded"
+    default_message = "A limit of this connection was reached."
+    status = 429
+
+
 class ServerError(SyncbindError):
     pass
 
@@ -143,6 +151,7 @@ STATUS_BY_CODE = {
         PermissionDenied,
         ValidationError,
         RateLimited,
+        LimitExceeded,
         ServerError,
     )
 }

@@ -20,28 +20,23 @@ class RetrieveMixin:
     @event(atomic=False)
     def retrieve(self, request) -> dict[str, Any]:
         """``{"id": pk}`` → the serialized row (``not_found`` outside the queryset)."""
-        pk = self.get_lookup_value()
         if not self.get_auto_subscribe():
             return self.get_serializer().serialize(self.get_object())
-        with self.subscribing(request, pk) as sub:
-            data = self.get_serializer().serialize(self.get_object())
-            if sub is not None:
-                sub.sent(data)
-        return data
+        return self.live_object(self.get_lookup_value())[1]
 
 
 class ListMixin:
     @event(atomic=False)
     def list(self, request) -> dict[str, Any]:
         """``{"page", "limit", "filters", "ordering"}`` → ``{"page", "limit", "count", "rows"}``."""
-        return self.get_live_page(request)
+        return self.live_page()
 
 
 class SearchMixin:
     @event(atomic=False)
     def search(self, request) -> dict[str, Any]:
         """As ``list``, plus ``"query"``: every word must match one of ``search_fields``."""
-        return self.get_live_page(request)
+        return self.live_page()
 
 
 class SubscribeMixin:
@@ -51,11 +46,9 @@ class SubscribeMixin:
         parameters (no id) → the page, then pushes of it under ``<stream>.list``
         (``search`` when there is a ``query``), with this event's tag."""
         if "id" in request.data:
-            pk = self.get_lookup_value()
-            with self.subscribing(request, pk):
-                self.get_object()
+            self.live_object(self.get_lookup_value())
             return {"success": True}
-        return self.get_live_page(request, force=True)
+        return self.live_page(force=True)
 
     @event(atomic=False)
     def unsubscribe(self, request) -> dict[str, Any]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import models
-
 from .exceptions import ValidationError
 
 
@@ -30,13 +28,3 @@ def parse_page_params(data: dict[str, Any], default_limit: int, max_limit: int) 
     page = _positive_int(data.get("page", 1), "page")
     limit = _positive_int(data.get("limit", default_limit), "limit")
     return PageParams(page=page, limit=min(limit, max_limit))
-
-
-def paginate(queryset: models.QuerySet, params: PageParams) -> tuple[int, list[models.Model]]:
-    """Return ``(count, rows)`` for one page; two queries at most (plus prefetches)."""
-    count = queryset.count()
-    offset = (params.page - 1) * params.limit
-    if offset >= count:
-        # Also keeps absurd page numbers from reaching the database as huge OFFSETs.
-        return count, []
-    return count, list(queryset[offset : offset + params.limit])

@@ -42,6 +42,8 @@ class Message:
     tag: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
     request_id: Any = _MISSING
+    # Length of the frame it came in (0 when not from a frame).
+    size: int = 0
 
     @property
     def has_request_id(self) -> bool:
@@ -91,10 +93,10 @@ def parse_frame(text: str | None, *, max_bytes: int, binary: bool = False) -> Me
         content = json.loads(text)
     except (ValueError, RecursionError):
         raise InvalidFrame(BadRequest("The message is not valid JSON.")) from None
-    return parse_envelope(content)
+    return parse_envelope(content, size=len(text))
 
 
-def parse_envelope(content: Any) -> Message:
+def parse_envelope(content: Any, size: int = 0) -> Message:
     """Check a decoded envelope (WebSocket frame or HTTP body) and build the Message."""
     if not isinstance(content, dict):
         raise InvalidFrame(BadRequest("The message must be a JSON object."))
@@ -114,7 +116,13 @@ def parse_envelope(content: Any) -> Message:
             BadRequest("'data' must be a JSON object."), event=event, request_id=request_id
         )
     return Message(
-        event=event, stream=stream, action=action, tag=tag, data=data, request_id=request_id
+        event=event,
+        stream=stream,
+        action=action,
+        tag=tag,
+        data=data,
+        request_id=request_id,
+        size=size,
     )
 
 

@@ -30,6 +30,8 @@ class Registry:
     def __init__(self) -> None:
         self._bindings: dict[str, type] = {}
         self._lock = threading.Lock()
+        # Bumped on every change, so caches derived from the registry know to refresh.
+        self.version = 0
 
     def register(self, binding_class: type) -> type:
         """Register ``binding_class`` under its stream; usable as a class decorator."""
@@ -41,6 +43,7 @@ class Registry:
                     f"Stream {stream!r} is bound by both {_qualname(current)} and {_qualname(binding_class)}."
                 )
             self._bindings[stream] = binding_class
+            self.version += 1
         return binding_class
 
     def unregister(self, binding_class_or_stream) -> None:
@@ -53,6 +56,7 @@ class Registry:
             if stream not in self._bindings:
                 raise NotRegistered(stream)
             del self._bindings[stream]
+            self.version += 1
 
     def get(self, stream: str) -> type:
         """The binding of ``stream``; ``unknown_event`` if there is none."""
@@ -67,13 +71,10 @@ class Registry:
     def all(self) -> list[type]:
         return list(self._bindings.values())
 
-    def for_model(self, model) -> list[type]:
-        """Every binding whose model is ``model`` (used by live subscriptions)."""
-        return [binding for binding in self._bindings.values() if binding.get_model() is model]
-
     def clear(self) -> None:
         with self._lock:
             self._bindings.clear()
+            self.version += 1
 
     def snapshot(self) -> dict[str, type]:
         return dict(self._bindings)
@@ -81,6 +82,7 @@ class Registry:
     def restore(self, snapshot: dict[str, type]) -> None:
         with self._lock:
             self._bindings = dict(snapshot)
+            self.version += 1
 
 
 registry = Registry()

@@ -52,6 +52,13 @@ DEFAULTS: dict[str, Any] = {
     "GROUP_REFRESH_INTERVAL": 3600,
     # A change batch with more primary keys than this is sent as "anything may have changed".
     "MAX_CHANGES_PER_MESSAGE": 500,
+    # Live subscriptions one connection may hold, and distinct rows/pages it may follow.
+    "MAX_SUBSCRIPTIONS": 200,
+    "MAX_SUBSCRIPTION_KEYS": 100,
+    # Largest request (its frame, in bytes) that may subscribe: its data is kept.
+    "MAX_SUBSCRIPTION_REQUEST_BYTES": 16384,
+    # Reads of one shape evaluated together, in one statement, by a push.
+    "LIVE_BATCH_SIZE": 100,
 }
 
 # Settings whose values are dotted paths (or lists of them) resolved on access.

@@ -1,11 +1,21 @@
 """Changes recorded during a transaction and announced once it commits.
 
-Inside ``transaction.atomic()`` the changes are collected in one batch per
-database connection, de-duplicated by (stream, primary key) with the last
-operation winning, and sent by a single ``on_commit`` callback: one small
-message per affected stream group. A rollback drops the batch with the rest of
-the on-commit callbacks, so nothing is pushed. Outside a transaction (autocommit)
-a change is announced at once.
+Inside ``transaction.atomic()`` changes are collected in one batch per
+savepoint level of each database connection, de-duplicated by (stream,
+primary key), and sent by an ``on_commit`` callback registered at that level:
+a rolled-back savepoint drops its own batch with the rest of its callbacks, a
+rollback drops them all. Outside a transaction a change is announced at once.
+
+A change carries the row's matchable column values (see
+:mod:`syncbind.live.matching`) before and after it, when they are known, so
+that every hub can skip the page subscriptions the row cannot be part of.
+The message of one stream is small::
+
+    {"type": "syncbind.changes", "stream": "shop.Product",
+     "changes": [[pk, "save", before, after], ...]}   # or "changes": null: anything
+
+where ``before``/``after`` are a dict of values, ``false`` (no such row),
+``null`` (not known) or, for ``before`` only, ``true`` (the same as after).
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from ..registry import registry
 from ..serializers import to_json_safe
 from ..settings import api_settings
 from .keys import group_name
+from .matching import ABSENT, SAME, UNKNOWN
 
 logger = logging.getLogger("syncbind.live")
 
@@ -30,25 +41,51 @@ DELETE = "delete"
 ANY = None  # "any row of the stream may have changed"
 
 
+def encode_values(values: Any) -> Any:
+    if values is ABSENT:
+        return False
+    if values is UNKNOWN:
+        return None
+    if values is SAME:
+        return True
+    return {name: to_json_safe(value) for name, value in values.items()}
+
+
+def decode_values(wire: Any) -> Any:
+    if wire is False:
+        return ABSENT
+    if wire is None:
+        return UNKNOWN
+    if wire is True:
+        return SAME
+    return wire
+
+
 class Batch:
-    """The changes of one transaction: ``{stream: {pk: op} | ANY}``."""
+    """The changes of one transaction level: ``{stream: {pk: [op, before, after]} | ANY}``."""
 
     def __init__(self) -> None:
-        self.streams: dict[str, dict[Any, str] | None] = {}
+        self.streams: dict[str, dict[Any, list[Any]] | None] = {}
 
-    def add(self, stream: str, pk: Any, op: str) -> None:
+    def add(self, stream: str, pk: Any, op: str, before: Any, after: Any) -> None:
         if stream in self.streams and self.streams[stream] is ANY:
             return
         if pk is ANY:
             self.streams[stream] = ANY
+            return
+        rows = self.streams.setdefault(stream, {})
+        known = rows.get(pk)
+        if known is None:
+            rows[pk] = [op, before, after]
         else:
-            self.streams.setdefault(stream, {})[pk] = op
+            # The first "before" is the row as the transaction found it.
+            known[0], known[2] = op, after
 
     def __call__(self) -> None:
         send_batch(self)
 
 
-def streams_for(model) -> list[str]:
+def streams_for(model: Any) -> list[str]:
     """The streams bound to ``model`` (or to a model sharing its table)."""
     concrete = model._meta.concrete_model
     return [
@@ -58,31 +95,37 @@ def streams_for(model) -> list[str]:
     ]
 
 
-def record(model, pk: Any, op: str = SAVE, using: str | None = None) -> None:
+def record(
+    model: Any,
+    pk: Any,
+    op: str = SAVE,
+    using: str | None = None,
+    before: Any = UNKNOWN,
+    after: Any = UNKNOWN,
+) -> None:
     """Note that row ``pk`` of ``model`` changed (``pk`` ANY: any row); announce after commit."""
     streams = streams_for(model)
     if not streams:
         return
     pk = ANY if pk is ANY else to_json_safe(pk)
     connection = connections[using or "default"]
-    if not connection.in_atomic_block:
-        batch = Batch()
-        for stream in streams:
-            batch.add(stream, pk, op)
-        send_batch(batch)
-        return
-    batch = _open_batch(connection)
+    batch = Batch() if not connection.in_atomic_block else _open_batch(connection)
     for stream in streams:
-        batch.add(stream, pk, op)
+        batch.add(stream, pk, op, before, after)
+    if not connection.in_atomic_block:
+        send_batch(batch)
 
 
-def _open_batch(connection) -> Batch:
-    batch = getattr(connection, "_syncbind_batch", None)
-    # A batch registered inside a savepoint that was rolled back is no longer
-    # among the pending callbacks: start a new one.
+def _open_batch(connection: Any) -> Batch:
+    level = frozenset(connection.savepoint_ids)
+    batches: dict[frozenset, Batch] = connection.__dict__.setdefault("_syncbind_batches", {})
+    batch = batches.get(level)
+    # A batch whose savepoint (or transaction) was rolled back is no longer among the
+    # pending callbacks: start a new one.
     if batch is None or not any(entry[1] is batch for entry in connection.run_on_commit):
-        batch = Batch()
-        connection._syncbind_batch = batch
+        if not connection.run_on_commit:
+            batches.clear()
+        batch = batches[level] = Batch()
         transaction.on_commit(batch, using=connection.alias)
     return batch
 
@@ -90,7 +133,7 @@ def _open_batch(connection) -> Batch:
 _failure = threading.Event()
 
 
-def _group_send(layer, group: str, message: dict) -> None:
+def _group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
     try:
         async_to_sync(layer.group_send)(group, message)
     except Exception:
@@ -99,28 +142,38 @@ def _group_send(layer, group: str, message: dict) -> None:
         async_to_sync(layer.group_send)(group, message)
 
 
-def send_batch(batch: Batch) -> None:
-    """One group message per stream. Failures are logged once per outage, never raised:
-    the write has committed already and its reply must go out."""
+def send(group: str, message: dict[str, Any], what: str) -> None:
+    """Send ``message`` to ``group``; failures are logged once per outage, never raised."""
     layer = get_channel_layer(api_settings.CHANNEL_LAYER)
     if layer is None:
         return
+    try:
+        _group_send(layer, group, message)
+    except Exception:
+        if not _failure.is_set():
+            _failure.set()
+            logger.error(
+                "syncbind could not announce %s; pushes are lost until the channel layer "
+                "answers again",
+                what,
+                exc_info=True,
+            )
+    else:
+        if _failure.is_set():
+            _failure.clear()
+            logger.warning("syncbind announces changes again")
+
+
+def send_batch(batch: Batch) -> None:
+    """One group message per stream. The write has committed already: nothing is raised."""
     limit = api_settings.MAX_CHANGES_PER_MESSAGE
-    for stream, ops in batch.streams.items():
-        changes = None if ops is ANY or len(ops) > limit else [[pk, op] for pk, op in ops.items()]
-        message = {"type": "syncbind.changes", "stream": stream, "changes": changes}
-        try:
-            _group_send(layer, group_name(stream), message)
-        except Exception:
-            if not _failure.is_set():
-                _failure.set()
-                logger.error(
-                    "syncbind could not announce changes on %s; pushes are lost until the "
-                    "channel layer answers again",
-                    stream,
-                    exc_info=True,
-                )
+    for stream, rows in batch.streams.items():
+        if rows is ANY or len(rows) > limit:
+            changes = None
         else:
-            if _failure.is_set():
-                _failure.clear()
-                logger.warning("syncbind announces changes again")
+            changes = [
+                [pk, op, encode_values(before), encode_values(after)]
+                for pk, (op, before, after) in rows.items()
+            ]
+        message = {"type": "syncbind.changes", "stream": stream, "changes": changes}
+        send(group_name(stream), message, f"changes on {stream}")

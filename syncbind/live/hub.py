@@ -1,178 +1,52 @@
 """The subscription hub: one per process (per event loop), shared by every connection.
 
-The hub owns one channel-layer channel and joins a stream's group once, when
-the first local subscription on that stream appears (and leaves it when the
-last one goes), so a burst of subscribing connections costs at most one
-``group_add`` per stream per process. For every change message it receives,
-it evaluates each affected :class:`~syncbind.live.keys.SubscriptionKey` once in
-the worker pool (one query, one serialization), checks each subscriber's
-permissions, and writes the result straight to the local connections whose
-last message differs.
+The hub indexes the process's subscriptions by key (:class:`KeyState`), joins
+each stream's group once (:mod:`.groups`), and takes every message the groups
+carry: changes go to :mod:`.fanout`, which evaluates each affected key once
+and pushes to its local subscribers; credential changes make the connections
+of that user check their credentials again (:mod:`syncbind.authentication`).
+Messages that arrive while others are processed are merged, stream by
+stream, so a burst of writes costs one evaluation per affected key.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import weakref
+from collections import OrderedDict
 from typing import Any
 
-from channels.layers import get_channel_layer
-
-from .. import protocol
-from ..exceptions import NotFound, SyncbindError
 from ..executor import run_in_pool
-from ..registry import registry
-from ..settings import api_settings
-from .keys import INSTANCE, SubscriptionKey, group_name
+from .groups import Membership
+from .keys import AUTH_GROUP, INSTANCE, SubscriptionKey, group_name
+from .matching import Predicate, compile_predicate
+from .subscriptions import Subscription
 
 logger = logging.getLogger("syncbind.live")
 
-PENDING = object()  # a subscription whose first reply is not settled yet
 
+class KeyState:
+    """One subscription key in this process: its read, its subscribers, what it showed."""
 
-class FirstReply:
-    """The data of a subscription's first reply, not encoded yet."""
+    __slots__ = ("key", "binding_class", "read", "predicate", "subs", "pks", "__weakref__")
 
-    __slots__ = ("data",)
-
-    def __init__(self, data: Any) -> None:
-        self.data = data
-
-
-DELETED = object()  # the last thing sent was a delete
-
-
-class Subscription:
-    """One connection's interest in one key, pushed under ``event``."""
-
-    __slots__ = (
-        "owner",
-        "key",
-        "event",
-        "delete_event",
-        "tag",
-        "request",
-        "last",
-        "active",
-        "__weakref__",
-    )
-
-    def __init__(
-        self,
-        owner,
-        key: SubscriptionKey,
-        event: str,
-        request: Any,
-        tag: str | None,
-        delete_event=None,
-    ):
-        self.owner = owner
+    def __init__(self, key: SubscriptionKey, binding_class: type, read: Any) -> None:
         self.key = key
-        self.event = event
-        self.delete_event = delete_event
-        self.tag = tag
-        self.request = request
-        self.last: Any = PENDING
-        self.active = True
+        self.binding_class = binding_class
+        # The compiled read (syncbind.reads), None when evaluated through the binding.
+        self.read = read
+        self.predicate: Predicate | None = None
+        if key.kind != INSTANCE and read is not None:
+            self.predicate = compile_predicate(read.queryset)
+        self.subs: dict[Subscription, None] = {}
+        # Primary keys of the rows it last showed (pages).
+        self.pks: set[Any] = set()
 
-    def sent(self, data: Any) -> None:
-        """Record the data of the reply that started this subscription (worker thread).
-
-        Kept as is, not encoded: the request path does not encode its reply twice,
-        and a push compares it with the decoded new state (see ``evaluate``).
-        """
-        if self.last is PENDING:
-            self.last = FirstReply(data)
-
-
-class ConnectionSubscriptions:
-    """The subscriptions of one WebSocket connection; ``core.Connection.subscriptions``.
-
-    ``send`` is the connection's async send of a text frame. While the
-    connection is handling a message (``busy``), pushes wait and go out right
-    after the reply, so a push never overtakes the reply that subscribed.
-    """
-
-    def __init__(self, hub: Hub, send) -> None:
-        self.hub = hub
-        self._send = send
-        self.items: dict[tuple[SubscriptionKey, str], Subscription] = {}
-        self.lock = threading.Lock()
-        self.busy = 0
-        self.deferred: list[str] = []
-        self.closed = False
-
-    # -- called from worker threads ------------------------------------------------
-    def subscribe(
-        self, key: SubscriptionKey, event: str, request: Any, delete_event: str | None = None
-    ) -> Subscription:
-        sub = Subscription(self, key, event, request, request.tag, delete_event)
-        with self.lock:
-            old = self.items.pop((key, event), None)
-            self.items[(key, event)] = sub
-        if old is not None:
-            self.hub.remove(old)
-        self.hub.add(sub)
-        return sub
-
-    def discard(self, sub: Subscription) -> None:
-        """Drop one subscription (its first read failed)."""
-        with self.lock:
-            if self.items.get((sub.key, sub.event)) is sub:
-                del self.items[(sub.key, sub.event)]
-        self.hub.remove(sub)
-
-    def unsubscribe(self, stream: str, pk: Any = None, tag: str | None = None) -> int:
-        """Drop this connection's subscriptions on ``stream`` (to row ``pk`` / under ``tag``)."""
-        with self.lock:
-            chosen = [
-                (item_key, sub)
-                for item_key, sub in self.items.items()
-                if sub.key.stream == stream
-                and (pk is None or (sub.key.kind == INSTANCE and sub.key.what == pk))
-                and (tag is None or sub.tag == tag)
-            ]
-            for item_key, _sub in chosen:
-                del self.items[item_key]
-        for _item_key, sub in chosen:
-            self.hub.remove(sub)
-        return len(chosen)
-
-    def clear(self) -> None:
-        with self.lock:
-            subs = list(self.items.values())
-            self.items.clear()
-            self.closed = True
-        for sub in subs:
-            self.hub.remove(sub)
-
-    # -- called on the event loop -----------------------------------------------------
-    def begin(self) -> None:
-        self.busy += 1
-
-    async def end(self) -> None:
-        self.busy -= 1
-        if not self.busy and self.deferred:
-            frames, self.deferred = self.deferred, []
-            for frame in frames:
-                await self._push_now(frame)
-
-    async def push(self, frame: str) -> None:
-        if self.busy:
-            self.deferred.append(frame)
-        else:
-            await self._push_now(frame)
-
-    async def _push_now(self, frame: str) -> None:
-        if self.closed:
-            return
-        try:
-            await self._send(frame)
-        except Exception:  # the socket went away; disconnect will clean up
-            logger.debug("push to a closed connection dropped", exc_info=True)
+    def saw(self, pks: Any) -> None:
+        if self.key.kind != INSTANCE:
+            self.pks.update(pks)
 
 
 class Hub:
@@ -181,60 +55,121 @@ class Hub:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.lock = threading.Lock()
-        self.keys: dict[SubscriptionKey, dict[Subscription, None]] = {}
-        self.streams: dict[str, set[SubscriptionKey]] = {}
-        self.joined: set[str] = set()
-        self.channel: str | None = None
-        self._task: asyncio.Task | None = None
-        self._refresh_task: asyncio.Task | None = None
-        self._membership = asyncio.Lock()
-        self._layer = None
+        self.keys: dict[SubscriptionKey, KeyState] = {}
+        # stream -> pk -> instance keys on that row; stream -> page keys.
+        self.rows: dict[str, dict[Any, set[KeyState]]] = {}
+        self.pages: dict[str, set[KeyState]] = {}
+        self.key_counts: dict[str, int] = {}
+        # user pk -> open connections, for credential changes.
+        self.connections: dict[Any, weakref.WeakSet] = {}
+        # stream -> pk -> the values last announced for that row.
+        self.recent: dict[str, OrderedDict[Any, Any]] = {}
+        self.membership = Membership(loop, self.deliver)
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        # Bounds the worker threads evaluations take (see fanout).
+        self.evaluations: asyncio.Semaphore | None = None
+        self._processor: asyncio.Task | None = None
 
     @property
-    def layer(self):
-        if self._layer is None:
-            self._layer = get_channel_layer(api_settings.CHANNEL_LAYER)
-        return self._layer
+    def layer(self) -> Any:
+        return self.membership.layer
+
+    @property
+    def joined(self) -> set[str]:
+        return self.membership.joined
+
+    @property
+    def channel(self) -> str | None:
+        return self.membership.channel
 
     # -- subscriptions (any thread) ---------------------------------------------------
-    def add(self, sub: Subscription) -> None:
+    def add(self, sub: Subscription, binding_class: type, read: Any) -> None:
         key = sub.key
         with self.lock:
-            self.keys.setdefault(key, {})[sub] = None
-            self.streams.setdefault(key.stream, set()).add(key)
-            # Read under the lock that _leave holds while it decides to leave: a stream
-            # seen joined here stays joined, so most subscriptions skip the hop to the loop.
-            joined = self.layer is None or key.stream in self.joined
+            state = self.keys.get(key)
+            if state is None:
+                state = self.keys[key] = KeyState(key, binding_class, read)
+                if key.kind == INSTANCE:
+                    self.rows.setdefault(key.stream, {}).setdefault(key.pk, set()).add(state)
+                else:
+                    self.pages.setdefault(key.stream, set()).add(state)
+                self.key_counts[key.stream] = self.key_counts.get(key.stream, 0) + 1
+            state.subs[sub] = None
+            sub.state = state
+            # Read under the lock that leave() consults: a stream seen joined here stays
+            # joined, so most subscriptions skip the hop to the event loop.
+            joined = self.layer is None or group_name(key.stream) in self.joined
         if not joined:
-            self._on_loop(self._join(key.stream))
+            self._on_loop(self.membership.join(group_name(key.stream)))
 
     def remove(self, sub: Subscription) -> None:
         sub.active = False
         key = sub.key
         with self.lock:
-            subs = self.keys.get(key)
-            if subs is None or sub not in subs:
+            state = self.keys.get(key)
+            if state is None or sub not in state.subs:
                 return
-            del subs[sub]
-            if subs:
+            del state.subs[sub]
+            if state.subs:
                 return
             del self.keys[key]
-            stream_keys = self.streams.get(key.stream)
-            stream_keys.discard(key)
-            if stream_keys:
+            if key.kind == INSTANCE:
+                on_row = self.rows[key.stream][key.pk]
+                on_row.discard(state)
+                if not on_row:
+                    del self.rows[key.stream][key.pk]
+            else:
+                self.pages[key.stream].discard(state)
+            self.key_counts[key.stream] -= 1
+            if self.key_counts[key.stream]:
                 return
-            del self.streams[key.stream]
-        self._on_loop(self._leave(key.stream))
+            del self.key_counts[key.stream]
+            self.rows.pop(key.stream, None)
+            self.pages.pop(key.stream, None)
+            self.recent.pop(key.stream, None)
+        self._on_loop(
+            self.membership.leave(
+                group_name(key.stream), lambda stream=key.stream: stream in self.key_counts
+            )
+        )
 
     def subscriber_count(self, stream: str | None = None) -> int:
         with self.lock:
             return sum(
-                len(subs)
-                for key, subs in self.keys.items()
+                len(state.subs)
+                for key, state in self.keys.items()
                 if stream is None or key.stream == stream
             )
 
-    def _on_loop(self, coro) -> None:
+    def key_count(self, stream: str | None = None) -> int:
+        with self.lock:
+            return sum(1 for key in self.keys if stream is None or key.stream == stream)
+
+    # -- connections (for credential changes) --------------------------------------------
+    def attach(self, connection: Any) -> None:
+        user_pk = getattr(connection.user, "pk", None)
+        if user_pk is None:
+            return
+        with self.lock:
+            self.connections.setdefault(user_pk, weakref.WeakSet()).add(connection)
+            joined = self.layer is None or AUTH_GROUP in self.joined
+        if not joined:
+            self._on_loop(self.membership.join(AUTH_GROUP))
+
+    def detach(self, connection: Any) -> None:
+        user_pk = getattr(connection.user, "pk", None)
+        with self.lock:
+            holding = self.connections.get(user_pk)
+            if holding is not None:
+                holding.discard(connection)
+                if not holding:
+                    del self.connections[user_pk]
+
+    def connections_of(self, user_pk: Any) -> list[Any]:
+        with self.lock:
+            return list(self.connections.get(user_pk, ()))
+
+    def _on_loop(self, coro: Any) -> None:
         """Run ``coro`` on the hub's loop and wait for it (from a worker thread)."""
         try:
             running = asyncio.get_running_loop()
@@ -249,191 +184,58 @@ class Hub:
         except Exception:
             logger.warning("syncbind hub could not update its channel-layer groups", exc_info=True)
 
-    # -- group membership (event loop) -----------------------------------------------
-    async def _join(self, stream: str) -> None:
-        if stream in self.joined or self.layer is None:
-            return
-        async with self._membership:
-            if stream in self.joined:
-                return
-            if self.channel is None:
-                # The default prefix: channels-redis serves all of a process's channels with
-                # that prefix through one receive loop; another prefix would get its own.
-                self.channel = await self.layer.new_channel()
-            await self.layer.group_add(group_name(stream), self.channel)
-            self.joined.add(stream)
-            self._ensure_tasks()
+    # -- messages (event loop) -------------------------------------------------------------
+    async def deliver(self, message: dict[str, Any]) -> None:
+        """Take a message from the groups; processed in order, bursts merged."""
+        self._queue.put_nowait(message)
+        if self._processor is None or self._processor.done():
+            self._processor = self.loop.create_task(self._process_loop(), name="syncbind-fanout")
 
-    async def _leave(self, stream: str) -> None:
-        async with self._membership:
-            with self.lock:
-                if stream in self.streams or stream not in self.joined:
-                    return
-                self.joined.discard(stream)
-            try:
-                await self.layer.group_discard(group_name(stream), self.channel)
-            finally:
-                if not self.joined:
-                    self._stop_tasks()
-
-    def _ensure_tasks(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = self.loop.create_task(self._receive_loop(), name="syncbind-hub")
-        if self._refresh_task is None or self._refresh_task.done():
-            self._refresh_task = self.loop.create_task(
-                self._refresh_loop(), name="syncbind-hub-refresh"
-            )
-
-    def _stop_tasks(self) -> None:
-        for task in (self._task, self._refresh_task):
-            if task is not None and not task.done() and task is not asyncio.current_task():
-                task.cancel()
-        self._task = self._refresh_task = None
-
-    async def _refresh_loop(self) -> None:
-        # Group membership expires (channels-redis group_expiry): renew it regularly.
-        while True:
-            await asyncio.sleep(api_settings.GROUP_REFRESH_INTERVAL)
-            for stream in list(self.joined):
+    async def _process_loop(self) -> None:
+        while not self._queue.empty():
+            messages = [self._queue.get_nowait()]
+            while not self._queue.empty():
+                messages.append(self._queue.get_nowait())
+            for message in merge(messages):
                 try:
-                    await self.layer.group_add(group_name(stream), self.channel)
+                    await self.process(message)
                 except Exception:
-                    logger.warning("syncbind hub could not renew group %s", stream, exc_info=True)
+                    logger.exception("syncbind hub failed to process a message")
 
-    async def _receive_loop(self) -> None:
-        while True:
-            try:
-                message = await self.layer.receive(self.channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.error(
-                    "syncbind hub cannot receive changes from the channel layer", exc_info=True
-                )
-                await self._recover()
-                continue
-            try:
-                await self.process(message)
-            except Exception:
-                logger.exception("syncbind hub failed to process a change")
-
-    async def _recover(self) -> None:
-        """Wait for the channel layer to answer again, then join the groups anew.
-
-        A restarted Redis has forgotten every group membership, so pushes resume
-        only once the hub re-joins; it retries every second, logging nothing more
-        until it succeeds.
-        """
-        while True:
-            await asyncio.sleep(1)
-            try:
-                for stream in list(self.joined):
-                    await self.layer.group_add(group_name(stream), self.channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                continue
-            logger.warning("syncbind hub receives changes again")
-            return
-
-    # -- fan-out ------------------------------------------------------------------------
     async def process(self, message: dict[str, Any]) -> None:
-        """Evaluate every local key the change message may affect, and push."""
-        stream = message.get("stream")
-        try:
-            binding_class = registry.get(stream)
-        except SyncbindError:
-            return
-        pk_field = binding_class.get_model()._meta.pk
-        changes = message.get("changes")
-        ops = None if changes is None else {pk_field.to_python(pk): op for pk, op in changes}
-        with self.lock:
-            jobs = []
-            for key in self.streams.get(stream, ()):
-                if key.kind == INSTANCE:
-                    if ops is not None and key.what not in ops:
-                        continue
-                    op = "save" if ops is None else ops[key.what]
-                else:
-                    op = None
-                jobs.append((key, op, list(self.keys[key])))
-        if not jobs:
-            return
-        results = await asyncio.gather(
-            *(run_in_pool(evaluate, binding_class, key, op, subs) for key, op, subs in jobs),
-            return_exceptions=True,
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                logger.error("syncbind failed to evaluate a subscription", exc_info=result)
-                continue
-            for sub, frame, last in result:
-                if sub.active:
-                    sub.last = last
-                    await sub.owner.push(frame)
+        """Act on one (merged) group message."""
+        from . import fanout
+
+        kind = message.get("type")
+        if kind == "syncbind.changes":
+            await fanout.process(self, message.get("stream"), message.get("changes"))
+        elif kind == "syncbind.auth":
+            await self._credentials_changed(message)
+
+    async def _credentials_changed(self, message: dict[str, Any]) -> None:
+        for connection in self.connections_of(message.get("user")):
+            if not await run_in_pool(connection.revalidate, message.get("session")):
+                await connection.revoke()
 
 
-def _frame(event: str, data_text: str) -> str:
-    return f'{{"event":{protocol.encode(event)},"data":{data_text}}}'
-
-
-def evaluate(
-    binding_class, key: SubscriptionKey, op: str | None, subs: list[Subscription]
-) -> list[tuple]:
-    """Compute one key's new state once, then what each subscriber should receive.
-
-    Runs in a worker thread. Returns ``(subscription, frame, last)`` triples.
-    The key is evaluated with the first subscriber's request: subscribers share
-    a key only when they share a scope, so that request sees what all of them see.
-    Each subscriber's own permissions are checked again: denied sends nothing.
-    """
-    request = subs[0].request
-    deleted = False
-    data_text = None
-    if key.kind == INSTANCE:
-        action = "retrieve"
-        if op == "delete":
-            deleted = True
-        elif not binding_class.post_save_retrieve:
-            return []
-        else:
-            binding = binding_class(request=request, action=action)
-            try:
-                data_text = protocol.encode(
-                    binding.get_serializer().serialize(binding.get_object())
-                )
-            except NotFound:
-                deleted = True  # the row left this scope's queryset
-            except SyncbindError:
-                return []  # object permission refused: send nothing, not even the id
-    else:
-        action = "search" if request.action == "search" or request.data.get("query") else "list"
-        binding = binding_class(request=request, action=action)
-        try:
-            data_text = protocol.encode(binding.get_page())
-        except SyncbindError:
-            return []
-    out = []
-    decoded = None  # data_text decoded once, for subscribers still holding a FirstReply
-    for sub in subs:
-        try:
-            if sub.request.connection is not None:
-                sub.request.connection.refresh_user()
-            binding_class(request=sub.request, action=action).check_permissions(sub.request)
-        except SyncbindError:
+def merge(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge the change messages of each stream (keeping the order of first appearance)."""
+    merged: list[dict[str, Any]] = []
+    by_stream: dict[Any, dict[str, Any]] = {}
+    for message in messages:
+        if message.get("type") != "syncbind.changes":
+            merged.append(message)
             continue
-        if deleted:
-            if sub.last is DELETED:
-                continue
-            out.append((sub, _frame(sub.delete_event, protocol.encode({"id": key.what})), DELETED))
-        elif isinstance(sub.last, FirstReply):
-            if decoded is None:
-                decoded = json.loads(data_text)
-            if sub.last.data != decoded:
-                out.append((sub, _frame(sub.event, data_text), data_text))
-        elif sub.last != data_text:
-            out.append((sub, _frame(sub.event, data_text), data_text))
-    return out
+        stream = message.get("stream")
+        known = by_stream.get(stream)
+        if known is None:
+            known = by_stream[stream] = dict(message)
+            merged.append(known)
+        elif known["changes"] is None or message.get("changes") is None:
+            known["changes"] = None
+        else:
+            known["changes"] = [*known["changes"], *message["changes"]]
+    return merged
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()

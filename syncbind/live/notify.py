@@ -8,6 +8,7 @@ from typing import Any
 from django.db import models
 
 from .changes import ANY, DELETE, SAVE, record
+from .matching import ABSENT, UNKNOWN
 
 
 def notify(
@@ -32,8 +33,9 @@ def notify(
     else:
         model = model_or_queryset
     op = DELETE if deleted else SAVE
+    after = ABSENT if deleted else UNKNOWN
     if pks is None:
         record(model, ANY, op, using)
         return
     for pk in pks:
-        record(model, pk, op, using)
+        record(model, pk, op, using, UNKNOWN, after)

@@ -1,35 +1,133 @@
-"""Thin model-signal receivers: they only record the change (see :mod:`.changes`)."""
+"""Thin model-signal receivers: they record the change (see :mod:`.changes`), nothing more.
+
+To announce a row's values before a change without a query, an instance of a
+bound model remembers the matchable columns it was loaded with (``post_init``:
+a few attribute reads) and, after each save, the ones it was saved with.
+"""
 
 from __future__ import annotations
 
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from typing import Any
 
+from django.db.models.signals import m2m_changed, post_delete, post_init, post_save, pre_save
+
+from ..registry import registry
 from .changes import DELETE, SAVE, record
+from .matching import ABSENT, SAME, UNKNOWN, matchable_fields
+
+LOADED = "_syncbind_loaded"
+ADDING = "_syncbind_adding"
+
+_watched: dict[type, tuple[str, ...] | None] = {}
+_watched_version = -1
 
 
-def _saved(sender, instance, raw=False, using=None, **kwargs):
-    if not raw:  # loaddata: no pushes for fixtures
-        record(sender, instance.pk, SAVE, using)
+def watched(model: type) -> tuple[str, ...] | None:
+    """The matchable attnames of a bound model, None for a model no binding serves."""
+    global _watched_version
+    if _watched_version != registry.version:
+        _watched.clear()
+        _watched_version = registry.version
+    try:
+        return _watched[model]
+    except KeyError:
+        concrete = model._meta.concrete_model
+        bound = any(b.get_model()._meta.concrete_model is concrete for b in registry.all())
+        names = tuple(matchable_fields(model)) if bound else None
+        _watched[model] = names
+        return names
 
 
-def _deleted(sender, instance, using=None, **kwargs):
-    record(sender, instance.pk, DELETE, using)
+def _values(instance: Any, names: tuple[str, ...]) -> Any:
+    state = instance.__dict__
+    values = {}
+    for name in names:
+        value = state.get(name, ABSENT)
+        if value is ABSENT or hasattr(value, "resolve_expression"):
+            # Deferred, or set to an expression (F(), a database default) whose
+            # result only the database knows.
+            return UNKNOWN
+        values[name] = value
+    return values
 
 
-def _m2m_changed(sender, instance, action, reverse, model, pk_set, using=None, **kwargs):
+def _initialised(sender: type, instance: Any, **kwargs: Any) -> None:
+    names = watched(sender)
+    if names:
+        instance.__dict__[LOADED] = _values(instance, names)
+
+
+def _saving(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    if watched(sender) is not None:
+        instance.__dict__[ADDING] = instance._state.adding
+
+
+def _before(instance: Any) -> Any:
+    # What the instance was loaded with (or last saved with) is what the table held,
+    # unless it was never loaded: an instance made with a primary key and saved.
+    if instance.__dict__.get(ADDING, instance._state.adding):
+        return UNKNOWN
+    return instance.__dict__.get(LOADED, UNKNOWN)
+
+
+def _saved(
+    sender: type,
+    instance: Any,
+    created: bool = False,
+    raw: bool = False,
+    using: str | None = None,
+    update_fields: Any = None,
+    **kwargs: Any,
+) -> None:
+    if raw:  # loaddata: no pushes for fixtures
+        return
+    names = watched(sender)
+    if names is None:
+        return
+    before = ABSENT if created else _before(instance)
+    after = _values(instance, names)
+    if update_fields is not None and isinstance(after, dict):
+        # Columns the save did not write keep what the table had.
+        written = {sender._meta.get_field(name).attname for name in update_fields}
+        if isinstance(before, dict):
+            after = {name: after[name] if name in written else before.get(name) for name in names}
+        elif any(name not in written for name in names):
+            after = UNKNOWN
+    record(sender, instance.pk, SAVE, using, before, after)
+    instance.__dict__[LOADED] = after
+    instance.__dict__[ADDING] = False
+
+
+def _deleted(sender: type, instance: Any, using: str | None = None, **kwargs: Any) -> None:
+    if watched(sender) is None:
+        return
+    record(sender, instance.pk, DELETE, using, _before(instance), ABSENT)
+
+
+def _m2m_changed(
+    sender: Any,
+    instance: Any,
+    action: str,
+    reverse: bool,
+    model: type,
+    pk_set: Any,
+    using: str | None = None,
+    **kwargs: Any,
+) -> None:
     if action not in ("post_add", "post_remove", "pre_clear"):
         return
-    # The row that owns the relation changed, and so did the rows on the other side.
-    record(type(instance), instance.pk, SAVE, using)
+    # The row that owns the relation changed, and so did the rows on the other side;
+    # their own columns did not.
+    record(type(instance), instance.pk, SAVE, using, SAME, _before(instance))
     if action == "pre_clear":
         # Which rows lose the relation is only known before the clear.
         name = _manager_name(type(instance), sender, reverse)
         pk_set = set(getattr(instance, name).values_list("pk", flat=True)) if name else ()
     for pk in pk_set or ():
-        record(model, pk, SAVE, using)
+        record(model, pk, SAVE, using, SAME, UNKNOWN)
 
 
-def _manager_name(instance_model, through, reverse):
+def _manager_name(instance_model: type, through: Any, reverse: bool) -> str | None:
     """The attribute of ``instance_model`` that manages the relation stored in ``through``."""
     for field in instance_model._meta.get_fields():
         if not field.many_to_many:
@@ -43,6 +141,8 @@ def _manager_name(instance_model, through, reverse):
 
 def connect() -> None:
     """Connect the receivers; called from ``SimpleSyncbindConfig.ready()``."""
+    post_init.connect(_initialised, dispatch_uid="syncbind.live.post_init")
+    pre_save.connect(_saving, dispatch_uid="syncbind.live.pre_save")
     post_save.connect(_saved, dispatch_uid="syncbind.live.post_save")
     post_delete.connect(_deleted, dispatch_uid="syncbind.live.post_delete")
     m2m_changed.connect(_m2m_changed, dispatch_uid="syncbind.live.m2m_changed")

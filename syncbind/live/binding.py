@@ -1,0 +1,189 @@
+"""What a binding adds for live subscriptions: the hooks that decide them, and how a
+retrieve or a page subscribes before it reads.
+
+A subscription is keyed by what it reads (see :mod:`syncbind.live.keys`): the
+binding's read is compiled once, with the subscriber's request, and the same
+compiled read is executed for the reply and kept for pushes. A binding whose
+``get_object()`` or ``get_page()`` is its own cannot be compiled that way; its
+subscriptions are keyed per user and evaluated by calling that method again
+(a debug log line on ``syncbind.live`` says so, once per binding).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .. import reads
+from ..exceptions import NotFound
+from ..settings import api_settings
+from .keys import INSTANCE, PAGE, SubscriptionKey
+
+logger = logging.getLogger("syncbind.live")
+
+DEFAULT_READ = "syncbind_default_read"
+_logged: set[tuple[type, str]] = set()
+
+# The request parameters that define a page (a tag only names the push).
+PAGE_PARAMS = ("filters", "query", "ordering", "page", "limit")
+
+
+def default_read(func: Any) -> Any:
+    """Mark a base method whose reads syncbind can compile (an override is not)."""
+    setattr(func, DEFAULT_READ, True)
+    return func
+
+
+def _log_once(binding_class: type, message: str) -> None:
+    if (binding_class, message) not in _logged:
+        _logged.add((binding_class, message))
+        logger.debug("syncbind: pushes of %s %s", binding_class.get_stream(), message)
+
+
+class LiveBindingMixin:
+    """Live-subscription policy of a binding (part of ``BindingBase``)."""
+
+    #: retrieve/list/search subscribe (None: the AUTO_SUBSCRIBE setting).
+    auto_subscribe: ClassVar[bool | None] = None
+    #: What pushed data depends on besides the rows read: "shared" (nothing), "user"
+    #: (the subscriber), or None: "user" with a DRF serializer_class, else "shared".
+    subscription_scope: ClassVar[str | None] = None
+    #: Row subscribers receive saves (False: only deletes).
+    post_save_retrieve: ClassVar[bool] = True
+
+    request: Any
+
+    def get_auto_subscribe(self) -> bool:
+        """Whether retrieve/list/search subscribe: the request's ``"subscribe": false``
+        opts out, then ``auto_subscribe``, then the AUTO_SUBSCRIBE setting."""
+        if self.request.data.get("subscribe") is False:
+            return False
+        if self.auto_subscribe is not None:
+            return self.auto_subscribe
+        return bool(api_settings.AUTO_SUBSCRIBE)
+
+    def get_subscription_scope(self) -> Hashable | None:
+        """What the pushed data depends on besides the rows it reads; called when a
+        subscription is made. None: nothing, so every subscriber whose read is the
+        same (same compiled SQL and parameters) shares one evaluation per change.
+
+        Scoping rows needs nothing here: ``get_queryset`` and ``filter_queryset``
+        are part of the read. This is for output that depends on who asks, e.g. a
+        DRF serializer reading ``request.user`` (return ``("user", user.pk)``, what
+        ``subscription_scope = "user"`` does) or the request's language.
+        """
+        scope = self.subscription_scope
+        if scope is None:
+            scope = "user" if getattr(self, "serializer_class", None) is not None else "shared"
+        if scope == "shared":
+            return None
+        if scope == "user":
+            return ("user", getattr(self.request.user, "pk", None))
+        raise ImproperlyConfigured(
+            f"{type(self).__qualname__}.subscription_scope must be 'shared', 'user' or None."
+        )
+
+    def _own_method(self, name: str) -> bool:
+        return not getattr(getattr(type(self), name), DEFAULT_READ, False)
+
+    def get_subscription_key(
+        self, kind: str, pk: Any = None
+    ) -> tuple[SubscriptionKey, reads.Read | None]:
+        """The key and compiled read of a subscription to row ``pk`` or to the page
+        the request describes. Called when subscribing (and when the user is re-read)."""
+        stream = self.get_stream()  # type: ignore[attr-defined]
+        scope = self.get_subscription_scope()
+        method = "get_object" if kind == INSTANCE else "get_page"
+        if self._own_method(method):
+            _log_once(type(self), f"are evaluated per user: the binding overrides {method}()")
+            user = ("per-user", getattr(self.request.user, "pk", None))
+            if kind == INSTANCE:
+                return SubscriptionKey(stream, INSTANCE, pk, user, scope), None
+            data = self.request.data
+            params = tuple((name, repr(data.get(name))) for name in PAGE_PARAMS)
+            return SubscriptionKey(stream, PAGE, None, (*user, self._page_action(), params), scope), None
+        read: reads.Read
+        if kind == INSTANCE:
+            read = self.get_object_read(pk)  # type: ignore[attr-defined]
+            key = SubscriptionKey(stream, INSTANCE, pk, read.identity, scope)
+        else:
+            read = self.get_page_read()  # type: ignore[attr-defined]
+            key = SubscriptionKey(stream, PAGE, None, (self._page_action(), *read.identity), scope)
+        if read.unbatchable:
+            _log_once(type(self), f"are evaluated one key at a time: {read.unbatchable}")
+        return key, read
+
+    def _page_action(self) -> str:
+        request = self.request
+        return "search" if request.action == "search" or request.data.get("query") else "list"
+
+    @contextmanager
+    def subscribing(
+        self, kind: str, pk: Any = None, *, event: str | None = None
+    ) -> Iterator[tuple[Any, reads.Read | None]]:
+        """Subscribe the connection for the duration of the first read.
+
+        Subscribing comes before the read, so no change committed meanwhile is
+        missed; if the read fails the subscription is dropped. Yields
+        ``(subscription, read)``; the subscription is None over HTTP.
+        """
+        request = self.request
+        subscriptions = getattr(request.connection, "subscriptions", None)
+        if subscriptions is None:
+            yield None, None
+            return
+        key, read = self.get_subscription_key(kind, pk)
+        if kind == INSTANCE:
+            sub = subscriptions.subscribe(
+                key,
+                type(self),
+                read,
+                request.message.event_for("retrieve"),
+                request,
+                "retrieve",
+                delete_event=request.message.event_for("delete"),
+            )
+        else:
+            action = self._page_action()
+            push_event = event or request.message.event_for(action)
+            sub = subscriptions.subscribe(key, type(self), read, push_event, request, action)
+        try:
+            yield sub, read
+        except BaseException:
+            subscriptions.discard(sub)
+            raise
+
+    def live_object(self, pk: Any) -> tuple[Any, dict[str, Any]]:
+        """Subscribe to row ``pk``, then read it: ``(instance, serialized row)``."""
+        with self.subscribing(INSTANCE, pk) as (sub, read):
+            if read is None:
+                obj = self.get_object()  # type: ignore[attr-defined]
+            else:
+                obj = reads.execute_one(read)
+                if obj is None:
+                    raise NotFound()
+                self.check_object_permissions(self.request, obj)  # type: ignore[attr-defined]
+            data = self.get_serializer().serialize(obj)  # type: ignore[attr-defined]
+            if sub is not None:
+                sub.sent(data)
+        return obj, data
+
+    def live_page(self, force: bool = False) -> dict[str, Any]:
+        """The page, subscribing the connection to it first (list, search, subscribe)."""
+        if not (force or self.get_auto_subscribe()):
+            return self.get_page()  # type: ignore[attr-defined]
+        with self.subscribing(PAGE) as (sub, read):
+            if read is None:
+                data = self.get_page()  # type: ignore[attr-defined]
+                pks: Any = ()
+            else:
+                result = reads.execute_one(read)
+                data = self.page_data(read, result)  # type: ignore[attr-defined]
+                pks = [obj.pk for obj in result.rows]
+            if sub is not None:
+                sub.sent(data, pks)
+        return data

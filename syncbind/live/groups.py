@@ -1,0 +1,124 @@
+"""The hub's channel-layer side: one channel per process, each group joined once.
+
+The hub joins a stream's group when its first local subscription on that
+stream appears and leaves it when the last one goes, so a burst of
+subscribing connections costs at most one ``group_add`` per stream per
+process. Memberships expire in channels-redis, so they are renewed every
+``GROUP_REFRESH_INTERVAL``; a restarted Redis has forgotten them, so after a
+receive failure they are made again once the layer answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from ..settings import api_settings
+
+logger = logging.getLogger("syncbind.live")
+
+
+class Membership:
+    """The groups one hub has joined, and the tasks that receive and renew them."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, deliver: Callable[[dict], Awaitable[None]]
+    ) -> None:
+        self.loop = loop
+        self.deliver = deliver
+        self.joined: set[str] = set()
+        self.channel: str | None = None
+        self._lock = asyncio.Lock()
+        self._receive_task: asyncio.Task | None = None
+        self._refresh_task: asyncio.Task | None = None
+        self._layer: Any = None
+
+    @property
+    def layer(self) -> Any:
+        if self._layer is None:
+            self._layer = get_channel_layer(api_settings.CHANNEL_LAYER)
+        return self._layer
+
+    async def join(self, group: str) -> None:
+        if group in self.joined or self.layer is None:
+            return
+        async with self._lock:
+            if group in self.joined:
+                return
+            if self.channel is None:
+                # The default prefix: channels-redis serves all of a process's channels with
+                # that prefix through one receive loop; another prefix would get its own.
+                self.channel = await self.layer.new_channel()
+            await self.layer.group_add(group, self.channel)
+            self.joined.add(group)
+            self._ensure_tasks()
+
+    async def leave(self, group: str, still_wanted: Callable[[], bool]) -> None:
+        async with self._lock:
+            if group not in self.joined or still_wanted():
+                return
+            self.joined.discard(group)
+            try:
+                await self.layer.group_discard(group, self.channel)
+            finally:
+                if not self.joined:
+                    self._stop_tasks()
+
+    def _ensure_tasks(self) -> None:
+        if self._receive_task is None or self._receive_task.done():
+            self._receive_task = self.loop.create_task(self._receive_loop(), name="syncbind-hub")
+        if self._refresh_task is None or self._refresh_task.done():
+            self._refresh_task = self.loop.create_task(
+                self._refresh_loop(), name="syncbind-hub-refresh"
+            )
+
+    def _stop_tasks(self) -> None:
+        for task in (self._receive_task, self._refresh_task):
+            if task is not None and not task.done() and task is not asyncio.current_task():
+                task.cancel()
+        self._receive_task = self._refresh_task = None
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(api_settings.GROUP_REFRESH_INTERVAL)
+            for group in list(self.joined):
+                try:
+                    await self.layer.group_add(group, self.channel)
+                except Exception:
+                    logger.warning("syncbind hub could not renew group %s", group, exc_info=True)
+
+    async def _receive_loop(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.error(
+                    "syncbind hub cannot receive changes from the channel layer", exc_info=True
+                )
+                await self._recover()
+                continue
+            try:
+                await self.deliver(message)
+            except Exception:
+                logger.exception("syncbind hub failed to take a message")
+
+    async def _recover(self) -> None:
+        """Wait for the channel layer to answer again, then join the groups anew,
+        retrying every second and logging nothing more until it succeeds."""
+        while True:
+            await asyncio.sleep(1)
+            try:
+                for group in list(self.joined):
+                    await self.layer.group_add(group, self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                continue
+            logger.warning("syncbind hub receives changes again")
+            return

@@ -1,0 +1,246 @@
+"""The live subscriptions of one connection, and what each last received.
+
+A :class:`Subscription` is one connection's interest in one key, pushed under
+one event name. :class:`ConnectionSubscriptions` holds a connection's, enforces
+its limits (``MAX_SUBSCRIPTIONS``, ``MAX_SUBSCRIPTION_KEYS``,
+``MAX_SUBSCRIPTION_REQUEST_BYTES``), and orders its pushes after the reply
+that is being handled.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import LimitExceeded, SyncbindError
+from ..settings import api_settings
+from .keys import INSTANCE, SubscriptionKey
+
+if TYPE_CHECKING:
+    from .hub import Hub, KeyState
+
+logger = logging.getLogger("syncbind.live")
+
+PENDING = object()  # the first reply is not settled yet
+DELETED = object()  # the last thing sent was a delete
+
+
+class FirstReply:
+    """The data of a subscription's first reply, not encoded (the request path
+    never encodes its reply twice; the first push compares decoded states)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+
+class Subscription:
+    """One connection's interest in one key, pushed under ``event``."""
+
+    __slots__ = (
+        "owner",
+        "key",
+        "state",
+        "event",
+        "delete_event",
+        "tag",
+        "request",
+        "action",
+        "last",
+        "active",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        owner: ConnectionSubscriptions,
+        key: SubscriptionKey,
+        event: str,
+        request: Any,
+        action: str,
+        delete_event: str | None = None,
+    ) -> None:
+        self.owner = owner
+        self.key = key
+        self.state: KeyState | None = None
+        self.event = event
+        self.delete_event = delete_event
+        self.tag = request.tag
+        self.request = request
+        self.action = action
+        self.last: Any = PENDING
+        self.active = True
+
+    def sent(self, data: Any, pks: Any = ()) -> None:
+        """Record the first reply's data and the rows it showed (worker thread)."""
+        if self.last is PENDING:
+            self.last = FirstReply(data)
+        if self.state is not None:
+            self.state.saw(pks)
+
+
+class ConnectionSubscriptions:
+    """The subscriptions of one WebSocket connection (``Connection.subscriptions``).
+
+    ``send`` is the connection's async send of a text frame. While the
+    connection is handling a message (``busy``), pushes wait and go out right
+    after the reply, so a push never overtakes the reply that subscribed.
+    """
+
+    def __init__(self, hub: Hub, send: Any) -> None:
+        self.hub = hub
+        self._send = send
+        self.items: dict[tuple[SubscriptionKey, str], Subscription] = {}
+        self.key_counts: Counter[SubscriptionKey] = Counter()
+        self.lock = threading.Lock()
+        self.busy = 0
+        self.deferred: list[str] = []
+        self.closed = False
+
+    # -- called from worker threads ------------------------------------------------
+    def _check_limits(self, key: SubscriptionKey, event: str, request: Any) -> None:
+        size = getattr(request.message, "size", 0)
+        limit = api_settings.MAX_SUBSCRIPTION_REQUEST_BYTES
+        if limit is not None and size > limit:
+            raise LimitExceeded(
+                f"A subscribing request may carry at most {limit} bytes; send "
+                '"subscribe": false to read without subscribing.'
+            )
+        if (key, event) in self.items:
+            return  # replaces itself
+        most = api_settings.MAX_SUBSCRIPTIONS
+        if most is not None and len(self.items) >= most:
+            raise LimitExceeded(
+                f"This connection already has {most} live subscriptions, the most allowed; "
+                "unsubscribe from some first."
+            )
+        most_keys = api_settings.MAX_SUBSCRIPTION_KEYS
+        if most_keys is not None and key not in self.key_counts and len(self.key_counts) >= most_keys:
+            raise LimitExceeded(
+                f"This connection already follows {most_keys} different rows and pages, the "
+                "most allowed; unsubscribe from some first."
+            )
+
+    def subscribe(
+        self,
+        key: SubscriptionKey,
+        binding_class: type,
+        read: Any,
+        event: str,
+        request: Any,
+        action: str,
+        delete_event: str | None = None,
+    ) -> Subscription:
+        sub = Subscription(self, key, event, request, action, delete_event)
+        with self.lock:
+            if self.closed:
+                raise SyncbindError("The connection is closed.")
+            self._check_limits(key, event, request)
+            old = self.items.pop((key, event), None)
+            if old is not None:
+                self._count(old.key, -1)
+            self.items[(key, event)] = sub
+            self._count(key, +1)
+        if old is not None:
+            self.hub.remove(old)
+        self.hub.add(sub, binding_class, read)
+        return sub
+
+    def _count(self, key: SubscriptionKey, delta: int) -> None:
+        self.key_counts[key] += delta
+        if self.key_counts[key] <= 0:
+            del self.key_counts[key]
+
+    def discard(self, sub: Subscription) -> None:
+        """Drop one subscription (its first read failed, or it cannot be kept)."""
+        with self.lock:
+            if self.items.get((sub.key, sub.event)) is sub:
+                del self.items[(sub.key, sub.event)]
+                self._count(sub.key, -1)
+        self.hub.remove(sub)
+
+    def unsubscribe(self, stream: str, pk: Any = None, tag: str | None = None) -> int:
+        """Drop this connection's subscriptions on ``stream`` (to row ``pk`` / under ``tag``)."""
+        with self.lock:
+            chosen = [
+                (item_key, sub)
+                for item_key, sub in self.items.items()
+                if sub.key.stream == stream
+                and (pk is None or (sub.key.kind == INSTANCE and sub.key.pk == pk))
+                and (tag is None or sub.tag == tag)
+            ]
+            for item_key, sub in chosen:
+                del self.items[item_key]
+                self._count(sub.key, -1)
+        for _item_key, sub in chosen:
+            self.hub.remove(sub)
+        return len(chosen)
+
+    def clear(self) -> None:
+        with self.lock:
+            subs = list(self.items.values())
+            self.items.clear()
+            self.key_counts.clear()
+            self.closed = True
+        for sub in subs:
+            self.hub.remove(sub)
+
+    def all(self) -> list[Subscription]:
+        with self.lock:
+            return list(self.items.values())
+
+    def rekey(self) -> list[Subscription]:
+        """Compile every subscription's read again (the user was re-read); move the
+        ones whose read changed. Returns those, now under their new keys."""
+        moved = []
+        for sub in self.all():
+            from ..registry import registry
+
+            try:
+                binding_class = registry.get(sub.key.stream)
+                binding = binding_class(request=sub.request, action=sub.action)
+                key, read = binding.get_subscription_key(sub.key.kind, sub.key.pk)
+            except Exception:
+                logger.debug("dropping a subscription that cannot be made again", exc_info=True)
+                self.discard(sub)
+                continue
+            if key == sub.key:
+                continue
+            self.discard(sub)
+            try:
+                new = self.subscribe(
+                    key, binding_class, read, sub.event, sub.request, sub.action, sub.delete_event
+                )
+            except SyncbindError:
+                continue
+            new.last = sub.last
+            moved.append(new)
+        return moved
+
+    # -- called on the event loop -----------------------------------------------------
+    def begin(self) -> None:
+        self.busy += 1
+
+    async def end(self) -> None:
+        self.busy -= 1
+        if not self.busy and self.deferred:
+            frames, self.deferred = self.deferred, []
+            for frame in frames:
+                await self._push_now(frame)
+
+    async def push(self, frame: str) -> None:
+        if self.busy:
+            self.deferred.append(frame)
+        else:
+            await self._push_now(frame)
+
+    async def _push_now(self, frame: str) -> None:
+        if self.closed:
+            return
+        try:
+            await self._send(frame)
+        except Exception:  # the socket went away; disconnect will clean up
+            logger.debug("push to a closed connection dropped", exc_info=True)

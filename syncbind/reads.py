@@ -1,0 +1,345 @@
+"""Reads: what a retrieve or a page reads, compiled once, executed alone or many at once.
+
+A read is built from a binding's hooks (``get_queryset()``, ``filter_queryset()``,
+the serializer's ``optimize()``) and compiled to one SQL statement when it is
+made. The request that makes it executes that statement; a live subscription
+keeps it. The statement and its parameters say exactly what the read returns:
+two reads with the same ones return the same rows, whatever hooks built them.
+
+Reads whose statements differ only in their parameters (each user's
+``owner_id = %s``) have the same *shape*, and :func:`execute` runs them
+together: one ``UNION ALL`` statement per batch, each branch tagged with its
+index. A page's total comes with its rows (``COUNT(*) OVER ()``), and its rows'
+order with them (``ROW_NUMBER() OVER (...)``), so one statement answers a page.
+
+What this cannot compile that way (DISTINCT, aggregates, set operations,
+``extra()``, sliced or ``values()`` querysets) is read the ordinary way, one at
+a time; :attr:`Read.unbatchable` says why.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import EmptyResultSet
+from django.db import connections, models
+from django.db.models import Count, Window
+from django.db.models.functions import RowNumber
+from django.db.models.query import ModelIterable, Prefetch, get_related_populators
+
+COUNT = "syncbind_count"
+POSITION = "syncbind_position"
+KEY = "syncbind_key"
+
+
+@dataclass(eq=False)
+class Read:
+    """One compiled read. ``identity`` is what subscriptions are shared by."""
+
+    queryset: models.QuerySet
+    using: str
+    sql: str | None = None
+    params: tuple[Any, ...] = ()
+    compiler: Any = None
+    # Why this read is executed on its own (None: it can be batched).
+    unbatchable: str | None = None
+    # The statement matches nothing (e.g. ``pk__in=[]``): no query is made.
+    empty: bool = False
+    identity: tuple[Any, ...] = ()
+    shape: tuple[Any, ...] = ()
+
+    @property
+    def model(self) -> type[models.Model]:
+        return self.queryset.model
+
+
+@dataclass(eq=False)
+class ObjectRead(Read):
+    pk: Any = None
+
+
+@dataclass(eq=False)
+class PageRead(Read):
+    page: int = 1
+    limit: int = 25
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.limit
+
+
+@dataclass
+class PageResult:
+    count: int
+    rows: list[models.Model] = field(default_factory=list)
+
+
+def unbatchable_reason(queryset: Any) -> str | None:
+    """Why ``queryset`` cannot be compiled into a batchable statement, or None."""
+    if not isinstance(queryset, models.QuerySet):
+        return f"get_queryset() returned {type(queryset).__name__}, not a QuerySet"
+    if queryset._iterable_class is not ModelIterable:
+        return "the queryset yields values(), not model instances"
+    query = queryset.query
+    if query.combinator:
+        return f"the queryset is a {query.combinator}()"
+    if query.is_sliced:
+        return "the queryset is sliced"
+    if query.distinct:
+        return "the queryset uses distinct()"
+    if query.group_by is not None or any(
+        getattr(annotation, "contains_aggregate", False)
+        for annotation in query.annotations.values()
+    ):
+        return "the queryset aggregates"
+    if query.extra or query.extra_tables:
+        return "the queryset uses extra()"
+    if "?" in query.order_by:
+        return "the queryset is ordered at random"
+    return None
+
+
+def _ordering(queryset: models.QuerySet) -> list[Any]:
+    query = queryset.query
+    ordering = list(query.order_by)
+    if not ordering and query.default_ordering:
+        ordering = list(queryset.model._meta.ordering)
+    return ordering or ["pk"]
+
+
+def _prefetch_identity(queryset: models.QuerySet) -> tuple[Any, ...]:
+    identity = []
+    for lookup in queryset._prefetch_related_lookups:
+        if isinstance(lookup, Prefetch):
+            inner = lookup.queryset
+            compiled = None
+            if inner is not None:
+                try:
+                    compiled = inner.query.sql_with_params()
+                except EmptyResultSet:
+                    compiled = "empty"
+                compiled = (compiled[0], repr(compiled[1])) if compiled != "empty" else compiled
+            identity.append((lookup.prefetch_through, lookup.to_attr, compiled))
+        else:
+            identity.append(lookup)
+    return tuple(identity)
+
+
+def _compile(
+    read: Read, statement: models.QuerySet, kind: str, reason: str | None, extra: tuple[Any, ...]
+) -> None:
+    read.unbatchable = reason
+    prefetch = _prefetch_identity(read.queryset)
+    if read.unbatchable is not None:
+        # Still identified by what it reads, so equal reads share; executed alone.
+        try:
+            sql, params = read.queryset.query.get_compiler(using=read.using).as_sql()
+        except EmptyResultSet:
+            sql, params = "empty", ()
+        read.identity = (kind, read.using, sql, repr(params), prefetch, extra)
+        read.shape = ("alone", id(read))
+        return
+    compiler = statement.query.get_compiler(using=read.using)
+    try:
+        read.sql, read.params = compiler.as_sql()
+    except EmptyResultSet:
+        read.empty = True
+        read.identity = (kind, read.using, "empty", prefetch, extra)
+        read.shape = ("empty",)
+        return
+    read.params = tuple(read.params)
+    read.compiler = compiler
+    read.shape = (kind, read.using, read.sql, prefetch)
+    read.identity = (*read.shape, repr(read.params))
+
+
+def object_read(queryset: models.QuerySet, pk: Any) -> ObjectRead:
+    """The read of row ``pk`` within ``queryset``."""
+    read = ObjectRead(queryset=queryset, using=queryset.db, pk=pk)
+    reason = unbatchable_reason(queryset)
+    statement = queryset.filter(pk=pk)[:1] if reason is None else queryset
+    _compile(read, statement, "object", reason, (repr(pk),))
+    return read
+
+
+def page_read(queryset: models.QuerySet, page: int, limit: int) -> PageRead:
+    """The read of one page of ``queryset`` (already filtered and ordered)."""
+    read = PageRead(queryset=queryset, using=queryset.db, page=page, limit=limit)
+    statement = queryset
+    reason = unbatchable_reason(queryset)
+    if reason is None:
+        statement = queryset.annotate(
+            **{
+                COUNT: Window(Count("*")),
+                POSITION: Window(RowNumber(), order_by=_ordering(queryset)),
+            }
+        )[read.offset : read.offset + limit]
+    _compile(read, statement, "page", reason, (page, limit))
+    return read
+
+
+# -- execution ---------------------------------------------------------------------
+
+
+def execute(reads: Sequence[Read], batch_size: int = 100) -> list[Any]:
+    """Execute ``reads``; returns, in order, an instance or None per ObjectRead and a
+    :class:`PageResult` per PageRead. Reads of one shape share statements,
+    ``batch_size`` reads per statement."""
+    results: list[Any] = [None] * len(reads)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for index, read in enumerate(reads):
+        groups.setdefault(read.shape, []).append(index)
+    for indexes in groups.values():
+        first = reads[indexes[0]]
+        if first.empty:
+            for index in indexes:
+                results[index] = _empty(reads[index])
+        elif first.unbatchable is not None:
+            for index in indexes:
+                results[index] = _execute_alone(reads[index])
+        else:
+            for start in range(0, len(indexes), batch_size):
+                chunk = indexes[start : start + batch_size]
+                for index, result in zip(chunk, _execute_batch([reads[i] for i in chunk])):
+                    results[index] = result
+    return results
+
+
+def execute_one(read: Read) -> Any:
+    return execute([read])[0]
+
+
+def _empty(read: Read) -> Any:
+    return PageResult(count=0) if isinstance(read, PageRead) else None
+
+
+def _execute_alone(read: Read) -> Any:
+    queryset = read.queryset
+    if isinstance(read, ObjectRead):
+        rows = list(queryset.filter(pk=read.pk)[:1])
+        return rows[0] if rows else None
+    assert isinstance(read, PageRead)
+    count = queryset.count()
+    if read.offset >= count:
+        return PageResult(count=count)
+    return PageResult(count=count, rows=list(queryset[read.offset : read.offset + read.limit]))
+
+
+def _execute_batch(batch: list[Read]) -> list[Any]:
+    first = batch[0]
+    if len(batch) == 1:
+        sql, params = first.sql, first.params
+        tagged = False
+    else:
+        sql = " UNION ALL ".join(
+            f"SELECT {index} AS {KEY}, s.* FROM ({read.sql}) s" for index, read in enumerate(batch)
+        )
+        params = tuple(param for read in batch for param in read.params)
+        tagged = True
+    with connections[first.using].cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    per_read: list[list[Any]] = [[] for _ in batch]
+    if tagged:
+        for row in fetched:
+            per_read[row[0]].append(row[1:])
+    else:
+        per_read[0] = list(fetched)
+    builder = _InstanceBuilder(first)
+    results = []
+    for read, rows in zip(batch, per_read):
+        results.append(builder.build(read, rows))
+    builder.prefetch()
+    for read, result in zip(batch, results):
+        if isinstance(read, PageRead) and not result.rows and read.offset:
+            # Past the last page the window has no row to carry the total.
+            result.count = read.queryset.count()
+    return results
+
+
+class _InstanceBuilder:
+    """Turns rows of one shape's statement into model instances, as Django's
+    ModelIterable does, sharing one instance between reads that returned the same row."""
+
+    def __init__(self, read: Read) -> None:
+        compiler = read.compiler
+        self.compiler = compiler
+        self.db = read.using
+        self.queryset = read.queryset
+        select, klass_info = compiler.select, compiler.klass_info
+        annotations = dict(compiler.annotation_col_map or {})
+        self.count_col = annotations.pop(COUNT, None)
+        self.position_col = annotations.pop(POSITION, None)
+        self.annotations = annotations
+        self.model = klass_info["model"]
+        select_fields = klass_info["select_fields"]
+        self.start, self.end = select_fields[0], select_fields[-1] + 1
+        self.init_list = [column[0].target.attname for column in select[self.start : self.end]]
+        self.populators = get_related_populators(klass_info, select, self.db)
+        self.known_related = [
+            (
+                relation,
+                objects,
+                operator.attrgetter(
+                    *[
+                        relation.attname
+                        if from_field == "self"
+                        else self.queryset.model._meta.get_field(from_field).attname
+                        for from_field in relation.from_fields
+                    ]
+                ),
+            )
+            for relation, objects in self.queryset._known_related_objects.items()
+        ]
+        self.seen: dict[Any, models.Model] = {}
+        self.instances: list[models.Model] = []
+
+    def _identity(self, raw: tuple[Any, ...]) -> Any:
+        skip = {self.count_col, self.position_col}
+        try:
+            key = tuple(value for index, value in enumerate(raw) if index not in skip)
+            hash(key)
+        except TypeError:  # an unhashable column value (JSON): no sharing for this row
+            return None
+        return key
+
+    def build(self, read: Read, raw_rows: list[Any]) -> Any:
+        if self.position_col is not None:
+            raw_rows.sort(key=operator.itemgetter(self.position_col))
+        count = raw_rows[0][self.count_col] if raw_rows and self.count_col is not None else 0
+        identities = [self._identity(tuple(raw)) for raw in raw_rows]
+        converted = list(self.compiler.results_iter(results=[raw_rows]))
+        rows = []
+        for identity, row in zip(identities, converted):
+            obj = self.seen.get(identity) if identity is not None else None
+            if obj is None:
+                obj = self._instance(row)
+                if identity is not None:
+                    self.seen[identity] = obj
+                self.instances.append(obj)
+            rows.append(obj)
+        if isinstance(read, ObjectRead):
+            return rows[0] if rows else None
+        return PageResult(count=count, rows=rows)
+
+    def _instance(self, row: Any) -> models.Model:
+        obj = self.model.from_db(self.db, self.init_list, row[self.start : self.end])
+        for populator in self.populators:
+            populator.populate(row, obj)
+        for name, column in self.annotations.items():
+            setattr(obj, name, row[column])
+        for relation, objects, getter in self.known_related:
+            if relation.is_cached(obj):
+                continue
+            related = objects.get(getter(obj))
+            if related is not None:
+                setattr(obj, relation.name, related)
+        return obj
+
+    def prefetch(self) -> None:
+        lookups = self.queryset._prefetch_related_lookups
+        if lookups and self.instances:
+            models.prefetch_related_objects(self.instances, *lookups)

@@ -1,0 +1,185 @@
+"""Every documented hook that scopes what a user reads also scopes what is pushed to them.
+
+Each binding below scopes rows in a different hook. For each, two users
+subscribe, rows change and move between them, and every frame each user
+receives is compared with what a fresh read of their own returns right then:
+no subscriber ever receives a row (or an id) that its own read would not.
+"""
+
+import pytest
+from django.db.models import Q
+
+from syncbind import SyncBinding
+from syncbind.exceptions import NotFound
+from syncbind.permissions import BasePermission, IsAuthenticated
+from syncbind.testing import override_bindings
+from tests import factories
+from tests.testapp.models import Task
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FIELDS = ["id", "owner", "title", "priority"]
+
+
+class ScopedInFilterQueryset(SyncBinding):
+    """Scopes in filter_queryset (a documented hook), not in get_queryset."""
+
+    model = Task
+    stream = "testapp.FilteredTask"
+    fields = [*FIELDS, "slug"]
+    read_only_fields = ["owner"]
+    permission_classes = [IsAuthenticated]
+
+    def perform_create(self, write):
+        return write.save(owner=self.request.user)
+
+    def filter_queryset(self, queryset):
+        return super().filter_queryset(queryset).filter(owner=self.request.user)
+
+
+class ScopedInGetObject(SyncBinding):
+    """Rows are public while priority is 0; otherwise only their owner may see them."""
+
+    model = Task
+    stream = "testapp.ObjectTask"
+    fields = FIELDS
+    permission_classes = [IsAuthenticated]
+
+    def get_object(self):
+        obj = super().get_object()
+        if obj.priority and obj.owner_id != self.request.user.pk:
+            raise NotFound()
+        return obj
+
+
+class OwnerOrPublic(BasePermission):
+    def has_object_permission(self, request, binding, obj):
+        return obj.priority == 0 or obj.owner_id == request.user.pk
+
+
+class ScopedByObjectPermission(SyncBinding):
+    model = Task
+    stream = "testapp.PermittedTask"
+    fields = FIELDS
+    permission_classes = [IsAuthenticated & OwnerOrPublic]
+
+
+class ScopedInGetQueryset(SyncBinding):
+    model = Task
+    stream = "testapp.QuerysetTask"
+    fields = FIELDS
+    permission_classes = [IsAuthenticated]
+
+    def get_queryset(self):
+        return super().get_queryset().filter(Q(owner=self.request.user) | Q(priority=0))
+
+
+async def fresh_read(client, event, data):
+    reply = await client.send_event(event, {**data, "subscribe": False})
+    return reply.get("data"), reply.get("error")
+
+
+@override_bindings(ScopedInFilterQueryset)
+async def test_rows_scoped_in_filter_queryset_are_never_pushed_to_another_user(
+    make_client, db_call
+):
+    """The attack of issue 11, point 1: bob creates a row and is pushed alice's rows."""
+    alice, bob = await db_call(factories.UserFactory), await db_call(factories.UserFactory)
+    await db_call(factories.TaskFactory, owner=alice, title="alice's secret")
+    a = await make_client(alice)
+    b = await make_client(bob)
+    stream = "testapp.FilteredTask"
+    assert (await a.send_event(f"{stream}.list", {}))["data"]["count"] == 1
+    assert (await b.send_event(f"{stream}.list", {}))["data"]["count"] == 0
+
+    created = await b.send_event(f"{stream}.create", {"title": "bob's", "slug": "bobs"})
+    assert created["data"]["success"] is True
+    push = await b.receive_push(f"{stream}.list")
+    assert [row["title"] for row in push["data"]["rows"]] == ["bob's"]
+    assert push["data"] == (await fresh_read(b, f"{stream}.list", {}))[0]
+    await b.assert_nothing_more()
+    # Alice's page did not change.
+    await a.assert_nothing_more()
+
+
+@override_bindings(ScopedInGetObject)
+async def test_rows_scoped_in_get_object_are_never_pushed_to_another_user(make_client, db_call):
+    alice, bob = await db_call(factories.UserFactory), await db_call(factories.UserFactory)
+    task = await db_call(factories.TaskFactory, owner=alice, title="public", priority=0)
+    stream = "testapp.ObjectTask"
+    a = await make_client(alice)
+    b = await make_client(bob)
+    assert (await a.send_event(f"{stream}.retrieve", {"id": task.pk}))["data"]["title"] == "public"
+    assert (await b.send_event(f"{stream}.retrieve", {"id": task.pk}))["data"]["title"] == "public"
+
+    # The row becomes private to alice, with a new secret title.
+    await db_call(Task.objects.filter(pk=task.pk).update, priority=5, title="alice only")
+    await db_call(task.refresh_from_db)
+    await db_call(task.save)
+    push = await a.receive_push(f"{stream}.retrieve")
+    assert push["data"]["title"] == "alice only"
+    # Bob may not see it any more: he is told it is gone, never what it became.
+    assert await b.receive_push(f"{stream}.delete") == {
+        "event": f"{stream}.delete",
+        "data": {"id": task.pk},
+    }
+    assert (await fresh_read(b, f"{stream}.retrieve", {"id": task.pk}))[1]["code"] == "not_found"
+    await b.assert_nothing_more()
+
+
+@override_bindings(ScopedByObjectPermission)
+async def test_rows_refused_by_object_permissions_are_never_pushed(make_client, db_call):
+    alice, bob = await db_call(factories.UserFactory), await db_call(factories.UserFactory)
+    task = await db_call(factories.TaskFactory, owner=alice, title="public", priority=0)
+    stream = "testapp.PermittedTask"
+    a = await make_client(alice)
+    b = await make_client(bob)
+    await a.send_event(f"{stream}.retrieve", {"id": task.pk})
+    await b.send_event(f"{stream}.retrieve", {"id": task.pk})
+
+    task.priority, task.title = 5, "alice only"
+    await db_call(task.save)
+    assert (await a.receive_push(f"{stream}.retrieve"))["data"]["title"] == "alice only"
+    # Refused by an object permission: nothing at all is sent to bob, not even the id.
+    assert (await fresh_read(b, f"{stream}.retrieve", {"id": task.pk}))[1][
+        "code"
+    ] == "permission_denied"
+    await b.assert_nothing_more()
+
+
+@override_bindings(ScopedInGetQueryset)
+async def test_rows_scoped_in_get_queryset_move_between_users(make_client, db_call):
+    alice, bob = await db_call(factories.UserFactory), await db_call(factories.UserFactory)
+    task = await db_call(factories.TaskFactory, owner=alice, title="shared", priority=0)
+    stream = "testapp.QuerysetTask"
+    a = await make_client(alice)
+    b = await make_client(bob)
+    await a.send_event(f"{stream}.list", {})
+    await b.send_event(f"{stream}.list", {})
+    await a.send_event(f"{stream}.retrieve", {"id": task.pk})
+    await b.send_event(f"{stream}.retrieve", {"id": task.pk})
+
+    task.priority, task.title = 3, "alice only"
+    await db_call(task.save)
+    page_a = await a.receive_push(f"{stream}.list")
+    assert [row["title"] for row in page_a["data"]["rows"]] == ["alice only"]
+    assert (await a.receive_push(f"{stream}.retrieve"))["data"]["title"] == "alice only"
+    page_b = await b.receive_push(f"{stream}.list")
+    assert page_b["data"] == {"page": 1, "limit": 25, "count": 0, "rows": []}
+    assert (await b.receive_push(f"{stream}.delete"))["data"] == {"id": task.pk}
+    await a.assert_nothing_more()
+    await b.assert_nothing_more()
+
+    # Moved to bob: alice loses it, bob gains it.
+    task.owner = bob
+    await db_call(task.save)
+    assert (await a.receive_push(f"{stream}.list"))["data"]["count"] == 0
+    assert (await a.receive_push(f"{stream}.delete"))["data"] == {"id": task.pk}
+    page_b = await b.receive_push(f"{stream}.list")
+    assert [row["title"] for row in page_b["data"]["rows"]] == ["alice only"]
+    assert page_b["data"] == (await fresh_read(b, f"{stream}.list", {}))[0]
+    # Bob's row subscription outlived the row's absence: he sees it again.
+    row_b = await b.receive_push(f"{stream}.retrieve")
+    assert row_b["data"] == (await fresh_read(b, f"{stream}.retrieve", {"id": task.pk}))[0]
+    await a.assert_nothing_more()
+    await b.assert_nothing_more()
