@@ -203,7 +203,9 @@ def execute(reads: Sequence[Read], batch_size: int = 100) -> list[Any]:
         else:
             for start in range(0, len(indexes), batch_size):
                 chunk = indexes[start : start + batch_size]
-                for index, result in zip(chunk, _execute_batch([reads[i] for i in chunk])):
+                for index, result in zip(
+                    chunk, _execute_batch([reads[i] for i in chunk]), strict=True
+                ):
                     results[index] = result
     return results
 
@@ -250,10 +252,10 @@ def _execute_batch(batch: list[Read]) -> list[Any]:
         per_read[0] = list(fetched)
     builder = _InstanceBuilder(first)
     results = []
-    for read, rows in zip(batch, per_read):
+    for read, rows in zip(batch, per_read, strict=True):
         results.append(builder.build(read, rows))
     builder.prefetch()
-    for read, result in zip(batch, results):
+    for read, result in zip(batch, results, strict=True):
         if isinstance(read, PageRead) and not result.rows and read.offset:
             # Past the last page the window has no row to carry the total.
             result.count = read.queryset.count()
@@ -313,7 +315,7 @@ class _InstanceBuilder:
         identities = [self._identity(tuple(raw)) for raw in raw_rows]
         converted = list(self.compiler.results_iter(results=[raw_rows]))
         rows = []
-        for identity, row in zip(identities, converted):
+        for identity, row in zip(identities, converted, strict=True):
             obj = self.seen.get(identity) if identity is not None else None
             if obj is None:
                 obj = self._instance(row)

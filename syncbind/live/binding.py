@@ -105,7 +105,9 @@ class LiveBindingMixin:
                 return SubscriptionKey(stream, INSTANCE, pk, user, scope), None
             data = self.request.data
             params = tuple((name, repr(data.get(name))) for name in PAGE_PARAMS)
-            return SubscriptionKey(stream, PAGE, None, (*user, self._page_action(), params), scope), None
+            return SubscriptionKey(
+                stream, PAGE, None, (*user, self._page_action(), params), scope
+            ), None
         read: reads.Read
         if kind == INSTANCE:
             read = self.get_object_read(pk)  # type: ignore[attr-defined]

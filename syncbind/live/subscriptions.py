@@ -118,7 +118,11 @@ class ConnectionSubscriptions:
                 "unsubscribe from some first."
             )
         most_keys = api_settings.MAX_SUBSCRIPTION_KEYS
-        if most_keys is not None and key not in self.key_counts and len(self.key_counts) >= most_keys:
+        if (
+            most_keys is not None
+            and key not in self.key_counts
+            and len(self.key_counts) >= most_keys
+        ):
             raise LimitExceeded(
                 f"This connection already follows {most_keys} different rows and pages, the "
                 "most allowed; unsubscribe from some first."
