@@ -13,10 +13,17 @@ class SimpleSyncbindConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
-        from .live import signals
+        from django.db.backends.signals import connection_created
 
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            db,
+        )
+        from .live import credentials, signals
+
+        connection_created.connect(db.connection_created, dispatch_uid="syncbind.db.timeout")
         signals.connect()
+        credentials.connect()
 
 
 class SyncbindConfig(SimpleSyncbindConfig):

@@ -3,22 +3,32 @@
 ``AUTHENTICATION_CLASSES`` are tried in order at the WebSocket handshake (and
 for each HTTP request); the first that returns a user wins, none means
 anonymous. Raise :class:`~syncbind.exceptions.AuthenticationFailed` to refuse
-credentials that were given but are wrong.
+credentials that were given but are wrong. ``still_valid(connection)`` is
+asked again while a WebSocket stays open (see :mod:`syncbind.connection`).
 """
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
+from django.conf import settings
+from django.contrib import auth
 from django.contrib.auth import get_user_model
 from django.core import signing
+from django.db import transaction
 from django.middleware.csrf import CsrfViewMiddleware
+from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.http import is_same_domain
 
 from .exceptions import AuthenticationFailed, PermissionDenied
 from .settings import api_settings
 
 TOKEN_SALT = "syncbind.token"
+SUBPROTOCOL = "syncbind"
+TOKEN_SUBPROTOCOL_PREFIX = "syncbind.token."
 
 
 class BaseAuthentication:
@@ -31,15 +41,65 @@ class BaseAuthentication:
         by default: return None so the next class is tried."""
         return None
 
+    def still_valid(self, connection: Any) -> bool:
+        """Whether an open connection this class admitted may go on; called (worker
+        thread) every USER_REFRESH_INTERVAL and when the user's credentials change,
+        after its user was read again (an inactive user is refused before this)."""
+        return True
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def origin_allowed(scope: dict[str, Any]) -> bool:
+    """Whether a browser handshake's Origin is this site (its Host) or one of
+    ``CSRF_TRUSTED_ORIGINS``: Django's CSRF rule, for WebSocket handshakes.
+
+    Browsers send an Origin with every WebSocket handshake, and the session
+    cookie with it, whatever site opened it; refusing other origins is what
+    stops another site from using a visitor's session (cross-site WebSocket
+    hijacking). A handshake without an Origin is not from a browser.
+    """
+    origin = _header(scope, b"origin")
+    if origin is None:
+        return True
+    parts = urlsplit(origin)
+    if not parts.hostname:
+        return False
+    host = _header(scope, b"x-forwarded-host") if settings.USE_X_FORWARDED_HOST else None
+    host = (host or _header(scope, b"host") or "").split(",")[0].strip().lower()
+    netloc = parts.netloc.lower()
+    if host and netloc == host:
+        return True
+    for trusted in settings.CSRF_TRUSTED_ORIGINS:
+        trusted_parts = urlsplit(trusted)
+        pattern = trusted_parts.netloc.lower()
+        # As Django's CSRF check reads them: "https://*.example.com" is any subdomain.
+        pattern = pattern[1:] if pattern.startswith("*.") else pattern
+        if trusted_parts.scheme == parts.scheme and is_same_domain(netloc, pattern):
+            return True
+    return False
+
 
 class SessionAuthentication(BaseAuthentication):
-    """The Django session user, as Channels' ``AuthMiddlewareStack`` put it in the scope."""
+    """The Django session user, as Channels' ``AuthMiddlewareStack`` put it in the scope.
+
+    A handshake whose Origin is another site's is refused (see :func:`origin_allowed`).
+    While the socket is open, its session must still exist and still be the user's
+    (logging out, or changing the password elsewhere, ends it).
+    """
 
     def authenticate(self, scope):
         user = scope.get("user")
-        if user is not None and user.is_authenticated:
-            return user, None
-        return None
+        if user is None or not user.is_authenticated:
+            return None
+        if not origin_allowed(scope):
+            raise AuthenticationFailed("Cross-site WebSocket handshake refused.")
+        return user, None
 
     def authenticate_request(self, request):
         # The user AuthenticationMiddleware attached; unsafe methods need the CSRF token,
@@ -49,6 +109,23 @@ class SessionAuthentication(BaseAuthentication):
             return None
         enforce_csrf(request)
         return user, None
+
+    def still_valid(self, connection):
+        session = connection.scope.get("session")
+        key = getattr(session, "session_key", None) if session is not None else None
+        if key is None:
+            return True  # no session (a user put in the scope by other code, or tests)
+        from importlib import import_module
+
+        store = import_module(settings.SESSION_ENGINE).SessionStore(key)
+
+        class _Request:  # what django.contrib.auth.get_user reads
+            pass
+
+        request = _Request()
+        request.session = store
+        current = auth.get_user(request)
+        return bool(current.is_authenticated) and current.pk == connection.user.pk
 
 
 class _CSRFCheck(CsrfViewMiddleware):
@@ -65,30 +142,72 @@ def enforce_csrf(request: Any) -> None:
         raise PermissionDenied(f"CSRF failed: {reason}")
 
 
-class TokenAuthentication(BaseAuthentication):
-    """A ``?token=`` query parameter (browsers cannot set WebSocket headers).
+def _signer() -> signing.TimestampSigner:
+    # "." keeps the token within the characters a WebSocket subprotocol may use.
+    return signing.TimestampSigner(salt=TOKEN_SALT, sep=".")
 
-    By default the token is one made by :func:`make_token`: signed with
-    SECRET_KEY, naming the user, valid for ``TOKEN_MAX_AGE`` seconds. Override
-    :meth:`get_user` to look tokens up elsewhere (DRF's authtoken, an API-key
-    table): return the user, or raise AuthenticationFailed.
+
+def _fingerprint(user: Any) -> str:
+    # Changes with the password (as the session hash does): a new password revokes tokens.
+    return salted_hmac(TOKEN_SALT, user.get_session_auth_hash()).hexdigest()[:20]
+
+
+def make_token(user: Any) -> str:
+    """A signed, expiring token for ``user``, accepted by TokenAuthentication.
+
+    It names the user, when it was made and the user's password (by a hash of
+    its hash), and is valid for ``TOKEN_MAX_AGE`` seconds, until the password
+    changes, or until :func:`revoke_tokens` is called for the user.
+    """
+    payload = {"u": user.pk, "t": int(time.time() * 1000), "h": _fingerprint(user)}
+    return _signer().sign_object(payload, compress=False)
+
+
+def revoke_tokens(user: Any) -> None:
+    """Make every token of ``user`` made until now invalid, and close the connections
+    they opened (after the transaction commits). Later tokens work."""
+    from .models import TokenRevocation
+
+    TokenRevocation.objects.update_or_create(
+        user_id=user.pk, defaults={"revoked_at": datetime.now(tz=UTC)}
+    )
+    from .live.credentials import announce
+
+    transaction.on_commit(lambda: announce(user.pk))
+
+
+class TokenAuthentication(BaseAuthentication):
+    """A token made by :func:`make_token` (or looked up by an overridden :meth:`get_user`).
+
+    Over WebSocket it comes as a subprotocol: the client offers ``"syncbind"`` and
+    ``"syncbind.token.<token>"`` (``new WebSocket(url, ["syncbind",
+    "syncbind.token." + token])``; syncbind.js does it), and the server accepts
+    ``"syncbind"``. Over HTTP it is the ``Authorization: Token <token>`` header.
+    Tokens in URLs end up in access logs: ``?token=`` is read only when
+    ``query_param`` is set (e.g. ``"token"``) in a subclass.
     """
 
-    query_param = "token"
-
+    query_param: str | None = None
     keyword = "Token"
 
     def authenticate(self, scope):
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        values = query.get(self.query_param)
-        return self._check(values[0]) if values else None
+        token = None
+        for subprotocol in scope.get("subprotocols", ()):
+            if subprotocol.startswith(TOKEN_SUBPROTOCOL_PREFIX):
+                token = subprotocol[len(TOKEN_SUBPROTOCOL_PREFIX) :]
+                break
+        if token is None and self.query_param:
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            values = query.get(self.query_param)
+            token = values[0] if values else None
+        return self._check(token) if token else None
 
     def authenticate_request(self, request):
-        """``Authorization: Token <token>``, or the ``?token=`` parameter."""
+        """``Authorization: Token <token>`` (or ``query_param``, when set)."""
         header = request.META.get("HTTP_AUTHORIZATION", "").split()
         if len(header) == 2 and header[0] == self.keyword:
             return self._check(header[1])
-        token = request.GET.get(self.query_param)
+        token = request.GET.get(self.query_param) if self.query_param else None
         return self._check(token) if token else None
 
     def _check(self, token: str) -> tuple[Any, str]:
@@ -97,20 +216,43 @@ class TokenAuthentication(BaseAuthentication):
             raise AuthenticationFailed("Invalid token.")
         return user, token
 
-    def get_user(self, token: str) -> Any:
-        """Return the user ``token`` belongs to; raise AuthenticationFailed if none."""
+    def still_valid(self, connection):
         try:
-            user_pk = signing.loads(token, salt=TOKEN_SALT, max_age=api_settings.TOKEN_MAX_AGE)
+            if type(self).get_user is TokenAuthentication.get_user:
+                # An open connection outlives its token's lifetime; revocation ends it.
+                user = self.verify(connection.auth, expired_ok=True)
+            else:
+                user = self.get_user(connection.auth)
+        except AuthenticationFailed:
+            return False
+        return user is not None and user.pk == connection.user.pk
+
+    def get_user(self, token: str) -> Any:
+        """The user ``token`` belongs to; raise AuthenticationFailed if none. Override to
+        look tokens up elsewhere (DRF's authtoken table, an API-key model)."""
+        return self.verify(token)
+
+    def verify(self, token: str, expired_ok: bool = False) -> Any:
+        """Check a :func:`make_token` token: signature, age, password, revocation."""
+        max_age = None if expired_ok else api_settings.TOKEN_MAX_AGE
+        try:
+            payload = _signer().unsign_object(token, max_age=max_age)
         except signing.SignatureExpired:
             raise AuthenticationFailed("Token expired.") from None
         except signing.BadSignature:
             raise AuthenticationFailed("Invalid token.") from None
+        if not isinstance(payload, dict) or not {"u", "t", "h"} <= payload.keys():
+            raise AuthenticationFailed("Invalid token.")
+        model = get_user_model()
         try:
-            return get_user_model()._default_manager.get(pk=user_pk)
-        except (get_user_model().DoesNotExist, ValueError, TypeError):
+            user = model._default_manager.get(pk=payload["u"])
+        except (model.DoesNotExist, ValueError, TypeError):
             raise AuthenticationFailed("Invalid token.") from None
+        if not constant_time_compare(str(payload["h"]), _fingerprint(user)):
+            raise AuthenticationFailed("Token revoked.")
+        from .models import TokenRevocation
 
-
-def make_token(user: Any) -> str:
-    """A signed, expiring token for ``user``, accepted by TokenAuthentication."""
-    return signing.dumps(user.pk, salt=TOKEN_SALT)
+        issued = datetime.fromtimestamp(int(payload["t"]) / 1000, tz=UTC)
+        if TokenRevocation.objects.filter(user_id=user.pk, revoked_at__gte=issued).exists():
+            raise AuthenticationFailed("Token revoked.")
+        return user

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from django.db import models
+from django.db import connections, models
 
 from . import filters, pagination, reads
 from .decorators import MARK, EventSpec
@@ -27,9 +27,29 @@ from .mixins import (
     SubscribeMixin,
     UpdateMixin,
 )
-from .permissions import BasePermission
+from .permissions import READ_ACTIONS, BasePermission
 from .serializers import ModelSerializer
 from .settings import api_settings
+
+
+def lock_row(queryset: models.QuerySet, pk: Any) -> models.QuerySet:
+    """``queryset``, reading row ``pk`` locked until the transaction ends (writes).
+
+    Two writes of one row then happen one after the other: the second reads
+    what the first committed (no lost update, and a row deleted meanwhile is
+    ``not_found`` rather than written back). Databases without row locks
+    (SQLite serialises its writers) and reads outside a transaction are left
+    as they are.
+    """
+    connection = connections[queryset.db]
+    if not (connection.features.has_select_for_update and connection.in_atomic_block):
+        return queryset
+    if queryset.query.distinct or queryset.query.combinator:
+        # FOR UPDATE cannot apply to these: lock the row on its own first.
+        list(queryset.model._base_manager.select_for_update().filter(pk=pk).values_list("pk"))
+        return queryset
+    of = ("self",) if connection.features.has_select_for_update_of else ()
+    return queryset.select_for_update(of=of)
 
 
 class BindingBase(LiveBindingMixin):
@@ -135,8 +155,11 @@ class BindingBase(LiveBindingMixin):
         """The row named by ``data["id"]`` within get_queryset, object permissions checked."""
         request = self.request
         queryset = self.get_serializer().optimize(self.get_queryset())
+        pk = self.get_lookup_value()
+        if self.action not in READ_ACTIONS:
+            queryset = lock_row(queryset, pk)
         try:
-            obj = queryset.get(pk=self.get_lookup_value())
+            obj = queryset.get(pk=pk)
         except (queryset.model.DoesNotExist, OverflowError):
             raise NotFound() from None
         self.check_object_permissions(request, obj)
@@ -174,6 +197,35 @@ class BindingBase(LiveBindingMixin):
             )
         return cls._serializer
 
+    def get_related_queryset(self, field: Any, queryset: models.QuerySet) -> models.QuerySet:
+        """The rows a relation may name in this request's writes and filters.
+
+        Called for every foreign key and many-to-many field a write sets (and every
+        filter on a relation) with the field and the rows it would accept. By
+        default: those rows narrowed to what the related model's own binding's
+        ``get_queryset()`` gives this request's user, so another user's project
+        is refused exactly like a project that does not exist; ``queryset`` as
+        it is when no binding serves that model. Override to choose otherwise.
+        """
+        from .registry import registry
+
+        binding_class = registry.for_model(queryset.model)
+        if binding_class is None:
+            return queryset
+        related = binding_class(request=self.request, action="retrieve")
+        return queryset.filter(pk__in=related.get_queryset().values("pk"))
+
+    def validate(self, data: dict[str, Any], instance: models.Model | None = None) -> Any:
+        """Validate a write of ``data`` (a create when ``instance`` is None) with the
+        serializer; related values and uniqueness are checked as this user sees them."""
+        return self.get_serializer().validate(
+            data,
+            instance=instance,
+            partial=instance is not None,
+            related=self.get_related_queryset,
+            visible=self.get_queryset(),
+        )
+
     def write_result(self, instance: models.Model) -> dict[str, Any]:
         """The reply of create/update/save."""
         serializer = self.get_serializer()
@@ -209,7 +261,11 @@ class BindingBase(LiveBindingMixin):
         request = self.request
         data = request.data
         queryset = filters.apply_filters(
-            self.get_filterset_class(), queryset, data.get("filters"), request
+            self.get_filterset_class(),
+            queryset,
+            data.get("filters"),
+            request,
+            related=lambda choices: self.get_related_queryset(None, choices),
         )
         if request.action == "search" or data.get("query"):
             queryset = filters.apply_search(queryset, self.get_search_fields(), data.get("query"))

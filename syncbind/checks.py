@@ -55,3 +55,144 @@ def check_bindings(app_configs=None, **kwargs):
                     )
                 )
     return errors
+
+
+@checks.register("syncbind")
+def check_import_strings(app_configs=None, **kwargs):
+    """Every dotted path in SYNCBIND (and CHANNELS_BINDING) must import (syncbind.E010)."""
+    from .settings import IMPORT_STRINGS, SyncbindSettings
+
+    errors = []
+    fresh = SyncbindSettings()
+    for name in sorted(IMPORT_STRINGS):
+        try:
+            getattr(fresh, name)
+        except ImportError as exc:
+            errors.append(
+                checks.Error(
+                    str(exc),
+                    hint="Correct the path in settings.SYNCBIND (docs/settings.md lists them).",
+                    id="syncbind.E010",
+                )
+            )
+    return errors
+
+
+def _session_auth_in_use() -> bool:
+    from .authentication import SessionAuthentication
+    from .settings import api_settings
+
+    try:
+        classes = api_settings.AUTHENTICATION_CLASSES
+    except ImportError:
+        return False
+    return any(issubclass(cls, SessionAuthentication) for cls in classes)
+
+
+def _served_consumers(app, guarded=False, seen=None):
+    """(consumer class, behind an OriginValidator) for each syncbind consumer ``app`` routes to."""
+    from channels.security.websocket import OriginValidator
+
+    from .consumers import _Transport
+
+    seen = set() if seen is None else seen
+    if app is None or id(app) in seen:
+        return
+    seen.add(id(app))
+    consumer = getattr(app, "consumer_class", None)
+    if isinstance(consumer, type) and issubclass(consumer, _Transport):
+        yield consumer, guarded
+        return
+    if isinstance(app, OriginValidator):
+        guarded = True
+    for attribute in ("application", "inner", "app", "callback"):
+        yield from _served_consumers(getattr(app, attribute, None), guarded, seen)
+    for child in (getattr(app, "application_mapping", None) or {}).values():
+        yield from _served_consumers(child, guarded, seen)
+    for route in [*(getattr(app, "routes", None) or ()), *(getattr(app, "url_patterns", ()) or ())]:
+        yield from _served_consumers(route, guarded, seen)
+
+
+@checks.register("syncbind", deploy=True)
+def check_deployment(app_configs=None, **kwargs):
+    """Traps of a WebSocket deployment that nothing else warns about (``check --deploy``)."""
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    from .authentication import TokenAuthentication
+    from .settings import api_settings
+
+    warnings = []
+    if "*" in settings.ALLOWED_HOSTS and _session_auth_in_use():
+        warnings.append(
+            checks.Warning(
+                "ALLOWED_HOSTS contains '*': AllowedHostsOriginValidator then accepts WebSocket "
+                "handshakes from any site, carrying the visitor's session cookie.",
+                hint="List your hosts in ALLOWED_HOSTS (syncbind refuses other origins for "
+                "session-authenticated handshakes as well, but does not replace it).",
+                id="syncbind.W010",
+            )
+        )
+    asgi = getattr(settings, "ASGI_APPLICATION", None)
+    if asgi:
+        try:
+            application = import_string(asgi)
+        except Exception as exc:  # the project's own module: report, do not crash the check
+            warnings.append(
+                checks.Warning(
+                    f"ASGI_APPLICATION {asgi!r} could not be imported to check its routing: {exc}",
+                    id="syncbind.W014",
+                )
+            )
+        else:
+            unguarded = sorted(
+                {c.__qualname__ for c, guarded in _served_consumers(application) if not guarded}
+            )
+            if unguarded:
+                warnings.append(
+                    checks.Warning(
+                        f"{', '.join(unguarded)} is routed without an OriginValidator: any site "
+                        "may open a WebSocket to it with the visitor's cookies.",
+                        hint="Wrap the websocket routing in "
+                        "channels.security.websocket.AllowedHostsOriginValidator (docs/deployment.md).",
+                        id="syncbind.W011",
+                    )
+                )
+    try:
+        classes = api_settings.AUTHENTICATION_CLASSES
+    except ImportError:
+        classes = ()
+    for cls in classes:
+        if issubclass(cls, TokenAuthentication) and cls.query_param:
+            warnings.append(
+                checks.Warning(
+                    f"{cls.__qualname__} reads tokens from the URL (?{cls.query_param}=): "
+                    "they end up in access logs.",
+                    hint="Send tokens as a WebSocket subprotocol (docs/bindings.md).",
+                    id="syncbind.W012",
+                )
+            )
+    return warnings
+
+
+@checks.register("syncbind")
+def check_channel_layer(app_configs=None, **kwargs):
+    """The in-memory layer keeps pushes inside one process (syncbind.W013)."""
+    from django.conf import settings
+
+    from .settings import api_settings
+
+    if settings.DEBUG:
+        return []
+    layers = getattr(settings, "CHANNEL_LAYERS", {}) or {}
+    backend = (layers.get(api_settings.CHANNEL_LAYER) or {}).get("BACKEND", "")
+    if backend.endswith("InMemoryChannelLayer"):
+        return [
+            checks.Warning(
+                "The in-memory channel layer reaches only the process it lives in: with several "
+                "server processes, changes made in one are never pushed to the others.",
+                hint="Use channels-redis (syncbind.layers.redis_channel_layer) in production.",
+                id="syncbind.W013",
+            )
+        ]
+    return []

@@ -9,6 +9,7 @@ lives in :mod:`syncbind.core`, live subscriptions in :mod:`syncbind.live`.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -17,7 +18,8 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
 
 from . import core, protocol
-from .exceptions import AuthenticationFailed
+from .connection import REVOKED_CLOSE_CODE, Connection, open_websocket
+from .exceptions import SyncbindError
 from .executor import run_in_pool
 from .live.hub import get_hub
 from .live.subscriptions import ConnectionSubscriptions
@@ -29,7 +31,7 @@ from .throttling import RateLimit
 class _Transport:
     """What both consumers share: the handshake, the hub hookup, push ordering."""
 
-    connection: core.Connection | None = None
+    connection: Connection | None = None
     # No channel-layer channel per connection: live pushes come from the process's
     # hub, which joins each stream's group once. A per-connection channel would cost
     # a layer receive per socket (and, on channels-redis, a slow teardown). Set
@@ -37,6 +39,7 @@ class _Transport:
     channel_layer_alias = None
 
     async def __call__(self, scope, receive, send):
+        self.loop = asyncio.get_running_loop()
         self._hub = get_hub()
         # Every outgoing frame (accept, replies, pushes, close) goes through one
         # bounded queue, so nobody ever waits for a slow client (syncbind.outbox).
@@ -49,27 +52,42 @@ class _Transport:
     async def _push_text(self, text: str) -> None:
         self._outbox.put({"type": "websocket.send", "text": text})
 
-    def open_connection(self) -> core.Connection | None:
+    def open_connection(self) -> Connection | None:
         """Authenticate the handshake; None refuses it (HTTP 403). Runs in a worker thread."""
         try:
-            user, auth = core.authenticate(self.scope)
-        except AuthenticationFailed:
+            connection = open_websocket(
+                self.scope,
+                consumer=self,
+                subscriptions=ConnectionSubscriptions(self._hub, self._push_text),
+                throttle=RateLimit.from_setting(api_settings.RATE_LIMIT),
+                outbox=self._outbox,
+            )
+        except SyncbindError:
             return None
-        if not user.is_authenticated and not api_settings.ANONYMOUS_CONNECTION_ALLOWED:
-            return None
-        return core.Connection(
-            user=user,
-            auth=auth,
-            scope=self.scope,
-            consumer=self,
-            subscriptions=ConnectionSubscriptions(self._hub, self._push_text),
-            throttle=RateLimit.from_setting(api_settings.RATE_LIMIT),
-        )
+        self._hub.attach(connection)
+        return connection
+
+    def accepted_subprotocol(self) -> str | None:
+        """The subprotocol to accept: "syncbind" when the client offered it (it must,
+        to send a token as a subprotocol; a browser fails a handshake that ignores it)."""
+        return "syncbind" if "syncbind" in self.scope.get("subprotocols", ()) else None
 
     def close_connection(self) -> None:
         """Drop every live subscription of this connection."""
+        if self.connection is not None:
+            self._hub.detach(self.connection)
+            if self.connection.subscriptions is not None:
+                self.connection.subscriptions.clear()
+
+    async def revoke(self) -> None:
+        """Close the socket because its credentials no longer hold (code 4003)."""
         if self.connection is not None and self.connection.subscriptions is not None:
             self.connection.subscriptions.clear()
+        self._outbox.put({"type": "websocket.close", "code": REVOKED_CLOSE_CODE})
+
+    def _revoked(self) -> bool:
+        # After the reply to the request that found the credentials gone, close.
+        return self.connection is not None and not self.connection.valid
 
     async def _handling(self, handle):
         # While a message is handled, pushes to this connection wait for its reply.
@@ -140,7 +158,7 @@ class SyncConsumer(_Transport, JsonWebsocketConsumer, _CollectedSend):
         if self.connection is None:
             self.close()
         else:
-            self.accept()
+            self.accept(self.accepted_subprotocol())
 
     def disconnect(self, code: int) -> None:
         self.close_connection()
@@ -150,6 +168,8 @@ class SyncConsumer(_Transport, JsonWebsocketConsumer, _CollectedSend):
     ) -> None:
         reply = core.handle_frame(text_data, self.connection, binary=text_data is None)
         self.send(text_data=protocol.encode(reply))
+        if self._revoked():
+            self.close(code=REVOKED_CLOSE_CODE)
 
     @classmethod
     def encode_json(cls, content: Any) -> str:
@@ -165,7 +185,7 @@ class AsyncConsumer(_Transport, AsyncJsonWebsocketConsumer):
         if self.connection is None:
             await self.close()
         else:
-            await self.accept()
+            await self.accept(self.accepted_subprotocol())
 
     async def disconnect(self, code: int) -> None:
         await run_in_pool(self.close_connection)
@@ -178,6 +198,8 @@ class AsyncConsumer(_Transport, AsyncJsonWebsocketConsumer):
     ) -> None:
         reply = await core.ahandle_frame(text_data, self.connection, binary=text_data is None)
         await self.send(text_data=protocol.encode(reply))
+        if self._revoked():
+            await self.close(code=REVOKED_CLOSE_CODE)
 
     @classmethod
     async def encode_json(cls, content: Any) -> str:

@@ -10,72 +10,18 @@ and send back the dict they get. Nothing here knows about sockets or HTTP.
 from __future__ import annotations
 
 import inspect
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import ObjectDoesNotExist
 from django.db import router, transaction
 
 from . import protocol
+from .connection import Connection
 from .exceptions import RateLimited, UnknownEvent
 from .executor import run_in_pool
 from .registry import registry
 from .request import Request
 from .settings import api_settings
-
-
-@dataclass
-class Connection:
-    """Who is on the other end of a transport, as the core needs to know it."""
-
-    user: Any = field(default_factory=AnonymousUser)
-    auth: Any = None
-    scope: dict[str, Any] = field(default_factory=dict)
-    consumer: Any = None
-    transport: str = "websocket"
-    http_request: Any = None
-    # Live subscriptions of this connection (set by the consumers; None over HTTP).
-    subscriptions: Any = None
-    # The connection's RateLimit (None: unlimited).
-    throttle: Any = None
-    # When the user was last read from the database (see refresh_user).
-    user_loaded_at: float = field(default_factory=time.monotonic)
-
-    def refresh_user(self) -> bool:
-        """Re-read the user at most every USER_REFRESH_INTERVAL seconds. Sync.
-
-        A WebSocket keeps its user object for hours, and Django caches permissions
-        on it; re-reading it (and dropping those caches) makes revoked permissions
-        and deactivated users count for requests and pushes alike, at one query per
-        connection per interval. A user deleted meanwhile is treated as inactive.
-        """
-        interval = api_settings.USER_REFRESH_INTERVAL
-        user = self.user
-        if interval is None or not getattr(user, "is_authenticated", False):
-            return False
-        now = time.monotonic()
-        if now - self.user_loaded_at < interval:
-            return False
-        self.user_loaded_at = now
-        try:
-            user.refresh_from_db()
-        except ObjectDoesNotExist:
-            user.is_active = False
-        for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
-            user.__dict__.pop(cache, None)
-        return True
-
-
-def authenticate(scope: dict[str, Any]) -> tuple[Any, Any]:
-    """Run AUTHENTICATION_CLASSES over an ASGI scope: ``(user, auth)``, anonymous if none."""
-    for authentication_class in api_settings.AUTHENTICATION_CLASSES:
-        result = authentication_class().authenticate(scope)
-        if result is not None:
-            return result
-    return AnonymousUser(), None
 
 
 def make_request(message: protocol.Message, connection: Connection) -> Request:
@@ -103,10 +49,8 @@ def error_for(
 
 def resolve(message: protocol.Message, request: Request):
     """Find the binding and the handler; check permissions. Returns ``(binding, handler, spec)``."""
-    connection = request.connection
-    if connection is not None and connection.refresh_user() and connection.subscriptions:
-        # The user was read again: what its subscriptions read may have changed.
-        connection.subscriptions.rekey()
+    if request.connection is not None:
+        request.connection.check()
     binding_class = registry.get(message.stream)
     found = binding_class.get_event(message.action)
     if found is None:

@@ -15,6 +15,7 @@ actually uses a DRF serializer, and DRF permission classes need nothing from it.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS
@@ -101,6 +102,19 @@ class DRFWrite:
             ) from exc
 
 
+def _narrow_relations(serializer: Any, related: Any) -> None:
+    """Relation fields accept only the rows ``related`` allows (see get_related_queryset)."""
+    from rest_framework.relations import ManyRelatedField, RelatedField
+
+    for name, field in serializer.fields.items():
+        relation = field.child_relation if isinstance(field, ManyRelatedField) else field
+        if isinstance(relation, RelatedField) and getattr(relation, "queryset", None) is not None:
+            model_field = None
+            with contextlib.suppress(Exception):  # a source that is no model field
+                model_field = serializer.Meta.model._meta.get_field(field.source or name)
+            relation.queryset = related(model_field, relation.queryset)
+
+
 class DRFSerializerAdapter:
     """The binding serializer interface (see ``serializers.ModelSerializer``) over a DRF serializer."""
 
@@ -133,11 +147,18 @@ class DRFSerializerAdapter:
         return queryset.prefetch_related(*names) if names else queryset
 
     def validate(
-        self, data: dict[str, Any], instance: models.Model | None = None, partial: bool = False
+        self,
+        data: dict[str, Any],
+        instance: models.Model | None = None,
+        partial: bool = False,
+        related: Any = None,
+        visible: Any = None,
     ) -> DRFWrite:
         serializer = self.serializer_class(
             instance=instance, data=data, partial=partial, context=self.context
         )
+        if related is not None:
+            _narrow_relations(serializer, related)
         writable = {name for name, field in serializer.fields.items() if not field.read_only}
         refused = {
             name: ["This field is not writable."]

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from django.core import exceptions as django_exceptions
+from django.db import DatabaseError
 from django.http import Http404
 
 logger = logging.getLogger("syncbind")
@@ -102,6 +103,14 @@ class LimitExceeded(SyncbindError):
     status = 429
 
 
+class Timeout(SyncbindError):
+    """A statement ran past STATEMENT_TIMEOUT."""
+
+    code = "timeout"
+    default_message = "The request took longer than this server allows."
+    status = 504
+
+
 class ServerError(SyncbindError):
     pass
 
@@ -114,6 +123,10 @@ def as_syncbind_error(exc: BaseException) -> SyncbindError | None:
         return NotFound()
     if isinstance(exc, django_exceptions.PermissionDenied):
         return PermissionDenied()
+    if isinstance(exc, DatabaseError):
+        from .db import is_timeout
+
+        return Timeout() if is_timeout(exc) else None
     if isinstance(exc, django_exceptions.ValidationError):
         if hasattr(exc, "error_dict"):
             return ValidationError({k: [str(m) for m in v] for k, v in exc.message_dict.items()})
@@ -129,6 +142,11 @@ def exception_handler(exc: BaseException, context: dict[str, Any]) -> dict[str, 
     parsed) and the ``binding`` (None before one was found).
     """
     error = as_syncbind_error(exc)
+    if isinstance(error, Timeout) and not isinstance(exc, Timeout):
+        request = context.get("request")
+        logger.warning(
+            "syncbind event %r ran past STATEMENT_TIMEOUT", getattr(request, "event", None)
+        )
     if error is None:
         request = context.get("request")
         logger.error(
@@ -152,6 +170,7 @@ STATUS_BY_CODE = {
         ValidationError,
         RateLimited,
         LimitExceeded,
+        Timeout,
         ServerError,
     )
 }

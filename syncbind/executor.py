@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from asgiref.sync import SyncToAsync
 from django.db import close_old_connections
 
+from . import db
 from .settings import api_settings
 
 T = TypeVar("T")
@@ -40,7 +41,7 @@ def get_executor() -> ThreadPoolExecutor:
     with _lock:
         if _executor is None or _executor_size != size:
             old = _executor
-            _executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="syncbind")
+            _executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix=db.WORKER_PREFIX)
             _executor_size = size
             if old is not None:
                 old.shutdown(wait=False)
@@ -50,9 +51,11 @@ def get_executor() -> ThreadPoolExecutor:
 def _in_request_cycle(func: Callable[..., T]) -> Callable[..., T]:
     def call(*args: Any, **kwargs: Any) -> T:
         close_old_connections()
+        db.start_deadline()
         try:
             return func(*args, **kwargs)
         finally:
+            db.clear_deadline()
             close_old_connections()
 
     return call

@@ -9,6 +9,8 @@ must match at least one of ``search_fields`` (icontains). Ordering accepts only
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import operator
 from functools import reduce
 from typing import Any
@@ -17,6 +19,7 @@ import django_filters
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
+from . import values
 from .exceptions import ValidationError
 from .settings import api_settings
 
@@ -29,10 +32,50 @@ def build_filterset_class(
     return type(f"{model.__name__}FilterSet", (django_filters.FilterSet,), {"Meta": meta})
 
 
+def _normal(name: str, value: Any) -> Any:
+    """A filter value as django-filter's form fields read it: text, or one of the JSON
+    scalars; a list becomes the comma-separated text the ``in``/``range`` lookups take."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list) and all(
+        item is not None and not isinstance(item, dict | list) for item in value
+    ):
+        return ",".join(str(item) for item in value)
+    if not isinstance(value, str):
+        raise ValidationError({name: ["Must be a string, a number, or a list of them."]})
+    limit = api_settings.MAX_FILTER_LENGTH
+    if len(value) > limit:
+        raise ValidationError({name: [f"Ensure this value has at most {limit} characters."]})
+    return value
+
+
+def _in_range(value: Any) -> str | None:
+    """Why a cleaned filter value cannot be compared by every database, or None."""
+    if isinstance(value, list | tuple | slice):
+        parts = [value.start, value.stop] if isinstance(value, slice) else list(value)
+        return next((problem for part in parts if (problem := _in_range(part))), None)
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int) and not values.INTEGER_RANGE[0] <= value <= values.INTEGER_RANGE[1]:
+        return "Ensure this value fits in 64 bits."
+    if isinstance(value, decimal.Decimal) and not values.decimal_in_range(value):
+        return values.DECIMAL_RANGE
+    if isinstance(value, datetime.datetime) and not values.datetime_in_range(value):
+        return values.DATETIME_RANGE
+    return None
+
+
 def apply_filters(
-    filterset_class, queryset: models.QuerySet, filters: Any, request: Any = None
+    filterset_class, queryset: models.QuerySet, filters: Any, request: Any = None, related=None
 ) -> models.QuerySet:
-    """Filter ``queryset`` by the client's ``filters`` object; ``invalid`` on anything undeclared."""
+    """Filter ``queryset`` by the client's ``filters`` object; ``invalid`` on anything undeclared.
+
+    ``related(queryset)`` narrows the rows a filter on a relation may name (the
+    binding's ``get_related_queryset``): another user's row is as unknown as a
+    missing one.
+    """
     if filters in (None, {}):
         return queryset
     if not isinstance(filters, dict):
@@ -42,10 +85,16 @@ def apply_filters(
             {name: ["Unknown filter."] for name in filters}
             or {"filters": ["No filters are allowed."]}
         )
-    filterset = filterset_class(data=filters, queryset=queryset, request=request)
+    data = {name: _normal(name, value) for name, value in filters.items()}
+    filterset = filterset_class(data=data, queryset=queryset, request=request)
     unknown = {name: ["Unknown filter."] for name in filters if name not in filterset.filters}
     if unknown:
         raise ValidationError(unknown)
+    if related is not None:
+        for form_field in filterset.form.fields.values():
+            choices = getattr(form_field, "queryset", None)
+            if choices is not None:
+                form_field.queryset = related(choices)
     if not filterset.is_valid():
         raise ValidationError(
             {
@@ -53,11 +102,18 @@ def apply_filters(
                 for name, errors in filterset.errors.get_json_data().items()
             }
         )
+    out_of_range = {
+        name: [problem]
+        for name, value in filterset.form.cleaned_data.items()
+        if (problem := _in_range(value))
+    }
+    if out_of_range:
+        raise ValidationError(out_of_range)
     return filterset.qs
 
 
 def _lookup_spans_many(model: type[models.Model], path: str) -> bool:
-    """True when ``path`` crosses a to-many relation (the search then needs DISTINCT)."""
+    """True when ``path`` crosses a to-many relation."""
     opts = model._meta
     for part in path.split("__"):
         try:
@@ -73,7 +129,12 @@ def _lookup_spans_many(model: type[models.Model], path: str) -> bool:
 
 
 def apply_search(queryset: models.QuerySet, search_fields, query: Any) -> models.QuerySet:
-    """Keep the rows where each word of ``query`` matches one of ``search_fields``."""
+    """Keep the rows where each word of ``query`` matches one of ``search_fields``.
+
+    A field across a to-many relation (``labels__name``) is matched through a
+    subquery on the primary key rather than a join: joins would multiply per
+    word (time exponential in the number of words) and need DISTINCT.
+    """
     if query in (None, ""):
         return queryset
     if not isinstance(query, str):
@@ -83,14 +144,22 @@ def apply_search(queryset: models.QuerySet, search_fields, query: Any) -> models
         raise ValidationError({"query": [f"Ensure this value has at most {limit} characters."]})
     if not search_fields:
         raise ValidationError({"query": ["Search is not enabled on this stream."]})
-    terms = [term for term in query.replace(",", " ").replace("\x00", "").split() if term]
+    terms = [term for term in query.replace(",", " ").split() if term]
+    most = api_settings.MAX_SEARCH_TERMS
+    if len(terms) > most:
+        raise ValidationError({"query": [f"Use at most {most} words."]})
+    model = queryset.model
+    to_many = {name for name in search_fields if _lookup_spans_many(model, name)}
     for term in terms:
-        condition = reduce(
-            operator.or_, (models.Q(**{f"{name}__icontains": term}) for name in search_fields)
-        )
-        queryset = queryset.filter(condition)
-    if terms and any(_lookup_spans_many(queryset.model, name) for name in search_fields):
-        queryset = queryset.distinct()
+        conditions = []
+        for name in search_fields:
+            lookup = {f"{name}__icontains": term}
+            if name in to_many:
+                matching = model._base_manager.filter(**lookup).values("pk")
+                conditions.append(models.Q(pk__in=matching))
+            else:
+                conditions.append(models.Q(**lookup))
+        queryset = queryset.filter(reduce(operator.or_, conditions))
     return queryset
 
 

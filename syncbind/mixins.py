@@ -65,7 +65,7 @@ class CreateMixin:
     @event
     def create(self, request) -> dict[str, Any]:
         """``{field: value}`` → ``{"success": true, "id": pk, "row": {...}}``."""
-        write = self.get_serializer().validate(request.data, instance=None, partial=False)
+        write = self.validate(request.data)
         instance = self.perform_create(write)
         return self.write_result(instance)
 
@@ -81,7 +81,7 @@ class UpdateMixin:
         """``{"id": pk, field: value}`` → as create; only the given fields change."""
         obj = self.get_object()
         data = {key: value for key, value in request.data.items() if key != "id"}
-        write = self.get_serializer().validate(data, instance=obj, partial=True)
+        write = self.validate(data, instance=obj)
         instance = self.perform_update(write)
         return self.write_result(instance)
 

@@ -39,10 +39,12 @@ class Outbox:
         self._loop = asyncio.get_running_loop()
         self._task = self._loop.create_task(self._write(), name="syncbind-outbox")
         self.closed = False
+        self._sending = False
 
     @property
-    def queued_bytes(self) -> int:
-        return self._bytes
+    def idle(self) -> bool:
+        """Nothing queued and nothing being written."""
+        return not self._queue and not self._sending
 
     def put(self, message: dict[str, Any]) -> None:
         """Queue a message (on the event loop). Never blocks."""
@@ -85,6 +87,7 @@ class Outbox:
             while self._queue:
                 message = self._queue.popleft()
                 self._bytes -= _size(message)
+                self._sending = True
                 try:
                     await self._send(message)
                 except Exception:
@@ -94,6 +97,8 @@ class Outbox:
                     self._queue.clear()
                     self._bytes = 0
                     return
+                finally:
+                    self._sending = False
 
     async def aclose(self, timeout: float = 1.0) -> None:
         """Let queued frames go out (within ``timeout``), then stop the writer."""

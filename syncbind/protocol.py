@@ -18,7 +18,8 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 
-from .exceptions import BadRequest, SyncbindError, TooLarge
+from . import values
+from .exceptions import BadRequest, SyncbindError, TooLarge, ValidationError
 
 # ASCII only: no look-alike letters, no spaces, no empty segments. The action is
 # the last dotted segment, the stream everything before it.
@@ -90,10 +91,22 @@ def parse_frame(text: str | None, *, max_bytes: int, binary: bool = False) -> Me
         raise InvalidFrame(BadRequest("Binary frames are not supported; send JSON text."))
     check_size(text, max_bytes)
     try:
-        content = json.loads(text)
+        content = values.loads(text)
     except (ValueError, RecursionError):
         raise InvalidFrame(BadRequest("The message is not valid JSON.")) from None
-    return parse_envelope(content, size=len(text))
+    message = parse_envelope(content, size=len(text))
+    if values.worth_checking(text):
+        check_values(message)
+    return message
+
+
+def check_values(message: Message) -> None:
+    """Raise InvalidFrame (``invalid``) for data no database could take (syncbind.values)."""
+    found = values.problems(message.data)
+    if found:
+        raise InvalidFrame(
+            ValidationError(found), event=message.event, request_id=message.request_id
+        )
 
 
 def parse_envelope(content: Any, size: int = 0) -> Message:

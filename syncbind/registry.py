@@ -71,6 +71,19 @@ class Registry:
     def all(self) -> list[type]:
         return list(self._bindings.values())
 
+    def for_model(self, model) -> type | None:
+        """The binding that serves ``model``: the one on its default stream
+        (``"<app_label>.<ObjectName>"``) if any, else the first registered; None."""
+        concrete = model._meta.concrete_model
+        found = [
+            b for b in self._bindings.values() if b.get_model()._meta.concrete_model is concrete
+        ]
+        default = f"{model._meta.app_label}.{model._meta.object_name}"
+        for binding in found:
+            if binding.get_stream() == default:
+                return binding
+        return found[0] if found else None
+
     def clear(self) -> None:
         with self._lock:
             self._bindings.clear()

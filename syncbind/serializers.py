@@ -17,12 +17,14 @@ from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import Any
 
+from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist
-from django.db import IntegrityError, models
+from django.db import IntegrityError, connections, models, router
 from django.db.models.fields.files import FieldFile
 from django.forms import ModelForm, modelform_factory
 from django.utils.duration import duration_iso_string
 
+from . import values
 from .exceptions import ValidationError
 
 _PRIMITIVES = (str, int, float, bool, type(None))
@@ -40,12 +42,17 @@ def to_json_safe(value: Any) -> Any:
     if isinstance(value, FieldFile):
         return value.name or None
     if isinstance(value, datetime.date | datetime.time):
-        # Full precision (DjangoJSONEncoder would cut microseconds), "Z" for UTC.
+        # Full precision (DjangoJSONEncoder would cut microseconds), in UTC with "Z": what
+        # a write replies is what a later read returns, whatever offset it was sent with.
+        if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+            value = value.astimezone(datetime.UTC)
         text = value.isoformat()
         return text[:-6] + "Z" if text.endswith("+00:00") else text
     if isinstance(value, datetime.timedelta):
         return duration_iso_string(value)
-    if isinstance(value, decimal.Decimal | uuid.UUID):
+    if isinstance(value, decimal.Decimal):
+        return format(value, "f") if value.is_finite() else str(value)
+    if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, bytes | memoryview):
         return bytes(value).hex()
@@ -77,11 +84,16 @@ class Write:
         try:
             if self.partial:
                 # Only the columns this write touched: a concurrent update of another
-                # field of the same row is not overwritten.
+                # field of the same row is not overwritten. auto_now fields are touched too.
                 update_fields = [
                     opts.get_field(name).name
                     for name in [*self.field_names, *extra]
                     if not opts.get_field(name).many_to_many
+                ]
+                update_fields += [
+                    field.name
+                    for field in opts.concrete_fields
+                    if getattr(field, "auto_now", False) and field.name not in update_fields
                 ]
                 if update_fields:
                     instance.save(update_fields=update_fields)
@@ -93,6 +105,28 @@ class Write:
                 {NON_FIELD_ERRORS: ["This write conflicts with existing data."]}
             ) from exc
         return instance
+
+
+UNAVAILABLE = "This value is not available."
+
+
+class JSONValueField(forms.Field):
+    """A JSON field's value as the request carried it, already decoded.
+
+    Django's form field wants JSON text and takes ``{}`` and ``[]`` for "no
+    value"; here they are values like any other (see ``ModelSerializer._json_presence``).
+    """
+
+    empty_values = [None, "", [], (), {}]
+
+    def to_python(self, value: Any) -> Any:
+        return value
+
+
+def _formfield(model_field: models.Field, **kwargs: Any) -> forms.Field | None:
+    if isinstance(model_field, models.JSONField):
+        return JSONValueField(required=False, label=model_field.verbose_name)
+    return model_field.formfield(**kwargs)
 
 
 class ModelSerializer:
@@ -155,12 +189,12 @@ class ModelSerializer:
         attname = field.attname
         if isinstance(field, models.DecimalField) and field.decimal_places is not None:
             # The same text whether the value was just written ("27.5") or read back ("27.50").
-            exponent = decimal.Decimal(1).scaleb(-field.decimal_places)
+            places, digits = field.decimal_places, field.max_digits
 
             def decimal_value(obj: models.Model) -> Any:
                 value = getattr(obj, attname)
                 if isinstance(value, decimal.Decimal) and value.is_finite():
-                    return str(value.quantize(exponent))
+                    return values.format_decimal(value, places, digits)
                 return to_json_safe(value)
 
             return decimal_value
@@ -209,17 +243,74 @@ class ModelSerializer:
     def get_form_class(self, names: tuple[str, ...]) -> type[ModelForm]:
         form_class = self._form_cache.get(names)
         if form_class is None:
-            form_class = modelform_factory(self.model, form=self.form_class, fields=list(names))
+            form_class = modelform_factory(
+                self.model, form=self.form_class, fields=list(names), formfield_callback=_formfield
+            )
             self._form_cache[names] = form_class
         return form_class
 
+    def _json_presence(
+        self, data: dict[str, Any], names: tuple[str, ...], creating: bool
+    ) -> dict[str, list[str]]:
+        # JSON fields take {} and [] as values (see JSONValueField); what is required or
+        # nullable is checked here instead.
+        errors: dict[str, list[str]] = {}
+        for name in names:
+            field = self.model._meta.get_field(name)
+            if not isinstance(field, models.JSONField):
+                continue
+            if name in data and data[name] is None and not field.null:
+                errors[name] = ["This field cannot be null."]
+            elif creating and name not in data and not field.has_default() and not field.blank:
+                errors[name] = ["This field is required."]
+        return errors
+
+    def _unique_message(
+        self, name: str, error: dict[str, str], form: ModelForm, visible: Any
+    ) -> str:
+        # "Task with this Slug already exists." would tell of a row the user cannot see.
+        if error.get("code") not in ("unique", "unique_together") or visible is None:
+            return error["message"]
+        if (
+            error["code"] == "unique"
+            and name in form.data
+            and visible.filter(**{name: form.data[name]}).exists()
+        ):
+            return error["message"]
+        return UNAVAILABLE
+
+    def _storable(self, cleaned: dict[str, Any]) -> dict[str, list[str]]:
+        """Errors for valid values the database still cannot store as they are."""
+        errors: dict[str, list[str]] = {}
+        vendor = connections[router.db_for_write(self.model)].vendor
+        for name, value in cleaned.items():
+            if isinstance(value, datetime.datetime) and not values.datetime_in_range(value):
+                errors[name] = [values.DATETIME_RANGE]
+            elif (
+                isinstance(value, decimal.Decimal)
+                and vendor == "sqlite"
+                and value.is_finite()
+                and len(value.normalize().as_tuple().digits) > 15
+            ):
+                errors[name] = ["This database keeps at most 15 significant digits of a decimal."]
+        return errors
+
     def validate(
-        self, data: dict[str, Any], instance: models.Model | None = None, partial: bool = False
+        self,
+        data: dict[str, Any],
+        instance: models.Model | None = None,
+        partial: bool = False,
+        related: Any = None,
+        visible: Any = None,
     ) -> Write:
         """Validate ``data`` for a create (``instance`` None) or an update.
 
-        Raises ValidationError naming every field that is unknown or not
-        writable, or that the form rejects; returns a :class:`Write`.
+        ``related(model_field, queryset)`` returns the rows a relation may point to
+        (the binding's ``get_related_queryset``); ``visible`` is the queryset of
+        rows the writer can see, so that a clash with a row they cannot see is
+        not described. Raises ValidationError naming every
+        field that is unknown or not writable, or that the form rejects; returns a
+        :class:`Write`.
         """
         refused = {
             name: ["This field is not writable."]
@@ -231,6 +322,7 @@ class ModelSerializer:
         if refused:
             raise ValidationError(refused)
         names = tuple(sorted(data)) if partial else tuple(sorted(self.writable_fields))
+        errors = self._json_presence(data, names, creating=instance is None)
         form_data = dict(data)
         if instance is None:
             # A form reads an omitted checkbox as False; keep the model's default instead.
@@ -239,11 +331,18 @@ class ModelSerializer:
                 if name not in form_data and field.has_default():
                     form_data[name] = field.get_default()
         form = self.get_form_class(names)(data=form_data, instance=instance)
+        if related is not None:
+            for name, form_field in form.fields.items():
+                queryset = getattr(form_field, "queryset", None)
+                if queryset is not None:
+                    form_field.queryset = related(self.model._meta.get_field(name), queryset)
         if not form.is_valid():
-            raise ValidationError(
-                {
-                    name: [e["message"] for e in errors]
-                    for name, errors in form.errors.get_json_data().items()
-                }
-            )
+            for name, messages in form.errors.get_json_data().items():
+                errors.setdefault(name, []).extend(
+                    self._unique_message(name, m, form, visible) for m in messages
+                )
+        else:
+            errors.update(self._storable(form.cleaned_data))
+        if errors:
+            raise ValidationError(errors)
         return Write(form, list(names), partial)

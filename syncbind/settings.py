@@ -30,6 +30,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PAGE_SIZE": 100,
     # Worker threads that run binding code for SyncConsumer (and AsyncConsumer).
     "THREAD_POOL_SIZE": 16,
+    # Seconds one statement of a request or push may run (None: no limit); past it
+    # the request is answered ``timeout``.
+    "STATEMENT_TIMEOUT": 30,
     # Frames larger than this are answered with ``too_large`` without parsing.
     "MAX_MESSAGE_BYTES": 262144,
     # Bytes waiting to be sent to one WebSocket before it is closed (code 4008) as too slow.
@@ -39,8 +42,13 @@ DEFAULTS: dict[str, Any] = {
     # Seconds after which a connection re-reads its user (revoked permissions,
     # deactivated users) before its next request or push; None never.
     "USER_REFRESH_INTERVAL": 60,
-    # Longest accepted search query, in characters.
+    # Longest accepted search query, in characters, and most words in it.
     "MAX_SEARCH_LENGTH": 256,
+    "MAX_SEARCH_TERMS": 8,
+    # Longest text a filter compares with, in characters.
+    "MAX_FILTER_LENGTH": 1000,
+    # Deepest nesting of lists and objects in a request's data.
+    "MAX_JSON_DEPTH": 32,
     "EXCEPTION_HANDLER": "syncbind.exceptions.exception_handler",
     # Signed tokens made by syncbind.authentication.make_token expire after this many seconds.
     "TOKEN_MAX_AGE": 60 * 60 * 24,

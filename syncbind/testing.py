@@ -27,6 +27,16 @@ from channels.testing.websocket import WebsocketCommunicator
 from . import protocol
 
 
+async def settle(timeout: float = 10.0) -> None:
+    """Wait until every change committed so far has been pushed to this process's
+    WebSocket connections (its hub has processed what was sent to it, and every
+    outgoing frame is written). Call it instead of sleeping before asserting
+    that nothing (more) was pushed."""
+    from .live.hub import get_hub
+
+    await get_hub().settle(timeout)
+
+
 class SyncbindClient:
     """A connected WebsocketCommunicator that speaks the syncbind protocol."""
 
@@ -94,10 +104,29 @@ class SyncbindClient:
             timeout,
         )
 
-    async def assert_nothing_more(self, timeout: float = 0.3) -> None:
-        """Fail if any message is waiting or arrives within ``timeout`` seconds."""
+    async def assert_nothing_more(self, timeout: float | None = None) -> None:
+        """Fail if any message is waiting, once every change so far has been pushed.
+
+        Waits for this process's hub to settle (:func:`settle`), so it needs no
+        sleep; with ``timeout`` it also waits that long for late messages (a
+        server in another process).
+        """
+        await settle()
         assert not self.pending, f"Unexpected messages: {self.pending!r}"
-        assert await self.communicator.receive_nothing(timeout), "Unexpected message received"
+        nothing = await self.communicator.receive_nothing(timeout or 0.005, interval=0.001)
+        if not nothing:
+            raise AssertionError(f"Unexpected message received: {await self.receive()!r}")
+
+    async def receive_close(self, timeout: float | None = None) -> int | None:
+        """Wait for the server to close the connection; returns the close code.
+
+        Pushes and replies that arrive first are kept for :meth:`receive_push`.
+        """
+        while True:
+            message = await self.communicator.receive_output(timeout or self.timeout)
+            if message["type"] == "websocket.close":
+                return message.get("code")
+            self.pending.append(json.loads(message["text"]))
 
     async def close(self) -> None:
         await self.communicator.disconnect()

@@ -15,6 +15,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def token_protocols(token: str) -> list[str]:
+    """The WebSocket subprotocols that carry a syncbind token."""
+    return ["syncbind", f"syncbind.token.{token}"]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -103,7 +103,7 @@ SYNCBIND = {"THREAD_POOL_SIZE": int(os.environ.get("SYNCBIND_TEST_THREAD_POOL_SI
 if os.environ.get("SYNCBIND_TEST_MAX_OUTGOING_BYTES"):
     SYNCBIND["MAX_OUTGOING_BYTES"] = int(os.environ["SYNCBIND_TEST_MAX_OUTGOING_BYTES"])
 if os.environ.get("SYNCBIND_TEST_TOKEN_AUTH"):
-    # Server processes started by end-to-end tests also accept ?token= connections.
+    # Server processes started by end-to-end tests also accept token connections.
     SYNCBIND["AUTHENTICATION_CLASSES"] = [
         "syncbind.authentication.SessionAuthentication",
         "syncbind.authentication.TokenAuthentication",

@@ -54,7 +54,10 @@ async def test_token_authentication(consumer_app, settings, db_call):
     settings.SYNCBIND = TOKEN_AUTH
     user = await db_call(factories.UserFactory)
     token = make_token(user)
-    async with connect(None, application=consumer_app, path=f"/ws/?token={token}") as client:
+    async with connect(
+        None, application=consumer_app, subprotocols=["syncbind", f"syncbind.token.{token}"]
+    ) as client:
+        assert client.communicator.scope["subprotocols"]
         assert (await client.send_event(f"{P}.ping"))["data"]["user"] == user.username
 
 
@@ -65,7 +68,9 @@ async def test_bad_tokens_refuse_the_handshake(consumer_app, settings, db_call, 
     token = {
         "garbage": "not-a-token",
         "expired": make_token(user),
-        "unknown user": signing.dumps(987654, salt=TOKEN_SALT),
+        "unknown user": signing.TimestampSigner(salt=TOKEN_SALT, sep=".").sign_object(
+            {"u": 987654, "t": 0, "h": "x"}
+        ),
         "inactive user": make_token(user),
     }[kind]
     if kind == "expired":
@@ -75,7 +80,9 @@ async def test_bad_tokens_refuse_the_handshake(consumer_app, settings, db_call, 
             "TOKEN_MAX_AGE": -1,
         }
     with pytest.raises(ConnectionRefusedError):
-        await connect(None, application=consumer_app, path=f"/ws/?token={token}")
+        await connect(
+            None, application=consumer_app, subprotocols=["syncbind", f"syncbind.token.{token}"]
+        )
 
 
 # -- permission classes ------------------------------------------------------------------

@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect as ws_connect
 from syncbind import AsyncConsumer, SyncConsumer
 from syncbind.testing import connect
 from tests import factories
-from tests.servers import test_database_env, uvicorn_server
+from tests.servers import test_database_env, token_protocols, uvicorn_server
 from tests.testapp import bindings
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -105,7 +105,8 @@ def test_real_server_with_websockets_client(path, transactional_db):
                     pass
             assert refused.value.response.status_code == 403
 
-            async with ws_connect(f"{url}?token={make_token(user)}") as ws:
+            async with ws_connect(url, subprotocols=token_protocols(make_token(user))) as ws:
+                assert ws.subprotocol == "syncbind"
 
                 async def call(event, data, request_id):
                     await ws.send(
@@ -132,7 +133,7 @@ def test_real_server_with_websockets_client(path, transactional_db):
                 )
                 assert [row["name"] for row in page["data"]["rows"]] == ["new", "served"]
                 # The retrieve subscribed: a change by another connection is pushed.
-                async with ws_connect(f"{url}?token={make_token(user)}") as other:
+                async with ws_connect(url, subprotocols=token_protocols(make_token(user))) as other:
                     await other.send(
                         json.dumps(
                             {

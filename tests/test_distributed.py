@@ -36,7 +36,7 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 
 from tests.livesystem import Client, shell
-from tests.servers import uvicorn_server
+from tests.servers import token_protocols, uvicorn_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
@@ -73,8 +73,12 @@ def test_changes_reach_subscribers_on_another_process(shared_env):
 
         async def scenario():
             async with (
-                ws_connect(f"ws://127.0.0.1:{port_a}/ws/?token={token}") as ws_a,
-                ws_connect(f"ws://127.0.0.1:{port_b}/ws/async/?token={token}") as ws_b,
+                ws_connect(
+                    f"ws://127.0.0.1:{port_a}/ws/", subprotocols=token_protocols(token)
+                ) as ws_a,
+                ws_connect(
+                    f"ws://127.0.0.1:{port_b}/ws/async/", subprotocols=token_protocols(token)
+                ) as ws_b,
             ):
                 a, b = Client(ws_a), Client(ws_b)
 

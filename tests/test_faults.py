@@ -20,6 +20,7 @@ from tests.servers import (
     require_services,
     server_process,
     test_database_env,
+    token_protocols,
     wait_for_port,
 )
 
@@ -107,8 +108,12 @@ def test_redis_outage(own_redis, tmp_path):
 
             async def scenario():
                 async with (
-                    ws_connect(f"ws://127.0.0.1:{port}/ws/?token={token}") as ws_watch,
-                    ws_connect(f"ws://127.0.0.1:{port}/ws/async/?token={token}") as ws_write,
+                    ws_connect(
+                        f"ws://127.0.0.1:{port}/ws/", subprotocols=token_protocols(token)
+                    ) as ws_watch,
+                    ws_connect(
+                        f"ws://127.0.0.1:{port}/ws/async/", subprotocols=token_protocols(token)
+                    ) as ws_write,
                 ):
                     watcher, writer = Client(ws_watch), Client(ws_write)
                     await watcher.call("testapp.Product.retrieve", {"id": pk})
@@ -156,7 +161,9 @@ def test_postgres_connection_killed_under_a_worker(shared_env):
     with server_process("tests.asgi:application", env=env) as (port, _process):
 
         async def scenario():
-            async with ws_connect(f"ws://127.0.0.1:{port}/ws/?token={token}") as ws:
+            async with ws_connect(
+                f"ws://127.0.0.1:{port}/ws/", subprotocols=token_protocols(token)
+            ) as ws:
                 client = Client(ws)
                 assert (await client.call("testapp.Product.retrieve", {"id": pk}))["data"][
                     "name"
@@ -198,14 +205,16 @@ class RawClient:
     32 MB, a "stalled" library client would not stall the server at all.)
     """
 
-    def __init__(self, port, path):
+    def __init__(self, port, path, subprotocols=None):
         from websockets.client import ClientProtocol
         from websockets.uri import parse_uri
 
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # no autotuning
         self.sock.connect(("127.0.0.1", port))
-        self.protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}{path}"), max_size=None)
+        self.protocol = ClientProtocol(
+            parse_uri(f"ws://127.0.0.1:{port}{path}"), max_size=None, subprotocols=subprotocols
+        )
         self.protocol.send_request(self.protocol.connect())
         self._flush()
         head = b""
@@ -256,7 +265,7 @@ def test_client_that_stops_reading_is_closed(tmp_path, capsys):
     }
     log_path = tmp_path / "server.log"
     with server_process("tests.asgi:application", env=env, log_path=log_path) as (port, process):
-        client = RawClient(port, f"/ws/?token={quote(make_token(user))}")
+        client = RawClient(port, "/ws/", token_protocols(make_token(user)))
         before = _rss_kib(process.pid)
         # 200 replies of 200 kB (40 MB) that the client does not read.
         for index in range(200):

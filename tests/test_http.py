@@ -68,7 +68,7 @@ def test_session_writes_need_the_csrf_token(superuser):
     assert accepted.status_code == 200 and accepted.json()["row"]["name"] == "x"
 
 
-def test_token_header_and_parameter(settings):
+def test_token_header_not_parameter(settings):
     settings.SYNCBIND = TOKEN_AUTH
     user = factories.SuperUserFactory()
     product = factories.ProductFactory()
@@ -79,7 +79,8 @@ def test_token_header_and_parameter(settings):
         HTTP_AUTHORIZATION=f"Token {token}",
     )
     assert by_header.status_code == 200  # no CSRF for token clients
-    assert Client().get(f"/api/testapp.Product/{product.pk}/?token={token}").json()["name"] == "y"
+    # Tokens in URLs end up in access logs: not read unless a subclass sets query_param.
+    assert Client().get(f"/api/testapp.Product/{product.pk}/?token={token}").status_code == 401
     bad = Client().get("/api/testapp.Product/", HTTP_AUTHORIZATION="Token nope")
     assert bad.status_code == 401
     assert bad.json() == {"error": {"code": "not_authenticated", "message": "Invalid token."}}

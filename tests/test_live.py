@@ -208,14 +208,17 @@ async def test_push_is_sent_after_commit_only(make_client, superuser, db_call):
     client = await make_client(superuser)
     await client.send_event(f"{PRODUCT}.retrieve", {"id": product.pk})
     seen_inside = []
+    from syncbind.live.hub import get_hub
+
+    hub = get_hub()
 
     def commit_later():
         with transaction.atomic():
             product.name = "committed"
             product.save()
             # Still inside the transaction: nothing may have been announced yet.
-            layer = get_channel_layer()
-            seen_inside.append(sum(len(q._queue) for q in getattr(layer, "channels", {}).values()))
+            queue = getattr(get_channel_layer(), "channels", {}).get(hub.channel)
+            seen_inside.append(len(queue._queue) if queue is not None else 0)
 
     await db_call(commit_later)
     assert (await client.receive_push(f"{PRODUCT}.retrieve"))["data"]["name"] == "committed"
@@ -463,7 +466,9 @@ async def test_deactivated_user_loses_access(make_client, db_call, settings):
     await db_call(get_user_model().objects.filter(pk=user.pk).update, is_active=False)
     product.name = "not for the deactivated"
     await db_call(product.save)
-    await client.assert_nothing_more()
+    # Found out at the next push: nothing is pushed, and the socket is closed.
+    assert await client.receive_close() == 4003
+    assert client.pending == []
 
 
 async def test_permissions_are_cached_between_refreshes(make_client, db_call, settings):

@@ -13,7 +13,13 @@ from websockets.asyncio.client import connect as ws_connect
 from syncbind.authentication import make_token
 from tests import factories
 from tests.livesystem import Client
-from tests.servers import ROOT, require_services, server_process, test_database_env
+from tests.servers import (
+    ROOT,
+    require_services,
+    server_process,
+    test_database_env,
+    token_protocols,
+)
 from tests.testapp.models import Product
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,7 +73,9 @@ def test_load_500_connections_while_another_process_writes(capsys):
     with server_process("tests.asgi:application", env=env) as (port, _process):
 
         async def one(index, start_line, ready, final_name):
-            async with ws_connect(f"ws://127.0.0.1:{port}/ws/?token={token}", max_queue=None) as ws:
+            async with ws_connect(
+                f"ws://127.0.0.1:{port}/ws/", subprotocols=token_protocols(token), max_queue=None
+            ) as ws:
                 client = Client(ws)
                 await client.call("testapp.Product.retrieve", {"id": hot.pk})  # the subscription
                 ready.append(index)

@@ -19,17 +19,16 @@ Bodies are the reply's ``data`` (the envelope for ``events/``); errors are
 
 from __future__ import annotations
 
-import json
 from functools import wraps
 from typing import Any
 
-from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from .. import core, protocol
-from ..exceptions import STATUS_BY_CODE, BadRequest, NotAuthenticated, SyncbindError, TooLarge
+from .. import core, protocol, values
+from ..connection import Connection, open_http
+from ..exceptions import STATUS_BY_CODE, BadRequest, SyncbindError, TooLarge
 from ..executor import run_in_pool
 from ..settings import api_settings
 
@@ -46,18 +45,9 @@ def _error(error: SyncbindError) -> HttpResponse:
     return _json({"error": error.as_error()}, status=error.status)
 
 
-def authenticate(request: HttpRequest) -> core.Connection:
+def authenticate(request: HttpRequest) -> Connection:
     """The HTTP request's Connection: same AUTHENTICATION_CLASSES as the WebSocket."""
-    for authentication_class in api_settings.AUTHENTICATION_CLASSES:
-        result = authentication_class().authenticate_request(request)
-        if result is not None:
-            user, auth = result
-            break
-    else:
-        user, auth = AnonymousUser(), None
-    if not user.is_authenticated and not api_settings.ANONYMOUS_CONNECTION_ALLOWED:
-        raise NotAuthenticated()
-    return core.Connection(user=user, auth=auth, transport="http", http_request=request)
+    return open_http(request)
 
 
 def read_body(request: HttpRequest) -> Any:
@@ -78,8 +68,8 @@ def read_body(request: HttpRequest) -> Any:
     if not body.strip():
         return {}
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
+        return values.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise BadRequest("The body is not valid JSON.") from None
 
 
@@ -105,6 +95,10 @@ def _run(request: HttpRequest, stream: str, action: str, data: dict[str, Any]) -
     except BadRequest as exc:
         return protocol.error_reply(exc.as_error(), None)
     message = protocol.Message(event=event, stream=stream, action=action, data=data)
+    try:
+        protocol.check_values(message)
+    except protocol.InvalidFrame as invalid:
+        return protocol.error_reply(invalid.error.as_error(), event)
     return core.handle_message(message, authenticate(request))
 
 
@@ -174,6 +168,7 @@ def events(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=405, headers={"Allow": "POST"})
     try:
         message = protocol.parse_envelope(read_body(request))
+        protocol.check_values(message)
     except protocol.InvalidFrame as invalid:
         reply = protocol.error_reply(invalid.error.as_error(), invalid.event, invalid.request_id)
         return _json(reply, status=invalid.error.status)

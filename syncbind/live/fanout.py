@@ -241,7 +241,10 @@ def _frames(state: KeyState, subs: list[Subscription], outcome: Any, cache: dict
             continue
         request = sub.request
         connection = request.connection
-        if connection is not None and connection.refresh_user():
+        if connection is not None and connection.refresh():
+            if not connection.valid:
+                connection.revoke_soon()
+                continue
             # The user was read again: its subscriptions are compiled again, and the
             # ones whose reads changed moved; those are evaluated on their own.
             for moved in connection.subscriptions.rekey():
@@ -249,6 +252,8 @@ def _frames(state: KeyState, subs: list[Subscription], outcome: Any, cache: dict
                     out.extend(_alone(moved))
             if not sub.active:
                 continue
+        if connection is not None and not connection.valid:
+            continue
         checker = binding_class(request=request, action=sub.action)
         try:
             checker.check_permissions(request)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import uuid
 import weakref
 from collections import OrderedDict
 from typing import Any
@@ -60,8 +61,10 @@ class Hub:
         self.rows: dict[str, dict[Any, set[KeyState]]] = {}
         self.pages: dict[str, set[KeyState]] = {}
         self.key_counts: dict[str, int] = {}
-        # user pk -> open connections, for credential changes.
+        # user pk -> open connections, for credential changes; and every connection.
         self.connections: dict[Any, weakref.WeakSet] = {}
+        self.everyone: weakref.WeakSet = weakref.WeakSet()
+        self.markers: dict[str, asyncio.Event] = {}
         # stream -> pk -> the values last announced for that row.
         self.recent: dict[str, OrderedDict[Any, Any]] = {}
         self.membership = Membership(loop, self.deliver)
@@ -148,6 +151,8 @@ class Hub:
     # -- connections (for credential changes) --------------------------------------------
     def attach(self, connection: Any) -> None:
         user_pk = getattr(connection.user, "pk", None)
+        with self.lock:
+            self.everyone.add(connection)
         if user_pk is None:
             return
         with self.lock:
@@ -159,11 +164,15 @@ class Hub:
     def detach(self, connection: Any) -> None:
         user_pk = getattr(connection.user, "pk", None)
         with self.lock:
+            self.everyone.discard(connection)
             holding = self.connections.get(user_pk)
             if holding is not None:
                 holding.discard(connection)
                 if not holding:
                     del self.connections[user_pk]
+            last = not self.connections and AUTH_GROUP in self.joined
+        if last:
+            self._on_loop(self.membership.leave(AUTH_GROUP, lambda: bool(self.connections)))
 
     def connections_of(self, user_pk: Any) -> list[Any]:
         with self.lock:
@@ -211,6 +220,34 @@ class Hub:
             await fanout.process(self, message.get("stream"), message.get("changes"))
         elif kind == "syncbind.auth":
             await self._credentials_changed(message)
+        elif kind == "syncbind.marker":
+            event = self.markers.get(message.get("marker"))
+            if event is not None:
+                event.set()
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Return once every message sent to this hub before the call has been processed
+        and every connection's outgoing frames are written (tests: ``syncbind.testing``).
+
+        A marker sent to the hub's own channel comes after everything sent to its
+        groups before it, and the hub processes messages in order.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if self.layer is not None and self.channel is not None and self.joined:
+            marker = uuid.uuid4().hex
+            event = self.markers[marker] = asyncio.Event()
+            try:
+                await self.layer.send(self.channel, {"type": "syncbind.marker", "marker": marker})
+                await asyncio.wait_for(event.wait(), timeout)
+            finally:
+                self.markers.pop(marker, None)
+        while loop.time() < deadline:
+            with self.lock:
+                outboxes = [c.outbox for c in self.everyone if c.outbox is not None]
+            if all(outbox.idle for outbox in outboxes):
+                return
+            await asyncio.sleep(0.001)
 
     async def _credentials_changed(self, message: dict[str, Any]) -> None:
         for connection in self.connections_of(message.get("user")):

@@ -1,0 +1,164 @@
+"""Who is on the other end of a transport, and whether they still may be.
+
+A :class:`Connection` is made once per WebSocket (at the handshake) or per
+HTTP request, by :func:`open_websocket` / :func:`open_http`, which run the
+``AUTHENTICATION_CLASSES`` and the anonymous rule for both transports.
+
+A WebSocket lives for hours. Its user is read again, and its credentials
+checked again (the session still exists and still belongs to the user, the
+token is not revoked), every ``USER_REFRESH_INTERVAL`` seconds before its next
+request or push, and at once when the user is saved or deleted, logs out, or
+has their tokens revoked (:mod:`syncbind.live.credentials`). A connection whose
+credentials no longer hold is closed with code 4003.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ObjectDoesNotExist
+
+from .exceptions import AuthenticationFailed, NotAuthenticated
+from .settings import api_settings
+
+REVOKED_CLOSE_CODE = 4003
+
+_PERMISSION_CACHES = ("_perm_cache", "_user_perm_cache", "_group_perm_cache")
+
+
+@dataclass(eq=False)
+class Connection:
+    """The sender of messages, as the core and the live subscriptions need to know it."""
+
+    user: Any = field(default_factory=AnonymousUser)
+    # What the authentication class returned beside the user (a token, ...).
+    auth: Any = None
+    # The authentication class instance that admitted the connection (None: anonymous).
+    authenticator: Any = None
+    scope: dict[str, Any] = field(default_factory=dict)
+    consumer: Any = None
+    transport: str = "websocket"
+    http_request: Any = None
+    # Live subscriptions (syncbind.live.subscriptions; None over HTTP).
+    subscriptions: Any = None
+    # The connection's RateLimit (None: unlimited).
+    throttle: Any = None
+    # The outgoing queue (syncbind.outbox; None over HTTP).
+    outbox: Any = None
+    # When the user and credentials were last checked (time.monotonic()).
+    checked_at: float = field(default_factory=time.monotonic)
+    # False once the credentials no longer hold: nothing more is served.
+    valid: bool = True
+
+    def refresh(self, force: bool = False) -> bool:
+        """Read the user again and check the credentials, when USER_REFRESH_INTERVAL has
+        passed (or ``force``). Returns whether it did. Sync (a worker thread).
+
+        Django caches permissions on the user object; re-reading it drops those
+        caches, so revoked permissions count too. A deleted or deactivated user,
+        an ended session, a changed password or a revoked token make the
+        connection invalid.
+        """
+        user = self.user
+        if not getattr(user, "is_authenticated", False) or not self.valid:
+            return False
+        interval = api_settings.USER_REFRESH_INTERVAL
+        now = time.monotonic()
+        if not force and (interval is None or now - self.checked_at < interval):
+            return False
+        self.checked_at = now
+        try:
+            user.refresh_from_db()
+        except ObjectDoesNotExist:
+            self.valid = False
+            return True
+        for cache in _PERMISSION_CACHES:
+            user.__dict__.pop(cache, None)
+        still = getattr(self.authenticator, "still_valid", None)
+        if not user.is_active or (still is not None and not still(self)):
+            self.valid = False
+        return True
+
+    def revalidate(self, session_key: str | None = None) -> bool:
+        """Check at once (the user's credentials changed); ``session_key`` names a
+        session that just ended. Returns whether the connection may go on."""
+        if session_key is not None and session_key == _session_key(self.scope):
+            self.valid = False
+        else:
+            self.refresh(force=True)
+        return self.valid
+
+    def check(self) -> None:
+        """Raise if the connection's credentials no longer hold (before each request)."""
+        refreshed = self.refresh()
+        if not self.valid:
+            raise AuthenticationFailed("Your credentials are no longer valid; connect again.")
+        if refreshed and self.subscriptions:
+            # What the subscriptions read may depend on the user: compile them again.
+            self.subscriptions.rekey()
+
+    async def revoke(self) -> None:
+        """Close the connection (its credentials no longer hold). On the event loop."""
+        self.valid = False
+        if self.consumer is not None:
+            await self.consumer.revoke()
+
+    def revoke_soon(self) -> None:
+        """Close the connection from any thread."""
+        consumer = self.consumer
+        loop = getattr(consumer, "loop", None)
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            loop.create_task(self.revoke())
+        else:
+            asyncio.run_coroutine_threadsafe(self.revoke(), loop)
+
+
+def _session_key(scope: dict[str, Any]) -> str | None:
+    session = scope.get("session")
+    return getattr(session, "session_key", None) if session is not None else None
+
+
+def _admit(user: Any) -> None:
+    if not user.is_authenticated and not api_settings.ANONYMOUS_CONNECTION_ALLOWED:
+        raise NotAuthenticated()
+
+
+def open_websocket(scope: dict[str, Any], **state: Any) -> Connection:
+    """Authenticate a WebSocket handshake (worker thread); raises NotAuthenticated or
+    AuthenticationFailed to refuse it."""
+    for authentication_class in api_settings.AUTHENTICATION_CLASSES:
+        authenticator = authentication_class()
+        result = authenticator.authenticate(scope)
+        if result is not None:
+            user, auth = result
+            break
+    else:
+        user, auth, authenticator = AnonymousUser(), None, None
+    _admit(user)
+    return Connection(user=user, auth=auth, authenticator=authenticator, scope=scope, **state)
+
+
+def open_http(request: Any) -> Connection:
+    """Authenticate one HTTP API request with the same classes and the same rule."""
+    for authentication_class in api_settings.AUTHENTICATION_CLASSES:
+        authenticator = authentication_class()
+        result = authenticator.authenticate_request(request)
+        if result is not None:
+            user, auth = result
+            break
+    else:
+        user, auth, authenticator = AnonymousUser(), None, None
+    _admit(user)
+    return Connection(
+        user=user, auth=auth, authenticator=authenticator, transport="http", http_request=request
+    )

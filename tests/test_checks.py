@@ -1,0 +1,109 @@
+"""System checks: deployment traps (``check --deploy``) and settings that cannot work."""
+
+import pytest
+from django.core import checks
+from django.test import override_settings
+
+from syncbind.checks import (
+    check_channel_layer,
+    check_deployment,
+    check_import_strings,
+)
+
+TOKEN_AUTH = ["syncbind.authentication.TokenAuthentication"]
+
+
+def ids(messages):
+    return sorted(message.id for message in messages)
+
+
+def test_an_import_string_that_does_not_import_fails_check():
+    with override_settings(SYNCBIND={"AUTHENTICATION_CLASSES": ["nowhere.Authentication"]}):
+        errors = check_import_strings()
+    assert ids(errors) == ["syncbind.E010"]
+    assert errors[0].level == checks.ERROR
+    assert "AUTHENTICATION_CLASSES" in errors[0].msg
+    with override_settings(SYNCBIND={}):
+        assert check_import_strings() == []
+
+
+def test_the_check_command_fails_on_it():
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    with (
+        override_settings(SYNCBIND={"EXCEPTION_HANDLER": "nowhere.handler"}),
+        pytest.raises(SystemCheckError, match="syncbind.E010"),
+    ):
+        call_command("check")
+
+
+@override_settings(ALLOWED_HOSTS=["*"], ASGI_APPLICATION=None)
+def test_any_host_with_sessions_is_a_deploy_warning():
+    assert ids(check_deployment()) == ["syncbind.W010"]
+    with override_settings(ALLOWED_HOSTS=["example.com"]):
+        assert check_deployment() == []
+    with override_settings(SYNCBIND={"AUTHENTICATION_CLASSES": TOKEN_AUTH}):
+        assert check_deployment() == []  # tokens are not sent by the browser on its own
+
+
+@override_settings(ALLOWED_HOSTS=["example.com"], ASGI_APPLICATION="tests.asgi.application")
+def test_routing_without_an_origin_validator_is_a_deploy_warning():
+    warnings = check_deployment()
+    assert ids(warnings) == ["syncbind.W011"]
+    assert "AsyncConsumer, SyncConsumer" in warnings[0].msg
+
+
+guarded_application = None
+
+
+def test_routing_behind_allowed_hosts_origin_validator_is_fine():
+    global guarded_application
+    from channels.auth import AuthMiddlewareStack
+    from channels.routing import ProtocolTypeRouter, URLRouter
+    from channels.security.websocket import AllowedHostsOriginValidator
+    from django.urls import path
+
+    from syncbind import SyncConsumer
+
+    guarded_application = ProtocolTypeRouter(
+        {
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter([path("ws/", SyncConsumer.as_asgi())]))
+            )
+        }
+    )
+    with override_settings(
+        ALLOWED_HOSTS=["example.com"],
+        ASGI_APPLICATION="tests.test_checks.guarded_application",
+    ):
+        assert check_deployment() == []
+
+
+def test_tokens_in_urls_are_a_deploy_warning():
+    from syncbind import authentication
+
+    class InTheURL(authentication.TokenAuthentication):
+        query_param = "token"
+
+    authentication.InTheURL = InTheURL
+    try:
+        with override_settings(
+            ALLOWED_HOSTS=["example.com"],
+            ASGI_APPLICATION=None,
+            SYNCBIND={"AUTHENTICATION_CLASSES": ["syncbind.authentication.InTheURL"]},
+        ):
+            assert ids(check_deployment()) == ["syncbind.W012"]
+    finally:
+        del authentication.InTheURL
+
+
+def test_the_in_memory_layer_without_debug_is_a_warning():
+    memory = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    with override_settings(DEBUG=False, CHANNEL_LAYERS=memory):
+        assert ids(check_channel_layer()) == ["syncbind.W013"]
+    with override_settings(DEBUG=True, CHANNEL_LAYERS=memory):
+        assert check_channel_layer() == []
+    redis = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}}
+    with override_settings(DEBUG=False, CHANNEL_LAYERS=redis):
+        assert check_channel_layer() == []

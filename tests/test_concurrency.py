@@ -1,0 +1,125 @@
+"""Concurrent writes of one row lose nothing and bring nothing back (issue 11, point 8).
+
+Two writes of one row race: each binding below waits in ``perform_update`` /
+``perform_delete`` (a ``threading.Barrier`` of two, with a short timeout) so
+that, if nothing serialised them, both would have read the row before either
+wrote it. DRF-serializer bindings then lost one of two updates of different
+fields, and an update racing a delete brought the row back; native bindings
+answered ``server_error``. Writes now lock the row they read: the second
+waits for the first, reads what it committed, and a deleted row is
+``not_found``.
+"""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connections
+from rest_framework import serializers
+
+from syncbind import SyncBinding, core
+from syncbind.connection import Connection
+from syncbind.permissions import AllowAny
+from syncbind.protocol import Message
+from syncbind.testing import override_bindings
+from tests import factories
+from tests.testapp.models import Product
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROUNDS = 6
+# Long enough for both writers to arrive if nothing serialises them; a writer held
+# behind the other's row lock never arrives, and its partner goes on after this.
+MEETING = 0.4
+
+
+class Meeting:
+    def __init__(self):
+        self.barrier = threading.Barrier(2, timeout=MEETING)
+        self.met = 0
+
+    def wait(self):
+        try:
+            self.barrier.wait()
+            self.met += 1
+        except threading.BrokenBarrierError:
+            pass
+
+    def reset(self):
+        self.barrier = threading.Barrier(2, timeout=MEETING)
+
+
+meeting = Meeting()
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Product
+        fields = ["id", "name", "stock", "price", "category"]
+
+
+class Racing:
+    permission_classes = [AllowAny]
+
+    def perform_update(self, write):
+        meeting.wait()
+        return super().perform_update(write)
+
+    def perform_delete(self, obj):
+        meeting.wait()
+        return super().perform_delete(obj)
+
+
+class DRFRacingBinding(Racing, SyncBinding):
+    model = Product
+    stream = "testapp.DRFRacing"
+    serializer_class = ProductSerializer
+
+
+class NativeRacingBinding(Racing, SyncBinding):
+    model = Product
+    stream = "testapp.NativeRacing"
+    fields = ["id", "name", "stock", "price", "category"]
+
+
+def send(stream, action, data, user):
+    try:
+        message = Message(event=f"{stream}.{action}", stream=stream, action=action, data=data)
+        return core.handle_message(message, Connection(user=user, transport="http"))
+    finally:
+        connections.close_all()
+
+
+def race(*calls):
+    meeting.reset()
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return [future.result() for future in [pool.submit(send, *call) for call in calls]]
+
+
+@pytest.mark.parametrize("stream", ["testapp.DRFRacing", "testapp.NativeRacing"])
+@override_bindings(DRFRacingBinding, NativeRacingBinding)
+def test_concurrent_updates_of_different_fields_both_stay(stream, superuser):
+    product = factories.ProductFactory(name="start", stock=0)
+    for round_ in range(ROUNDS):
+        replies = race(
+            (stream, "update", {"id": product.pk, "name": f"name {round_}"}, superuser),
+            (stream, "update", {"id": product.pk, "stock": round_ + 1}, superuser),
+        )
+        assert all("data" in reply for reply in replies), replies
+        product.refresh_from_db()
+        assert (product.name, product.stock) == (f"name {round_}", round_ + 1)
+    assert meeting.met == 0  # never both between reading and writing
+
+
+@pytest.mark.parametrize("stream", ["testapp.DRFRacing", "testapp.NativeRacing"])
+@override_bindings(DRFRacingBinding, NativeRacingBinding)
+def test_an_update_racing_a_delete_never_brings_the_row_back(stream, superuser):
+    for _round in range(ROUNDS):
+        product = factories.ProductFactory(name="doomed")
+        update, delete = race(
+            (stream, "update", {"id": product.pk, "name": "revived?"}, superuser),
+            (stream, "delete", {"id": product.pk}, superuser),
+        )
+        assert delete["data"]["success"] is True
+        assert "data" in update or update["error"]["code"] == "not_found", update
+        assert not Product.objects.filter(pk=product.pk).exists()

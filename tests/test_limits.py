@@ -1,0 +1,112 @@
+"""Per-connection limits on live subscriptions (issue 11, points 4 and 5).
+
+A connection could once hold any number of subscriptions, each keeping its
+whole request (400 tagged lists of 250 KB junk each: +98 MiB), and make every
+write by anyone evaluate thousands of its keys. Now each limit answers
+``limit_exceeded`` past its documented default, closes nothing, and leaves
+everything within it working.
+"""
+
+import pytest
+
+from syncbind.live import fanout
+from syncbind.live.hub import get_hub
+from tests import factories
+from tests.testapp.models import Product
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+P = "testapp.Product"
+
+
+async def test_subscriptions_per_connection(make_client, superuser, settings, db_call):
+    settings.SYNCBIND = {"MAX_SUBSCRIPTIONS": 5}
+    product = await db_call(factories.ProductFactory)
+    client = await make_client(superuser)
+    for index in range(5):
+        assert "data" in await client.send_event(f"{P}.list#t{index}", {})
+    refused = await client.send_event(f"{P}.list#t5", {})
+    assert refused["error"]["code"] == "limit_exceeded"
+    assert "5 live subscriptions" in refused["error"]["message"]
+    # Reading without subscribing is still fine, and so is making the same one again.
+    assert "data" in await client.send_event(f"{P}.list#t5", {"subscribe": False})
+    assert "data" in await client.send_event(f"{P}.list#t4", {})
+    assert get_hub().subscriber_count(P) == 5
+    # The subscriptions within the limit are live.
+    product.name = "still pushed"
+    await db_call(product.save)
+    for index in range(5):
+        push = await client.receive_push(f"{P}.list#t{index}")
+        assert push["data"]["rows"][0]["name"] == "still pushed"
+    # Dropping one makes room.
+    await client.send_event(f"{P}.unsubscribe#t0", {})
+    assert "data" in await client.send_event(f"{P}.list#t5", {})
+
+
+async def test_distinct_keys_per_connection(make_client, superuser, settings):
+    settings.SYNCBIND = {"MAX_SUBSCRIPTION_KEYS": 3}
+    client = await make_client(superuser)
+    # One page under five tags is one key.
+    for index in range(5):
+        assert "data" in await client.send_event(f"{P}.list#same{index}", {})
+    for limit in (1, 2):
+        assert "data" in await client.send_event(f"{P}.list", {"limit": limit})
+    refused = await client.send_event(f"{P}.list", {"limit": 3})
+    assert refused["error"]["code"] == "limit_exceeded"
+    assert "3 different rows and pages" in refused["error"]["message"]
+
+
+async def test_a_subscribing_request_may_not_carry_much(make_client, superuser, settings):
+    client = await make_client(superuser)
+    junk = "x" * 20_000  # under MAX_MESSAGE_BYTES, over MAX_SUBSCRIPTION_REQUEST_BYTES
+    refused = await client.send_event(f"{P}.list#big", {"junk": junk})
+    assert refused["error"]["code"] == "limit_exceeded"
+    assert get_hub().subscriber_count(P) == 0
+    assert "data" in await client.send_event(f"{P}.list#big", {"junk": junk, "subscribe": False})
+
+
+async def test_the_memory_attack_keeps_nothing(make_client, superuser):
+    """The attack of point 4: many tagged lists, each with 250 KB of junk."""
+    client = await make_client(superuser)
+    junk = "x" * 250_000
+    for index in range(40):
+        reply = await client.send_event(f"{P}.list#m{index}", {"junk": junk})
+        assert reply["error"]["code"] == "limit_exceeded"
+    assert get_hub().subscriber_count() == 0
+
+
+async def test_one_client_cannot_multiply_the_cost_of_every_write(
+    make_client, superuser, settings, db_call, monkeypatch
+):
+    """The attack of point 5: thousands of distinct filtered pages from one connection."""
+    settings.SYNCBIND = {"MAX_SUBSCRIPTION_KEYS": 100}
+    product = await db_call(factories.ProductFactory, name="a product")
+    client = await make_client(superuser)
+    refused = 0
+    for index in range(150):
+        reply = await client.send_event(
+            f"{P}.list", {"filters": {"name__icontains": f"pattern {index}"}}
+        )
+        refused += "error" in reply
+    assert refused == 50
+    assert get_hub().key_count(P) == 100
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    queries = []
+    original = fanout.evaluate
+
+    def counted(batch):
+        with CaptureQueriesContext(connection) as ctx:
+            result = original(batch)
+        queries.append(len(ctx.captured_queries))
+        return result
+
+    monkeypatch.setattr(fanout, "evaluate", counted)
+    product.name = "another name"
+    await db_call(product.save)
+    await client.assert_nothing_more()  # no page of its changed
+    # 100 pages of one shape: one statement (LIVE_BATCH_SIZE = 100), not 100 or 200.
+    assert sum(queries) == 1
+    assert await db_call(Product.objects.count) == 1

@@ -1,0 +1,121 @@
+"""Search and slow statements (issue 11, point 6).
+
+With a to-many field in ``search_fields`` every word used to add a join:
+``search {"query": "a a a a a a a a a"}`` took 5 s on SQLite and 12 s on
+PostgreSQL, and eight of them held the whole pool. Words now match to-many
+fields through subqueries (linear, no DISTINCT), their number is limited, and
+no statement may outlive ``STATEMENT_TIMEOUT``.
+"""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from syncbind import SyncBinding, event
+from syncbind.executor import shutdown_executor
+from syncbind.permissions import IsAuthenticated
+from syncbind.testing import override_bindings
+from tests import factories
+from tests.testapp.models import Task
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TASK = "testapp.Task"
+
+
+@pytest.fixture
+async def tasks(make_client, db_call):
+    user = await db_call(factories.UserFactory)
+    red = await db_call(factories.LabelFactory, owner=user, name="red alert")
+    blue = await db_call(factories.LabelFactory, owner=user, name="blue")
+    first = await db_call(factories.TaskFactory, owner=user, title="paint the fence", labels=[red])
+    second = await db_call(factories.TaskFactory, owner=user, title="red door", labels=[blue, red])
+    await db_call(factories.TaskFactory, owner=user, title="nothing", labels=[blue])
+    client = await make_client(user)
+    return client, first, second
+
+
+async def test_words_match_titles_or_labels(tasks):
+    client, first, second = tasks
+    page = await client.send_event(f"{TASK}.search", {"query": "red"})
+    assert [row["id"] for row in page["data"]["rows"]] == [first.pk, second.pk]
+    page = await client.send_event(f"{TASK}.search", {"query": "red door alert"})
+    assert [row["id"] for row in page["data"]["rows"]] == [second.pk]
+    page = await client.send_event(f"{TASK}.search", {"query": "a " * 8})
+    assert page["data"]["count"] == 2  # "paint the fence" and "red alert": not "nothing"/"blue"
+
+
+async def test_the_number_of_words_is_limited(tasks):
+    client, _, _ = tasks
+    reply = await client.send_event(f"{TASK}.search", {"query": "a a a a a a a a a"})
+    assert reply["error"] == {
+        "code": "invalid",
+        "message": "Invalid data.",
+        "fields": {"query": ["Use at most 8 words."]},
+    }
+
+
+def test_words_add_subqueries_not_joins(transactional_db):
+    from tests.testapp.bindings import TaskBinding
+
+    user = factories.UserFactory()
+    label = factories.LabelFactory(owner=user, name="efgh")
+    factories.TaskFactory(owner=user, title="abcd", labels=[label])
+    from syncbind.protocol import Message
+    from syncbind.request import Request
+
+    message = Message(
+        event=f"{TASK}.search", stream=TASK, action="search", data={"query": "a b c d e f g h"}
+    )
+    binding = TaskBinding(request=Request(message=message, user=user), action="search")
+    read = binding.get_page_read()
+    assert read.unbatchable is None  # no DISTINCT: batched with other pages of its shape
+    outer = read.sql.split("(SELECT", 1)[0]
+    assert "JOIN" not in outer and "DISTINCT" not in read.sql
+    with CaptureQueriesContext(connection) as ctx:
+        binding.get_page()
+    assert len(ctx.captured_queries) == 2  # the page with its count, then the labels
+
+
+SLOW = {
+    "postgresql": "SELECT pg_sleep(30)",
+    "sqlite": (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000000) "
+        "SELECT count(*) FROM c"
+    ),
+}
+
+
+class SlowTaskBinding(SyncBinding):
+    model = Task
+    stream = "testapp.SlowTask"
+    fields = ["id"]
+    permission_classes = [IsAuthenticated]
+
+    @event(atomic=False)
+    def crawl(self, request):
+        from django.db import connection as worker_connection
+
+        with worker_connection.cursor() as cursor:
+            cursor.execute(SLOW[worker_connection.vendor])
+        return {"finished": True}
+
+
+@override_bindings(SlowTaskBinding)
+async def test_no_statement_outlives_the_timeout(make_client, db_call, settings, caplog):
+    settings.SYNCBIND = {"STATEMENT_TIMEOUT": 0.5}
+    shutdown_executor()  # new worker connections take the new limit
+    try:
+        user = await db_call(factories.UserFactory)
+        client = await make_client(user)
+        reply = await client.send_event("testapp.SlowTask.crawl", {}, timeout=20)
+        assert reply["error"] == {
+            "code": "timeout",
+            "message": "The request took longer than this server allows.",
+        }
+        assert any("STATEMENT_TIMEOUT" in record.getMessage() for record in caplog.records)
+        # The connection, and the worker's database connection, go on working.
+        assert (await client.send_event(f"{TASK}.list", {}))["data"]["count"] == 0
+    finally:
+        settings.SYNCBIND = {}
+        shutdown_executor()
