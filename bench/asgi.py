@@ -1,4 +1,10 @@
-"""The benchmark server: Django over HTTP (the harness's views) and one contender on ``/ws/``."""
+"""The benchmark server: Django over HTTP (the harness's views) and one contender on ``/ws/``.
+
+``BENCH_BREAK`` breaks contenders on purpose, to check that the runner records
+a failing peer and goes on (tests/test_bench.py): a comma-separated list of
+``<contender>:start`` (its server fails at start-up) or ``<contender>:exit``
+(its server process exits on its first WebSocket connection).
+"""
 
 import importlib
 import os
@@ -17,7 +23,24 @@ from django.urls import path  # noqa: E402
 from bench.contenders import CONTENDERS  # noqa: E402
 
 contender = CONTENDERS[settings.CONTENDER]
+breaks = {
+    how
+    for name, _, how in (
+        entry.partition(":") for entry in os.environ.get("BENCH_BREAK", "").split(",")
+    )
+    if name == contender.name
+}
+if "start" in breaks:
+    raise RuntimeError(f"BENCH_BREAK: {contender.name} told not to start")
+
 consumer = importlib.import_module(contender.module).consumer()
+
+if "exit" in breaks:
+
+    async def consumer(scope, receive, send):
+        print(f"BENCH_BREAK: {contender.name} exits on its first connection", flush=True)
+        os._exit(3)
+
 
 application = ProtocolTypeRouter(
     {

@@ -14,6 +14,11 @@ session cookie, the contender's protocol, the rows, and the steps:
   has its push, and the queries the server ran for it.
 - ``memory``: the server's resident memory before and after ``connections``
   idle authenticated connections.
+
+Each step's result is printed as one JSON line as soon as the step ends. A
+step that raises or runs past ``step_timeout(step)`` is reported as
+``{"failed": "<short reason>"}`` (its traceback goes to stderr) and the next
+step runs: one contender's failure never hides the other steps' numbers.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import random
 import statistics
 import sys
 import time
+import traceback
 import urllib.request
 from typing import Any
 
@@ -33,6 +39,28 @@ from bench.protocols import PROTOCOLS, Protocol
 
 OPEN_CONCURRENCY = 50
 PUSH_TIMEOUT = 60.0
+# How long a subscriber waits for the reply to its subscription.
+REPLY_TIMEOUT = 60.0
+# Opening connections and the HTTP calls around a step, on top of what the step waits for.
+STEP_MARGIN = 120.0
+
+
+def step_timeout(step: dict) -> float:
+    """The longest a step may take before it is abandoned as failed."""
+    if step["type"] == "throughput":
+        return STEP_MARGIN + step.get("warmup", 0.5) + step["duration"] + 30
+    if step["type"] == "memory":
+        return STEP_MARGIN + step.get("settle", 2.0)
+    # fan-out steps: every save may wait PUSH_TIMEOUT for its pushes.
+    per_save = PUSH_TIMEOUT + 2 * step.get("settle", 0.5) + 10
+    return STEP_MARGIN + REPLY_TIMEOUT + step["saves"] * per_save
+
+
+def short_reason(exc: BaseException) -> str:
+    """One line naming an exception, short enough for a table cell."""
+    text = str(exc).strip().splitlines()
+    reason = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return reason if len(reason) <= 160 else reason[:157] + "..."
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -98,6 +126,13 @@ class Client:
             if not self.protocol.is_push(message):
                 return self.protocol.reply_ok(kind, arg, message), message
 
+    async def subscribe(self, ws: ClientConnection, kind: str, arg: Any) -> tuple[bool, dict]:
+        """``call`` for a subscription: a reply that does not come in time is a wrong one."""
+        try:
+            return await asyncio.wait_for(self.call(ws, kind, arg), REPLY_TIMEOUT)
+        except TimeoutError:
+            return False, {}
+
     def argument(self, kind: str) -> Any:
         if kind == "retrieve":
             return self.random.choice(self.item_ids)
@@ -127,18 +162,26 @@ class Client:
                         errors += 1
 
         tasks = [asyncio.create_task(run(ws)) for ws in sockets]
-        await asyncio.sleep(step.get("warmup", 0.5))
-        cpu_before = (await self.ahttp("/bench/cpu/"))["cpu"]
-        measuring = True
-        started = time.perf_counter()
-        await asyncio.sleep(step["duration"])
-        stop = True
-        elapsed = time.perf_counter() - started
-        cpu_used = (await self.ahttp("/bench/cpu/"))["cpu"] - cpu_before
-        await asyncio.wait(tasks, timeout=30)
-        for task in tasks:
-            task.cancel()
-        await self.close_all(sockets)
+        try:
+            await asyncio.sleep(step.get("warmup", 0.5))
+            cpu_before = (await self.ahttp("/bench/cpu/"))["cpu"]
+            measuring = True
+            started = time.perf_counter()
+            await asyncio.sleep(step["duration"])
+            stop = True
+            elapsed = time.perf_counter() - started
+            cpu_used = (await self.ahttp("/bench/cpu/"))["cpu"] - cpu_before
+            _, stuck = await asyncio.wait(tasks, timeout=30)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await self.close_all(sockets)
+        crashed = [t.exception() for t in tasks if t.done() and not t.cancelled() and t.exception()]
+        if crashed:
+            # A connection that broke (the server closed it, or died): the step failed.
+            raise crashed[0]
+        # A connection still waiting for its reply 30 s after the end never got it.
+        errors += len(stuck)
         return {
             "messages": len(latencies),
             "rate": len(latencies) / elapsed,
@@ -154,27 +197,29 @@ class Client:
         item_id, category = self.spec["fanout_item"], self.spec["fanout_category"]
         kind, arg = ("subscribe_row", item_id) if mode == "row" else ("subscribe_page", category)
         sockets = await self.open_many(step["subscribers"])
-        subscribed = await asyncio.gather(*(self.call(ws, kind, arg) for ws in sockets))
-        errors = sum(1 for ok, _ in subscribed if not ok)
+        try:
+            subscribed = await asyncio.gather(*(self.subscribe(ws, kind, arg) for ws in sockets))
+            errors = sum(1 for ok, _ in subscribed if not ok)
 
-        latencies_last: list[float] = []
-        queries: list[int] = []
-        missing = 0
-        for n in range(step["saves"]):
-            before = (await self.ahttp("/bench/queries/"))["queries"]
-            name = f"item renamed {time.time_ns()} {n}"
-            arrivals = [asyncio.create_task(self.wait_push(ws, name)) for ws in sockets]
-            started = time.perf_counter()
-            await self.ahttp("/bench/save/", {"id": item_id, "name": name})
-            done = await asyncio.gather(*arrivals)
-            received = [t for t in done if t is not None]
-            missing += len(done) - len(received)
-            if received:
-                latencies_last.append(max(received) - started)
-            # Let late work (on_commit, re-evaluations) finish before counting.
-            await asyncio.sleep(step.get("settle", 0.5))
-            queries.append((await self.ahttp("/bench/queries/"))["queries"] - before)
-        await self.close_all(sockets)
+            latencies_last: list[float] = []
+            queries: list[int] = []
+            missing = 0
+            for n in range(step["saves"]):
+                before = (await self.ahttp("/bench/queries/"))["queries"]
+                name = f"item renamed {time.time_ns()} {n}"
+                arrivals = [asyncio.create_task(self.wait_push(ws, name)) for ws in sockets]
+                started = time.perf_counter()
+                await self.ahttp("/bench/save/", {"id": item_id, "name": name})
+                done = await asyncio.gather(*arrivals)
+                received = [t for t in done if t is not None]
+                missing += len(done) - len(received)
+                if received:
+                    latencies_last.append(max(received) - started)
+                # Let late work (on_commit, re-evaluations) finish before counting.
+                await asyncio.sleep(step.get("settle", 0.5))
+                queries.append((await self.ahttp("/bench/queries/"))["queries"] - before)
+        finally:
+            await self.close_all(sockets)
         return {
             "latency_last_ms": ms(statistics.median(latencies_last)) if latencies_last else None,
             "queries_per_save": statistics.median(queries),
@@ -197,16 +242,19 @@ class Client:
         # A few connections first, with a request each, so that what loads on
         # first use (imports, caches, the pool) is in the baseline.
         warm = await self.open_many(5)
-        for ws in warm:
-            await self.call(ws, "retrieve", self.item_ids[0])
-        await asyncio.sleep(0.5)
-        before = (await self.ahttp("/bench/memory/"))["rss"]
-        sockets = await self.open_many(step["connections"])
-        await asyncio.sleep(step.get("settle", 2.0))
-        after = (await self.ahttp("/bench/memory/"))["rss"]
-        # Still open and answering after the measurement.
-        alive = sum(1 for ws in sockets if ws.state.name == "OPEN")
-        await self.close_all(sockets + warm)
+        sockets: list[ClientConnection] = []
+        try:
+            for ws in warm:
+                await self.call(ws, "retrieve", self.item_ids[0])
+            await asyncio.sleep(0.5)
+            before = (await self.ahttp("/bench/memory/"))["rss"]
+            sockets = await self.open_many(step["connections"])
+            await asyncio.sleep(step.get("settle", 2.0))
+            after = (await self.ahttp("/bench/memory/"))["rss"]
+            # Still open and answering after the measurement.
+            alive = sum(1 for ws in sockets if ws.state.name == "OPEN")
+        finally:
+            await self.close_all(sockets + warm)
         return {
             "rss_before": before,
             "rss_after": after,
@@ -215,12 +263,23 @@ class Client:
             "errors": step["connections"] - alive,
         }
 
-    async def run(self) -> list[dict]:
-        results = []
+    async def run_step(self, step: dict) -> dict:
+        """One step's result, or ``{"failed": reason}``: a failure never ends the run."""
+        timeout = step_timeout(step)
+        try:
+            return await asyncio.wait_for(getattr(self, step["type"])(step), timeout)
+        except TimeoutError:
+            return {"failed": f"step timed out after {timeout:.0f} s"}
+        except Exception as exc:  # noqa: BLE001 - reported, with its traceback on stderr
+            print(f"step {json.dumps(step)} failed:", file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+            return {"failed": short_reason(exc)}
+
+    async def run(self) -> None:
         for step in self.spec["steps"]:
-            handler = getattr(self, step["type"])
-            results.append({**step, **await handler(step)})
-        return results
+            result = await self.run_step(step)
+            # One line per step, as soon as it ends: what was measured survives a later crash.
+            print(json.dumps({**step, **result}), flush=True)
 
 
 def ms(seconds: float | None) -> float | None:
@@ -229,7 +288,7 @@ def ms(seconds: float | None) -> float | None:
 
 def main() -> None:
     spec = json.load(sys.stdin)
-    print(json.dumps(asyncio.run(Client(spec).run())))
+    asyncio.run(Client(spec).run())
 
 
 if __name__ == "__main__":

@@ -6,6 +6,12 @@ separate load-generator process (``bench.client``). Rounds interleave the
 contenders, so drift on a shared machine spreads over all of them; the
 results are medians over rounds. It writes ``results/latest.json`` and renders
 ``BENCHMARKS.md`` and the charts (``bench.report``).
+
+A peer's failure (its server does not start or exits, the load generator
+fails or times out in a step, wrong replies, pushes that never arrive) is
+recorded in that step's row as ``"failed": "<short reason>"``, with the
+details and the server log's tail in the run's log directory, and the run goes
+on. The process exits 1 only when one of syncbind's own contenders failed.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
+from bench.client import step_timeout
 from bench.contenders import CONTENDERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +50,9 @@ REQUEST_CONTENDERS = [
 SLOW_CONTENDERS = [name for name in REQUEST_CONTENDERS if name != "echo"]
 FANOUT_CONTENDERS = ["syncbind-sync", "dcrf-observer"]
 MEMORY_CONTENDERS = ["syncbind-sync", "syncbind-async", "dcrf", "channels-binding", "plain", "echo"]
+SCENARIOS = ["memory", "throughput", "slow", "fanout"]
+# The server log's tail kept with a failure.
+LOG_TAIL = 4000
 
 
 @dataclass
@@ -64,6 +74,8 @@ class Plan:
     # None: every contender; else only these (for experiments; the report then has gaps).
     contenders: list[str] | None = None
     layers: list[str] = field(default_factory=lambda: ["memory", "redis"])
+    # None: every scenario; else only these (for experiments).
+    scenarios: list[str] | None = None
 
 
 FULL = Plan(
@@ -121,6 +133,8 @@ class Server:
 
     def __init__(self, contender: str, env: dict[str, str], log_dir: Path) -> None:
         self.contender = CONTENDERS[contender]
+        # Why this server cannot be measured any more (it did not start, or exited).
+        self.failed: str | None = None
         self.port = free_port()
         self.log_path = log_dir / f"server-{contender}-{env['BENCH_DB']}-{env['BENCH_LAYER']}.log"
         server_env = {**os.environ, **env, "BENCH_CONTENDER": contender, **dict(self.contender.env)}
@@ -157,21 +171,40 @@ class Server:
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/"
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        """True once the server answers; else False, with ``failed`` saying why."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.contender.name} server exited:\n{self.log_path.read_text()}"
-                )
+                self.failed = f"server did not start (exit code {self.process.returncode})"
+                last = self.last_log_line()
+                if last:
+                    self.failed += f": {last}"
+                return False
             try:
                 urllib.request.urlopen(self.http + "/bench/queries/", timeout=2).close()
-                return
+                return True
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(
-            f"{self.contender.name} server did not start:\n{self.log_path.read_text()}"
-        )
+        self.failed = f"server did not answer within {timeout:.0f} s"
+        return False
+
+    def check_alive(self) -> bool:
+        """False (and ``failed`` set) when the process has exited since it started."""
+        if self.failed is None and self.process.poll() is not None:
+            self.failed = f"server exited (code {self.process.returncode})"
+        return self.failed is None
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-LOG_TAIL:]
+        except OSError as exc:
+            return f"(no server log: {exc})"
+
+    def last_log_line(self) -> str:
+        """The log's last line (an exception's, when the server died of one), shortened."""
+        lines = [line.strip() for line in self.log_tail().splitlines() if line.strip()]
+        return lines[-1][:120] if lines else ""
 
     def stop(self) -> None:
         self.process.terminate()
@@ -270,8 +303,16 @@ def psql(sql: str) -> None:
 # -- the run ------------------------------------------------------------------
 
 
-def drive(server: Server, data: dict, steps: list[dict]) -> list[dict]:
-    """Run ``steps`` against ``server`` from a separate load-generator process."""
+def drive(server: Server, data: dict, steps: list[dict]) -> list[tuple[dict, str]]:
+    """Run ``steps`` against ``server`` from a separate load-generator process.
+
+    One ``(result, details)`` per step, in order; it never raises. A step that
+    failed has ``"failed"`` in its result, and ``details`` is what the load
+    generator wrote on stderr. Steps the load generator never reported (it
+    crashed, or ran out of time) fail with that reason.
+    """
+    if not server.check_alive():
+        return [({**step, "failed": server.failed}, "") for step in steps]
     spec = {
         "url": server.url,
         "http": server.http,
@@ -282,21 +323,53 @@ def drive(server: Server, data: dict, steps: list[dict]) -> list[dict]:
         "fanout_category": data["fanout_category"],
         "steps": steps,
     }
-    done = subprocess.run(
+    timeout = sum(step_timeout(step) for step in steps) + 60
+    client = subprocess.Popen(
         [sys.executable, "-m", "bench.client"],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-        input=json.dumps(spec),
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=1800,
     )
-    if done.returncode:
-        raise RuntimeError(
-            f"load generator failed against {server.contender.name}:\n{done.stderr}\n"
-            f"server log:\n{server.log_path.read_text()[-4000:]}"
-        )
-    return json.loads(done.stdout)
+    try:
+        stdout, stderr = client.communicate(json.dumps(spec), timeout=timeout)
+        ended = f"load generator exited (code {client.returncode})" if client.returncode else None
+    except subprocess.TimeoutExpired:
+        client.kill()
+        stdout, stderr = client.communicate()
+        ended = f"load generator timed out after {timeout:.0f} s"
+    results = []
+    for line in stdout.splitlines():
+        try:
+            results.append(json.loads(line))
+        except ValueError:
+            continue
+    if ended:
+        last = (stderr.strip().splitlines() or [""])[-1][:160]
+        reason = f"{ended}: {last}" if last else ended
+        results += [{**step, "failed": reason} for step in steps[len(results) :]]
+    if not server.check_alive():
+        # The server died under this drive: that is the reason its failed steps failed.
+        results = [
+            {**r, "failed": f"{server.failed} during the step"} if "failed" in r else r
+            for r in results
+        ]
+    return [(r, stderr if "failed" in r else "") for r in results]
+
+
+def verdict(result: dict) -> str | None:
+    """Why a step's result cannot stand, or None: wrong replies and lost pushes fail it too."""
+    if result.get("failed"):
+        return result["failed"]
+    if result["type"] == "memory" and result.get("errors"):
+        return f"{result['errors']} of {result['connections']} idle connections closed"
+    if result.get("errors"):
+        return f"{result['errors']} wrong or missing replies"
+    if result.get("missing"):
+        return f"{result['missing']} pushes never arrived"
+    return None
 
 
 def median_of(rounds: list[dict], key: str):
@@ -305,24 +378,38 @@ def median_of(rounds: list[dict], key: str):
 
 
 def summarize(rounds_by_key: dict[tuple, list[dict]], keys: list[str]) -> list[dict]:
+    """One row per key: medians over the rounds that did not fail; failed if any round did."""
     rows = []
     for (contender, _step), rounds in rounds_by_key.items():
         first = rounds[0]
-        row = {k: v for k, v in first.items() if k not in keys and k != "errors"}
+        row = {
+            k: v for k, v in first.items() if k not in keys and k not in ("errors", "failed", "log")
+        }
         row["contender"] = contender
+        good = [r for r in rounds if not r.get("failed")]
         for key in keys:
-            row[key] = median_of(rounds, key)
+            row[key] = median_of(good, key)
         row["errors"] = sum(r.get("errors", 0) for r in rounds)
-        row["rounds"] = [{k: r[k] for k in keys if k in r} for r in rounds]
+        row["rounds"] = [
+            {k: r[k] for k in [*keys, "failed"] if r.get(k) is not None} for r in rounds
+        ]
+        failed = [r for r in rounds if r.get("failed")]
+        if failed:
+            prefix = f"{len(failed)} of {len(rounds)} rounds: " if len(rounds) > 1 else ""
+            row["failed"] = prefix + failed[0]["failed"]
+            row["log"] = failed[0].get("log")
         rows.append(row)
     return rows
 
 
 class Run:
-    def __init__(self, mode: str, work: Path) -> None:
+    def __init__(self, mode: str, work: Path, log_dir: Path | None = None) -> None:
         self.mode = mode
         self.plan = MODES[mode]
         self.work = work
+        # Server logs and failure details: kept after the run (the work directory is not).
+        self.log_dir = log_dir or work / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         self.backends = Backends(work)
         self.results: dict = {
             "throughput": [],
@@ -354,7 +441,12 @@ class Run:
             configs.append((db, "memory", measures))
         if fanout_db and "redis" in p.layers and self.usable(fanout_db, "redis"):
             configs.append((fanout_db, "redis", ["fanout"]))
-        return configs
+        if p.scenarios:
+            configs = [
+                (db, layer, [m for m in measures if m in p.scenarios])
+                for db, layer, measures in configs
+            ]
+        return [config for config in configs if config[2]]
 
     def usable(self, db: str, layer: str) -> bool:
         why = self.backends.available(db, layer)
@@ -374,7 +466,42 @@ class Run:
         finally:
             self.backends.cleanup()
         self.results["meta"] = describe(self.mode, self.plan, time.time() - started)
+        self.results["meta"]["log_dir"] = str(self.log_dir)
         return self.results
+
+    def record(
+        self, scenario: str, server: Server, db: str, layer: str, result: dict, details: str = ""
+    ) -> dict:
+        """``result`` as a row of ``scenario``; a failure is kept with its details and log tail."""
+        row = {"db": db, "layer": layer, "contender": server.contender.name, **result}
+        reason = verdict(row)
+        if reason:
+            row["failed"] = reason
+            row["log"] = self.write_failure(scenario, server, row, details)
+            print(f"   FAILED {scenario} {layer} {row['contender']}: {reason}", flush=True)
+        return row
+
+    def write_failure(self, scenario: str, server: Server, row: dict, details: str) -> str:
+        """Write what is known of a failure to the log directory; its file name."""
+        what = "-".join(
+            str(row[k])
+            for k in ("kind", "mode", "case", "connections", "subscribers")
+            if row.get(k) is not None
+        )
+        stem = "-".join(["failure", row["contender"], row["db"], row["layer"], scenario, what])
+        stem = stem.rstrip("-")
+        path = self.log_dir / f"{stem}.txt"
+        number = 1
+        while path.exists():
+            number += 1
+            path = self.log_dir / f"{stem}-{number}.txt"
+        path.write_text(
+            f"{row['failed']}\n\nstep: {json.dumps({k: v for k, v in row.items() if k != 'log'})}\n"
+            f"\n-- load generator's stderr --\n{details.strip() or '(nothing)'}\n"
+            f"\n-- server log ({server.log_path.name}), last {LOG_TAIL} characters --\n"
+            f"{server.log_tail() or '(empty)'}\n"
+        )
+        return path.name
 
     def run_config(self, db: str, layer: str, measures: list[str]) -> None:
         data = dict(self.backends.prepare(db))
@@ -397,10 +524,11 @@ class Run:
             if n in names and (not self.plan.contenders or n in self.plan.contenders)
         ]
         print(f"== {db} + {layer} layer: {', '.join(order)}", flush=True)
-        servers = {name: Server(name, env, self.work) for name in order}
+        servers = {name: Server(name, env, self.log_dir) for name in order}
         try:
-            for server in servers.values():
-                server.wait_ready()
+            for name, server in servers.items():
+                if not server.wait_ready():
+                    print(f"   {name}: {server.failed} (log: {server.log_path})", flush=True)
             if "memory" in measures:
                 # First, on fresh servers.
                 for name in (n for n in MEMORY_CONTENDERS if n in servers):
@@ -409,14 +537,14 @@ class Run:
                         "connections": self.plan.memory_connections,
                         "settle": self.plan.memory_settle,
                     }
-                    [result] = drive(servers[name], data, [step])
-                    self.results["memory"].append(
-                        {"db": db, "layer": layer, "contender": name, **result}
-                    )
-                    print(
-                        f"   memory {name}: {result['per_connection_bytes'] / 1024:.1f} KiB/conn",
-                        flush=True,
-                    )
+                    [(result, details)] = drive(servers[name], data, [step])
+                    row = self.record("memory", servers[name], db, layer, result, details)
+                    self.results["memory"].append(row)
+                    if not row.get("failed"):
+                        print(
+                            f"   memory {name}: {row['per_connection_bytes'] / 1024:.1f} KiB/conn",
+                            flush=True,
+                        )
             if "throughput" in measures or "slow" in measures:
                 self.run_requests(servers, data, db, layer, measures)
             if "fanout" in measures:
@@ -455,14 +583,15 @@ class Run:
                     )
                 if not steps:
                     continue
-                for result in drive(server, data, steps):
+                for result, details in drive(server, data, steps):
                     scenario = "slow" if result["kind"] == "slow" else "throughput"
-                    key = (name, (result["kind"], result["connections"]))
-                    by_key[scenario].setdefault(key, []).append(result)
+                    row = self.record(scenario, server, db, layer, result, details)
+                    key = (name, (row["kind"], row["connections"]))
+                    by_key[scenario].setdefault(key, []).append(row)
                 print(f"   round {round_no + 1}/{p.rounds} {name}: {len(steps)} steps", flush=True)
         for scenario, rounds in by_key.items():
             for row in summarize(rounds, ["rate", "p50_ms", "p99_ms", "cpu_ms", "messages"]):
-                self.results[scenario].append({"db": db, "layer": layer, **row})
+                self.results[scenario].append(row)
 
     def run_fanout(self, servers, data, db, layer) -> None:
         p = self.plan
@@ -478,15 +607,24 @@ class Run:
                     }
                     for mode in ("row", "page")
                 ]
-                for result in drive(servers[name], data, steps):
-                    self.results["fanout"].append(
-                        {"db": db, "layer": layer, "contender": name, **result}
-                    )
-                    print(
-                        f"   fanout {layer} {name} {result['mode']} N={n}: "
-                        f"{result['latency_last_ms']} ms, {result['queries_per_save']} queries",
-                        flush=True,
-                    )
+                for result, details in drive(servers[name], data, steps):
+                    row = self.record("fanout", servers[name], db, layer, result, details)
+                    self.results["fanout"].append(row)
+                    if not row.get("failed"):
+                        print(
+                            f"   fanout {layer} {name} {row['mode']} N={n}: "
+                            f"{row['latency_last_ms']} ms, {row['queries_per_save']} queries",
+                            flush=True,
+                        )
+
+    def failures(self) -> list[dict]:
+        return [
+            row
+            for rows in self.results.values()
+            if isinstance(rows, list)
+            for row in rows
+            if row.get("failed")
+        ]
 
 
 # -- the record ---------------------------------------------------------------
@@ -555,7 +693,7 @@ def server_version(command: list[str]) -> str | None:
         return None
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="one round, short steps (< 5 minutes)")
@@ -565,6 +703,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--markdown", type=Path, default=None, help="BENCHMARKS.md to write")
     parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=None,
+        help="server logs and failure details (default: OUT/logs)",
+    )
+    parser.add_argument(
         "--db", action="append", choices=["sqlite", "postgres"], help="only these databases"
     )
     parser.add_argument(
@@ -572,6 +716,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--contender", action="append", choices=list(CONTENDERS), help="only these contenders"
+    )
+    parser.add_argument(
+        "--scenario", action="append", choices=SCENARIOS, help="only these scenarios"
     )
     args = parser.parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
@@ -581,9 +728,17 @@ def main(argv: list[str] | None = None) -> None:
         MODES[mode].layers = args.layer
     if args.contender:
         MODES[mode].contenders = args.contender
+    if args.scenario:
+        MODES[mode].scenarios = args.scenario
     args.out.mkdir(parents=True, exist_ok=True)
+    log_dir = args.log_dir or args.out / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    # This run's logs only: the previous run's go.
+    for old in [*log_dir.glob("server-*.log"), *log_dir.glob("failure-*.txt")]:
+        old.unlink()
     with tempfile.TemporaryDirectory(prefix="syncbind-bench-") as work:
-        results = Run(mode, Path(work)).execute()
+        run = Run(mode, Path(work), log_dir)
+        results = run.execute()
     json_path = args.out / "latest.json"
     json_path.write_text(json.dumps(results, indent=1) + "\n")
     from bench import report
@@ -593,7 +748,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     report.render(results, markdown, args.out)
     print(f"wrote {json_path}, {markdown} and the charts in {args.out}")
+    failures = run.failures()
+    for row in failures:
+        print(f"failed: {row['contender']} ({row['db']} + {row['layer']}): {row['failed']}")
+    if failures:
+        print(f"{len(failures)} failed measurement(s); details in {log_dir}")
+    # A peer's failure is recorded and the run goes on; syncbind's own fails the run.
+    ours = [row for row in failures if row["contender"].startswith("syncbind")]
+    return 1 if ours else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

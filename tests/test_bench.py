@@ -36,6 +36,29 @@ def smoke_run(tmp_path_factory):
     return db, layers, out, json.loads((out / "latest.json").read_text())
 
 
+def bench_run(tmp_path, *args, env=None):
+    """A narrow bench run writing to ``tmp_path``: (exit code, output, results)."""
+    command = [sys.executable, "-m", "bench.run", "--smoke", "--out", str(tmp_path), *args]
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+    path = tmp_path / "latest.json"
+    results = json.loads(path.read_text()) if path.exists() else None
+    return done.returncode, done.stdout + done.stderr, results
+
+
+@pytest.mark.timeout(600)
+def test_no_measurement_failed(smoke_run):
+    """Every contender's every step succeeded: a peer's failure passes the run, not this test."""
+    failed = report.failures(smoke_run[3])
+    assert failed == [], failed
+
+
 @pytest.mark.timeout(600)
 def test_every_contender_answers_every_request_scenario(smoke_run):
     db, _, _, results = smoke_run
@@ -151,3 +174,106 @@ def test_targets_are_judged_from_the_numbers():
         "fan-out: last-subscriber latency at N = 1,000 ≤ ⅓ of DCRF's instance subscription": False,
         "memory per idle connection ≤ DCRF's": False,
     }
+
+
+@pytest.mark.timeout(300)
+def test_a_failing_peer_is_recorded_and_does_not_end_the_run(tmp_path):
+    """One peer never starts, another dies on its first connection: the run goes on and exits 0."""
+    code, output, results = bench_run(
+        tmp_path,
+        *["--db", "sqlite", "--layer", "memory", "--scenario", "throughput"],
+        *["--scenario", "fanout", "--contender", "syncbind-sync", "--contender", "plain"],
+        *["--contender", "dcrf-observer"],
+        env={"BENCH_BREAK": "plain:start,dcrf-observer:exit"},
+    )
+    assert code == 0, output
+    rows = {(r["contender"], r["kind"]): r for r in results["throughput"]}
+    for kind in ("retrieve", "list"):
+        assert not rows[("syncbind-sync", kind)].get("failed")
+        assert rows[("syncbind-sync", kind)]["messages"] > 0
+        failed = rows[("plain", kind)]["failed"]
+        assert failed.startswith("server did not start") and "told not to start" in failed
+    fanout = {(r["contender"], r["mode"]): r for r in results["fanout"]}
+    for mode in ("row", "page"):
+        # The steps after the crash are measured (and fail) too: nothing is skipped silently.
+        assert fanout[("dcrf-observer", mode)]["failed"].startswith("server exited (code 3)")
+        assert fanout[("syncbind-sync", mode)]["missing"] == 0
+        assert not fanout[("syncbind-sync", mode)].get("failed")
+    # Each failure keeps its details and the server log's tail in the run's log directory.
+    logs = tmp_path / "logs"
+    for row in report.failures(results):
+        text = (logs / row[1]["log"]).read_text()
+        assert row[1]["failed"] in text and "-- server log" in text
+    assert "told not to start" in (logs / rows[("plain", "list")]["log"]).read_text()
+    markdown = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "## Failures in this run" in markdown and "4 measurement(s) failed" in markdown
+    assert "| DCRF observers" not in markdown  # the fan-out table shows DCRF as a column
+    assert "**failed**: server exited (code 3) during the step" in markdown
+    assert "not judged (peer failed)" in markdown
+
+
+@pytest.mark.timeout(300)
+def test_a_failing_syncbind_fails_the_run(tmp_path):
+    """syncbind's own failure is recorded like a peer's, but the run exits 1."""
+    code, output, results = bench_run(
+        tmp_path,
+        *["--db", "sqlite", "--layer", "memory", "--scenario", "throughput"],
+        *["--contender", "syncbind-sync", "--contender", "echo"],
+        env={"BENCH_BREAK": "syncbind-sync:start"},
+    )
+    assert code == 1, output
+    rows = {(r["contender"], r["kind"]): r for r in results["throughput"]}
+    assert rows[("syncbind-sync", "retrieve")]["failed"].startswith("server did not start")
+    assert rows[("echo", "retrieve")]["messages"] > 0 and not rows[("echo", "retrieve")].get(
+        "failed"
+    )
+    markdown = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "syncbind's own contenders failed (syncbind-sync)" in markdown
+
+
+def meta():
+    return {
+        "command": "make bench",
+        "date": "2026-12-01 00:00 UTC",
+        "mode": "full",
+        "seconds": 1.0,
+        "machine": {"cpu": "cpu", "cores": 2, "memory_gib": 1, "os": "os"},
+        "python": "3.11",
+        "versions": {},
+        "plan": {"rounds": 1, "duration": 1, "warmup": 0.1},
+        "log_dir": "/tmp/bench-logs",
+    }
+
+
+def test_a_failed_row_is_rendered_as_failed():
+    reason = "load generator exited (code 1): MaxConnectionsError: Too many connections"
+    fanout = {"layer": "redis", "db": "postgres", "mode": "row", "subscribers": 1000}
+    results = {
+        "meta": meta(),
+        "throughput": [],
+        "slow": [],
+        "memory": [],
+        "fanout": [
+            {**fanout, "contender": "syncbind-sync", "latency_last_ms": 120, "queries_per_save": 3},
+            {
+                **fanout,
+                "contender": "dcrf-observer",
+                "latency_last_ms": None,
+                "queries_per_save": None,
+                "failed": reason,
+                "log": "failure-dcrf-observer-postgres-redis-fanout-row-1000.txt",
+            },
+        ],
+    }
+    markdown = report.render_markdown(results, {})
+    assert f"| one row | 1,000 | 120.0 | 3 | **failed**: {reason} | – | – |" in markdown
+    assert "## Failures in this run" in markdown
+    assert (
+        f"- DCRF observers, fan-out, one row, N = 1,000, PostgreSQL + channels-redis layer: {reason}"
+        " (`failure-dcrf-observer-postgres-redis-fanout-row-1000.txt`)" in markdown
+    )
+    judged = {target: (measured, met) for target, measured, met in report.targets(results)}
+    latency = judged[
+        "fan-out: last-subscriber latency at N = 1,000 ≤ ⅓ of DCRF's instance subscription"
+    ]
+    assert latency == ("redis, N = 1000: not judged (peer failed)", None)
