@@ -1,5 +1,9 @@
 """The benchmark server: Django over HTTP (the harness's views) and one contender on ``/ws/``.
 
+The scoped fan-out connects to ``/ws/scoped/``: the contender module's
+``scoped_consumer()`` when it has one (a DCRF consumer serves one model), else
+the same consumer as ``/ws/``.
+
 ``BENCH_BREAK`` breaks contenders on purpose, to check that the runner records
 a failing peer and goes on (tests/test_bench.py): a comma-separated list of
 ``<contender>:start`` (its server fails at start-up) or ``<contender>:exit``
@@ -33,7 +37,9 @@ breaks = {
 if "start" in breaks:
     raise RuntimeError(f"BENCH_BREAK: {contender.name} told not to start")
 
-consumer = importlib.import_module(contender.module).consumer()
+module = importlib.import_module(contender.module)
+consumer = module.consumer()
+scoped_consumer = module.scoped_consumer() if hasattr(module, "scoped_consumer") else consumer
 
 if "exit" in breaks:
 
@@ -41,10 +47,14 @@ if "exit" in breaks:
         print(f"BENCH_BREAK: {contender.name} exits on its first connection", flush=True)
         os._exit(3)
 
+    scoped_consumer = consumer
+
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AuthMiddlewareStack(URLRouter([path("ws/", consumer)])),
+        "websocket": AuthMiddlewareStack(
+            URLRouter([path("ws/", consumer), path("ws/scoped/", scoped_consumer)])
+        ),
     }
 )
