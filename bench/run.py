@@ -50,7 +50,13 @@ REQUEST_CONTENDERS = [
 SLOW_CONTENDERS = [name for name in REQUEST_CONTENDERS if name != "echo"]
 FANOUT_CONTENDERS = ["syncbind-sync", "dcrf-observer"]
 MEMORY_CONTENDERS = ["syncbind-sync", "syncbind-async", "dcrf", "channels-binding", "plain", "echo"]
-SCENARIOS = ["memory", "throughput", "slow", "fanout"]
+# Scoped fan-out: distinct users, each seeing only some ScopedItem rows; each
+# contender's Contender.scoped_cases says which of the cases it takes.
+SCOPED_CONTENDERS = ["syncbind-sync", "dcrf-observer"]
+SCOPED_CASES = ["row", "page", "own_row", "own_page"]
+# Where it runs: the two ends of the backend matrix.
+SCOPED_BACKENDS = [("sqlite", "memory"), ("postgres", "redis")]
+SCENARIOS = ["memory", "throughput", "slow", "fanout", "scoped"]
 # The server log's tail kept with a failure.
 LOG_TAIL = 4000
 
@@ -68,6 +74,13 @@ class Plan:
     fanout_saves: int
     fanout_settle: float
     memory_connections: int
+    scoped_subscribers: list[int]
+    scoped_saves: int
+    # Seconds the server's query count must stay still before a scoped save is counted.
+    scoped_settle: float
+    # Seconds the scoped fan-out's connections may be reused by the next case (0: a
+    # fresh connection per user and case); see Client.scoped_connections.
+    scoped_reuse: float = 0.0
     # Seconds the idle connections stay open before the second reading.
     memory_settle: float = 2.0
     dbs: list[str] = field(default_factory=lambda: ["sqlite", "postgres"])
@@ -88,6 +101,9 @@ FULL = Plan(
     fanout_saves=5,
     fanout_settle=0.5,
     memory_connections=1000,
+    scoped_subscribers=[10, 100, 1000],
+    scoped_saves=5,
+    scoped_settle=0.3,
 )
 
 MODES = {
@@ -101,6 +117,11 @@ MODES = {
         fanout_saves=2,
         fanout_settle=0.2,
         memory_settle=1.0,
+        # One save per case, and the users' connections reused between cases:
+        # opening and subscribing 1,000 of them is most of the time.
+        scoped_saves=1,
+        scoped_settle=0.2,
+        scoped_reuse=30.0,
     ),
     # The smallest run: `make test` runs it so the harness cannot rot. Its
     # numbers mean nothing.
@@ -115,6 +136,11 @@ MODES = {
         fanout_settle=0.1,
         memory_connections=5,
         memory_settle=0.2,
+        scoped_subscribers=[3],
+        scoped_saves=2,
+        scoped_settle=0.1,
+        # As quick mode, so that the tests check reused connections too.
+        scoped_reuse=30.0,
     ),
 }
 
@@ -263,8 +289,8 @@ class Backends:
             return "Redis is not reachable on 127.0.0.1:6379"
         return None
 
-    def prepare(self, db: str) -> dict:
-        """Schema, rows and a session in ``db`` (once per run)."""
+    def prepare(self, db: str, scoped_users: int) -> dict:
+        """Schema, rows and sessions in ``db`` (once per run)."""
         if db not in self.prepared:
             if db == "postgres":
                 psql(f"DROP DATABASE IF EXISTS {self.pg_name}")
@@ -273,7 +299,11 @@ class Backends:
             out = subprocess.run(
                 [sys.executable, "-m", "bench.prepare"],
                 cwd=ROOT,
-                env={**os.environ, **self.env(db, "memory")},
+                env={
+                    **os.environ,
+                    **self.env(db, "memory"),
+                    "BENCH_SCOPED_USERS": str(scoped_users),
+                },
                 check=True,
                 capture_output=True,
                 text=True,
@@ -321,6 +351,8 @@ def drive(server: Server, data: dict, steps: list[dict]) -> list[tuple[dict, str
         "item_ids": data["item_ids"],
         "fanout_item": data["fanout_item"],
         "fanout_category": data["fanout_category"],
+        "scoped": data["scoped"],
+        "scoped_url": server.url + "scoped/",
         "steps": steps,
     }
     timeout = sum(step_timeout(step) for step in steps) + 60
@@ -365,10 +397,14 @@ def verdict(result: dict) -> str | None:
         return result["failed"]
     if result["type"] == "memory" and result.get("errors"):
         return f"{result['errors']} of {result['connections']} idle connections closed"
+    if result.get("closed"):
+        return f"{result['closed']} connections closed by the server"
     if result.get("errors"):
         return f"{result['errors']} wrong or missing replies"
     if result.get("missing"):
         return f"{result['missing']} pushes never arrived"
+    if result.get("leaks"):
+        return f"{result['leaks']} pushes carried another user's private row"
     return None
 
 
@@ -415,6 +451,7 @@ class Run:
             "throughput": [],
             "slow": [],
             "fanout": [],
+            "scoped": [],
             "memory": [],
             "skipped": [],
         }
@@ -424,7 +461,9 @@ class Run:
 
         Memory is measured on SQLite (no database work when idle), the slow
         query on PostgreSQL (``pg_sleep``), fan-out on PostgreSQL when it is
-        there, else on SQLite.
+        there, else on SQLite; the scoped fan-out on SQLite + in-memory and
+        PostgreSQL + channels-redis (``SCOPED_BACKENDS``), or, when a narrow
+        run has neither, where fan-out runs last.
         """
         p = self.plan
         dbs = [db for db in p.dbs if self.usable(db, "memory")]
@@ -441,6 +480,10 @@ class Run:
             configs.append((db, "memory", measures))
         if fanout_db and "redis" in p.layers and self.usable(fanout_db, "redis"):
             configs.append((fanout_db, "redis", ["fanout"]))
+        scoped = [c for c in configs if (c[0], c[1]) in SCOPED_BACKENDS]
+        fanouts = [c for c in configs if "fanout" in c[2]]
+        for _, _, measures in scoped or fanouts[-1:]:
+            measures.append("scoped")
         if p.scenarios:
             configs = [
                 (db, layer, [m for m in measures if m in p.scenarios])
@@ -504,7 +547,7 @@ class Run:
         return path.name
 
     def run_config(self, db: str, layer: str, measures: list[str]) -> None:
-        data = dict(self.backends.prepare(db))
+        data = dict(self.backends.prepare(db, max(self.plan.scoped_subscribers)))
         data["fanout_category"] = data["category_ids"][0]
         # The first row of that category: on its first page, so its save changes the page.
         data["fanout_item"] = data["item_ids"][0]
@@ -517,6 +560,8 @@ class Run:
             names.update(SLOW_CONTENDERS)
         if "fanout" in measures:
             names.update(FANOUT_CONTENDERS)
+        if "scoped" in measures:
+            names.update(SCOPED_CONTENDERS)
         env = self.backends.env(db, layer)
         order = [
             n
@@ -549,6 +594,8 @@ class Run:
                 self.run_requests(servers, data, db, layer, measures)
             if "fanout" in measures:
                 self.run_fanout(servers, data, db, layer)
+            if "scoped" in measures:
+                self.run_scoped(servers, data, db, layer)
         finally:
             for server in servers.values():
                 server.stop()
@@ -616,6 +663,34 @@ class Run:
                             f"{row['latency_last_ms']} ms, {row['queries_per_save']} queries",
                             flush=True,
                         )
+
+    def run_scoped(self, servers, data, db, layer) -> None:
+        p = self.plan
+        for name in (n for n in SCOPED_CONTENDERS if n in servers):
+            # One load generator per contender: it may keep the users' connections between steps.
+            steps = [
+                {
+                    "type": "scoped",
+                    "case": case,
+                    "subscribers": n,
+                    "saves": p.scoped_saves,
+                    "settle": p.scoped_settle,
+                    "reuse": p.scoped_reuse,
+                }
+                for n in p.scoped_subscribers
+                for case in SCOPED_CASES
+                if case in CONTENDERS[name].scoped_cases
+            ]
+            for result, details in drive(servers[name], data, steps):
+                row = self.record("scoped", servers[name], db, layer, result, details)
+                self.results["scoped"].append(row)
+                if not row.get("failed"):
+                    print(
+                        f"   scoped {db}+{layer} {name} {row['case']} N={row['subscribers']}: "
+                        f"{row['latency_last_ms']} ms, {row['queries_per_save']} queries, "
+                        f"{row['pushes_per_save']} pushes ({row['seconds']} s)",
+                        flush=True,
+                    )
 
     def failures(self) -> list[dict]:
         return [
