@@ -17,6 +17,22 @@ HERE = Path(__file__).resolve().parent
 SYNCBIND = "syncbind-sync"
 # Shown beside the default in the targets; the targets are judged on the default.
 SMALL_POOL = "syncbind-sync-2"
+# The scoped fan-out's reference peer, and its cases in the order they are shown.
+SCOPED_PEER = "dcrf-observer"
+SCOPED_CASES = {
+    "row": "(a) same row",
+    "page": "(b) same page",
+    "own_row": "(c) own row",
+    "own_page": "(d) own page",
+}
+# Queries per save the scoped fan-out's targets allow at N subscribers.
+SCOPED_QUERY_LIMITS = {
+    "row": lambda n: 5 + n / 100,
+    "page": lambda n: 5 + n / 100,
+    "own_row": lambda n: 5,
+    "own_page": lambda n: 5,
+}
+SCOPED_LATENCY_LIMIT_MS = 300
 
 
 def label(name: str) -> str:
@@ -72,6 +88,11 @@ def met_of(met: list[bool], unjudged: bool) -> bool | None:
 def backend(db: str, layer: str) -> str:
     name = "PostgreSQL" if db == "postgres" else "SQLite"
     return f"{name} + {'channels-redis' if layer == 'redis' else 'in-memory'} layer"
+
+
+def scoped_backends(rows: list[dict]) -> list[tuple[str, str]]:
+    """The scoped fan-out's (db, layer) pairs: SQLite first."""
+    return sorted({(r["db"], r["layer"]) for r in rows}, key=lambda b: (b[0] != "sqlite", b))
 
 
 # -- targets ------------------------------------------------------------------
@@ -204,6 +225,8 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
         )
     )
 
+    out += scoped_targets(results.get("scoped", []))
+
     mem = results["memory"]
     ours = find(mem, contender=SYNCBIND)
     theirs = find(mem, contender="dcrf")
@@ -215,6 +238,70 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
     else:
         measured, met = "not measured", None
     out.append(("memory per idle connection ≤ DCRF's", measured, met))
+    return out
+
+
+def scoped_targets(scoped: list[dict]) -> list[tuple[str, str, bool | None]]:
+    """The scoped fan-out's targets, judged on syncbind's rows alone."""
+    out = []
+    ours_all = [r for r in scoped if r["contender"] == SYNCBIND]
+    ns = " → ".join(f"{n:,}" for n in sorted({r["subscribers"] for r in ours_all}))
+    for cases, target in [
+        (("row", "page"), "scoped fan-out: queries per save ≤ 5 + N/100 for (a) and (b)"),
+        (
+            ("own_row", "own_page"),
+            "scoped fan-out: queries per save ≤ 5 for (c) and (d), whatever N",
+        ),
+    ]:
+        measured, met, unjudged = [], [], False
+        for db, layer in scoped_backends(ours_all):
+            parts = []
+            for case in cases:
+                rows = sorted(
+                    (r for r in ours_all if (r["db"], r["layer"], r["case"]) == (db, layer, case)),
+                    key=lambda r: r["subscribers"],
+                )
+                if any(failed(r) for r in rows):
+                    parts.append(f"{SCOPED_CASES[case][:3]} not judged (syncbind failed)")
+                    unjudged = True
+                elif rows:
+                    limit = SCOPED_QUERY_LIMITS[case]
+                    queries = " → ".join(fmt(r["queries_per_save"]) for r in rows)
+                    parts.append(f"{SCOPED_CASES[case][:3]} {queries}")
+                    met.append(all(r["queries_per_save"] <= limit(r["subscribers"]) for r in rows))
+            if parts:
+                measured.append(f"{db}/{layer}: {', '.join(parts)}")
+        text = "; ".join(measured)
+        out.append((target, f"N = {ns}: {text}" if text else "not measured", met_of(met, unjudged)))
+
+    measured, met, unjudged = [], [], False
+    for db, layer in scoped_backends(scoped):
+        ours = [
+            r for r in scoped if (r["db"], r["layer"]) == (db, layer) and r["contender"] == SYNCBIND
+        ]
+        if not ours:
+            continue
+        n = max(r["subscribers"] for r in ours)
+        parts = []
+        for case, name in SCOPED_CASES.items():
+            row = find(ours, case=case, subscribers=n)
+            if failed(row):
+                parts.append(f"{name[:3]} not judged (syncbind failed)")
+                unjudged = True
+            elif row:
+                parts.append(f"{name[:3]} {fmt(row['latency_last_ms'])} ms")
+                met.append(
+                    row["latency_last_ms"] is not None
+                    and row["latency_last_ms"] <= SCOPED_LATENCY_LIMIT_MS
+                )
+        measured.append(f"{db}/{layer}, N = {n:,}: {', '.join(parts)}")
+    out.append(
+        (
+            "scoped fan-out: last push at N = 1,000 ≤ 0.3 s for (a)–(d)",
+            "; ".join(measured) or "not measured",
+            met_of(met, unjudged),
+        )
+    )
     return out
 
 
@@ -241,6 +328,7 @@ SCENARIO_NAMES = {
     "throughput": "requests",
     "slow": "slow queries",
     "fanout": "fan-out",
+    "scoped": "scoped fan-out",
     "memory": "memory",
 }
 
@@ -253,13 +341,72 @@ def step_name(scenario: str, row: dict) -> str:
     if row.get("mode"):
         parts.append("one row" if row["mode"] == "row" else "one filtered list")
     if row.get("case"):
-        parts.append(row["case"].replace("_", " "))
+        parts.append(SCOPED_CASES.get(row["case"], row["case"]))
     if row.get("connections") is not None:
         count = row["connections"]
         parts.append(f"{count:,} idle connections" if scenario == "memory" else f"C = {count:,}")
     if row.get("subscribers") is not None:
         parts.append(f"N = {row['subscribers']:,}")
     return ", ".join(p for p in parts if p)
+
+
+def scoped_section(add, scoped: list[dict]) -> None:
+    if not scoped:
+        return
+    add("## 4. Scoped fan-out")
+    add("")
+    add(
+        "N distinct users, each on its own connection signed in with its own session, follow "
+        "`ScopedItem` rows, of which each user sees only its own and the public ones (syncbind: a "
+        "binding whose `get_queryset` filters on `request.user`; DCRF: `subscribe_instance` on a "
+        "consumer whose `get_queryset` does the same). (a) every user retrieves the same public "
+        "row; (b) every user lists the first page of public rows; (c) each user retrieves its own "
+        "private row; (d) each user lists its own private rows. Then one ordinary `save()` in the "
+        "server changes the public row (a, b) or one user's row (c, d). Queries the server ran for "
+        "the save (its own two included, counted once the server is quiet again), time until the "
+        "last expected push, and pushes received by all connections for the save: N expected for "
+        "(a) and (b), exactly one, the owner's, for (c) and (d). Medians over saves. DCRF has no "
+        "per-user filtered list subscription: (b) and (d) are n/a for it."
+    )
+    peer = CONTENDERS[SCOPED_PEER]
+    for db, layer in scoped_backends(scoped):
+        add("")
+        add(f"### {backend(db, layer)}")
+        add("")
+        add(
+            "| case | N | syncbind queries/save | syncbind last push ms | syncbind pushes/save "
+            "| DCRF queries/save | DCRF last push ms | DCRF pushes/save |"
+        )
+        add("|---" * 8 + "|")
+        here = [r for r in scoped if (r["db"], r["layer"]) == (db, layer)]
+        for case, name in SCOPED_CASES.items():
+            for n in sorted({r["subscribers"] for r in here}):
+                cells = [name, f"{n:,}"]
+                for contender in (SYNCBIND, SCOPED_PEER):
+                    row = find(here, case=case, subscribers=n, contender=contender)
+                    if contender == SCOPED_PEER and case not in peer.scoped_cases:
+                        cells += ["n/a"] * 3
+                    elif failed(row):
+                        cells += [failed_cell(row), "–", "–"]
+                    elif row:
+                        pushes = fmt(row["pushes_per_save"])
+                        if row["pushes_per_save"] != row["pushes_expected"]:
+                            pushes += f" (expected {fmt(row['pushes_expected'])})"
+                        cells += [
+                            fmt(row["queries_per_save"]),
+                            fmt(row["latency_last_ms"], 1),
+                            pushes,
+                        ]
+                    else:
+                        cells += ["–"] * 3
+                add("| " + " | ".join(cells) + " |")
+        add("")
+        total = {k: sum(r.get(k) or 0 for r in here) for k in ("missing", "stray_pushes", "leaks")}
+        add(
+            f"Pushes that never arrived: {total['missing']}; pushes beyond the expected ones: "
+            f"{total['stray_pushes']}; pushes carrying another user's private row: {total['leaks']}."
+        )
+    add("")
 
 
 def failures(results: dict) -> list[tuple[str, dict]]:
@@ -477,9 +624,11 @@ def render_markdown(results: dict, charts: dict[str, str]) -> str:
             add(f"Pushes that never arrived: {missing}.")
         add("")
 
+    scoped_section(add, results.get("scoped", []))
+
     mem = results["memory"]
     if mem:
-        add("## 4. Memory per idle connection")
+        add("## 5. Memory per idle connection")
         add("")
         n = mem[0]["connections"]
         add(
