@@ -418,7 +418,6 @@ class Client:
         After the last expected push the server may still evaluate other
         subscriptions (a per-user page for each user): wait for those too.
         """
-        await asyncio.sleep(settle)
         last = (await self.ahttp("/bench/queries/"))["queries"]
         deadline = time.perf_counter() + PUSH_TIMEOUT
         while time.perf_counter() < deadline:
