@@ -1,4 +1,14 @@
-"""The benchmark server: Django over HTTP (the harness's views) and one contender on ``/ws/``."""
+"""The benchmark server: Django over HTTP (the harness's views) and one contender on ``/ws/``.
+
+The scoped fan-out connects to ``/ws/scoped/``: the contender module's
+``scoped_consumer()`` when it has one (a DCRF consumer serves one model), else
+the same consumer as ``/ws/``.
+
+``BENCH_BREAK`` breaks contenders on purpose, to check that the runner records
+a failing peer and goes on (tests/test_bench.py): a comma-separated list of
+``<contender>:start`` (its server fails at start-up) or ``<contender>:exit``
+(its server process exits on its first WebSocket connection).
+"""
 
 import importlib
 import os
@@ -17,11 +27,34 @@ from django.urls import path  # noqa: E402
 from bench.contenders import CONTENDERS  # noqa: E402
 
 contender = CONTENDERS[settings.CONTENDER]
-consumer = importlib.import_module(contender.module).consumer()
+breaks = {
+    how
+    for name, _, how in (
+        entry.partition(":") for entry in os.environ.get("BENCH_BREAK", "").split(",")
+    )
+    if name == contender.name
+}
+if "start" in breaks:
+    raise RuntimeError(f"BENCH_BREAK: {contender.name} told not to start")
+
+module = importlib.import_module(contender.module)
+consumer = module.consumer()
+scoped_consumer = module.scoped_consumer() if hasattr(module, "scoped_consumer") else consumer
+
+if "exit" in breaks:
+
+    async def consumer(scope, receive, send):
+        print(f"BENCH_BREAK: {contender.name} exits on its first connection", flush=True)
+        os._exit(3)
+
+    scoped_consumer = consumer
+
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AuthMiddlewareStack(URLRouter([path("ws/", consumer)])),
+        "websocket": AuthMiddlewareStack(
+            URLRouter([path("ws/", consumer), path("ws/scoped/", scoped_consumer)])
+        ),
     }
 )

@@ -12,8 +12,23 @@ session cookie, the contender's protocol, the rows, and the steps:
   ``row``) or one category's list (``page``); ``saves`` saves made through the
   server's ``/bench/save/``; time from each save until the last subscriber
   has its push, and the queries the server ran for it.
+- ``scoped``: ``subscribers`` distinct users, each on its own connection with
+  its own session (``scoped`` in the spec, made by bench.prepare), subscribe to
+  ``ScopedItem`` rows they may see, as ``case`` says: ``row`` (one public row),
+  ``page`` (the first page of public rows), ``own_row`` (the user's own private
+  row) or ``own_page`` (the user's own private rows); ``saves`` saves through
+  ``/bench/save-scoped/`` change the public row, or one user's row. Time from
+  each save until the last expected push, queries once the server is quiet
+  again, and every push any connection received meanwhile. With ``reuse``
+  (seconds), the users' connections stay open for the next scoped step while
+  younger than that (their subscriptions ended by ``unsubscribe``).
 - ``memory``: the server's resident memory before and after ``connections``
   idle authenticated connections.
+
+Each step's result is printed as one JSON line as soon as the step ends. A
+step that raises or runs past ``step_timeout(step)`` is reported as
+``{"failed": "<short reason>"}`` (its traceback goes to stderr) and the next
+step runs: one contender's failure never hides the other steps' numbers.
 """
 
 from __future__ import annotations
@@ -24,6 +39,7 @@ import random
 import statistics
 import sys
 import time
+import traceback
 import urllib.request
 from typing import Any
 
@@ -33,6 +49,33 @@ from bench.protocols import PROTOCOLS, Protocol
 
 OPEN_CONCURRENCY = 50
 PUSH_TIMEOUT = 60.0
+# How long a subscriber waits for the reply to its subscription.
+REPLY_TIMEOUT = 60.0
+# Opening connections and the HTTP calls around a step, on top of what the step waits for.
+STEP_MARGIN = 120.0
+
+
+def step_timeout(step: dict) -> float:
+    """The longest a step may take before it is abandoned as failed."""
+    if step["type"] == "throughput":
+        return STEP_MARGIN + step.get("warmup", 0.5) + step["duration"] + 30
+    if step["type"] == "memory":
+        return STEP_MARGIN + step.get("settle", 2.0)
+    settle = step.get("settle", 0.5)
+    if step["type"] == "scoped":
+        # Unsubscribe and subscribe; each save waits for its pushes, then for a quiet server.
+        per_save = 2 * PUSH_TIMEOUT + 2 * settle + 10
+        return STEP_MARGIN + 2 * REPLY_TIMEOUT + step["saves"] * per_save
+    # fan-out: every save may wait PUSH_TIMEOUT for its pushes.
+    per_save = PUSH_TIMEOUT + 2 * settle + 10
+    return STEP_MARGIN + REPLY_TIMEOUT + step["saves"] * per_save
+
+
+def short_reason(exc: BaseException) -> str:
+    """One line naming an exception, short enough for a table cell."""
+    text = str(exc).strip().splitlines()
+    reason = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return reason if len(reason) <= 160 else reason[:157] + "..."
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -50,13 +93,18 @@ class Client:
         self.pages = max(1, len(self.item_ids) // 25)
         self.random = random.Random(spec.get("seed", 1))
         self.request_id = 0
+        # The scoped fan-out's connections, the i-th signed in as user i, kept between
+        # steps that allow it; when they were opened; what each is subscribed to.
+        self.pool: list[ClientConnection] = []
+        self.pool_opened = 0.0
+        self.pool_subscriptions: list[tuple[str, Any] | None] = []
 
     # -- plumbing -----------------------------------------------------------
 
-    async def open(self) -> ClientConnection:
+    async def open(self, session: str | None = None, url: str | None = None) -> ClientConnection:
         return await connect(
-            self.spec["url"],
-            additional_headers={"Cookie": f"sessionid={self.spec['session']}"},
+            url or self.spec["url"],
+            additional_headers={"Cookie": f"sessionid={session or self.spec['session']}"},
             # Same for every contender: no compression, no keepalive pings, no size cap.
             compression=None,
             ping_interval=None,
@@ -65,14 +113,22 @@ class Client:
             close_timeout=5,
         )
 
-    async def open_many(self, count: int) -> list[ClientConnection]:
+    async def open_many(
+        self, count: int, sessions: list[str] | None = None, url: str | None = None
+    ) -> list[ClientConnection]:
+        """``count`` connections: all with the spec's session, or the i-th with ``sessions[i]``."""
         gate = asyncio.Semaphore(OPEN_CONCURRENCY)
 
-        async def one() -> ClientConnection:
+        async def one(i: int) -> ClientConnection:
             async with gate:
-                return await self.open()
+                return await self.open(sessions[i] if sessions else None, url)
 
-        return await asyncio.gather(*(one() for _ in range(count)))
+        opened = await asyncio.gather(*(one(i) for i in range(count)), return_exceptions=True)
+        failures = [o for o in opened if isinstance(o, BaseException)]
+        if failures:
+            await self.close_all([o for o in opened if not isinstance(o, BaseException)])
+            raise failures[0]
+        return opened
 
     async def close_all(self, sockets: list[ClientConnection]) -> None:
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
@@ -97,6 +153,13 @@ class Client:
             message = json.loads(await ws.recv())
             if not self.protocol.is_push(message):
                 return self.protocol.reply_ok(kind, arg, message), message
+
+    async def subscribe(self, ws: ClientConnection, kind: str, arg: Any) -> tuple[bool, dict]:
+        """``call`` for a subscription: a reply that does not come in time is a wrong one."""
+        try:
+            return await asyncio.wait_for(self.call(ws, kind, arg), REPLY_TIMEOUT)
+        except TimeoutError:
+            return False, {}
 
     def argument(self, kind: str) -> Any:
         if kind == "retrieve":
@@ -127,18 +190,26 @@ class Client:
                         errors += 1
 
         tasks = [asyncio.create_task(run(ws)) for ws in sockets]
-        await asyncio.sleep(step.get("warmup", 0.5))
-        cpu_before = (await self.ahttp("/bench/cpu/"))["cpu"]
-        measuring = True
-        started = time.perf_counter()
-        await asyncio.sleep(step["duration"])
-        stop = True
-        elapsed = time.perf_counter() - started
-        cpu_used = (await self.ahttp("/bench/cpu/"))["cpu"] - cpu_before
-        await asyncio.wait(tasks, timeout=30)
-        for task in tasks:
-            task.cancel()
-        await self.close_all(sockets)
+        try:
+            await asyncio.sleep(step.get("warmup", 0.5))
+            cpu_before = (await self.ahttp("/bench/cpu/"))["cpu"]
+            measuring = True
+            started = time.perf_counter()
+            await asyncio.sleep(step["duration"])
+            stop = True
+            elapsed = time.perf_counter() - started
+            cpu_used = (await self.ahttp("/bench/cpu/"))["cpu"] - cpu_before
+            _, stuck = await asyncio.wait(tasks, timeout=30)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await self.close_all(sockets)
+        crashed = [t.exception() for t in tasks if t.done() and not t.cancelled() and t.exception()]
+        if crashed:
+            # A connection that broke (the server closed it, or died): the step failed.
+            raise crashed[0]
+        # A connection still waiting for its reply 30 s after the end never got it.
+        errors += len(stuck)
         return {
             "messages": len(latencies),
             "rate": len(latencies) / elapsed,
@@ -154,27 +225,29 @@ class Client:
         item_id, category = self.spec["fanout_item"], self.spec["fanout_category"]
         kind, arg = ("subscribe_row", item_id) if mode == "row" else ("subscribe_page", category)
         sockets = await self.open_many(step["subscribers"])
-        subscribed = await asyncio.gather(*(self.call(ws, kind, arg) for ws in sockets))
-        errors = sum(1 for ok, _ in subscribed if not ok)
+        try:
+            subscribed = await asyncio.gather(*(self.subscribe(ws, kind, arg) for ws in sockets))
+            errors = sum(1 for ok, _ in subscribed if not ok)
 
-        latencies_last: list[float] = []
-        queries: list[int] = []
-        missing = 0
-        for n in range(step["saves"]):
-            before = (await self.ahttp("/bench/queries/"))["queries"]
-            name = f"item renamed {time.time_ns()} {n}"
-            arrivals = [asyncio.create_task(self.wait_push(ws, name)) for ws in sockets]
-            started = time.perf_counter()
-            await self.ahttp("/bench/save/", {"id": item_id, "name": name})
-            done = await asyncio.gather(*arrivals)
-            received = [t for t in done if t is not None]
-            missing += len(done) - len(received)
-            if received:
-                latencies_last.append(max(received) - started)
-            # Let late work (on_commit, re-evaluations) finish before counting.
-            await asyncio.sleep(step.get("settle", 0.5))
-            queries.append((await self.ahttp("/bench/queries/"))["queries"] - before)
-        await self.close_all(sockets)
+            latencies_last: list[float] = []
+            queries: list[int] = []
+            missing = 0
+            for n in range(step["saves"]):
+                before = (await self.ahttp("/bench/queries/"))["queries"]
+                name = f"item renamed {time.time_ns()} {n}"
+                arrivals = [asyncio.create_task(self.wait_push(ws, name)) for ws in sockets]
+                started = time.perf_counter()
+                await self.ahttp("/bench/save/", {"id": item_id, "name": name})
+                done = await asyncio.gather(*arrivals)
+                received = [t for t in done if t is not None]
+                missing += len(done) - len(received)
+                if received:
+                    latencies_last.append(max(received) - started)
+                # Let late work (on_commit, re-evaluations) finish before counting.
+                await asyncio.sleep(step.get("settle", 0.5))
+                queries.append((await self.ahttp("/bench/queries/"))["queries"] - before)
+        finally:
+            await self.close_all(sockets)
         return {
             "latency_last_ms": ms(statistics.median(latencies_last)) if latencies_last else None,
             "queries_per_save": statistics.median(queries),
@@ -193,20 +266,185 @@ class Client:
         except TimeoutError:
             return None
 
+    async def scoped(self, step: dict) -> dict:
+        case, n = step["case"], step["subscribers"]
+        scoped = self.spec["scoped"]
+        users, own = scoped["users"][:n], scoped["own_rows"][:n]
+        public_row = scoped["public_rows"][0]
+        if len(users) < n:
+            raise ValueError(f"{n} subscribers but only {len(users)} users were prepared")
+        requests = {
+            "row": lambda i: ("scoped_row", public_row),
+            "page": lambda i: ("scoped_page", True),
+            "own_row": lambda i: ("scoped_row", own[i][0]),
+            "own_page": lambda i: ("scoped_page", False),
+        }[case]
+        sockets = await self.scoped_connections(n, step.get("reuse", 0))
+        inboxes = [Inbox(user) for user in users]
+        readers: list[asyncio.Task] = []
+        kept = False
+        try:
+            self.pool_subscriptions[:n] = [requests(i) for i in range(n)]
+            replies = await asyncio.gather(
+                *(self.subscribe(ws, *requests(i)) for i, ws in enumerate(sockets))
+            )
+            subscribed = sum(
+                1
+                for i, (ok, message) in enumerate(replies)
+                if ok and self.first_reply_right(case, message, users[i], own[i], public_row)
+            )
+            readers = [
+                asyncio.create_task(self.collect(ws, inbox))
+                for ws, inbox in zip(sockets, inboxes, strict=True)
+            ]
+            latencies_last: list[float] = []
+            queries: list[int] = []
+            pushes: list[int] = []
+            missing = stray = 0
+            for number in range(step["saves"]):
+                if case in ("row", "page"):
+                    row, expected = public_row, list(range(n))
+                else:
+                    # One user's row: only that user may hear of it.
+                    owner = self.random.randrange(n)
+                    # own_row: the row the owner retrieved; own_page: any row of its page.
+                    pick = 0 if case == "own_row" else number % len(own[owner])
+                    row, expected = own[owner][pick], [owner]
+                before = (await self.ahttp("/bench/queries/"))["queries"]
+                marks = [len(inbox.pushes) for inbox in inboxes]
+                name = f"scoped renamed {time.time_ns()} {number}"
+                started = time.perf_counter()
+                await self.ahttp("/bench/save-scoped/", {"id": row, "name": name})
+                arrived = await asyncio.gather(
+                    *(inboxes[i].wait_for(name, marks[i], PUSH_TIMEOUT) for i in expected)
+                )
+                received = [t for t in arrived if t is not None]
+                missing += len(arrived) - len(received)
+                if received:
+                    latencies_last.append(max(received) - started)
+                after = await self.quiet_queries(step.get("settle", 0.5))
+                queries.append(after - before)
+                count = sum(
+                    len(inbox.pushes) - mark for inbox, mark in zip(inboxes, marks, strict=True)
+                )
+                pushes.append(count)
+                stray += count - len(received)
+            kept = bool(step.get("reuse")) and not any(inbox.closed for inbox in inboxes)
+        finally:
+            for task in readers:
+                task.cancel()
+            # Nothing may read a connection that is used again while a reader still does.
+            await asyncio.gather(*readers, return_exceptions=True)
+            if not kept:
+                await self.close_pool()
+        closed = sum(1 for inbox in inboxes if inbox.closed)
+        return {
+            "subscribed": subscribed,
+            "latency_last_ms": ms(statistics.median(latencies_last)) if latencies_last else None,
+            "queries_per_save": statistics.median(queries),
+            "pushes_per_save": statistics.median(pushes),
+            "pushes_expected": n if case in ("row", "page") else 1,
+            "stray_pushes": stray,
+            "leaks": sum(inbox.leaks for inbox in inboxes),
+            "missing": missing,
+            "closed": closed,
+            "errors": n - subscribed + closed,
+        }
+
+    async def scoped_connections(self, n: int, reuse: float) -> list[ClientConnection]:
+        """Connections for users 0..n-1: the pool's, if younger than ``reuse`` seconds.
+
+        A reused connection's subscriptions are ended first. syncbind re-reads a
+        connection's user once a minute (``USER_REFRESH_INTERVAL``), one query
+        each, which must not fall into a measured save: hence the age limit.
+        """
+        if self.pool and (time.perf_counter() - self.pool_opened > reuse):
+            await self.close_pool()
+        if self.pool:
+            unsubscribes = [
+                self.subscribe(ws, "scoped_unsubscribe", sub[1])
+                for ws, sub in zip(self.pool, self.pool_subscriptions, strict=True)
+                if sub is not None
+            ]
+            done = await asyncio.gather(*unsubscribes)
+            if not all(ok for ok, _ in done):
+                raise RuntimeError("a reused connection's unsubscribe failed")
+            self.pool_subscriptions = [None] * len(self.pool)
+        else:
+            self.pool_opened = time.perf_counter()
+        if len(self.pool) < n:
+            scoped = self.spec["scoped"]
+            more = await self.open_many(
+                n - len(self.pool), scoped["sessions"][len(self.pool) : n], self.spec["scoped_url"]
+            )
+            self.pool += more
+            self.pool_subscriptions += [None] * len(more)
+        return self.pool[:n]
+
+    async def close_pool(self) -> None:
+        pool, self.pool, self.pool_subscriptions = self.pool, [], []
+        await self.close_all(pool)
+
+    def first_reply_right(self, case, message, user, own, public_row) -> bool:
+        """The subscription's reply holds what this user may see, and only that."""
+        if not self.protocol.replies_with_rows:
+            return True
+        rows = self.protocol.rows(message)
+        ids = {row["id"] for row in rows}
+        if any(row["owner"] != user and not row["public"] for row in rows):
+            return False
+        if case == "row":
+            return ids == {public_row}
+        if case == "page":
+            return public_row in ids and all(row["public"] for row in rows)
+        if case == "own_row":
+            return ids == {own[0]}
+        return ids == set(own)
+
+    async def collect(self, ws: ClientConnection, inbox: Inbox) -> None:
+        """Keep every push ``ws`` receives in ``inbox``, until the connection closes."""
+        try:
+            async for raw in ws:
+                message = json.loads(raw)
+                if self.protocol.is_push(message):
+                    inbox.add(raw, message, self.protocol.rows(message))
+        except Exception:  # noqa: BLE001 - the connection broke: counted, not raised
+            inbox.closed = True
+        inbox.arrived.set()
+
+    async def quiet_queries(self, settle: float) -> int:
+        """The server's query count once it has stopped changing for ``settle`` seconds.
+
+        After the last expected push the server may still evaluate other
+        subscriptions (a per-user page for each user): wait for those too.
+        """
+        last = (await self.ahttp("/bench/queries/"))["queries"]
+        deadline = time.perf_counter() + PUSH_TIMEOUT
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(settle)
+            current = (await self.ahttp("/bench/queries/"))["queries"]
+            if current == last:
+                break
+            last = current
+        return last
+
     async def memory(self, step: dict) -> dict:
         # A few connections first, with a request each, so that what loads on
         # first use (imports, caches, the pool) is in the baseline.
         warm = await self.open_many(5)
-        for ws in warm:
-            await self.call(ws, "retrieve", self.item_ids[0])
-        await asyncio.sleep(0.5)
-        before = (await self.ahttp("/bench/memory/"))["rss"]
-        sockets = await self.open_many(step["connections"])
-        await asyncio.sleep(step.get("settle", 2.0))
-        after = (await self.ahttp("/bench/memory/"))["rss"]
-        # Still open and answering after the measurement.
-        alive = sum(1 for ws in sockets if ws.state.name == "OPEN")
-        await self.close_all(sockets + warm)
+        sockets: list[ClientConnection] = []
+        try:
+            for ws in warm:
+                await self.call(ws, "retrieve", self.item_ids[0])
+            await asyncio.sleep(0.5)
+            before = (await self.ahttp("/bench/memory/"))["rss"]
+            sockets = await self.open_many(step["connections"])
+            await asyncio.sleep(step.get("settle", 2.0))
+            after = (await self.ahttp("/bench/memory/"))["rss"]
+            # Still open and answering after the measurement.
+            alive = sum(1 for ws in sockets if ws.state.name == "OPEN")
+        finally:
+            await self.close_all(sockets + warm)
         return {
             "rss_before": before,
             "rss_after": after,
@@ -215,12 +453,62 @@ class Client:
             "errors": step["connections"] - alive,
         }
 
-    async def run(self) -> list[dict]:
-        results = []
+    async def run_step(self, step: dict) -> dict:
+        """One step's result, or ``{"failed": reason}``: a failure never ends the run."""
+        timeout = step_timeout(step)
+        try:
+            return await asyncio.wait_for(getattr(self, step["type"])(step), timeout)
+        except TimeoutError:
+            return {"failed": f"step timed out after {timeout:.0f} s"}
+        except Exception as exc:  # noqa: BLE001 - reported, with its traceback on stderr
+            print(f"step {json.dumps(step)} failed:", file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+            return {"failed": short_reason(exc)}
+
+    async def run(self) -> None:
         for step in self.spec["steps"]:
-            handler = getattr(self, step["type"])
-            results.append({**step, **await handler(step)})
-        return results
+            started = time.perf_counter()
+            result = await self.run_step(step)
+            if step["type"] == "scoped":
+                result["seconds"] = round(time.perf_counter() - started, 2)
+            # One line per step, as soon as it ends: what was measured survives a later crash.
+            print(json.dumps({**step, **result}), flush=True)
+        await self.close_pool()
+
+
+class Inbox:
+    """The pushes one scoped-fan-out connection received, with their arrival times."""
+
+    def __init__(self, user: int) -> None:
+        self.user = user
+        self.pushes: list[tuple[float, str]] = []
+        # Pushes carrying a row this user may not see (another user's private row).
+        self.leaks = 0
+        self.closed = False
+        self.arrived = asyncio.Event()
+
+    def add(self, raw: str, message: dict, rows: list[dict]) -> None:
+        self.pushes.append((time.perf_counter(), raw))
+        if any(row.get("owner", self.user) != self.user and not row.get("public") for row in rows):
+            self.leaks += 1
+        self.arrived.set()
+
+    async def wait_for(self, name: str, start: int, timeout: float) -> float | None:
+        """When the first push after ``start`` carrying ``name`` arrived; None on timeout."""
+        deadline = time.perf_counter() + timeout
+        seen = start
+        while True:
+            for arrived, raw in self.pushes[seen:]:
+                if name in raw:
+                    return arrived
+            seen = len(self.pushes)
+            if self.closed:
+                return None
+            self.arrived.clear()
+            try:
+                await asyncio.wait_for(self.arrived.wait(), deadline - time.perf_counter())
+            except TimeoutError:
+                return None
 
 
 def ms(seconds: float | None) -> float | None:
@@ -229,7 +517,7 @@ def ms(seconds: float | None) -> float | None:
 
 def main() -> None:
     spec = json.load(sys.stdin)
-    print(json.dumps(asyncio.run(Client(spec).run())))
+    asyncio.run(Client(spec).run())
 
 
 if __name__ == "__main__":

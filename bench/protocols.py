@@ -3,6 +3,9 @@
 A protocol builds the request for each kind of step and tells a reply from a
 push and a good reply from an error. Every connection has one request in
 flight at a time, so the next reply on a connection answers its request.
+
+The scoped fan-out's kinds are ``scoped_row`` (``arg``: a ``ScopedItem`` id) and
+``scoped_page`` (``arg``: the ``public`` filter's value), on ``ScopedItem``.
 """
 
 from __future__ import annotations
@@ -10,11 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 STREAM = "benchapp.Item"
+SCOPED_STREAM = "benchapp.ScopedItem"
 PAGE_SIZE = 25
 
 
 class Protocol:
     name = ""
+    # Whether a subscription's reply carries the rows (then the client checks them).
+    replies_with_rows = False
 
     def request(self, kind: str, arg: Any, request_id: int) -> dict:
         raise NotImplementedError
@@ -27,11 +33,31 @@ class Protocol:
         """Whether ``message`` is the right answer to ``request(kind, arg)``."""
         raise NotImplementedError
 
+    def rows(self, message: dict) -> list[dict]:
+        """The rows a reply or push carries (a deleted row's id alone is no row)."""
+        return []
+
 
 class Syncbind(Protocol):
     name = "syncbind"
+    replies_with_rows = True
 
     def request(self, kind, arg, request_id):
+        if kind == "scoped_row":
+            return {
+                "event": f"{SCOPED_STREAM}.retrieve",
+                "data": {"id": arg},
+                "request_id": request_id,
+            }
+        if kind == "scoped_page":
+            return {
+                "event": f"{SCOPED_STREAM}.list",
+                "data": {"filters": {"public": arg}},
+                "request_id": request_id,
+            }
+        if kind == "scoped_unsubscribe":
+            # Everything this connection follows on the stream.
+            return {"event": f"{SCOPED_STREAM}.unsubscribe", "data": {}, "request_id": request_id}
         if kind == "retrieve":
             return {"event": f"{STREAM}.retrieve", "data": {"id": arg}, "request_id": request_id}
         if kind == "list":
@@ -55,13 +81,23 @@ class Syncbind(Protocol):
         data = message.get("data")
         if "error" in message or data is None:
             return False
-        if kind in ("retrieve", "subscribe_row"):
+        if kind in ("retrieve", "subscribe_row", "scoped_row"):
             return data.get("id") == arg
         if kind == "list":
             return len(data["rows"]) == PAGE_SIZE
-        if kind == "subscribe_page":
+        if kind in ("subscribe_page", "scoped_page"):
             return len(data["rows"]) > 0
+        if kind == "scoped_unsubscribe":
+            return data.get("success") is True
         return kind == "slow"
+
+    def rows(self, message):
+        data = message.get("data")
+        if not isinstance(data, dict):
+            return []
+        if "rows" in data:
+            return data["rows"]
+        return [data] if len(data) > 1 else []
 
 
 class DCRF(Protocol):
@@ -72,11 +108,17 @@ class DCRF(Protocol):
         "slow": "slow",
         "subscribe_row": "subscribe_instance",
         "subscribe_page": "subscribe_category",
+        # On /ws/scoped/; DCRF has no per-user page subscription (no scoped_page).
+        "scoped_row": "subscribe_instance",
+        "scoped_unsubscribe": "unsubscribe_instance",
     }
 
     def request(self, kind, arg, request_id):
+        if kind == "scoped_unsubscribe":
+            # Without a request_id DCRF ends every subscription to the row, not one request's.
+            return {"action": self.actions[kind], "pk": arg}
         message = {"action": self.actions[kind], "request_id": request_id}
-        if kind in ("retrieve", "subscribe_row"):
+        if kind in ("retrieve", "subscribe_row", "scoped_row"):
             message["pk"] = arg
         elif kind == "list":
             message["page"] = arg
@@ -95,6 +137,10 @@ class DCRF(Protocol):
         if kind == "list":
             return len(message["data"]) == PAGE_SIZE
         return True
+
+    def rows(self, message):
+        data = message.get("data")
+        return [data] if isinstance(data, dict) and len(data) > 1 else []
 
 
 class ChannelsBinding(Protocol):

@@ -17,6 +17,22 @@ HERE = Path(__file__).resolve().parent
 SYNCBIND = "syncbind-sync"
 # Shown beside the default in the targets; the targets are judged on the default.
 SMALL_POOL = "syncbind-sync-2"
+# The scoped fan-out's reference peer, and its cases in the order they are shown.
+SCOPED_PEER = "dcrf-observer"
+SCOPED_CASES = {
+    "row": "(a) same row",
+    "page": "(b) same page",
+    "own_row": "(c) own row",
+    "own_page": "(d) own page",
+}
+# Queries per save the scoped fan-out's targets allow at N subscribers.
+SCOPED_QUERY_LIMITS = {
+    "row": lambda n: 5 + n / 100,
+    "page": lambda n: 5 + n / 100,
+    "own_row": lambda n: 5,
+    "own_page": lambda n: 5,
+}
+SCOPED_LATENCY_LIMIT_MS = 300
 
 
 def label(name: str) -> str:
@@ -42,6 +58,43 @@ def find(rows: list[dict], **match) -> dict | None:
     return None
 
 
+def failed(row: dict | None) -> str | None:
+    """Why the measurement of ``row`` failed, or None (also for a row that is absent)."""
+    return row.get("failed") if row else None
+
+
+def failed_cell(row: dict) -> str:
+    return "**failed**: " + row["failed"].replace("|", "\\|").replace("\n", " ")
+
+
+def not_judged(ours: dict | None, *peers: dict | None) -> str | None:
+    """Why a target cannot be judged from these rows, or None."""
+    if failed(ours):
+        return "not judged (syncbind failed)"
+    if any(failed(peer) for peer in peers):
+        return "not judged (peer failed)"
+    return None
+
+
+def met_of(met: list[bool], unjudged: bool) -> bool | None:
+    """A target is met when every part judged is and none was left unjudged."""
+    if False in met:
+        return False
+    if unjudged or not met:
+        return None
+    return True
+
+
+def backend(db: str, layer: str) -> str:
+    name = "PostgreSQL" if db == "postgres" else "SQLite"
+    return f"{name} + {'channels-redis' if layer == 'redis' else 'in-memory'} layer"
+
+
+def scoped_backends(rows: list[dict]) -> list[tuple[str, str]]:
+    """The scoped fan-out's (db, layer) pairs: SQLite first."""
+    return sorted({(r["db"], r["layer"]) for r in rows}, key=lambda b: (b[0] != "sqlite", b))
+
+
 # -- targets ------------------------------------------------------------------
 
 
@@ -53,29 +106,43 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
     top = max((r["connections"] for r in tp), default=None)
 
     for kind in ("retrieve", "list"):
-        measured, met = [], []
+        measured, met, unjudged = [], [], False
         for db in dbs:
             ours = find(tp, db=db, contender=SYNCBIND, kind=kind, connections=top)
             theirs = find(tp, db=db, contender="dcrf", kind=kind, connections=top)
             small = find(tp, db=db, contender=SMALL_POOL, kind=kind, connections=top)
-            if ours and theirs and theirs["rate"]:
+            if not (ours and theirs):
+                continue
+            if why := not_judged(ours, theirs):
+                measured.append(f"{db}: {why}")
+                unjudged = True
+            elif theirs["rate"]:
                 r = ours["rate"] / theirs["rate"]
-                note = f" (2 threads: {small['rate'] / theirs['rate']:.2f}×)" if small else ""
+                note = ""
+                if failed(small):
+                    note = " (2 threads: failed)"
+                elif small:
+                    note = f" (2 threads: {small['rate'] / theirs['rate']:.2f}×)"
                 measured.append(f"{db}: {r:.2f}×{note}")
                 met.append(r >= 1.5)
         out.append(
             (
                 f"{kind} throughput ≥ 1.5× DCRF at C = {top}",
                 ", ".join(measured) or "not measured",
-                all(met) if met else None,
+                met_of(met, unjudged),
             )
         )
 
-    measured, met = [], []
+    measured, met, unjudged = [], [], False
     for db in dbs:
         ours = find(tp, db=db, contender=SYNCBIND, kind="retrieve", connections=top)
         echo = find(tp, db=db, contender="echo", kind="retrieve", connections=top)
-        if ours and echo and echo["rate"]:
+        if not (ours and echo):
+            continue
+        if why := not_judged(ours, echo):
+            measured.append(f"{db}: {why}")
+            unjudged = True
+        elif echo["rate"]:
             r = ours["rate"] / echo["rate"]
             measured.append(f"{db}: {r:.0%}")
             met.append(r >= 0.5)
@@ -83,16 +150,21 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
         (
             f"retrieve throughput ≥ 50% of the echo ceiling at C = {top}",
             ", ".join(measured) or "not measured",
-            all(met) if met else None,
+            met_of(met, unjudged),
         )
     )
 
     slow = results["slow"]
     ours = find(slow, contender=SYNCBIND)
-    measured, met = [], []
+    measured, met, unjudged = [], [], False
     for peer in ("dcrf", "plain"):
         theirs = find(slow, contender=peer)
-        if ours and theirs and theirs["rate"]:
+        if not (ours and theirs):
+            continue
+        if why := not_judged(ours, theirs):
+            measured.append(f"{label(peer)}: {why}")
+            unjudged = True
+        elif theirs["rate"]:
             r = ours["rate"] / theirs["rate"]
             measured.append(f"{r:.1f}× {label(peer)}")
             met.append(r >= 8)
@@ -100,12 +172,12 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
         (
             "slow queries ≥ 8× the thread-sensitive consumers",
             ", ".join(measured) or "not measured",
-            all(met) if met else None,
+            met_of(met, unjudged),
         )
     )
 
     fan = results["fanout"]
-    measured, met = [], []
+    measured, met, unjudged = [], [], False
     for layer in sorted({r["layer"] for r in fan}):
         for mode in ("row", "page"):
             rows = sorted(
@@ -116,7 +188,10 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
                 ),
                 key=lambda r: r["subscribers"],
             )
-            if len(rows) >= 2:
+            if any(failed(r) for r in rows):
+                measured.append(f"{layer} {mode}: not judged (syncbind failed)")
+                unjudged = True
+            elif len(rows) >= 2:
                 q = [r["queries_per_save"] for r in rows]
                 measured.append(f"{layer} {mode}: {' → '.join(fmt(x) for x in q)}")
                 met.append(q[-1] <= q[0])
@@ -124,16 +199,21 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
         (
             "fan-out: queries per save do not grow with N",
             "; ".join(measured) or "not measured",
-            all(met) if met else None,
+            met_of(met, unjudged),
         )
     )
 
-    measured, met = [], []
+    measured, met, unjudged = [], [], False
     for layer in sorted({r["layer"] for r in fan}):
         n = max((r["subscribers"] for r in fan if r["layer"] == layer), default=None)
         ours = find(fan, layer=layer, mode="row", contender=SYNCBIND, subscribers=n)
         theirs = find(fan, layer=layer, mode="row", contender="dcrf-observer", subscribers=n)
-        if ours and theirs and ours["latency_last_ms"] and theirs["latency_last_ms"]:
+        if not (ours and theirs):
+            continue
+        if why := not_judged(ours, theirs):
+            measured.append(f"{layer}, N = {n}: {why}")
+            unjudged = True
+        elif ours["latency_last_ms"] and theirs["latency_last_ms"]:
             r = ours["latency_last_ms"] / theirs["latency_last_ms"]
             measured.append(f"{layer}, N = {n}: {r:.2f} of DCRF's")
             met.append(r <= 1 / 3)
@@ -141,19 +221,87 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
         (
             "fan-out: last-subscriber latency at N = 1,000 ≤ ⅓ of DCRF's instance subscription",
             "; ".join(measured) or "not measured",
-            all(met) if met else None,
+            met_of(met, unjudged),
         )
     )
+
+    out += scoped_targets(results.get("scoped", []))
 
     mem = results["memory"]
     ours = find(mem, contender=SYNCBIND)
     theirs = find(mem, contender="dcrf")
-    if ours and theirs:
+    if ours and theirs and (why := not_judged(ours, theirs)):
+        measured, met = why, None
+    elif ours and theirs:
         measured = f"{ours['per_connection_bytes'] / 1024:.1f} KiB against {theirs['per_connection_bytes'] / 1024:.1f} KiB"
         met = ours["per_connection_bytes"] <= theirs["per_connection_bytes"]
     else:
         measured, met = "not measured", None
     out.append(("memory per idle connection ≤ DCRF's", measured, met))
+    return out
+
+
+def scoped_targets(scoped: list[dict]) -> list[tuple[str, str, bool | None]]:
+    """The scoped fan-out's targets, judged on syncbind's rows alone."""
+    out = []
+    ours_all = [r for r in scoped if r["contender"] == SYNCBIND]
+    ns = " → ".join(f"{n:,}" for n in sorted({r["subscribers"] for r in ours_all}))
+    for cases, target in [
+        (("row", "page"), "scoped fan-out: queries per save ≤ 5 + N/100 for (a) and (b)"),
+        (
+            ("own_row", "own_page"),
+            "scoped fan-out: queries per save ≤ 5 for (c) and (d), whatever N",
+        ),
+    ]:
+        measured, met, unjudged = [], [], False
+        for db, layer in scoped_backends(ours_all):
+            parts = []
+            for case in cases:
+                rows = sorted(
+                    (r for r in ours_all if (r["db"], r["layer"], r["case"]) == (db, layer, case)),
+                    key=lambda r: r["subscribers"],
+                )
+                if any(failed(r) for r in rows):
+                    parts.append(f"{SCOPED_CASES[case][:3]} not judged (syncbind failed)")
+                    unjudged = True
+                elif rows:
+                    limit = SCOPED_QUERY_LIMITS[case]
+                    queries = " → ".join(fmt(r["queries_per_save"]) for r in rows)
+                    parts.append(f"{SCOPED_CASES[case][:3]} {queries}")
+                    met.append(all(r["queries_per_save"] <= limit(r["subscribers"]) for r in rows))
+            if parts:
+                measured.append(f"{db}/{layer}: {', '.join(parts)}")
+        text = "; ".join(measured)
+        out.append((target, f"N = {ns}: {text}" if text else "not measured", met_of(met, unjudged)))
+
+    measured, met, unjudged = [], [], False
+    for db, layer in scoped_backends(scoped):
+        ours = [
+            r for r in scoped if (r["db"], r["layer"]) == (db, layer) and r["contender"] == SYNCBIND
+        ]
+        if not ours:
+            continue
+        n = max(r["subscribers"] for r in ours)
+        parts = []
+        for case, name in SCOPED_CASES.items():
+            row = find(ours, case=case, subscribers=n)
+            if failed(row):
+                parts.append(f"{name[:3]} not judged (syncbind failed)")
+                unjudged = True
+            elif row:
+                parts.append(f"{name[:3]} {fmt(row['latency_last_ms'])} ms")
+                met.append(
+                    row["latency_last_ms"] is not None
+                    and row["latency_last_ms"] <= SCOPED_LATENCY_LIMIT_MS
+                )
+        measured.append(f"{db}/{layer}, N = {n:,}: {', '.join(parts)}")
+    out.append(
+        (
+            "scoped fan-out: last push at N = 1,000 ≤ 0.3 s for (a)–(d)",
+            "; ".join(measured) or "not measured",
+            met_of(met, unjudged),
+        )
+    )
     return out
 
 
@@ -165,11 +313,143 @@ def contender_table(add, rows: list[dict], columns: list[str], cells, key: str) 
     add("| contender | " + " | ".join(columns) + " | ratio |")
     add("|---" * (len(columns) + 2) + "|")
     base = find(rows, contender=SYNCBIND)
+    if failed(base):
+        base = None
     for name in CONTENDERS:
         row = find(rows, contender=name)
-        if row:
+        if failed(row):
+            add(f"| {label(name)} | {failed_cell(row)} |" + " – |" * len(columns))
+        elif row:
             ratio_cell = ratio(row[key], base and base[key])
             add(f"| {label(name)} | " + " | ".join(cells(row)) + f" | {ratio_cell} |")
+
+
+SCENARIO_NAMES = {
+    "throughput": "requests",
+    "slow": "slow queries",
+    "fanout": "fan-out",
+    "scoped": "scoped fan-out",
+    "memory": "memory",
+}
+
+
+def step_name(scenario: str, row: dict) -> str:
+    """What a row measured, in words: ``fan-out, one row, N = 1,000``."""
+    parts = [SCENARIO_NAMES.get(scenario, scenario)]
+    if row.get("kind") and row["kind"] != "slow":
+        parts.append(row["kind"])
+    if row.get("mode"):
+        parts.append("one row" if row["mode"] == "row" else "one filtered list")
+    if row.get("case"):
+        parts.append(SCOPED_CASES.get(row["case"], row["case"]))
+    if row.get("connections") is not None:
+        count = row["connections"]
+        parts.append(f"{count:,} idle connections" if scenario == "memory" else f"C = {count:,}")
+    if row.get("subscribers") is not None:
+        parts.append(f"N = {row['subscribers']:,}")
+    return ", ".join(p for p in parts if p)
+
+
+def scoped_section(add, scoped: list[dict]) -> None:
+    if not scoped:
+        return
+    add("## 4. Scoped fan-out")
+    add("")
+    add(
+        "N distinct users, each on its own connection signed in with its own session, follow "
+        "`ScopedItem` rows, of which each user sees only its own and the public ones (syncbind: a "
+        "binding whose `get_queryset` filters on `request.user`; DCRF: `subscribe_instance` on a "
+        "consumer whose `get_queryset` does the same). (a) every user retrieves the same public "
+        "row; (b) every user lists the first page of public rows; (c) each user retrieves its own "
+        "private row; (d) each user lists its own private rows. Then one ordinary `save()` in the "
+        "server changes the public row (a, b) or one user's row (c, d). Queries the server ran for "
+        "the save (its own two included, counted once the server is quiet again), time until the "
+        "last expected push, and pushes received by all connections for the save: N expected for "
+        "(a) and (b), exactly one, the owner's, for (c) and (d). Medians over saves. DCRF has no "
+        "per-user filtered list subscription: (b) and (d) are n/a for it."
+    )
+    peer = CONTENDERS[SCOPED_PEER]
+    for db, layer in scoped_backends(scoped):
+        add("")
+        add(f"### {backend(db, layer)}")
+        add("")
+        add(
+            "| case | N | syncbind queries/save | syncbind last push ms | syncbind pushes/save "
+            "| DCRF queries/save | DCRF last push ms | DCRF pushes/save |"
+        )
+        add("|---" * 8 + "|")
+        here = [r for r in scoped if (r["db"], r["layer"]) == (db, layer)]
+        for case, name in SCOPED_CASES.items():
+            for n in sorted({r["subscribers"] for r in here}):
+                cells = [name, f"{n:,}"]
+                for contender in (SYNCBIND, SCOPED_PEER):
+                    row = find(here, case=case, subscribers=n, contender=contender)
+                    if contender == SCOPED_PEER and case not in peer.scoped_cases:
+                        cells += ["n/a"] * 3
+                    elif failed(row):
+                        cells += [failed_cell(row), "–", "–"]
+                    elif row:
+                        pushes = fmt(row["pushes_per_save"])
+                        if row["pushes_per_save"] != row["pushes_expected"]:
+                            pushes += f" (expected {fmt(row['pushes_expected'])})"
+                        cells += [
+                            fmt(row["queries_per_save"]),
+                            fmt(row["latency_last_ms"], 1),
+                            pushes,
+                        ]
+                    else:
+                        cells += ["–"] * 3
+                add("| " + " | ".join(cells) + " |")
+        add("")
+        total = {k: sum(r.get(k) or 0 for r in here) for k in ("missing", "stray_pushes", "leaks")}
+        add(
+            f"Pushes that never arrived: {total['missing']}; pushes beyond the expected ones: "
+            f"{total['stray_pushes']}; pushes carrying another user's private row: {total['leaks']}."
+        )
+    add("")
+
+
+def failures(results: dict) -> list[tuple[str, dict]]:
+    """(scenario, row) for every failed measurement of the run."""
+    return [
+        (scenario, row)
+        for scenario, rows in results.items()
+        if isinstance(rows, list)
+        for row in rows
+        if failed(row)
+    ]
+
+
+def failures_section(add, results: dict) -> None:
+    failed_rows = failures(results)
+    if not failed_rows:
+        return
+    add("## Failures in this run")
+    add("")
+    log_dir = results.get("meta", {}).get("log_dir")
+    where = f" in `{log_dir}`" if log_dir else ""
+    ours = sorted(
+        {row["contender"] for _, row in failed_rows if row["contender"].startswith("syncbind")}
+    )
+    add(
+        f"{len(failed_rows)} measurement(s) failed; the run went on without them, the tables "
+        "show them as failed and the targets that depend on them are not judged. "
+        + (
+            f"syncbind's own contenders failed ({', '.join(ours)}): the run exited with an error. "
+            if ours
+            else "Only peers failed, so the run itself succeeded. "
+        )
+        + f"The load generator's error and the server log's tail of each are{where} "
+        "(the file named after each failure)."
+    )
+    add("")
+    for scenario, row in failed_rows:
+        log = f" (`{row['log']}`)" if row.get("log") else ""
+        add(
+            f"- {label(row['contender'])}, {step_name(scenario, row)}, "
+            f"{backend(row['db'], row['layer'])}: {row['failed']}{log}"
+        )
+    add("")
 
 
 def render_markdown(results: dict, charts: dict[str, str]) -> str:
@@ -205,6 +485,7 @@ def render_markdown(results: dict, charts: dict[str, str]) -> str:
     for skipped in results.get("skipped", []):
         add(f"- Not measured: {skipped['db']} + {skipped['layer']} layer ({skipped['why']}).")
     add("")
+    failures_section(add, results)
 
     add("## Targets")
     add("")
@@ -240,12 +521,31 @@ def render_markdown(results: dict, charts: dict[str, str]) -> str:
             add(head)
             add("|---" * (len(conns) + 5) + "|")
             base = find(tp, db=db, kind=kind, connections=conns[-1], contender=SYNCBIND)
+            if failed(base):
+                base = None
             for name in CONTENDERS:
                 rows = {c: find(tp, db=db, kind=kind, connections=c, contender=name) for c in conns}
-                if not any(rows.values()):
+                present = [r for r in rows.values() if r]
+                if not present:
+                    continue
+                reasons = {failed(r) for r in present}
+                if None not in reasons and len(reasons) == 1:
+                    # Every step of this contender failed alike: one cell says it.
+                    add(
+                        f"| {label(name)} | {failed_cell(present[0])} |" + " – |" * (len(conns) + 3)
+                    )
                     continue
                 last = rows[conns[-1]]
-                cells = [fmt(rows[c]["rate"]) if rows[c] else "–" for c in conns]
+                cells = [
+                    failed_cell(rows[c])
+                    if failed(rows[c])
+                    else fmt(rows[c]["rate"])
+                    if rows[c]
+                    else "–"
+                    for c in conns
+                ]
+                if failed(last):
+                    last = None
                 add(
                     f"| {label(name)} | "
                     + " | ".join(cells)
@@ -301,19 +601,34 @@ def render_markdown(results: dict, charts: dict[str, str]) -> str:
                         fan, layer=layer, mode=mode, subscribers=n, contender="dcrf-observer"
                     )
                     what = "one row" if mode == "row" else "one filtered list"
-                    add(
-                        f"| {what} | {n:,} | {fmt(ours and ours['latency_last_ms'], 1)} | {fmt(ours and ours['queries_per_save'])} "
-                        f"| {fmt(theirs and theirs['latency_last_ms'], 1)} | {fmt(theirs and theirs['queries_per_save'])} "
-                        f"| {ratio(ours and ours['latency_last_ms'], theirs and theirs['latency_last_ms'])} |"
+                    cells = [what, f"{n:,}"]
+                    for row in (ours, theirs):
+                        if failed(row):
+                            cells += [failed_cell(row), "–"]
+                        else:
+                            cells += [
+                                fmt(row and row["latency_last_ms"], 1),
+                                fmt(row and row["queries_per_save"]),
+                            ]
+                    judged = not failed(ours) and not failed(theirs)
+                    cells.append(
+                        ratio(
+                            ours and ours["latency_last_ms"], theirs and theirs["latency_last_ms"]
+                        )
+                        if judged
+                        else "–"
                     )
-            missing = sum(r["missing"] for r in fan if r["layer"] == layer)
+                    add("| " + " | ".join(cells) + " |")
+            missing = sum(r.get("missing") or 0 for r in fan if r["layer"] == layer)
             add("")
             add(f"Pushes that never arrived: {missing}.")
         add("")
 
+    scoped_section(add, results.get("scoped", []))
+
     mem = results["memory"]
     if mem:
-        add("## 4. Memory per idle connection")
+        add("## 5. Memory per idle connection")
         add("")
         n = mem[0]["connections"]
         add(
@@ -382,7 +697,9 @@ def render_charts(results: dict, out: Path) -> dict[str, Path]:
                     r for r in tp if r["db"] == db and r["kind"] == kind and r["connections"] == top
                 ]
             )
-            rows = [r for name in CONTENDERS for r in rows if r["contender"] == name]
+            rows = [
+                r for name in CONTENDERS for r in rows if r["contender"] == name and not failed(r)
+            ]
             # The echo ceiling is a line, not a bar: it would flatten every other bar.
             echo = [r for r in rows if r["contender"] == "echo"]
             rows = [r for r in rows if r["contender"] != "echo"]
@@ -391,7 +708,7 @@ def render_charts(results: dict, out: Path) -> dict[str, Path]:
                 "tab:green" if r["contender"].startswith("syncbind") else "tab:gray" for r in rows
             ]
             ax.bar(names, [r["rate"] for r in rows], color=colors)
-            if echo:
+            if echo and rows:
                 ax.set_title(
                     f"{kind} on {db}, C={rows[0]['connections']} (echo: {echo[0]['rate']:,.0f}/s)"
                 )
@@ -421,7 +738,10 @@ def render_charts(results: dict, out: Path) -> dict[str, Path]:
                     (
                         r
                         for r in fan
-                        if r["layer"] == layer and r["contender"] == name and r["mode"] == mode
+                        if r["layer"] == layer
+                        and r["contender"] == name
+                        and r["mode"] == mode
+                        and not failed(r)
                     ),
                     key=lambda r: r["subscribers"],
                 )

@@ -6,6 +6,12 @@ separate load-generator process (``bench.client``). Rounds interleave the
 contenders, so drift on a shared machine spreads over all of them; the
 results are medians over rounds. It writes ``results/latest.json`` and renders
 ``BENCHMARKS.md`` and the charts (``bench.report``).
+
+A peer's failure (its server does not start or exits, the load generator
+fails or times out in a step, wrong replies, pushes that never arrive) is
+recorded in that step's row as ``"failed": "<short reason>"``, with the
+details and the server log's tail in the run's log directory, and the run goes
+on. The process exits 1 only when one of syncbind's own contenders failed.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
+from bench.client import step_timeout
 from bench.contenders import CONTENDERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +50,15 @@ REQUEST_CONTENDERS = [
 SLOW_CONTENDERS = [name for name in REQUEST_CONTENDERS if name != "echo"]
 FANOUT_CONTENDERS = ["syncbind-sync", "dcrf-observer"]
 MEMORY_CONTENDERS = ["syncbind-sync", "syncbind-async", "dcrf", "channels-binding", "plain", "echo"]
+# Scoped fan-out: distinct users, each seeing only some ScopedItem rows; each
+# contender's Contender.scoped_cases says which of the cases it takes.
+SCOPED_CONTENDERS = ["syncbind-sync", "dcrf-observer"]
+SCOPED_CASES = ["row", "page", "own_row", "own_page"]
+# Where it runs: the two ends of the backend matrix.
+SCOPED_BACKENDS = [("sqlite", "memory"), ("postgres", "redis")]
+SCENARIOS = ["memory", "throughput", "slow", "fanout", "scoped"]
+# The server log's tail kept with a failure.
+LOG_TAIL = 4000
 
 
 @dataclass
@@ -58,12 +74,21 @@ class Plan:
     fanout_saves: int
     fanout_settle: float
     memory_connections: int
+    scoped_subscribers: list[int]
+    scoped_saves: int
+    # Seconds the server's query count must stay still before a scoped save is counted.
+    scoped_settle: float
+    # Seconds the scoped fan-out's connections may be reused by the next case (0: a
+    # fresh connection per user and case); see Client.scoped_connections.
+    scoped_reuse: float = 0.0
     # Seconds the idle connections stay open before the second reading.
     memory_settle: float = 2.0
     dbs: list[str] = field(default_factory=lambda: ["sqlite", "postgres"])
     # None: every contender; else only these (for experiments; the report then has gaps).
     contenders: list[str] | None = None
     layers: list[str] = field(default_factory=lambda: ["memory", "redis"])
+    # None: every scenario; else only these (for experiments).
+    scenarios: list[str] | None = None
 
 
 FULL = Plan(
@@ -76,11 +101,15 @@ FULL = Plan(
     fanout_saves=5,
     fanout_settle=0.5,
     memory_connections=1000,
+    scoped_subscribers=[10, 100, 1000],
+    scoped_saves=5,
+    scoped_settle=0.3,
 )
 
 MODES = {
     "full": FULL,
-    # Every scenario at full size, once, with short steps: under 5 minutes on 2 cores.
+    # Every scenario at full size, once, with short steps: about 6 minutes on 2 cores
+    # (4.5 without the scoped fan-out, whose 1,000 users' subscriptions take long).
     "quick": replace(
         FULL,
         rounds=1,
@@ -89,6 +118,11 @@ MODES = {
         fanout_saves=2,
         fanout_settle=0.2,
         memory_settle=1.0,
+        # One save per case, and the users' connections reused between cases:
+        # opening and subscribing 1,000 of them is most of the time.
+        scoped_saves=1,
+        scoped_settle=0.2,
+        scoped_reuse=30.0,
     ),
     # The smallest run: `make test` runs it so the harness cannot rot. Its
     # numbers mean nothing.
@@ -103,6 +137,11 @@ MODES = {
         fanout_settle=0.1,
         memory_connections=5,
         memory_settle=0.2,
+        scoped_subscribers=[3],
+        scoped_saves=2,
+        scoped_settle=0.1,
+        # As quick mode, so that the tests check reused connections too.
+        scoped_reuse=30.0,
     ),
 }
 
@@ -121,6 +160,8 @@ class Server:
 
     def __init__(self, contender: str, env: dict[str, str], log_dir: Path) -> None:
         self.contender = CONTENDERS[contender]
+        # Why this server cannot be measured any more (it did not start, or exited).
+        self.failed: str | None = None
         self.port = free_port()
         self.log_path = log_dir / f"server-{contender}-{env['BENCH_DB']}-{env['BENCH_LAYER']}.log"
         server_env = {**os.environ, **env, "BENCH_CONTENDER": contender, **dict(self.contender.env)}
@@ -157,21 +198,40 @@ class Server:
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/"
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        """True once the server answers; else False, with ``failed`` saying why."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.contender.name} server exited:\n{self.log_path.read_text()}"
-                )
+                self.failed = f"server did not start (exit code {self.process.returncode})"
+                last = self.last_log_line()
+                if last:
+                    self.failed += f": {last}"
+                return False
             try:
                 urllib.request.urlopen(self.http + "/bench/queries/", timeout=2).close()
-                return
+                return True
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(
-            f"{self.contender.name} server did not start:\n{self.log_path.read_text()}"
-        )
+        self.failed = f"server did not answer within {timeout:.0f} s"
+        return False
+
+    def check_alive(self) -> bool:
+        """False (and ``failed`` set) when the process has exited since it started."""
+        if self.failed is None and self.process.poll() is not None:
+            self.failed = f"server exited (code {self.process.returncode})"
+        return self.failed is None
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-LOG_TAIL:]
+        except OSError as exc:
+            return f"(no server log: {exc})"
+
+    def last_log_line(self) -> str:
+        """The log's last line (an exception's, when the server died of one), shortened."""
+        lines = [line.strip() for line in self.log_tail().splitlines() if line.strip()]
+        return lines[-1][:120] if lines else ""
 
     def stop(self) -> None:
         self.process.terminate()
@@ -230,8 +290,8 @@ class Backends:
             return "Redis is not reachable on 127.0.0.1:6379"
         return None
 
-    def prepare(self, db: str) -> dict:
-        """Schema, rows and a session in ``db`` (once per run)."""
+    def prepare(self, db: str, scoped_users: int) -> dict:
+        """Schema, rows and sessions in ``db`` (once per run)."""
         if db not in self.prepared:
             if db == "postgres":
                 psql(f"DROP DATABASE IF EXISTS {self.pg_name}")
@@ -240,7 +300,11 @@ class Backends:
             out = subprocess.run(
                 [sys.executable, "-m", "bench.prepare"],
                 cwd=ROOT,
-                env={**os.environ, **self.env(db, "memory")},
+                env={
+                    **os.environ,
+                    **self.env(db, "memory"),
+                    "BENCH_SCOPED_USERS": str(scoped_users),
+                },
                 check=True,
                 capture_output=True,
                 text=True,
@@ -270,8 +334,16 @@ def psql(sql: str) -> None:
 # -- the run ------------------------------------------------------------------
 
 
-def drive(server: Server, data: dict, steps: list[dict]) -> list[dict]:
-    """Run ``steps`` against ``server`` from a separate load-generator process."""
+def drive(server: Server, data: dict, steps: list[dict]) -> list[tuple[dict, str]]:
+    """Run ``steps`` against ``server`` from a separate load-generator process.
+
+    One ``(result, details)`` per step, in order; it never raises. A step that
+    failed has ``"failed"`` in its result, and ``details`` is what the load
+    generator wrote on stderr. Steps the load generator never reported (it
+    crashed, or ran out of time) fail with that reason.
+    """
+    if not server.check_alive():
+        return [({**step, "failed": server.failed}, "") for step in steps]
     spec = {
         "url": server.url,
         "http": server.http,
@@ -280,23 +352,61 @@ def drive(server: Server, data: dict, steps: list[dict]) -> list[dict]:
         "item_ids": data["item_ids"],
         "fanout_item": data["fanout_item"],
         "fanout_category": data["fanout_category"],
+        "scoped": data["scoped"],
+        "scoped_url": server.url + "scoped/",
         "steps": steps,
     }
-    done = subprocess.run(
+    timeout = sum(step_timeout(step) for step in steps) + 60
+    client = subprocess.Popen(
         [sys.executable, "-m", "bench.client"],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-        input=json.dumps(spec),
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=1800,
     )
-    if done.returncode:
-        raise RuntimeError(
-            f"load generator failed against {server.contender.name}:\n{done.stderr}\n"
-            f"server log:\n{server.log_path.read_text()[-4000:]}"
-        )
-    return json.loads(done.stdout)
+    try:
+        stdout, stderr = client.communicate(json.dumps(spec), timeout=timeout)
+        ended = f"load generator exited (code {client.returncode})" if client.returncode else None
+    except subprocess.TimeoutExpired:
+        client.kill()
+        stdout, stderr = client.communicate()
+        ended = f"load generator timed out after {timeout:.0f} s"
+    results = []
+    for line in stdout.splitlines():
+        try:
+            results.append(json.loads(line))
+        except ValueError:
+            continue
+    if ended:
+        last = (stderr.strip().splitlines() or [""])[-1][:160]
+        reason = f"{ended}: {last}" if last else ended
+        results += [{**step, "failed": reason} for step in steps[len(results) :]]
+    if not server.check_alive():
+        # The server died under this drive: that is the reason its failed steps failed.
+        results = [
+            {**r, "failed": f"{server.failed} during the step"} if "failed" in r else r
+            for r in results
+        ]
+    return [(r, stderr if "failed" in r else "") for r in results]
+
+
+def verdict(result: dict) -> str | None:
+    """Why a step's result cannot stand, or None: wrong replies and lost pushes fail it too."""
+    if result.get("failed"):
+        return result["failed"]
+    if result["type"] == "memory" and result.get("errors"):
+        return f"{result['errors']} of {result['connections']} idle connections closed"
+    if result.get("closed"):
+        return f"{result['closed']} connections closed by the server"
+    if result.get("errors"):
+        return f"{result['errors']} wrong or missing replies"
+    if result.get("missing"):
+        return f"{result['missing']} pushes never arrived"
+    if result.get("leaks"):
+        return f"{result['leaks']} pushes carried another user's private row"
+    return None
 
 
 def median_of(rounds: list[dict], key: str):
@@ -305,29 +415,44 @@ def median_of(rounds: list[dict], key: str):
 
 
 def summarize(rounds_by_key: dict[tuple, list[dict]], keys: list[str]) -> list[dict]:
+    """One row per key: medians over the rounds that did not fail; failed if any round did."""
     rows = []
     for (contender, _step), rounds in rounds_by_key.items():
         first = rounds[0]
-        row = {k: v for k, v in first.items() if k not in keys and k != "errors"}
+        row = {
+            k: v for k, v in first.items() if k not in keys and k not in ("errors", "failed", "log")
+        }
         row["contender"] = contender
+        good = [r for r in rounds if not r.get("failed")]
         for key in keys:
-            row[key] = median_of(rounds, key)
+            row[key] = median_of(good, key)
         row["errors"] = sum(r.get("errors", 0) for r in rounds)
-        row["rounds"] = [{k: r[k] for k in keys if k in r} for r in rounds]
+        row["rounds"] = [
+            {k: r[k] for k in [*keys, "failed"] if r.get(k) is not None} for r in rounds
+        ]
+        failed = [r for r in rounds if r.get("failed")]
+        if failed:
+            prefix = f"{len(failed)} of {len(rounds)} rounds: " if len(rounds) > 1 else ""
+            row["failed"] = prefix + failed[0]["failed"]
+            row["log"] = failed[0].get("log")
         rows.append(row)
     return rows
 
 
 class Run:
-    def __init__(self, mode: str, work: Path) -> None:
+    def __init__(self, mode: str, work: Path, log_dir: Path | None = None) -> None:
         self.mode = mode
         self.plan = MODES[mode]
         self.work = work
+        # Server logs and failure details: kept after the run (the work directory is not).
+        self.log_dir = log_dir or work / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         self.backends = Backends(work)
         self.results: dict = {
             "throughput": [],
             "slow": [],
             "fanout": [],
+            "scoped": [],
             "memory": [],
             "skipped": [],
         }
@@ -337,7 +462,9 @@ class Run:
 
         Memory is measured on SQLite (no database work when idle), the slow
         query on PostgreSQL (``pg_sleep``), fan-out on PostgreSQL when it is
-        there, else on SQLite.
+        there, else on SQLite; the scoped fan-out on SQLite + in-memory and
+        PostgreSQL + channels-redis (``SCOPED_BACKENDS``), or, when a narrow
+        run has neither, where fan-out runs last.
         """
         p = self.plan
         dbs = [db for db in p.dbs if self.usable(db, "memory")]
@@ -354,7 +481,16 @@ class Run:
             configs.append((db, "memory", measures))
         if fanout_db and "redis" in p.layers and self.usable(fanout_db, "redis"):
             configs.append((fanout_db, "redis", ["fanout"]))
-        return configs
+        scoped = [c for c in configs if (c[0], c[1]) in SCOPED_BACKENDS]
+        fanouts = [c for c in configs if "fanout" in c[2]]
+        for _, _, measures in scoped or fanouts[-1:]:
+            measures.append("scoped")
+        if p.scenarios:
+            configs = [
+                (db, layer, [m for m in measures if m in p.scenarios])
+                for db, layer, measures in configs
+            ]
+        return [config for config in configs if config[2]]
 
     def usable(self, db: str, layer: str) -> bool:
         why = self.backends.available(db, layer)
@@ -374,10 +510,45 @@ class Run:
         finally:
             self.backends.cleanup()
         self.results["meta"] = describe(self.mode, self.plan, time.time() - started)
+        self.results["meta"]["log_dir"] = str(self.log_dir)
         return self.results
 
+    def record(
+        self, scenario: str, server: Server, db: str, layer: str, result: dict, details: str = ""
+    ) -> dict:
+        """``result`` as a row of ``scenario``; a failure is kept with its details and log tail."""
+        row = {"db": db, "layer": layer, "contender": server.contender.name, **result}
+        reason = verdict(row)
+        if reason:
+            row["failed"] = reason
+            row["log"] = self.write_failure(scenario, server, row, details)
+            print(f"   FAILED {scenario} {layer} {row['contender']}: {reason}", flush=True)
+        return row
+
+    def write_failure(self, scenario: str, server: Server, row: dict, details: str) -> str:
+        """Write what is known of a failure to the log directory; its file name."""
+        what = "-".join(
+            str(row[k])
+            for k in ("kind", "mode", "case", "connections", "subscribers")
+            if row.get(k) is not None
+        )
+        stem = "-".join(["failure", row["contender"], row["db"], row["layer"], scenario, what])
+        stem = stem.rstrip("-")
+        path = self.log_dir / f"{stem}.txt"
+        number = 1
+        while path.exists():
+            number += 1
+            path = self.log_dir / f"{stem}-{number}.txt"
+        path.write_text(
+            f"{row['failed']}\n\nstep: {json.dumps({k: v for k, v in row.items() if k != 'log'})}\n"
+            f"\n-- load generator's stderr --\n{details.strip() or '(nothing)'}\n"
+            f"\n-- server log ({server.log_path.name}), last {LOG_TAIL} characters --\n"
+            f"{server.log_tail() or '(empty)'}\n"
+        )
+        return path.name
+
     def run_config(self, db: str, layer: str, measures: list[str]) -> None:
-        data = dict(self.backends.prepare(db))
+        data = dict(self.backends.prepare(db, max(self.plan.scoped_subscribers)))
         data["fanout_category"] = data["category_ids"][0]
         # The first row of that category: on its first page, so its save changes the page.
         data["fanout_item"] = data["item_ids"][0]
@@ -390,6 +561,8 @@ class Run:
             names.update(SLOW_CONTENDERS)
         if "fanout" in measures:
             names.update(FANOUT_CONTENDERS)
+        if "scoped" in measures:
+            names.update(SCOPED_CONTENDERS)
         env = self.backends.env(db, layer)
         order = [
             n
@@ -397,10 +570,11 @@ class Run:
             if n in names and (not self.plan.contenders or n in self.plan.contenders)
         ]
         print(f"== {db} + {layer} layer: {', '.join(order)}", flush=True)
-        servers = {name: Server(name, env, self.work) for name in order}
+        servers = {name: Server(name, env, self.log_dir) for name in order}
         try:
-            for server in servers.values():
-                server.wait_ready()
+            for name, server in servers.items():
+                if not server.wait_ready():
+                    print(f"   {name}: {server.failed} (log: {server.log_path})", flush=True)
             if "memory" in measures:
                 # First, on fresh servers.
                 for name in (n for n in MEMORY_CONTENDERS if n in servers):
@@ -409,18 +583,20 @@ class Run:
                         "connections": self.plan.memory_connections,
                         "settle": self.plan.memory_settle,
                     }
-                    [result] = drive(servers[name], data, [step])
-                    self.results["memory"].append(
-                        {"db": db, "layer": layer, "contender": name, **result}
-                    )
-                    print(
-                        f"   memory {name}: {result['per_connection_bytes'] / 1024:.1f} KiB/conn",
-                        flush=True,
-                    )
+                    [(result, details)] = drive(servers[name], data, [step])
+                    row = self.record("memory", servers[name], db, layer, result, details)
+                    self.results["memory"].append(row)
+                    if not row.get("failed"):
+                        print(
+                            f"   memory {name}: {row['per_connection_bytes'] / 1024:.1f} KiB/conn",
+                            flush=True,
+                        )
             if "throughput" in measures or "slow" in measures:
                 self.run_requests(servers, data, db, layer, measures)
             if "fanout" in measures:
                 self.run_fanout(servers, data, db, layer)
+            if "scoped" in measures:
+                self.run_scoped(servers, data, db, layer)
         finally:
             for server in servers.values():
                 server.stop()
@@ -455,14 +631,15 @@ class Run:
                     )
                 if not steps:
                     continue
-                for result in drive(server, data, steps):
+                for result, details in drive(server, data, steps):
                     scenario = "slow" if result["kind"] == "slow" else "throughput"
-                    key = (name, (result["kind"], result["connections"]))
-                    by_key[scenario].setdefault(key, []).append(result)
+                    row = self.record(scenario, server, db, layer, result, details)
+                    key = (name, (row["kind"], row["connections"]))
+                    by_key[scenario].setdefault(key, []).append(row)
                 print(f"   round {round_no + 1}/{p.rounds} {name}: {len(steps)} steps", flush=True)
         for scenario, rounds in by_key.items():
             for row in summarize(rounds, ["rate", "p50_ms", "p99_ms", "cpu_ms", "messages"]):
-                self.results[scenario].append({"db": db, "layer": layer, **row})
+                self.results[scenario].append(row)
 
     def run_fanout(self, servers, data, db, layer) -> None:
         p = self.plan
@@ -478,15 +655,52 @@ class Run:
                     }
                     for mode in ("row", "page")
                 ]
-                for result in drive(servers[name], data, steps):
-                    self.results["fanout"].append(
-                        {"db": db, "layer": layer, "contender": name, **result}
-                    )
+                for result, details in drive(servers[name], data, steps):
+                    row = self.record("fanout", servers[name], db, layer, result, details)
+                    self.results["fanout"].append(row)
+                    if not row.get("failed"):
+                        print(
+                            f"   fanout {layer} {name} {row['mode']} N={n}: "
+                            f"{row['latency_last_ms']} ms, {row['queries_per_save']} queries",
+                            flush=True,
+                        )
+
+    def run_scoped(self, servers, data, db, layer) -> None:
+        p = self.plan
+        for name in (n for n in SCOPED_CONTENDERS if n in servers):
+            # One load generator per contender: it may keep the users' connections between steps.
+            steps = [
+                {
+                    "type": "scoped",
+                    "case": case,
+                    "subscribers": n,
+                    "saves": p.scoped_saves,
+                    "settle": p.scoped_settle,
+                    "reuse": p.scoped_reuse,
+                }
+                for n in p.scoped_subscribers
+                for case in SCOPED_CASES
+                if case in CONTENDERS[name].scoped_cases
+            ]
+            for result, details in drive(servers[name], data, steps):
+                row = self.record("scoped", servers[name], db, layer, result, details)
+                self.results["scoped"].append(row)
+                if not row.get("failed"):
                     print(
-                        f"   fanout {layer} {name} {result['mode']} N={n}: "
-                        f"{result['latency_last_ms']} ms, {result['queries_per_save']} queries",
+                        f"   scoped {db}+{layer} {name} {row['case']} N={row['subscribers']}: "
+                        f"{row['latency_last_ms']} ms, {row['queries_per_save']} queries, "
+                        f"{row['pushes_per_save']} pushes ({row['seconds']} s)",
                         flush=True,
                     )
+
+    def failures(self) -> list[dict]:
+        return [
+            row
+            for rows in self.results.values()
+            if isinstance(rows, list)
+            for row in rows
+            if row.get("failed")
+        ]
 
 
 # -- the record ---------------------------------------------------------------
@@ -555,15 +769,23 @@ def server_version(command: list[str]) -> str | None:
         return None
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="one round, short steps (< 5 minutes)")
+    size.add_argument(
+        "--quick", action="store_true", help="one round, short steps (about 6 minutes)"
+    )
     size.add_argument("--smoke", action="store_true", help="the smallest run, to check the harness")
     parser.add_argument(
         "--out", type=Path, default=RESULTS, help="where latest.json and the charts go"
     )
     parser.add_argument("--markdown", type=Path, default=None, help="BENCHMARKS.md to write")
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=None,
+        help="server logs and failure details (default: OUT/logs)",
+    )
     parser.add_argument(
         "--db", action="append", choices=["sqlite", "postgres"], help="only these databases"
     )
@@ -573,6 +795,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--contender", action="append", choices=list(CONTENDERS), help="only these contenders"
     )
+    parser.add_argument(
+        "--scenario", action="append", choices=SCENARIOS, help="only these scenarios"
+    )
     args = parser.parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     if args.db:
@@ -581,9 +806,17 @@ def main(argv: list[str] | None = None) -> None:
         MODES[mode].layers = args.layer
     if args.contender:
         MODES[mode].contenders = args.contender
+    if args.scenario:
+        MODES[mode].scenarios = args.scenario
     args.out.mkdir(parents=True, exist_ok=True)
+    log_dir = args.log_dir or args.out / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    # This run's logs only: the previous run's go.
+    for old in [*log_dir.glob("server-*.log"), *log_dir.glob("failure-*.txt")]:
+        old.unlink()
     with tempfile.TemporaryDirectory(prefix="syncbind-bench-") as work:
-        results = Run(mode, Path(work)).execute()
+        run = Run(mode, Path(work), log_dir)
+        results = run.execute()
     json_path = args.out / "latest.json"
     json_path.write_text(json.dumps(results, indent=1) + "\n")
     from bench import report
@@ -593,7 +826,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     report.render(results, markdown, args.out)
     print(f"wrote {json_path}, {markdown} and the charts in {args.out}")
+    failures = run.failures()
+    for row in failures:
+        print(f"failed: {row['contender']} ({row['db']} + {row['layer']}): {row['failed']}")
+    if failures:
+        print(f"{len(failures)} failed measurement(s); details in {log_dir}")
+    # A peer's failure is recorded and the run goes on; syncbind's own fails the run.
+    ours = [row for row in failures if row["contender"].startswith("syncbind")]
+    return 1 if ours else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

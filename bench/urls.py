@@ -7,4 +7,5 @@ urlpatterns = [
     path("bench/memory/", views.memory),
     path("bench/cpu/", views.cpu),
     path("bench/save/", views.save),
+    path("bench/save-scoped/", views.save_scoped),
 ]

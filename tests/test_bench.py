@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from bench import report
-from bench.run import FANOUT_CONTENDERS, MEMORY_CONTENDERS, REQUEST_CONTENDERS, SLOW_CONTENDERS
+from bench.contenders import CONTENDERS
+from bench.run import (
+    FANOUT_CONTENDERS,
+    MEMORY_CONTENDERS,
+    REQUEST_CONTENDERS,
+    SCOPED_BACKENDS,
+    SCOPED_CONTENDERS,
+    SLOW_CONTENDERS,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,6 +42,29 @@ def smoke_run(tmp_path_factory):
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     return db, layers, out, json.loads((out / "latest.json").read_text())
+
+
+def bench_run(tmp_path, *args, env=None):
+    """A narrow bench run writing to ``tmp_path``: (exit code, output, results)."""
+    command = [sys.executable, "-m", "bench.run", "--smoke", "--out", str(tmp_path), *args]
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+    path = tmp_path / "latest.json"
+    results = json.loads(path.read_text()) if path.exists() else None
+    return done.returncode, done.stdout + done.stderr, results
+
+
+@pytest.mark.timeout(600)
+def test_no_measurement_failed(smoke_run):
+    """Every contender's every step succeeded: a peer's failure passes the run, not this test."""
+    failed = report.failures(smoke_run[3])
+    assert failed == [], failed
 
 
 @pytest.mark.timeout(600)
@@ -69,6 +100,49 @@ def test_fanout_reaches_every_subscriber_and_counts_queries(smoke_run):
     assert seen[(layers[0], "syncbind-sync", "row")]["queries_per_save"] == 3
 
 
+def scoped_rows(smoke_run) -> dict[tuple, dict]:
+    """The smoke run's scoped fan-out rows by (db, layer, contender, case), checked complete."""
+    db, layers, _, results = smoke_run
+    # SQLite + in-memory and PostgreSQL + channels-redis; else where fan-out ran last.
+    backends = {(db, layer) for layer in layers if (db, layer) in SCOPED_BACKENDS}
+    backends = backends or {(db, layers[-1])}
+    rows = {(r["db"], r["layer"], r["contender"], r["case"]): r for r in results["scoped"]}
+    assert set(rows) == {
+        (*b, name, case)
+        for b in backends
+        for name in SCOPED_CONTENDERS
+        for case in CONTENDERS[name].scoped_cases
+    }
+    assert len(rows) == len(results["scoped"])
+    return rows
+
+
+@pytest.mark.timeout(600)
+def test_scoped_fanout_every_user_subscribes_and_hears_of_shared_rows(smoke_run):
+    """Each case has its rows; every user got its first reply right; (a)/(b) push to all N."""
+    for key, row in scoped_rows(smoke_run).items():
+        n = row["subscribers"]
+        assert n == 3, key
+        assert row["subscribed"] == n, row
+        assert not row.get("failed"), row
+        assert row["errors"] == row["missing"] == row["closed"] == row["leaks"] == 0, row
+        # The save's own SELECT and UPDATE at least, counted in the server.
+        assert row["queries_per_save"] >= 2, row
+        assert row["latency_last_ms"] > 0, row
+        if row["case"] in ("row", "page"):
+            assert row["pushes_expected"] == n, row
+            assert row["pushes_per_save"] == n and row["stray_pushes"] == 0, row
+
+
+@pytest.mark.timeout(600)
+def test_scoped_fanout_pushes_a_users_own_row_to_that_user_only(smoke_run):
+    """(c)/(d): one user's row changed: exactly one push per save, the owner's, to nobody else."""
+    for key, row in scoped_rows(smoke_run).items():
+        if row["case"] in ("own_row", "own_page"):
+            assert row["pushes_expected"] == 1, key
+            assert row["pushes_per_save"] == 1 and row["stray_pushes"] == 0, row
+
+
 @pytest.mark.timeout(600)
 def test_memory_is_measured_on_sqlite(smoke_run):
     db, _, _, results = smoke_run
@@ -86,6 +160,8 @@ def test_the_run_is_written_out(smoke_run):
     _, _, out, results = smoke_run
     markdown = (out / "BENCHMARKS.md").read_text()
     assert "## Targets" in markdown and "## 3. Fan-out" in markdown
+    assert "## 4. Scoped fan-out" in markdown and "| (d) own page | 3 |" in markdown
+    assert "## Failures in this run" not in markdown
     assert results["meta"]["versions"]["djangochannelsrestframework"] == "1.3.0"
     for chart in ("throughput.png", "fanout.png"):
         assert (out / chart).read_bytes().startswith(b"\x89PNG")
@@ -140,6 +216,20 @@ def test_targets_are_judged_from_the_numbers():
             {"contender": "syncbind-sync", "per_connection_bytes": 30_000},
             {"contender": "dcrf", "per_connection_bytes": 20_000},
         ],
+        "scoped": [
+            # (a) and (b) may grow by N/100: 15 at N = 1,000 is within; 16 is not.
+            scoped("row", 10, queries=5, latency=10),
+            scoped("row", 1000, queries=15, latency=250),
+            scoped("page", 10, queries=5, latency=10),
+            scoped("page", 1000, queries=16, latency=290),
+            # (c) and (d) may not grow at all.
+            scoped("own_row", 10, queries=3, latency=5),
+            scoped("own_row", 1000, queries=3, latency=6),
+            scoped("own_page", 10, queries=5, latency=5),
+            scoped("own_page", 1000, queries=5, latency=301),
+            # The peer's rows are shown, never judged.
+            scoped("row", 1000, queries=1002, latency=2000, contender="dcrf-observer"),
+        ],
     }
     judged = {target: met for target, _, met in report.targets(results)}
     assert judged == {
@@ -149,5 +239,172 @@ def test_targets_are_judged_from_the_numbers():
         "slow queries ≥ 8× the thread-sensitive consumers": True,
         "fan-out: queries per save do not grow with N": True,
         "fan-out: last-subscriber latency at N = 1,000 ≤ ⅓ of DCRF's instance subscription": False,
+        "scoped fan-out: queries per save ≤ 5 + N/100 for (a) and (b)": False,
+        "scoped fan-out: queries per save ≤ 5 for (c) and (d), whatever N": True,
+        "scoped fan-out: last push at N = 1,000 ≤ 0.3 s for (a)–(d)": False,
         "memory per idle connection ≤ DCRF's": False,
     }
+    measured = {target: text for target, text, _ in report.targets(results)}
+    assert measured["scoped fan-out: queries per save ≤ 5 + N/100 for (a) and (b)"] == (
+        "N = 10 → 1,000: postgres/redis: (a) 5 → 15, (b) 5 → 16"
+    )
+    assert measured["scoped fan-out: last push at N = 1,000 ≤ 0.3 s for (a)–(d)"] == (
+        "postgres/redis, N = 1,000: (a) 250 ms, (b) 290 ms, (c) 6 ms, (d) 301 ms"
+    )
+
+
+def scoped(case, n, queries, latency, contender="syncbind-sync"):
+    return {
+        "db": "postgres",
+        "layer": "redis",
+        "contender": contender,
+        "case": case,
+        "subscribers": n,
+        "queries_per_save": queries,
+        "latency_last_ms": latency,
+        "pushes_per_save": n if case in ("row", "page") else 1,
+        "pushes_expected": n if case in ("row", "page") else 1,
+    }
+
+
+def test_scoped_targets_are_not_judged_when_syncbind_failed():
+    results = {
+        "throughput": [],
+        "slow": [],
+        "fanout": [],
+        "memory": [],
+        "scoped": [
+            scoped("row", 10, queries=5, latency=10),
+            {**scoped("row", 1000, queries=None, latency=None), "failed": "step timed out"},
+            scoped("own_row", 1000, queries=3, latency=5),
+        ],
+    }
+    judged = {target: (text, met) for target, text, met in report.targets(results)}
+    assert judged["scoped fan-out: queries per save ≤ 5 + N/100 for (a) and (b)"] == (
+        "N = 10 → 1,000: postgres/redis: (a) not judged (syncbind failed)",
+        None,
+    )
+    assert judged["scoped fan-out: queries per save ≤ 5 for (c) and (d), whatever N"] == (
+        "N = 10 → 1,000: postgres/redis: (c) 3",
+        True,
+    )
+    assert judged["scoped fan-out: last push at N = 1,000 ≤ 0.3 s for (a)–(d)"] == (
+        "postgres/redis, N = 1,000: (a) not judged (syncbind failed), (c) 5 ms",
+        None,
+    )
+
+
+@pytest.mark.timeout(300)
+def test_a_failing_peer_is_recorded_and_does_not_end_the_run(tmp_path):
+    """One peer never starts, another dies on its first connection: the run goes on and exits 0."""
+    code, output, results = bench_run(
+        tmp_path,
+        *["--db", "sqlite", "--layer", "memory", "--scenario", "throughput"],
+        *["--scenario", "fanout", "--contender", "syncbind-sync", "--contender", "plain"],
+        *["--contender", "dcrf-observer"],
+        env={"BENCH_BREAK": "plain:start,dcrf-observer:exit"},
+    )
+    assert code == 0, output
+    rows = {(r["contender"], r["kind"]): r for r in results["throughput"]}
+    for kind in ("retrieve", "list"):
+        assert not rows[("syncbind-sync", kind)].get("failed")
+        assert rows[("syncbind-sync", kind)]["messages"] > 0
+        failed = rows[("plain", kind)]["failed"]
+        assert failed.startswith("server did not start") and "told not to start" in failed
+    fanout = {(r["contender"], r["mode"]): r for r in results["fanout"]}
+    for mode in ("row", "page"):
+        # The steps after the crash are measured (and fail) too: nothing is skipped silently.
+        assert fanout[("dcrf-observer", mode)]["failed"].startswith("server exited (code 3)")
+        assert fanout[("syncbind-sync", mode)]["missing"] == 0
+        assert not fanout[("syncbind-sync", mode)].get("failed")
+    # Each failure keeps its details and the server log's tail in the run's log directory.
+    logs = tmp_path / "logs"
+    for row in report.failures(results):
+        text = (logs / row[1]["log"]).read_text()
+        assert row[1]["failed"] in text and "-- server log" in text
+    assert "told not to start" in (logs / rows[("plain", "list")]["log"]).read_text()
+    markdown = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "## Failures in this run" in markdown and "4 measurement(s) failed" in markdown
+    assert "| DCRF observers" not in markdown  # the fan-out table shows DCRF as a column
+    assert "**failed**: server exited (code 3) during the step" in markdown
+    assert "not judged (peer failed)" in markdown
+
+
+@pytest.mark.timeout(300)
+def test_a_failing_syncbind_fails_the_run(tmp_path):
+    """syncbind's own failure is recorded like a peer's, but the run exits 1."""
+    code, output, results = bench_run(
+        tmp_path,
+        *["--db", "sqlite", "--layer", "memory", "--scenario", "throughput"],
+        *["--contender", "syncbind-sync", "--contender", "echo"],
+        env={"BENCH_BREAK": "syncbind-sync:start"},
+    )
+    assert code == 1, output
+    rows = {(r["contender"], r["kind"]): r for r in results["throughput"]}
+    assert rows[("syncbind-sync", "retrieve")]["failed"].startswith("server did not start")
+    assert rows[("echo", "retrieve")]["messages"] > 0 and not rows[("echo", "retrieve")].get(
+        "failed"
+    )
+    markdown = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "syncbind's own contenders failed (syncbind-sync)" in markdown
+
+
+def meta():
+    return {
+        "command": "make bench",
+        "date": "2026-12-01 00:00 UTC",
+        "mode": "full",
+        "seconds": 1.0,
+        "machine": {"cpu": "cpu", "cores": 2, "memory_gib": 1, "os": "os"},
+        "python": "3.11",
+        "versions": {},
+        "plan": {"rounds": 1, "duration": 1, "warmup": 0.1},
+        "log_dir": "/tmp/bench-logs",
+    }
+
+
+def test_a_failed_row_is_rendered_as_failed():
+    reason = "load generator exited (code 1): MaxConnectionsError: Too many connections"
+    fanout = {"layer": "redis", "db": "postgres", "mode": "row", "subscribers": 1000}
+    results = {
+        "meta": meta(),
+        "throughput": [],
+        "slow": [],
+        "memory": [],
+        "fanout": [
+            {**fanout, "contender": "syncbind-sync", "latency_last_ms": 120, "queries_per_save": 3},
+            {
+                **fanout,
+                "contender": "dcrf-observer",
+                "latency_last_ms": None,
+                "queries_per_save": None,
+                "failed": reason,
+                "log": "failure-dcrf-observer-postgres-redis-fanout-row-1000.txt",
+            },
+        ],
+    }
+    results["scoped"] = [
+        scoped("row", 1000, queries=1002, latency=1500),
+        {
+            **scoped("row", 1000, queries=None, latency=None, contender="dcrf-observer"),
+            "failed": reason,
+        },
+    ]
+    markdown = report.render_markdown(results, {})
+    assert f"| one row | 1,000 | 120.0 | 3 | **failed**: {reason} | – | – |" in markdown
+    assert f"| (a) same row | 1,000 | 1,002 | 1,500.0 | 1,000 | **failed**: {reason} | – | – |" in (
+        markdown
+    )
+    # DCRF has no page subscription per user: its cells say so, whatever happened.
+    assert "| (b) same page | 1,000 | – | – | – | n/a | n/a | n/a |" in markdown
+    assert "DCRF observers, scoped fan-out, (a) same row, N = 1,000" in markdown
+    assert "## Failures in this run" in markdown
+    assert (
+        f"- DCRF observers, fan-out, one row, N = 1,000, PostgreSQL + channels-redis layer: {reason}"
+        " (`failure-dcrf-observer-postgres-redis-fanout-row-1000.txt`)" in markdown
+    )
+    judged = {target: (measured, met) for target, measured, met in report.targets(results)}
+    latency = judged[
+        "fan-out: last-subscriber latency at N = 1,000 ≤ ⅓ of DCRF's instance subscription"
+    ]
+    assert latency == ("redis, N = 1000: not judged (peer failed)", None)

@@ -1,4 +1,4 @@
-"""The harness's HTTP side: query count, memory, and the save that fan-out measures."""
+"""The harness's HTTP side: query count, memory, and the saves the fan-outs measure."""
 
 import gc
 import json
@@ -9,7 +9,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from . import counter
-from .models import Item
+from .models import Item, ScopedItem
 
 
 def queries(request: HttpRequest) -> JsonResponse:
@@ -43,6 +43,16 @@ def save(request: HttpRequest) -> JsonResponse:
     """
     body = json.loads(request.body)
     item = Item.objects.get(pk=body["id"])
+    item.name = body["name"]
+    item.save()
+    return JsonResponse({"saved": item.pk})
+
+
+@csrf_exempt
+def save_scoped(request: HttpRequest) -> JsonResponse:
+    """POST ``{"id": pk, "name": "..."}``: one ordinary ``save()`` of a scoped item."""
+    body = json.loads(request.body)
+    item = ScopedItem.objects.get(pk=body["id"])
     item.name = body["name"]
     item.save()
     return JsonResponse({"saved": item.pk})

@@ -16,13 +16,19 @@ class Contender:
     module: str
     # Extra environment for its server process.
     env: tuple[tuple[str, str], ...] = ()
+    # The scoped fan-out's cases it can take (bench.run.SCOPED_CASES); the others are n/a.
+    scoped_cases: tuple[str, ...] = ()
 
 
 CONTENDERS = {
     c.name: c
     for c in [
         Contender(
-            "syncbind-sync", "syncbind SyncConsumer", "syncbind", "bench.contenders.syncbind_sync"
+            "syncbind-sync",
+            "syncbind SyncConsumer",
+            "syncbind",
+            "bench.contenders.syncbind_sync",
+            scoped_cases=("row", "page", "own_row", "own_page"),
         ),
         Contender(
             "syncbind-async",
@@ -45,6 +51,8 @@ CONTENDERS = {
             "DCRF observers",
             "dcrf",
             "bench.contenders.dcrf_observer",
+            # An instance observer per row: no per-user filtered list.
+            scoped_cases=("row", "own_row"),
         ),
         Contender(
             "channels-binding",
