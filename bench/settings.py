@@ -98,4 +98,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
+    # BENCH_DEBUG_LIVE=1: how long each fan-out takes, in the server's log.
+    "loggers": {
+        "syncbind.live": {"level": "DEBUG" if os.environ.get("BENCH_DEBUG_LIVE") else "WARNING"}
+    },
 }

@@ -290,6 +290,7 @@ class BindingBase(LiveBindingMixin):
         read = self.get_page_read()
         return self.page_data(read, reads.execute_one(read))
 
+    @default_read
     def page_data(
         self, read: reads.PageRead, result: reads.PageResult, serialize_many: Any = None
     ) -> dict[str, Any]:

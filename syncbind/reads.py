@@ -26,13 +26,15 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, models
-from django.db.models import Count, Window
+from django.db.models import Count, F, Window
 from django.db.models.functions import RowNumber
 from django.db.models.query import ModelIterable, Prefetch, get_related_populators
 
 COUNT = "syncbind_count"
 POSITION = "syncbind_position"
+PK = "syncbind_pk"
 KEY = "syncbind_key"
+SHARED = "syncbind_keyed"
 
 
 @dataclass(eq=False)
@@ -48,6 +50,14 @@ class Read:
     unbatchable: str | None = None
     # The statement matches nothing (e.g. ``pk__in=[]``): no query is made.
     empty: bool = False
+    # Its rows depend on their primary key alone (no annotations of the queryset's
+    # own), so reads of its shape can fetch each distinct row once.
+    shareable: bool = False
+    # How its rows are fetched (select_related, deferred fields, prefetches): reads
+    # with equal ones can use the same fetched row.
+    row_shape: tuple[Any, ...] = ()
+    # Ordered by the primary key alone: a row's place on a page cannot move.
+    ordered_by_pk: bool = False
     identity: tuple[Any, ...] = ()
     shape: tuple[Any, ...] = ()
 
@@ -152,6 +162,19 @@ def _compile(
         return
     read.params = tuple(read.params)
     read.compiler = compiler
+    query = read.queryset.query
+    read.shareable = not query.annotations and not query.extra_select
+    read.row_shape = (
+        read.using,
+        repr(query.select_related),
+        repr(query.deferred_loading),
+        prefetch,
+    )
+    pk_names = {"pk", read.model._meta.pk.name, read.model._meta.pk.attname}
+    read.ordered_by_pk = all(
+        isinstance(term, str) and term.removeprefix("-") in pk_names
+        for term in _ordering(read.queryset)
+    )
     read.shape = (kind, read.using, read.sql, prefetch)
     read.identity = (*read.shape, repr(read.params))
 
@@ -160,7 +183,9 @@ def object_read(queryset: models.QuerySet, pk: Any) -> ObjectRead:
     """The read of row ``pk`` within ``queryset``."""
     read = ObjectRead(queryset=queryset, using=queryset.db, pk=pk)
     reason = unbatchable_reason(queryset)
-    statement = queryset.filter(pk=pk)[:1] if reason is None else queryset
+    statement = queryset
+    if reason is None:
+        statement = queryset.filter(pk=pk).annotate(**{PK: F("pk")})[:1]
     _compile(read, statement, "object", reason, (repr(pk),))
     return read
 
@@ -175,6 +200,7 @@ def page_read(queryset: models.QuerySet, page: int, limit: int) -> PageRead:
             **{
                 COUNT: Window(Count("*")),
                 POSITION: Window(RowNumber(), order_by=_ordering(queryset)),
+                PK: F("pk"),
             }
         )[read.offset : read.offset + limit]
     _compile(read, statement, "page", reason, (page, limit))
@@ -232,6 +258,8 @@ def _execute_alone(read: Read) -> Any:
 
 def _execute_batch(batch: list[Read]) -> list[Any]:
     first = batch[0]
+    if len(batch) > 1 and first.shareable:
+        return _execute_shared(batch)
     if len(batch) == 1:
         sql, params = first.sql, first.params
         tagged = False
@@ -250,10 +278,8 @@ def _execute_batch(batch: list[Read]) -> list[Any]:
             per_read[row[0]].append(row[1:])
     else:
         per_read[0] = list(fetched)
-    builder = _InstanceBuilder(first)
-    results = []
-    for read, rows in zip(batch, per_read, strict=True):
-        results.append(builder.build(read, rows))
+    builder = _InstanceBuilder(first.compiler, first.using, first.queryset)
+    results = builder.build_all(batch, per_read)
     builder.prefetch()
     for read, result in zip(batch, results, strict=True):
         if isinstance(read, PageRead) and not result.rows and read.offset:
@@ -262,15 +288,91 @@ def _execute_batch(batch: list[Read]) -> list[Any]:
     return results
 
 
+def fetch_rows(read: Read, pks: Sequence[Any]) -> dict[Any, models.Model]:
+    """The rows ``pks`` as reads of ``read``'s row shape would make them, whoever reads
+    them (no scoping: the caller decides who may see each). ``{pk: instance}``."""
+    rows = read.model._base_manager.using(read.using).filter(pk__in=list(pks))
+    rows.query.select_related = read.queryset.query.select_related
+    rows.query.deferred_loading = read.queryset.query.deferred_loading
+    lookups = read.queryset._prefetch_related_lookups
+    found = {obj.pk: obj for obj in rows}
+    if lookups and found:
+        models.prefetch_related_objects(list(found.values()), *lookups)
+    return found
+
+
+def _execute_shared(batch: list[Read]) -> list[Any]:
+    """Reads of one shape whose rows depend on the primary key alone, in one statement:
+    each read's primary keys, positions and count, then each distinct row once.
+
+    Many users' pages often hold the same rows; fetching them once per page
+    would convert (and, on SQLite, parse the datetimes of) every row N times.
+    """
+    first = batch[0]
+    connection = connections[first.using]
+    quote = connection.ops.quote_name
+    model = first.model
+    keyed = " UNION ALL ".join(
+        f"SELECT {index} AS {KEY}, s.{quote(PK)} AS {PK}, "
+        + (
+            f"s.{quote(COUNT)} AS {COUNT}, s.{quote(POSITION)} AS {POSITION}"
+            if isinstance(read, PageRead)
+            else f"NULL AS {COUNT}, NULL AS {POSITION}"
+        )
+        + f" FROM ({read.sql}) s"
+        for index, read in enumerate(batch)
+    )
+    rows_of = model._base_manager.using(first.using).all()
+    rows_of.query.select_related = first.queryset.query.select_related
+    rows_of.query.deferred_loading = first.queryset.query.deferred_loading
+    pk_column = f"{quote(model._meta.db_table)}.{quote(model._meta.pk.column)}"
+    rows_of = rows_of.extra(where=[f"{pk_column} IN (SELECT {PK} FROM {SHARED})"])
+    compiler = rows_of.query.get_compiler(using=first.using)
+    rows_sql, rows_params = compiler.as_sql()
+    blanks = ", ".join(["NULL"] * compiler.col_count)
+    sql = (
+        f"WITH {SHARED} AS ({keyed}) "
+        f"SELECT {KEY}, {PK}, {COUNT}, {POSITION}, {blanks} FROM {SHARED} "
+        f"UNION ALL SELECT NULL, NULL, NULL, NULL, w.* FROM ({rows_sql}) w"
+    )
+    params = (*(param for read in batch for param in read.params), *rows_params)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    placed: list[list[tuple[Any, Any, Any]]] = [[] for _ in batch]
+    raw_rows = []
+    for row in fetched:
+        if row[0] is None:
+            raw_rows.append(row[4:])
+        else:
+            placed[row[0]].append((row[3], row[1], row[2]))
+    builder = _InstanceBuilder(compiler, first.using, first.queryset)
+    pk_index = builder.start + builder.init_list.index(model._meta.pk.attname)
+    made = builder.make(raw_rows)
+    by_pk = {raw[pk_index]: obj for raw, obj in zip(raw_rows, made, strict=True)}
+    builder.prefetch()
+    results: list[Any] = []
+    for read, entries in zip(batch, placed, strict=True):
+        entries.sort(key=lambda entry: entry[0] or 0)
+        rows = [by_pk[pk] for _position, pk, _count in entries if pk in by_pk]
+        if isinstance(read, ObjectRead):
+            results.append(rows[0] if rows else None)
+            continue
+        count = entries[0][2] if entries else 0
+        if not entries and read.offset:
+            count = read.queryset.count()
+        results.append(PageResult(count=count, rows=rows))
+    return results
+
+
 class _InstanceBuilder:
     """Turns rows of one shape's statement into model instances, as Django's
     ModelIterable does, sharing one instance between reads that returned the same row."""
 
-    def __init__(self, read: Read) -> None:
-        compiler = read.compiler
+    def __init__(self, compiler: Any, db: str, queryset: models.QuerySet) -> None:
         self.compiler = compiler
-        self.db = read.using
-        self.queryset = read.queryset
+        self.db = db
+        self.queryset = queryset
         select, klass_info = compiler.select, compiler.klass_info
         annotations = dict(compiler.annotation_col_map or {})
         self.count_col = annotations.pop(COUNT, None)
@@ -296,36 +398,63 @@ class _InstanceBuilder:
             )
             for relation, objects in self.queryset._known_related_objects.items()
         ]
-        self.seen: dict[Any, models.Model] = {}
+        skip = {self.count_col, self.position_col}
+        kept = [index for index in range(len(select)) if index not in skip]
+        # The columns that make two rows the same row (not their count or position).
+        self._columns = (
+            operator.itemgetter(*kept) if len(kept) > 1 else (lambda raw: (raw[kept[0]],))
+        )
+        self.seen: dict[Any, models.Model | None] = {}
         self.instances: list[models.Model] = []
 
     def _identity(self, raw: tuple[Any, ...]) -> Any:
-        skip = {self.count_col, self.position_col}
         try:
-            key = tuple(value for index, value in enumerate(raw) if index not in skip)
+            key = self._columns(raw)
             hash(key)
         except TypeError:  # an unhashable column value (JSON): no sharing for this row
             return None
         return key
 
-    def build(self, read: Read, raw_rows: list[Any]) -> Any:
-        if self.position_col is not None:
-            raw_rows.sort(key=operator.itemgetter(self.position_col))
-        count = raw_rows[0][self.count_col] if raw_rows and self.count_col is not None else 0
-        identities = [self._identity(tuple(raw)) for raw in raw_rows]
-        converted = list(self.compiler.results_iter(results=[raw_rows]))
-        rows = []
-        for identity, row in zip(identities, converted, strict=True):
-            obj = self.seen.get(identity) if identity is not None else None
-            if obj is None:
-                obj = self._instance(row)
-                if identity is not None:
-                    self.seen[identity] = obj
-                self.instances.append(obj)
-            rows.append(obj)
-        if isinstance(read, ObjectRead):
-            return rows[0] if rows else None
-        return PageResult(count=count, rows=rows)
+    def build_all(self, batch: list[Read], per_read: list[list[Any]]) -> list[Any]:
+        """One result per read. A row that several reads returned alike (the same
+        page for many users) is converted and made into an instance once."""
+        identities: list[list[Any]] = []
+        fresh: list[Any] = []  # raw rows not seen before, in order
+        fresh_keys: list[Any] = []
+        for raw_rows in per_read:
+            if self.position_col is not None:
+                raw_rows.sort(key=operator.itemgetter(self.position_col))
+            keys = []
+            for raw in raw_rows:
+                identity = self._identity(raw)
+                if identity is None or identity not in self.seen:
+                    if identity is not None:
+                        self.seen[identity] = None  # claimed: made below
+                    fresh.append(raw)
+                    fresh_keys.append(identity)
+                    keys.append(("fresh", len(fresh) - 1))
+                else:
+                    keys.append(("seen", identity))
+            identities.append(keys)
+        made = self.make(fresh)
+        for identity, obj in zip(fresh_keys, made, strict=True):
+            if identity is not None:
+                self.seen[identity] = obj
+        results = []
+        for read, raw_rows, keys in zip(batch, per_read, identities, strict=True):
+            rows = [made[where] if kind == "fresh" else self.seen[where] for kind, where in keys]
+            count = raw_rows[0][self.count_col] if raw_rows and self.count_col is not None else 0
+            if isinstance(read, ObjectRead):
+                results.append(rows[0] if rows else None)
+            else:
+                results.append(PageResult(count=count, rows=rows))
+        return results
+
+    def make(self, raw_rows: list[Any]) -> list[models.Model]:
+        """Instances of ``raw_rows`` (converted as Django converts them)."""
+        made = [self._instance(row) for row in self.compiler.results_iter(results=[raw_rows])]
+        self.instances.extend(made)
+        return made
 
     def _instance(self, row: Any) -> models.Model:
         obj = self.model.from_db(self.db, self.init_list, row[self.start : self.end])

@@ -8,6 +8,7 @@ no subscriber ever receives a row (or an id) that its own read would not.
 
 import pytest
 from django.db.models import Q
+from rest_framework import serializers as drf_serializers
 
 from syncbind import SyncBinding
 from syncbind.exceptions import NotFound
@@ -181,5 +182,87 @@ async def test_rows_scoped_in_get_queryset_move_between_users(make_client, db_ca
     # Bob's row subscription outlived the row's absence: he sees it again.
     row_b = await b.receive_push(f"{stream}.retrieve")
     assert row_b["data"] == (await fresh_read(b, f"{stream}.retrieve", {"id": task.pk}))[0]
+    await a.assert_nothing_more()
+    await b.assert_nothing_more()
+
+
+class ScopedThroughAJoin(SyncBinding):
+    """A team's tasks: visible through the project's owner (a join the matching cannot read)."""
+
+    model = Task
+    stream = "testapp.TeamTask"
+    fields = FIELDS
+    permission_classes = [IsAuthenticated]
+
+    def get_queryset(self):
+        user = self.request.user
+        return super().get_queryset().filter(Q(owner=user) | Q(project__owner=user))
+
+
+@override_bindings(ScopedThroughAJoin)
+async def test_a_row_leaving_a_scope_through_a_join_is_not_pushed(make_client, db_call):
+    alice, bob = await db_call(factories.UserFactory), await db_call(factories.UserFactory)
+    bobs_project = await db_call(factories.ProjectFactory, owner=bob)
+    alices_project = await db_call(factories.ProjectFactory, owner=alice)
+    task = await db_call(factories.TaskFactory, owner=alice, project=bobs_project, title="shared")
+    stream = "testapp.TeamTask"
+    b = await make_client(bob)
+    assert (await b.send_event(f"{stream}.list", {}))["data"]["count"] == 1
+    await b.send_event(f"{stream}.retrieve", {"id": task.pk})
+
+    task.project, task.title = alices_project, "alice's again"
+    await db_call(task.save)
+    page = await b.receive_push(f"{stream}.list")
+    assert page["data"]["count"] == 0
+    assert (await b.receive_push(f"{stream}.delete"))["data"] == {"id": task.pk}
+    await b.assert_nothing_more()
+
+
+class WhoAsksSerializer(drf_serializers.ModelSerializer):
+    """Output that depends on who asks: DRF bindings are serialized per user by default."""
+
+    mine = drf_serializers.SerializerMethodField()
+
+    class Meta:
+        model = Task
+        fields = ["id", "title", "mine"]
+
+    def get_mine(self, obj):
+        return obj.owner_id == self.context["request"].user.pk
+
+
+class DRFWhoAsksBinding(SyncBinding):
+    model = Task
+    stream = "testapp.WhoAsksTask"
+    serializer_class = WhoAsksSerializer
+    permission_classes = [IsAuthenticated]
+
+
+@override_bindings(DRFWhoAsksBinding)
+async def test_a_drf_serializer_reading_request_user_is_pushed_per_user(make_client, db_call):
+    alice, bob = await db_call(factories.UserFactory), await db_call(factories.UserFactory)
+    task = await db_call(factories.TaskFactory, owner=alice, title="one")
+    stream = "testapp.WhoAsksTask"
+    a = await make_client(alice)
+    b = await make_client(bob)
+    assert (await a.send_event(f"{stream}.retrieve", {"id": task.pk}))["data"]["mine"] is True
+    assert (await b.send_event(f"{stream}.retrieve", {"id": task.pk}))["data"]["mine"] is False
+    await a.send_event(f"{stream}.list", {})
+    await b.send_event(f"{stream}.list", {})
+
+    task.title = "two"
+    await db_call(task.save)
+    assert (await a.receive_push(f"{stream}.retrieve"))["data"] == {
+        "id": task.pk,
+        "title": "two",
+        "mine": True,
+    }
+    assert (await b.receive_push(f"{stream}.retrieve"))["data"] == {
+        "id": task.pk,
+        "title": "two",
+        "mine": False,
+    }
+    assert (await a.receive_push(f"{stream}.list"))["data"]["rows"][0]["mine"] is True
+    assert (await b.receive_push(f"{stream}.list"))["data"]["rows"][0]["mine"] is False
     await a.assert_nothing_more()
     await b.assert_nothing_more()

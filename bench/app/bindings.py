@@ -27,6 +27,6 @@ class ScopedItemBinding(SyncBinding):
     filter_fields = {"public": ["exact"], "owner": ["exact"]}
     permission_classes = [IsAuthenticated]
 
-    def get_queryset(self, request=None):
+    def get_queryset(self):
         user = self.request.user
-        return super().get_queryset(request).filter(Q(owner=user) | Q(public=True))
+        return super().get_queryset().filter(Q(owner=user) | Q(public=True))

@@ -33,7 +33,8 @@ class ScopedItem(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="scoped_items"
     )
-    public = models.BooleanField(default=False)
+    # Indexed, as an app whose pages filter on it would index it.
+    public = models.BooleanField(default=False, db_index=True)
     name = models.CharField(max_length=100)
     price = models.DecimalField(max_digits=8, decimal_places=2)
     quantity = models.IntegerField(default=0)

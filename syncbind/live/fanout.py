@@ -4,11 +4,16 @@
    subscriptions that the change may affect (:mod:`.matching`: the row may be
    in the page's queryset before or after the change, or was on what it last
    showed). Other pages are not evaluated at all.
-2. **Evaluated how.** Each key once, whatever the number of its subscribers.
-   Keys whose reads have one shape are evaluated together, ``LIVE_BATCH_SIZE``
-   per statement (:func:`syncbind.reads.execute`), in the worker pool, using
-   at most half of its threads so that requests keep the rest. A row state
-   is serialized once however many keys show it.
+2. **Evaluated how.** The changed rows are fetched once, with their current
+   values. Where a key's predicate decides, from those values, whether the
+   row is in its queryset (and, for a page ordered by primary key, the row
+   stays where it was), the key's new state follows without a query: the
+   fresh row, a delete, or its last page with the row replaced. Every other
+   key is evaluated by its read, once whatever the number of its
+   subscribers; keys whose reads have one shape together, ``LIVE_BATCH_SIZE``
+   per statement (:func:`syncbind.reads.execute`). Work runs in the worker
+   pool, on at most half of its threads, so that requests keep the rest; a
+   row state is serialized once however many keys show it.
 3. **Sent to whom.** Each subscriber's own permission classes (and object
    permissions, for a row) are checked before each push; a refused push sends
    nothing. A subscriber receives a frame only when it differs from the last
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +34,7 @@ from ..exceptions import NotFound, SyncbindError
 from ..executor import run_in_pool
 from ..registry import registry
 from ..settings import api_settings
+from .binding import DEFAULT_READ
 from .changes import DELETE, decode_values
 from .keys import INSTANCE
 from .matching import ABSENT, SAME, UNKNOWN, matchable_fields, may_contain
@@ -43,6 +50,10 @@ logger = logging.getLogger("syncbind.live")
 MATCH_LIMIT = 64
 # Rows whose last announced values a hub keeps per stream (see _may_affect).
 RECENT_ROWS = 10_000
+# Keys whose new state follows from the fetched rows, per worker task.
+EXACT_CHUNK = 200
+
+Job = tuple["KeyState", Any, list[Subscription]]
 
 
 class Change:
@@ -73,20 +84,49 @@ async def process(hub: Hub, stream: Any, wire_changes: Any) -> None:
         else:
             row_jobs = [(state, c.op) for c in changes for state in on_rows.get(c.pk, ())]
         pages = list(hub.pages.get(stream, ()))
-    if changes is not None and pages:
-        pages = await _affected_pages(hub, stream, model, changes, pages)
-    jobs = [job for job in row_jobs if _needs_push(job)] + [(state, None) for state in pages]
-    if not jobs:
+    row_jobs = [job for job in row_jobs if _needs_push(job)]
+    if not row_jobs and not pages:
         return
+    started = time.perf_counter()
+    fresh: dict[Any, Any] = {}
+    template = _template(row_jobs, pages) if changes is not None else None
+    if changes is not None:
+        saved = [c.pk for c in changes if c.op != DELETE]
+        unknown = pages and any(c.after is UNKNOWN for c in changes if c.op != DELETE)
+        if saved and (template is not None or unknown):
+            fresh = await run_in_pool(_fetch, model, saved, template)
+            for change in changes:
+                if change.op != DELETE and (template is not None or change.after is UNKNOWN):
+                    # What the table holds now is what counts, not what the writer believed.
+                    change.after = fresh[change.pk][1] if change.pk in fresh else ABSENT
+        if pages:
+            pages = _affected_pages(hub, stream, changes, pages)
+    jobs = [*row_jobs, *((state, None) for state in pages)]
     with hub.lock:
         jobs = [(state, op, list(state.subs)) for state, op in jobs if state.subs]
+    exact: list[tuple[Job, Any]] = []
+    queried: list[Job] = []
+    for job in jobs:
+        outcome = _exact(job, changes, fresh, template)
+        if outcome is _QUERY:
+            queried.append(job)
+        else:
+            exact.append((job, outcome))
     semaphore = _semaphore(hub)
 
-    async def run(batch: list[tuple[KeyState, Any, list[Subscription]]]) -> list[tuple]:
+    async def run(function: Any, work: Any) -> list[tuple]:
         async with semaphore:
-            return await run_in_pool(evaluate, batch)
+            return await run_in_pool(function, work)
 
-    results = await asyncio.gather(*(run(batch) for batch in plan(jobs)), return_exceptions=True)
+    batches = plan(queried)
+    tasks = [run(evaluate, batch) for batch in batches]
+    tasks += [
+        run(settle_exact, exact[start : start + EXACT_CHUNK])
+        for start in range(0, len(exact), EXACT_CHUNK)
+    ]
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    evaluated = time.perf_counter()
+    pushed = 0
     for result in results:
         if isinstance(result, BaseException):
             logger.error("syncbind failed to evaluate subscriptions", exc_info=result)
@@ -95,6 +135,20 @@ async def process(hub: Hub, stream: Any, wire_changes: Any) -> None:
             if sub.active:
                 sub.last = last
                 await sub.owner.push(frame)
+                pushed += 1
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "syncbind: %s: %d keys settled from %d fetched rows, %d evaluated in %d batches, "
+            "in %.1f ms; %d pushes queued in %.1f ms",
+            stream,
+            len(exact),
+            len(fresh),
+            len(queried),
+            len(batches),
+            (evaluated - started) * 1000,
+            pushed,
+            (time.perf_counter() - evaluated) * 1000,
+        )
 
 
 def _needs_push(job: tuple[KeyState, Any]) -> bool:
@@ -109,23 +163,49 @@ def _semaphore(hub: Hub) -> asyncio.Semaphore:
     return hub.evaluations
 
 
-async def _affected_pages(
-    hub: Hub, stream: str, model: Any, changes: list[Change], pages: list[KeyState]
+# -- the changed rows, fetched once -------------------------------------------------
+
+
+def _settles_exactly(state: KeyState) -> bool:
+    read = state.read
+    return read is not None and read.shareable and state.predicate is not None
+
+
+def _template(row_jobs: list[tuple[KeyState, Any]], pages: list[KeyState]) -> Any:
+    """The read whose row shape the changed rows are fetched in (None: values only)."""
+    for state, _op in row_jobs:
+        if _settles_exactly(state):
+            return state.read
+    for state in pages:
+        if _settles_exactly(state) and state.read.ordered_by_pk:
+            return state.read
+    return None
+
+
+def _fetch(model: Any, pks: list[Any], template: Any) -> dict[Any, tuple[Any, dict[str, Any]]]:
+    """``{pk: (instance or None, matchable values)}`` of the rows as they are now."""
+    names = tuple(matchable_fields(model))
+    if template is None:
+        pk_name = model._meta.pk.attname
+        rows = model._base_manager.filter(pk__in=pks).values(pk_name, *names)
+        return {row[pk_name]: (None, row) for row in rows}
+    found = reads.fetch_rows(template, pks)
+    return {
+        pk: (obj, {name: obj.__dict__.get(name) for name in names}) for pk, obj in found.items()
+    }
+
+
+def _affected_pages(
+    hub: Hub, stream: str, changes: list[Change], pages: list[KeyState]
 ) -> list[KeyState]:
     if len(changes) > MATCH_LIMIT:
         return pages
-    names = tuple(matchable_fields(model))
-    unknown = [c.pk for c in changes if c.after is UNKNOWN]
-    if unknown:
-        found = await run_in_pool(_current_values, model, unknown, names)
-        for change in changes:
-            if change.after is UNKNOWN:
-                change.after = found.get(change.pk, ABSENT)
     recent = hub.recent.setdefault(stream, OrderedDict())
-    affected = []
-    for state in pages:
-        if state.predicate is None or any(_may_affect(state, c, recent) for c in changes):
-            affected.append(state)
+    affected = [
+        state
+        for state in pages
+        if state.predicate is None or any(_may_affect(state, c, recent) for c in changes)
+    ]
     for change in changes:
         recent.pop(change.pk, None)
         if isinstance(change.after, dict):
@@ -148,51 +228,108 @@ def _may_affect(state: KeyState, change: Change, recent: OrderedDict) -> bool:
     return last is not None and last != before and may_contain(state.predicate, last, ABSENT)
 
 
-def _current_values(model: Any, pks: list[Any], names: tuple[str, ...]) -> dict[Any, Any]:
-    pk_name = model._meta.pk.attname
-    rows = model._base_manager.filter(pk__in=pks).values(pk_name, *names)
-    return {row[pk_name]: row for row in rows}
+_QUERY = object()  # the key's new state needs its read executed
 
 
-def plan(jobs: list[tuple[KeyState, Any, list[Subscription]]]) -> list[list[tuple]]:
+def _exact(job: Job, changes: list[Change] | None, fresh: dict, template: Any) -> Any:
+    """The key's new state when the fetched rows decide it, else _QUERY.
+
+    A row key: the row, or None (deleted, or out of the key's queryset). A page
+    key ordered by primary key, all of whose changed rows stay in its queryset
+    and on it: its last page with those rows replaced.
+    """
+    state, op, _subs = job
+    if state.key.kind == INSTANCE and op == DELETE:
+        return None
+    if changes is None or not _settles_exactly(state):
+        return _QUERY
+    read = state.read
+    if template is None or read.row_shape != template.row_shape:
+        return _QUERY
+    predicate = state.predicate
+    if state.key.kind == INSTANCE:
+        found = fresh.get(state.key.pk)
+        if found is None:
+            return None  # gone
+        verdict = predicate(found[1])
+        if verdict is None:
+            return _QUERY
+        return found[0] if verdict else None
+    if state.page is None or not read.ordered_by_pk or not _default_page_data(state):
+        return _QUERY
+    count, rows, pks = state.page
+    replaced: dict[int, Any] = {}
+    for change in changes:
+        on_page = change.pk in pks
+        found = fresh.get(change.pk) if change.op != DELETE else None
+        if found is None:
+            if on_page or change.op != DELETE or may_contain(predicate, change.before, ABSENT):
+                return _QUERY
+            continue
+        verdict = predicate(found[1])
+        if on_page and verdict is True:
+            replaced[pks.index(change.pk)] = found[0]
+        elif on_page or verdict is not False or may_contain(predicate, change.before, ABSENT):
+            return _QUERY
+    return _InPlace(count, rows, pks, replaced)
+
+
+def _default_page_data(state: KeyState) -> bool:
+    return getattr(state.binding_class.page_data, DEFAULT_READ, False)
+
+
+class _InPlace:
+    """A page's last state with some of its rows replaced by fresh instances."""
+
+    __slots__ = ("count", "rows", "pks", "replaced")
+
+    def __init__(self, count: int, rows: list[Any], pks: list[Any], replaced: dict) -> None:
+        self.count, self.rows, self.pks, self.replaced = count, rows, pks, replaced
+
+
+# -- evaluation ----------------------------------------------------------------------
+
+
+def plan(jobs: list[Job]) -> list[list[Job]]:
     """Jobs in batches: each batch is one statement's worth of reads of one shape."""
     size = max(1, api_settings.LIVE_BATCH_SIZE)
-    by_shape: dict[Any, list[tuple]] = {}
-    alone: list[list[tuple]] = []
-    unread: list[tuple] = []  # deleted rows: nothing to read
+    by_shape: dict[Any, list[Job]] = {}
+    alone: list[list[Job]] = []
     for job in jobs:
-        state, op, _subs = job
-        if state.key.kind == INSTANCE and op == DELETE:
-            unread.append(job)
-        elif state.read is None:
+        state = job[0]
+        if state.read is None:
             alone.append([job])
         else:
             by_shape.setdefault(state.read.shape, []).append(job)
-    batches = [unread, *alone] if unread else alone
+    batches = alone
     for group in by_shape.values():
         batches.extend(group[start : start + size] for start in range(0, len(group), size))
     return batches
 
 
-def evaluate(batch: list[tuple[KeyState, Any, list[Subscription]]]) -> list[tuple]:
-    """Evaluate a batch of keys (worker thread): ``(subscription, frame, last)`` to send."""
-    to_read = [
-        state.read
-        for state, op, _subs in batch
-        if state.read is not None and not (state.key.kind == INSTANCE and op == DELETE)
-    ]
+def evaluate(batch: list[Job]) -> list[tuple]:
+    """Evaluate a batch of keys by their reads (worker thread): ``(subscription, frame,
+    last)`` to send."""
+    to_read = [state.read for state, _op, _subs in batch if state.read is not None]
     outcomes = iter(reads.execute(to_read, api_settings.LIVE_BATCH_SIZE) if to_read else ())
     cache: dict[Any, Any] = {}
     frames: list[tuple] = []
-    for state, op, subs in batch:
-        if state.key.kind == INSTANCE and op == DELETE:
-            outcome: Any = None
-        elif state.read is not None:
+    for state, _op, subs in batch:
+        if state.read is not None:
             outcome = next(outcomes)
         else:
             outcome = _evaluate_with_binding(state, subs)
             if outcome is _REFUSED:
                 continue
+        frames.extend(_frames(state, subs, outcome, cache))
+    return frames
+
+
+def settle_exact(work: list[tuple[Job, Any]]) -> list[tuple]:
+    """Frames for keys whose new state the fetched rows decided (worker thread)."""
+    cache: dict[Any, Any] = {}
+    frames: list[tuple] = []
+    for (state, _op, subs), outcome in work:
         frames.extend(_frames(state, subs, outcome, cache))
     return frames
 
@@ -229,7 +366,7 @@ def _frames(state: KeyState, subs: list[Subscription], outcome: Any, cache: dict
     if key.kind == INSTANCE:
         obj = outcome
         if obj is not None:
-            data_text = _encoded(cache, (binding_class, key.scope, id(obj)), binding, obj)
+            data_text = protocol.encode(_row(cache, state, binding, obj))
     elif state.read is None:
         data_text = protocol.encode(outcome)
     else:
@@ -288,39 +425,34 @@ def _alone(sub: Subscription) -> list[tuple]:
     return _frames(state, [sub], outcome, {})
 
 
-def _encoded(cache: dict, cache_key: Any, binding: Any, obj: Any) -> str:
-    text = cache.get(cache_key)
-    if text is None:
-        text = cache[cache_key] = protocol.encode(binding.get_serializer().serialize(obj))
-    return text
+def _row(cache: dict, state: KeyState, binding: Any, obj: Any) -> Any:
+    row_key = ("row", state.binding_class, state.key.scope, id(obj))
+    row = cache.get(row_key)
+    if row is None:
+        row = cache[row_key] = binding.get_serializer().serialize(obj)
+    return row
 
 
-def _page_text(cache: dict, state: KeyState, binding: Any, result: reads.PageResult) -> str:
-    binding_class, scope = state.binding_class, state.key.scope
+def _page_text(cache: dict, state: KeyState, binding: Any, outcome: Any) -> str:
     read = state.read
-    page_key = (
-        "page",
-        binding_class,
-        scope,
-        read.page,
-        read.limit,
-        result.count,
-        tuple(id(obj) for obj in result.rows),
-    )
+    if isinstance(outcome, _InPlace):
+        rows = list(outcome.rows)
+        for index, obj in outcome.replaced.items():
+            rows[index] = _row(cache, state, binding, obj)
+        count, pks = outcome.count, outcome.pks
+        data = {"page": read.page, "limit": read.limit, "count": count, "rows": rows}
+    else:
+        pks = [obj.pk for obj in outcome.rows]
+        data = binding.page_data(
+            read, outcome, lambda objs: [_row(cache, state, binding, obj) for obj in objs]
+        )
+        count, rows = outcome.count, data["rows"]
+    state.page = (count, rows, pks)
+    state.pks = set(pks)
+    state.version += 1
+    page_key = ("page", id(state.binding_class), state.key.scope, read.page, read.limit, count)
+    page_key += tuple(id(row) for row in rows)
     text = cache.get(page_key)
     if text is None:
-        serializer = binding.get_serializer()
-
-        def serialize_many(rows: list[Any]) -> list[Any]:
-            out = []
-            for obj in rows:
-                row_key = ("row", binding_class, scope, id(obj))
-                row = cache.get(row_key)
-                if row is None:
-                    row = cache[row_key] = serializer.serialize(obj)
-                out.append(row)
-            return out
-
-        text = cache[page_key] = protocol.encode(binding.page_data(read, result, serialize_many))
-    state.pks = {obj.pk for obj in result.rows}
+        text = cache[page_key] = protocol.encode(data)
     return text

@@ -31,23 +31,46 @@ logger = logging.getLogger("syncbind.live")
 class KeyState:
     """One subscription key in this process: its read, its subscribers, what it showed."""
 
-    __slots__ = ("key", "binding_class", "read", "predicate", "subs", "pks", "__weakref__")
+    __slots__ = (
+        "key",
+        "binding_class",
+        "read",
+        "predicate",
+        "subs",
+        "pks",
+        "page",
+        "version",
+        "__weakref__",
+    )
 
     def __init__(self, key: SubscriptionKey, binding_class: type, read: Any) -> None:
         self.key = key
         self.binding_class = binding_class
         # The compiled read (syncbind.reads), None when evaluated through the binding.
         self.read = read
+        # Its queryset's WHERE over one row's values (syncbind.live.matching).
         self.predicate: Predicate | None = None
-        if key.kind != INSTANCE and read is not None:
+        if read is not None:
             self.predicate = compile_predicate(read.queryset)
         self.subs: dict[Subscription, None] = {}
-        # Primary keys of the rows it last showed (pages).
+        # Primary keys of the rows it last showed (pages), and that page:
+        # (count, serialized rows, primary keys in order).
         self.pks: set[Any] = set()
+        self.page: tuple[int, list[Any], list[Any]] | None = None
+        # Bumped by every evaluation: a first reply read before one is older than it.
+        self.version = 0
 
-    def saw(self, pks: Any) -> None:
-        if self.key.kind != INSTANCE:
-            self.pks.update(pks)
+    def saw(self, pks: Any, data: Any = None, version: int | None = None) -> None:
+        """A subscriber's first reply showed ``data`` (its rows' primary keys ``pks``);
+        ``version`` is this key's version when that subscriber subscribed."""
+        if self.key.kind == INSTANCE:
+            return
+        pks = list(pks)
+        self.pks.update(pks)
+        if version != self.version:
+            return  # evaluated since that reply was read: the evaluation is newer
+        if isinstance(data, dict) and isinstance(data.get("rows"), list):
+            self.page = (data["count"], data["rows"], pks)
 
 
 class Hub:
@@ -99,6 +122,7 @@ class Hub:
                 self.key_counts[key.stream] = self.key_counts.get(key.stream, 0) + 1
             state.subs[sub] = None
             sub.state = state
+            sub.version = state.version
             # Read under the lock that leave() consults: a stream seen joined here stays
             # joined, so most subscriptions skip the hop to the event loop.
             joined = self.layer is None or group_name(key.stream) in self.joined

@@ -51,6 +51,7 @@ class Subscription:
         "action",
         "last",
         "active",
+        "version",
         "__weakref__",
     )
 
@@ -73,13 +74,15 @@ class Subscription:
         self.action = action
         self.last: Any = PENDING
         self.active = True
+        # The key's version when this subscription was made (see KeyState.saw).
+        self.version: int | None = None
 
     def sent(self, data: Any, pks: Any = ()) -> None:
         """Record the first reply's data and the rows it showed (worker thread)."""
         if self.last is PENDING:
             self.last = FirstReply(data)
         if self.state is not None:
-            self.state.saw(pks)
+            self.state.saw(pks, data, self.version)
 
 
 class ConnectionSubscriptions:

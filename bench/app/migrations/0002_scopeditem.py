@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
                         auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
                     ),
                 ),
-                ("public", models.BooleanField(default=False)),
+                ("public", models.BooleanField(db_index=True, default=False)),
                 ("name", models.CharField(max_length=100)),
                 ("price", models.DecimalField(decimal_places=2, max_digits=8)),
                 ("quantity", models.IntegerField(default=0)),
