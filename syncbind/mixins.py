@@ -46,7 +46,7 @@ class SubscribeMixin:
         parameters (no id) → the page, then pushes of it under ``<stream>.list``
         (``search`` when there is a ``query``), with this event's tag."""
         if "id" in request.data:
-            self.live_object(self.get_lookup_value())
+            self.live_object(self.get_lookup_value(), explicit=True)
             return {"success": True}
         return self.live_page(force=True)
 

@@ -125,7 +125,7 @@ class LiveBindingMixin:
 
     @contextmanager
     def subscribing(
-        self, kind: str, pk: Any = None, *, event: str | None = None
+        self, kind: str, pk: Any = None, *, event: str | None = None, explicit: bool = False
     ) -> Iterator[tuple[Any, reads.Read | None]]:
         """Subscribe the connection for the duration of the first read.
 
@@ -148,20 +148,24 @@ class LiveBindingMixin:
                 request,
                 "retrieve",
                 delete_event=request.message.event_for("delete"),
+                explicit=explicit,
             )
         else:
             action = self._page_action()
             push_event = event or request.message.event_for(action)
-            sub = subscriptions.subscribe(key, type(self), read, push_event, request, action)
+            sub = subscriptions.subscribe(
+                key, type(self), read, push_event, request, action, explicit=explicit
+            )
         try:
             yield sub, read
         except BaseException:
             subscriptions.discard(sub)
             raise
 
-    def live_object(self, pk: Any) -> tuple[Any, dict[str, Any]]:
-        """Subscribe to row ``pk``, then read it: ``(instance, serialized row)``."""
-        with self.subscribing(INSTANCE, pk) as (sub, read):
+    def live_object(self, pk: Any, explicit: bool = False) -> tuple[Any, dict[str, Any]]:
+        """Subscribe to row ``pk``, then read it: ``(instance, serialized row)``.
+        ``explicit``: a subscribe event's (kept), not a read's (the oldest may go)."""
+        with self.subscribing(INSTANCE, pk, explicit=explicit) as (sub, read):
             if read is None:
                 obj = self.get_object()  # type: ignore[attr-defined]
             else:
@@ -175,10 +179,11 @@ class LiveBindingMixin:
         return obj, data
 
     def live_page(self, force: bool = False) -> dict[str, Any]:
-        """The page, subscribing the connection to it first (list, search, subscribe)."""
+        """The page, subscribing the connection to it first (list, search, subscribe;
+        ``force``: a subscribe event's, kept rather than the oldest to go)."""
         if not (force or self.get_auto_subscribe()):
             return self.get_page()  # type: ignore[attr-defined]
-        with self.subscribing(PAGE) as (sub, read):
+        with self.subscribing(PAGE, explicit=force) as (sub, read):
             if read is None:
                 data = self.get_page()  # type: ignore[attr-defined]
                 pks: Any = ()

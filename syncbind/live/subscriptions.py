@@ -5,6 +5,12 @@ one event name. :class:`ConnectionSubscriptions` holds a connection's, enforces
 its limits (``MAX_SUBSCRIPTIONS``, ``MAX_SUBSCRIPTION_KEYS``,
 ``MAX_SUBSCRIPTION_REQUEST_BYTES``), and orders its pushes after the reply
 that is being handled.
+
+The subscriptions reads make by themselves (every retrieve, list and search
+subscribes) are the most recent ones: past a limit the oldest of them is
+dropped. So a client that browses thousands of rows keeps the latest live
+and never errs; ``subscribe`` events say "keep this", and past a limit made
+of those alone the request is refused with ``limit_exceeded``.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class Subscription:
         "last",
         "active",
         "version",
+        "explicit",
         "__weakref__",
     )
 
@@ -76,6 +83,8 @@ class Subscription:
         self.active = True
         # The key's version when this subscription was made (see KeyState.saw).
         self.version: int | None = None
+        # Made by a subscribe event (never evicted), not by a read subscribing itself.
+        self.explicit = False
 
     def sent(self, data: Any, pks: Any = ()) -> None:
         """Record the first reply's data and the rows it showed (worker thread)."""
@@ -104,7 +113,14 @@ class ConnectionSubscriptions:
         self.closed = False
 
     # -- called from worker threads ------------------------------------------------
-    def _check_limits(self, key: SubscriptionKey, event: str, request: Any) -> None:
+    def _make_room(self, key: SubscriptionKey, event: str, request: Any) -> list[Subscription]:
+        """Enforce the limits before ``(key, event)`` is added; returns what was evicted.
+
+        Called with ``self.lock`` held. Subscriptions a read made by itself (retrieve,
+        list, search) form a bounded most-recent set: the oldest of them makes room.
+        Explicit ``subscribe`` ones are never dropped; past the limit with those
+        alone, the request is refused.
+        """
         size = getattr(request.message, "size", 0)
         limit = api_settings.MAX_SUBSCRIPTION_REQUEST_BYTES
         if limit is not None and size > limit:
@@ -113,23 +129,39 @@ class ConnectionSubscriptions:
                 '"subscribe": false to read without subscribing.'
             )
         if (key, event) in self.items:
-            return  # replaces itself
+            return []  # replaces itself
         most = api_settings.MAX_SUBSCRIPTIONS
-        if most is not None and len(self.items) >= most:
-            raise LimitExceeded(
-                f"This connection already has {most} live subscriptions, the most allowed; "
-                "unsubscribe from some first."
-            )
         most_keys = api_settings.MAX_SUBSCRIPTION_KEYS
-        if (
-            most_keys is not None
-            and key not in self.key_counts
-            and len(self.key_counts) >= most_keys
-        ):
-            raise LimitExceeded(
-                f"This connection already follows {most_keys} different rows and pages, the "
-                "most allowed; unsubscribe from some first."
-            )
+        evicted: list[Subscription] = []
+
+        def over() -> str | None:
+            if most is not None and len(self.items) >= most:
+                return (
+                    f"This connection already has {most} live subscriptions, the most allowed; "
+                    "unsubscribe from some first."
+                )
+            if (
+                most_keys is not None
+                and key not in self.key_counts
+                and len(self.key_counts) >= most_keys
+            ):
+                return (
+                    f"This connection already follows {most_keys} different rows and pages, "
+                    "the most allowed; unsubscribe from some first."
+                )
+            return None
+
+        while (problem := over()) is not None:
+            oldest = next((sub for sub in self.items.values() if not sub.explicit), None)
+            if oldest is None:
+                for sub in evicted:  # nothing made room after all: put them back
+                    self.items[(sub.key, sub.event)] = sub
+                    self._count(sub.key, +1)
+                raise LimitExceeded(problem)
+            del self.items[(oldest.key, oldest.event)]
+            self._count(oldest.key, -1)
+            evicted.append(oldest)
+        return evicted
 
     def subscribe(
         self,
@@ -140,17 +172,22 @@ class ConnectionSubscriptions:
         request: Any,
         action: str,
         delete_event: str | None = None,
+        explicit: bool = False,
     ) -> Subscription:
         sub = Subscription(self, key, event, request, action, delete_event)
+        sub.explicit = explicit
         with self.lock:
             if self.closed:
                 raise SyncbindError("The connection is closed.")
-            self._check_limits(key, event, request)
+            evicted = self._make_room(key, event, request)
             old = self.items.pop((key, event), None)
             if old is not None:
                 self._count(old.key, -1)
+                sub.explicit = sub.explicit or old.explicit
             self.items[(key, event)] = sub
             self._count(key, +1)
+        for gone in evicted:
+            self.hub.remove(gone)
         if old is not None:
             self.hub.remove(old)
         self.hub.add(sub, binding_class, read)
@@ -219,7 +256,14 @@ class ConnectionSubscriptions:
             self.discard(sub)
             try:
                 new = self.subscribe(
-                    key, binding_class, read, sub.event, sub.request, sub.action, sub.delete_event
+                    key,
+                    binding_class,
+                    read,
+                    sub.event,
+                    sub.request,
+                    sub.action,
+                    sub.delete_event,
+                    explicit=sub.explicit,
                 )
             except SyncbindError:
                 continue
