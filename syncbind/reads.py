@@ -191,20 +191,41 @@ def object_read(queryset: models.QuerySet, pk: Any) -> ObjectRead:
 
 
 def page_read(queryset: models.QuerySet, page: int, limit: int) -> PageRead:
-    """The read of one page of ``queryset`` (already filtered and ordered)."""
+    """The read of one page of ``queryset`` (already filtered and ordered).
+
+    Compiled as the page alone (``LIMIT``/``OFFSET``): that is what a request
+    runs, with a count when the page is full. The form that carries its count
+    and positions, for batches, is compiled on first use (:func:`batch_form`):
+    a window over the whole queryset would make every request sort it.
+    """
     read = PageRead(queryset=queryset, using=queryset.db, page=page, limit=limit)
-    statement = queryset
     reason = unbatchable_reason(queryset)
-    if reason is None:
-        statement = queryset.annotate(
-            **{
-                COUNT: Window(Count("*")),
-                POSITION: Window(RowNumber(), order_by=_ordering(queryset)),
-                PK: F("pk"),
-            }
-        )[read.offset : read.offset + limit]
+    statement = queryset[read.offset : read.offset + limit] if reason is None else queryset
     _compile(read, statement, "page", reason, (page, limit))
     return read
+
+
+def batch_form(read: Read) -> tuple[str, tuple[Any, ...], Any]:
+    """``(sql, params, compiler)`` of ``read`` as a branch of a batch: its rows with
+    their primary key and, for a page, their count and position."""
+    cached = read.__dict__.get("_batch_form")
+    if cached is not None:
+        return cached
+    if isinstance(read, PageRead):
+        statement = read.queryset.annotate(
+            **{
+                COUNT: Window(Count("*")),
+                POSITION: Window(RowNumber(), order_by=_ordering(read.queryset)),
+                PK: F("pk"),
+            }
+        )[read.offset : read.offset + read.limit]
+        compiler = statement.query.get_compiler(using=read.using)
+        sql, params = compiler.as_sql()
+        form = (sql, tuple(params), compiler)
+    else:
+        form = (read.sql, read.params, read.compiler)
+    read.__dict__["_batch_form"] = form
+    return form
 
 
 # -- execution ---------------------------------------------------------------------
@@ -258,27 +279,22 @@ def _execute_alone(read: Read) -> Any:
 
 def _execute_batch(batch: list[Read]) -> list[Any]:
     first = batch[0]
-    if len(batch) > 1 and first.shareable:
-        return _execute_shared(batch)
     if len(batch) == 1:
-        sql, params = first.sql, first.params
-        tagged = False
-    else:
-        sql = " UNION ALL ".join(
-            f"SELECT {index} AS {KEY}, s.* FROM ({read.sql}) s" for index, read in enumerate(batch)
-        )
-        params = tuple(param for read in batch for param in read.params)
-        tagged = True
+        return [_execute_single(first)]
+    if first.shareable:
+        return _execute_shared(batch)
+    forms = [batch_form(read) for read in batch]
+    sql = " UNION ALL ".join(
+        f"SELECT {index} AS {KEY}, s.* FROM ({form[0]}) s" for index, form in enumerate(forms)
+    )
+    params = tuple(param for form in forms for param in form[1])
     with connections[first.using].cursor() as cursor:
         cursor.execute(sql, params)
         fetched = cursor.fetchall()
     per_read: list[list[Any]] = [[] for _ in batch]
-    if tagged:
-        for row in fetched:
-            per_read[row[0]].append(row[1:])
-    else:
-        per_read[0] = list(fetched)
-    builder = _InstanceBuilder(first.compiler, first.using, first.queryset)
+    for row in fetched:
+        per_read[row[0]].append(row[1:])
+    builder = _InstanceBuilder(forms[0][2], first.using, first.queryset)
     results = builder.build_all(batch, per_read)
     builder.prefetch()
     for read, result in zip(batch, results, strict=True):
@@ -286,6 +302,26 @@ def _execute_batch(batch: list[Read]) -> list[Any]:
             # Past the last page the window has no row to carry the total.
             result.count = read.queryset.count()
     return results
+
+
+def _execute_single(read: Read) -> Any:
+    """One read, as a request makes it: its own statement, then a count if needed."""
+    with connections[read.using].cursor() as cursor:
+        cursor.execute(read.sql, read.params)
+        fetched = cursor.fetchall()
+    builder = _InstanceBuilder(read.compiler, read.using, read.queryset)
+    rows = builder.make(fetched)
+    builder.prefetch()
+    if isinstance(read, ObjectRead):
+        return rows[0] if rows else None
+    assert isinstance(read, PageRead)
+    if rows and len(rows) < read.limit:
+        count = read.offset + len(rows)  # the last page: no count needed
+    elif not rows and not read.offset:
+        count = 0
+    else:
+        count = read.queryset.count()
+    return PageResult(count=count, rows=rows)
 
 
 def fetch_rows(read: Read, pks: Sequence[Any]) -> dict[Any, models.Model]:
@@ -312,6 +348,7 @@ def _execute_shared(batch: list[Read]) -> list[Any]:
     connection = connections[first.using]
     quote = connection.ops.quote_name
     model = first.model
+    forms = [batch_form(read) for read in batch]
     keyed = " UNION ALL ".join(
         f"SELECT {index} AS {KEY}, s.{quote(PK)} AS {PK}, "
         + (
@@ -319,8 +356,8 @@ def _execute_shared(batch: list[Read]) -> list[Any]:
             if isinstance(read, PageRead)
             else f"NULL AS {COUNT}, NULL AS {POSITION}"
         )
-        + f" FROM ({read.sql}) s"
-        for index, read in enumerate(batch)
+        + f" FROM ({form[0]}) s"
+        for index, (read, form) in enumerate(zip(batch, forms, strict=True))
     )
     rows_of = model._base_manager.using(first.using).all()
     rows_of.query.select_related = first.queryset.query.select_related
@@ -335,7 +372,7 @@ def _execute_shared(batch: list[Read]) -> list[Any]:
         f"SELECT {KEY}, {PK}, {COUNT}, {POSITION}, {blanks} FROM {SHARED} "
         f"UNION ALL SELECT NULL, NULL, NULL, NULL, w.* FROM ({rows_sql}) w"
     )
-    params = (*(param for read in batch for param in read.params), *rows_params)
+    params = (*(param for form in forms for param in form[1]), *rows_params)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         fetched = cursor.fetchall()
@@ -375,6 +412,7 @@ class _InstanceBuilder:
         self.queryset = queryset
         select, klass_info = compiler.select, compiler.klass_info
         annotations = dict(compiler.annotation_col_map or {})
+        annotations.pop(PK, None)
         self.count_col = annotations.pop(COUNT, None)
         self.position_col = annotations.pop(POSITION, None)
         self.annotations = annotations
