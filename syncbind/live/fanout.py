@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -362,17 +361,18 @@ def _frames(state: KeyState, subs: list[Subscription], outcome: Any, cache: dict
     binding_class = state.binding_class
     first = subs[0]
     binding = binding_class(request=first.request, action=first.action)
-    data_text = None
+    data_text = data = None
     if key.kind == INSTANCE:
         obj = outcome
         if obj is not None:
-            data_text = protocol.encode(_row(cache, state, binding, obj))
+            data = _row(cache, state, binding, obj)
+            data_text = _encoded(cache, data)
     elif state.read is None:
+        data = outcome
         data_text = protocol.encode(outcome)
     else:
-        data_text = _page_text(cache, state, binding, outcome)
+        data, data_text = _page(cache, state, binding, outcome)
     out: list[tuple] = []
-    decoded = None  # data_text decoded once, for subscribers still holding a FirstReply
     for sub in subs:
         if not sub.active:
             continue
@@ -404,9 +404,8 @@ def _frames(state: KeyState, subs: list[Subscription], outcome: Any, cache: dict
                 out.append((sub, _frame(sub.delete_event, delete), DELETED))
             continue
         if isinstance(sub.last, FirstReply):
-            if decoded is None:
-                decoded = json.loads(data_text)
-            if sub.last.data != decoded:
+            # The first reply is kept as data: compared as data (JSON-safe on both sides).
+            if sub.last.data != data:
                 out.append((sub, _frame(sub.event, data_text), data_text))
         elif sub.last != data_text:
             out.append((sub, _frame(sub.event, data_text), data_text))
@@ -433,7 +432,16 @@ def _row(cache: dict, state: KeyState, binding: Any, obj: Any) -> Any:
     return row
 
 
-def _page_text(cache: dict, state: KeyState, binding: Any, outcome: Any) -> str:
+def _encoded(cache: dict, data: Any) -> str:
+    text_key = ("text", id(data))
+    text = cache.get(text_key)
+    if text is None:
+        text = cache[text_key] = protocol.encode(data)
+    return text
+
+
+def _page(cache: dict, state: KeyState, binding: Any, outcome: Any) -> tuple[Any, str]:
+    """The page's new data and its text; records it as the key's last page."""
     read = state.read
     if isinstance(outcome, _InPlace):
         rows = list(outcome.rows)
@@ -447,12 +455,17 @@ def _page_text(cache: dict, state: KeyState, binding: Any, outcome: Any) -> str:
             read, outcome, lambda objs: [_row(cache, state, binding, obj) for obj in objs]
         )
         count, rows = outcome.count, data["rows"]
-    state.page = (count, rows, pks)
+    # Many keys often show the same page (users reading one list): equal pages are
+    # found by comparing their data, which is cheaper than encoding each.
+    same = cache.setdefault(("pages", state.binding_class, state.key.scope, count, tuple(pks)), [])
+    for known, known_text in same:
+        if known == data:
+            data, text = known, known_text
+            break
+    else:
+        text = protocol.encode(data)
+        same.append((data, text))
+    state.page = (count, data["rows"], pks)
     state.pks = set(pks)
     state.version += 1
-    page_key = ("page", id(state.binding_class), state.key.scope, read.page, read.limit, count)
-    page_key += tuple(id(row) for row in rows)
-    text = cache.get(page_key)
-    if text is None:
-        text = cache[page_key] = protocol.encode(data)
-    return text
+    return data, text
