@@ -462,7 +462,7 @@ def render_markdown(results: dict, charts: dict[str, str]) -> str:
         "syncbind against djangochannelsrestframework (DCRF), channels-binding, a hand-written "
         "Channels consumer and an echo consumer, in one run on one machine. Every contender "
         "serves the same model, rows and fields from its own uvicorn process (one worker); the "
-        "load comes from a separate `websockets` process. Ratios are to syncbind's SyncConsumer; "
+        "load comes from a separate `websockets` process. Ratios are to syncbind's BindingConsumer; "
         "absolute numbers drift on shared machines, ratios less so."
     )
     add("")

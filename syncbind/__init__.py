@@ -14,22 +14,33 @@ __version__ = "0.1.0.dev0"
 _EXPORTS = {
     "SyncBinding": "syncbind.bindings",
     "ReadOnlyBinding": "syncbind.bindings",
-    "SyncConsumer": "syncbind.consumers",
-    "AsyncConsumer": "syncbind.consumers",
+    "BindingConsumer": "syncbind.consumers",
+    "AsyncBindingConsumer": "syncbind.consumers",
     "event": "syncbind.decorators",
     "notify": "syncbind.live.notify",
 }
+# Old names, kept (with a warning) until 0.3.
+_DEPRECATED = {"SyncConsumer": "syncbind.consumers", "AsyncConsumer": "syncbind.consumers"}
 
-__all__ = ["AsyncConsumer", "ReadOnlyBinding", "SyncBinding", "SyncConsumer", "event", "notify"]
+__all__ = [
+    "AsyncBindingConsumer",
+    "BindingConsumer",
+    "ReadOnlyBinding",
+    "SyncBinding",
+    "event",
+    "notify",
+]
 
 if TYPE_CHECKING:
     from .bindings import ReadOnlyBinding, SyncBinding
-    from .consumers import AsyncConsumer, SyncConsumer
+    from .consumers import AsyncBindingConsumer, BindingConsumer
     from .decorators import event
     from .live.notify import notify
 
 
 def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        return getattr(import_module(_DEPRECATED[name]), name)  # warns
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'syncbind' has no attribute {name!r}")

@@ -14,8 +14,9 @@ from django.db import connections, models
 
 from . import filters, pagination, reads
 from .decorators import MARK, EventSpec
-from .deprecation import accepts_legacy_request, adapt_legacy_hooks
+from .deprecation import accepts_legacy_request, adapt_legacy_attributes, adapt_legacy_hooks
 from .exceptions import NotFound, ValidationError
+from .lifecycle import Lifecycle
 from .live.binding import LiveBindingMixin, default_read
 from .mixins import (
     CreateMixin,
@@ -52,7 +53,7 @@ def lock_row(queryset: models.QuerySet, pk: Any) -> models.QuerySet:
     return queryset.select_for_update(of=of)
 
 
-class BindingBase(LiveBindingMixin):
+class BindingBase(Lifecycle, LiveBindingMixin):
     """The base of every binding: queryset, object lookup, serializer, permissions.
 
     Subclasses set ``model`` and one of ``fields`` / ``exclude`` /
@@ -69,7 +70,7 @@ class BindingBase(LiveBindingMixin):
     serializer_class: ClassVar[Any] = None
     form_class: ClassVar[Any] = None
 
-    filter_fields: ClassVar[Any] = None
+    filterset_fields: ClassVar[Any] = None
     filterset_class: ClassVar[Any] = None
     search_fields: ClassVar[Any] = ()
     ordering_fields: ClassVar[Any] = ()
@@ -97,6 +98,7 @@ class BindingBase(LiveBindingMixin):
                     events[spec.name] = (attr, spec)
         cls.events = events
         adapt_legacy_hooks(cls)
+        adapt_legacy_attributes(cls)
         # Per-class caches, reset so a subclass never reuses its parent's.
         cls._serializer = None
         cls._filterset = None
@@ -237,12 +239,12 @@ class BindingBase(LiveBindingMixin):
 
     # -- lists ------------------------------------------------------------------
     def get_filterset_class(self):
-        """``filterset_class``, or a FilterSet built from ``filter_fields``, or None."""
+        """``filterset_class``, or a FilterSet built from ``filterset_fields``, or None."""
         if self.filterset_class is not None:
             return self.filterset_class
         cls = type(self)
-        if cls._filterset is None and self.filter_fields:
-            cls._filterset = filters.build_filterset_class(self.get_model(), self.filter_fields)
+        if cls._filterset is None and self.filterset_fields:
+            cls._filterset = filters.build_filterset_class(self.get_model(), self.filterset_fields)
         return cls._filterset
 
     def get_search_fields(self) -> list[str]:

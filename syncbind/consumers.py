@@ -1,24 +1,34 @@
-"""The WebSocket transports: decode a frame, hand it to the core, send the reply.
+"""The WebSocket transports: a frame to the core, its reply to the socket.
 
-``SyncConsumer`` is a ``JsonWebsocketConsumer`` whose handlers run in syncbind's
-worker pool instead of Channels' single shared thread. ``AsyncConsumer`` is an
-``AsyncJsonWebsocketConsumer`` speaking the same protocol through the same core.
-Subclass either to customise ``connect``/``disconnect``; the protocol itself
-lives in :mod:`syncbind.core`, live subscriptions in :mod:`syncbind.live`.
+Both consumers hand every frame to :func:`syncbind.core.handle` in the worker
+pool (parsing, the binding's code and the encoding happen there) and queue
+what comes back in the connection's outbox (:mod:`syncbind.outbox`), the one
+queue every outgoing frame goes through, in order.
+
+- :class:`BindingConsumer`, sync-first: its ``connect()``/``disconnect()``
+  hooks are plain methods run in the pool, where ``accept()``, ``send()`` and
+  ``close()`` queue their frames without waiting for the event loop.
+  ``async def`` events run through ``async_to_sync`` in the worker.
+- :class:`AsyncBindingConsumer`: the same protocol for async stacks; its
+  hooks are coroutines, and ``async def`` events are awaited on the loop.
+
+``path("ws/", BindingConsumer.as_asgi())``. Subclass either to customise the
+handshake; the protocol lives in :mod:`syncbind.core`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import warnings
 from typing import Any
 
-import channels.consumer
-from channels.consumer import get_handler_name
-from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import core, protocol
 from .connection import REVOKED_CLOSE_CODE, Connection, open_websocket
+from .deprecation import REMOVAL, RemovedInSyncbind03Warning
 from .exceptions import SyncbindError
 from .executor import run_in_pool
 from .live.hub import get_hub
@@ -27,9 +37,11 @@ from .outbox import Outbox
 from .settings import api_settings
 from .throttling import RateLimit
 
+SUBPROTOCOL = "syncbind"
 
-class _Transport:
-    """What both consumers share: the handshake, the hub hookup, push ordering."""
+
+class _Transport(AsyncWebsocketConsumer):
+    """What both consumers share: the outbox, the handshake, the request path."""
 
     connection: Connection | None = None
     # No channel-layer channel per connection: live pushes come from the process's
@@ -37,9 +49,12 @@ class _Transport:
     # a layer receive per socket (and, on channels-redis, a slow teardown). Set
     # "default" in a subclass to also use Channels groups on the consumer itself.
     channel_layer_alias = None
+    # Await ``async def`` events on the event loop rather than in a worker.
+    events_on_loop = False
 
     async def __call__(self, scope, receive, send):
         self.loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._hub = get_hub()
         # Every outgoing frame (accept, replies, pushes, close) goes through one
         # bounded queue, so nobody ever waits for a slow client (syncbind.outbox).
@@ -49,11 +64,20 @@ class _Transport:
         finally:
             await self._outbox.aclose()
 
+    def _emit(self, message: dict[str, Any]) -> None:
+        """Queue an outgoing frame, from the loop or from a worker thread (in order:
+        the loop runs a worker's frames in the order it queued them)."""
+        if threading.get_ident() == self._loop_thread:
+            self._outbox.put(message)
+        else:
+            self.loop.call_soon_threadsafe(self._outbox.put, message)
+
     async def _push_text(self, text: str) -> None:
         self._outbox.put({"type": "websocket.send", "text": text})
 
+    # -- the handshake (worker thread) -------------------------------------------------
     def open_connection(self) -> Connection | None:
-        """Authenticate the handshake; None refuses it (HTTP 403). Runs in a worker thread."""
+        """Authenticate the handshake; None refuses it (HTTP 403)."""
         try:
             connection = open_websocket(
                 self.scope,
@@ -70,7 +94,7 @@ class _Transport:
     def accepted_subprotocol(self) -> str | None:
         """The subprotocol to accept: "syncbind" when the client offered it (it must,
         to send a token as a subprotocol; a browser fails a handshake that ignores it)."""
-        return "syncbind" if "syncbind" in self.scope.get("subprotocols", ()) else None
+        return SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", ()) else None
 
     def close_connection(self) -> None:
         """Drop every live subscription of this connection."""
@@ -85,100 +109,90 @@ class _Transport:
             self.connection.subscriptions.clear()
         self._outbox.put({"type": "websocket.close", "code": REVOKED_CLOSE_CODE})
 
-    def _revoked(self) -> bool:
-        # After the reply to the request that found the credentials gone, close.
-        return self.connection is not None and not self.connection.valid
-
-    async def _handling(self, handle):
+    # -- messages (event loop) ---------------------------------------------------------
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        text = message.get("text")
+        connection = self.connection
+        subscriptions = connection.subscriptions if connection is not None else None
         # While a message is handled, pushes to this connection wait for its reply.
-        subscriptions = self.connection.subscriptions if self.connection else None
-        if subscriptions is None:
-            return await handle()
-        subscriptions.begin()
+        if subscriptions is not None:
+            subscriptions.begin()
         try:
-            return await handle()
+            frame = await run_in_pool(
+                core.handle, text, connection, binary=text is None, on_loop=self.events_on_loop
+            )
+            if isinstance(frame, core.OnLoop):
+                frame = await frame.reply()
+            self._outbox.put({"type": "websocket.send", "text": frame})
+            if connection is not None and not connection.valid:
+                # The request found the credentials gone: its error reply, then the close.
+                self._outbox.put({"type": "websocket.close", "code": REVOKED_CLOSE_CODE})
         finally:
-            await subscriptions.end()
+            if subscriptions is not None:
+                await subscriptions.end()
 
 
-class _CollectedSend(channels.consumer.SyncConsumer):
-    """Sits under WebsocketConsumer in SyncConsumer's bases: what a handler sends
-    from its own worker thread is collected, and the event loop sends it when the
-    handler returns. Channels' ``send`` would instead block the worker on a round
-    trip to the loop for every frame (measured: one of the two costliest steps of
-    a retrieve under load)."""
+class BindingConsumer(_Transport):
+    """The syncbind WebSocket endpoint, sync-first: ``path("ws/", BindingConsumer.as_asgi())``.
 
-    _collecting: tuple[int, list[dict[str, Any]]] | None = None
-
-    def send(self, message: dict[str, Any]) -> None:
-        collecting = self._collecting
-        if collecting is not None and collecting[0] == threading.get_ident():
-            collecting[1].append(message)
-        else:
-            super().send(message)
-
-
-class SyncConsumer(_Transport, JsonWebsocketConsumer, _CollectedSend):
-    """The syncbind WebSocket endpoint, sync-first: ``path("ws/", SyncConsumer.as_asgi())``.
-
-    Every handler (connect, receive, disconnect) runs in the worker pool, one
-    message of this connection at a time, in arrival order. What a handler
-    sends goes out, in order, as soon as it returns.
+    Messages of one connection are handled one at a time, in arrival order, in
+    the worker pool (connections in parallel). ``connect()`` and
+    ``disconnect()`` are plain methods run in the pool too.
     """
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        async def handle() -> None:
-            sent, error = await run_in_pool(self._dispatch_in_pool, message)
-            for outgoing in sent:
-                await self._outbox.aput(outgoing)
-            if error is not None:
-                raise error
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        await run_in_pool(self.connect)
 
-        await self._handling(handle)
-
-    def _dispatch_in_pool(
-        self, message: dict[str, Any]
-    ) -> tuple[list[dict[str, Any]], BaseException | None]:
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        sent: list[dict[str, Any]] = []
-        self._collecting = (threading.get_ident(), sent)
-        try:
-            handler(message)
-        except BaseException as error:
-            # What was sent before the failure still goes out, then the error propagates.
-            return sent, error
-        finally:
-            self._collecting = None
-        return sent, None
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        await run_in_pool(self.disconnect, message.get("code"))
+        raise StopConsumer()
 
     def connect(self) -> None:
+        """Called (worker thread) at the handshake: accept or refuse it."""
         self.connection = self.open_connection()
         if self.connection is None:
             self.close()
         else:
             self.accept(self.accepted_subprotocol())
 
-    def disconnect(self, code: int) -> None:
+    def disconnect(self, code: int | None) -> None:
+        """Called (worker thread) once the socket is closed."""
         self.close_connection()
 
-    def receive(
-        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    # Sync counterparts of Channels' coroutines: they queue, never wait.
+    def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:  # type: ignore[override]
+        message: dict[str, Any] = {"type": "websocket.accept", "subprotocol": subprotocol}
+        if headers:
+            message["headers"] = list(headers)
+        self._emit(message)
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:  # type: ignore[override]
+        message: dict[str, Any] = {"type": "websocket.close"}
+        if code is not None and code is not True:
+            message["code"] = code
+        if reason:
+            message["reason"] = reason
+        self._emit(message)
+
+    def send(  # type: ignore[override]
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
     ) -> None:
-        reply = core.handle_frame(text_data, self.connection, binary=text_data is None)
-        self.send(text_data=protocol.encode(reply))
-        if self._revoked():
-            self.close(code=REVOKED_CLOSE_CODE)
+        if text_data is not None:
+            self._emit({"type": "websocket.send", "text": text_data})
+        elif bytes_data is not None:
+            self._emit({"type": "websocket.send", "bytes": bytes_data})
+        if close:
+            self.close(close)
 
-    @classmethod
-    def encode_json(cls, content: Any) -> str:
-        return protocol.encode(content)
+    def send_json(self, content: Any, close: bool = False) -> None:
+        self.send(text_data=protocol.encode(content), close=close)
 
 
-class AsyncConsumer(_Transport, AsyncJsonWebsocketConsumer):
-    """The same protocol as SyncConsumer for async stacks; binding code still runs in the pool,
-    and ``async def`` events are awaited on the event loop."""
+class AsyncBindingConsumer(_Transport):
+    """The same protocol for async stacks: ``connect()``/``disconnect()`` are
+    coroutines, and ``async def`` events are awaited on the event loop."""
+
+    events_on_loop = True
 
     async def connect(self) -> None:
         self.connection = await run_in_pool(self.open_connection)
@@ -190,17 +204,21 @@ class AsyncConsumer(_Transport, AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         await run_in_pool(self.close_connection)
 
-    async def websocket_receive(self, message: dict[str, Any]) -> None:
-        await self._handling(lambda: super(AsyncConsumer, self).websocket_receive(message))
+    async def send_json(self, content: Any, close: bool = False) -> None:
+        await self.send(text_data=protocol.encode(content), close=close)
 
-    async def receive(
-        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
-    ) -> None:
-        reply = await core.ahandle_frame(text_data, self.connection, binary=text_data is None)
-        await self.send(text_data=protocol.encode(reply))
-        if self._revoked():
-            await self.close(code=REVOKED_CLOSE_CODE)
 
-    @classmethod
-    async def encode_json(cls, content: Any) -> str:
-        return protocol.encode(content)
+_RENAMED = {"SyncConsumer": BindingConsumer, "AsyncConsumer": AsyncBindingConsumer}
+
+
+def __getattr__(name: str) -> Any:
+    new = _RENAMED.get(name)
+    if new is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"syncbind.{name} is now {new.__name__} (the old name shadowed Channels' own "
+        f"consumers); it stops working in syncbind {REMOVAL}.",
+        RemovedInSyncbind03Warning,
+        stacklevel=2,
+    )
+    return new

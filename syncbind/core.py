@@ -1,125 +1,54 @@
-"""The transport-independent request handler.
+"""The request path, independent of any transport: a frame in, a frame out.
 
-Transports (SyncConsumer, AsyncConsumer, the HTTP views) turn what they
-received into a :class:`~syncbind.protocol.Message`, then call
-:func:`handle_message` (sync, in a worker thread) or :func:`ahandle_message`
-(async, from the event loop) with a :class:`Connection` describing the sender,
-and send back the dict they get. Nothing here knows about sockets or HTTP.
+A transport hands the core what it received and sends back what it gets:
+
+- :func:`handle`: a WebSocket frame → the reply frame, encoded (both
+  consumers call it in a worker thread: parsing, the binding's code and the
+  encoding all happen there, none of it on the event loop);
+- :func:`dispatch`: an already-parsed message → the reply (the HTTP views).
+
+Between the two lies one lifecycle, owned by the binding
+(:meth:`~syncbind.lifecycle.Lifecycle.dispatch`): find the binding, check
+the connection's credentials and the permissions, run the action (in a
+transaction for writes and custom events), and turn any exception into an
+error reply through ``EXCEPTION_HANDLER``. Nothing here knows about sockets
+or HTTP.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
-
-from asgiref.sync import async_to_sync
-from django.db import router, transaction
 
 from . import protocol
 from .connection import Connection
 from .exceptions import RateLimited, UnknownEvent
-from .executor import run_in_pool
 from .registry import registry
 from .request import Request
 from .settings import api_settings
 
-
-def make_request(message: protocol.Message, connection: Connection) -> Request:
-    return Request(
-        message=message,
-        user=connection.user,
-        auth=connection.auth,
-        consumer=connection.consumer,
-        connection=connection,
-        scope=connection.scope,
-        transport=connection.transport,
-        http_request=connection.http_request,
-    )
+__all__ = ["Connection", "OnLoop", "dispatch", "handle", "parse"]
 
 
-def error_for(
-    exc: BaseException, message: protocol.Message | None, request=None, binding=None
-) -> dict[str, Any]:
-    """The error reply for ``exc`` (through the configured EXCEPTION_HANDLER)."""
-    error = api_settings.EXCEPTION_HANDLER(exc, {"request": request, "binding": binding})
-    if message is None:
-        return protocol.error_reply(error)
-    return protocol.error_reply(error, message.event, message.request_id)
+class OnLoop:
+    """An ``async def`` event an async transport awaits on its event loop
+    (:func:`handle` returns it instead of a frame when asked to)."""
+
+    __slots__ = ("binding",)
+
+    def __init__(self, binding: Any) -> None:
+        self.binding = binding
+
+    async def reply(self) -> str:
+        return protocol.encode(await self.binding.adispatch())
 
 
-def resolve(message: protocol.Message, request: Request):
-    """Find the binding and the handler; check permissions. Returns ``(binding, handler, spec)``."""
-    if request.connection is not None:
-        request.connection.check()
-    binding_class = registry.get(message.stream)
-    found = binding_class.get_event(message.action)
-    if found is None:
-        raise UnknownEvent()
-    attr, spec = found
-    binding = binding_class(request=request, action=message.action)
-    binding.check_permissions(request)
-    return binding, getattr(binding, attr), spec
-
-
-def _run(binding, handler, spec, request):
-    if spec.atomic:
-        with transaction.atomic(using=router.db_for_write(binding.get_model())):
-            return handler(request)
-    return handler(request)
-
-
-def handle_message(message: protocol.Message, connection: Connection) -> dict[str, Any]:
-    """Run one message to completion and return the reply (or error reply). Sync."""
-    request = make_request(message, connection)
-    binding = None
-    try:
-        binding, handler, spec = resolve(message, request)
-        if inspect.iscoroutinefunction(handler):
-            result = async_to_sync(handler)(request)
-        else:
-            result = _run(binding, handler, spec, request)
-        return protocol.reply(message, result)
-    except Exception as exc:
-        return error_for(exc, message, request, binding)
-
-
-def _is_async_event(message: protocol.Message) -> bool:
-    try:
-        binding_class = registry.get(message.stream)
-    except UnknownEvent:
-        return False
-    found = binding_class.get_event(message.action)
-    return found is not None and inspect.iscoroutinefunction(getattr(binding_class, found[0]))
-
-
-async def ahandle_message(message: protocol.Message, connection: Connection) -> dict[str, Any]:
-    """Async twin of handle_message, for AsyncConsumer.
-
-    Sync events run whole in the worker pool. ``async def`` events are resolved
-    and permission-checked in the pool (that may query the database), then
-    awaited on the event loop.
-    """
-    if not _is_async_event(message):
-        return await run_in_pool(handle_message, message, connection)
-    request = make_request(message, connection)
-    binding = None
-    try:
-        binding, handler, _spec = await run_in_pool(resolve, message, request)
-        return protocol.reply(message, await handler(request))
-    except Exception as exc:
-        return error_for(exc, message, request, binding)
-
-
-def parse_frame(
-    text: str | None, *, binary: bool = False, connection: Connection | None = None
+def parse(
+    text: str | None, connection: Connection | None, *, binary: bool = False
 ) -> protocol.Message | dict[str, Any]:
     """The Message in a WebSocket frame, or the error reply for a malformed or
     over-the-rate frame (malformed frames count against the rate too)."""
-    if (
-        connection is not None
-        and connection.throttle is not None
-        and not connection.throttle.allow()
-    ):
+    throttle = getattr(connection, "throttle", None)
+    if throttle is not None and not throttle.allow():
         return protocol.error_reply(RateLimited().as_error())
     try:
         return protocol.parse_frame(text, max_bytes=api_settings.MAX_MESSAGE_BYTES, binary=binary)
@@ -127,21 +56,41 @@ def parse_frame(
         return protocol.error_reply(invalid.error.as_error(), invalid.event, invalid.request_id)
 
 
-def handle_frame(
-    text: str | None, connection: Connection, *, binary: bool = False
-) -> dict[str, Any]:
-    """Parse a WebSocket frame and handle it; malformed frames get an error reply."""
-    message = parse_frame(text, binary=binary, connection=connection)
-    if isinstance(message, dict):
-        return message
-    return handle_message(message, connection)
+def bind(message: protocol.Message, connection: Connection | None) -> Any:
+    """The binding instance that handles ``message`` (``unknown_event`` if none)."""
+    binding_class = registry.get(message.stream)
+    if binding_class.get_event(message.action) is None:
+        raise UnknownEvent()
+    return binding_class(request=Request(message, connection), action=message.action)
 
 
-async def ahandle_frame(
-    text: str | None, connection: Connection, *, binary: bool = False
-) -> dict[str, Any]:
-    """Async twin of handle_frame: parsing on the loop, binding code in the pool."""
-    message = parse_frame(text, binary=binary, connection=connection)
-    if isinstance(message, dict):
-        return message
-    return await ahandle_message(message, connection)
+def dispatch(
+    message: protocol.Message, connection: Connection | None, *, on_loop: bool = False
+) -> Any:
+    """Handle one parsed message; returns the reply or error reply (a dict). Sync.
+
+    With ``on_loop``, an ``async def`` event is returned as :class:`OnLoop`
+    for the caller to await, rather than run here through ``async_to_sync``.
+    """
+    try:
+        binding = bind(message, connection)
+    except Exception as exc:
+        request = Request(message, connection)
+        error = api_settings.EXCEPTION_HANDLER(exc, {"request": request, "binding": None})
+        return protocol.error_reply(error, message.event, message.request_id)
+    if on_loop and binding.is_async_event():
+        return OnLoop(binding)
+    return binding.dispatch()
+
+
+def handle(
+    text: str | None,
+    connection: Connection | None,
+    *,
+    binary: bool = False,
+    on_loop: bool = False,
+) -> str | OnLoop:
+    """A WebSocket frame → the reply frame (worker thread)."""
+    message = parse(text, connection, binary=binary)
+    reply = message if isinstance(message, dict) else dispatch(message, connection, on_loop=on_loop)
+    return reply if isinstance(reply, OnLoop) else protocol.encode(reply)

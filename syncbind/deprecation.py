@@ -38,6 +38,23 @@ class RemovedInSyncbind03Warning(DeprecationWarning):
     """Something that stops working in syncbind 0.3."""
 
 
+# attribute name in 0.1 -> its name now (django-filter's name for it).
+RENAMED_ATTRIBUTES = {"filter_fields": "filterset_fields"}
+
+
+def adapt_legacy_attributes(cls: type) -> None:
+    """Read the 0.1 names of renamed class attributes ``cls`` itself sets, with a warning."""
+    for old, new in RENAMED_ATTRIBUTES.items():
+        if old in vars(cls) and new not in vars(cls):
+            warnings.warn(
+                f"{cls.__module__}.{cls.__qualname__}.{old} is now {new} (django-filter's "
+                f"name); the old name stops working in syncbind {REMOVAL}.",
+                RemovedInSyncbind03Warning,
+                stacklevel=3,
+            )
+            setattr(cls, new, vars(cls)[old])
+
+
 def _takes_request_first(func: Callable[..., Any], arity: int) -> bool:
     try:
         parameters = list(inspect.signature(func).parameters.values())[1:]

@@ -79,14 +79,36 @@ class PermissionDenied(SyncbindError):
 
 
 class ValidationError(SyncbindError):
-    """Invalid input. ``fields`` maps a field name (or ``"__all__"``) to messages."""
+    """Invalid input. ``fields`` maps a field name (or ``"__all__"``) to messages.
+
+    ``ValidationError({"name": ["Too short."]})``; a message or a list of them on
+    their own (``ValidationError("Too short.")``) are about the whole request,
+    under ``"__all__"``, as Django's own ValidationError puts them.
+    """
 
     code = "invalid"
     default_message = "Invalid data."
     status = 400
 
-    def __init__(self, fields: dict[str, list[str]] | None = None, message: str | None = None):
-        super().__init__(message, fields=fields or {})
+    def __init__(
+        self,
+        fields: dict[str, Any] | list[str] | str | None = None,
+        message: str | None = None,
+    ):
+        super().__init__(message, fields=_as_fields(fields))
+
+
+def _as_fields(fields: Any) -> dict[str, list[str]]:
+    if not fields:
+        return {}
+    if isinstance(fields, str):
+        return {"__all__": [fields]}
+    if isinstance(fields, list | tuple):
+        return {"__all__": [str(message) for message in fields]}
+    return {
+        str(name): [messages] if isinstance(messages, str) else [str(m) for m in messages]
+        for name, messages in fields.items()
+    }
 
 
 class RateLimited(SyncbindError):

@@ -1,7 +1,7 @@
 """Filtering, search and ordering of list/search pages.
 
 Filters go through a django-filter FilterSet (``filterset_class``, or one built
-from ``filter_fields``), so only declared names and lookups are accepted and
+from ``filterset_fields``), so only declared names and lookups are accepted and
 values are parsed by form fields. Search follows DRF's SearchFilter: every word
 must match at least one of ``search_fields`` (icontains). Ordering accepts only
 ``ordering_fields`` and always ends with the primary key, so pages are stable.
@@ -25,10 +25,10 @@ from .settings import api_settings
 
 
 def build_filterset_class(
-    model: type[models.Model], filter_fields: Any
+    model: type[models.Model], filterset_fields: Any
 ) -> type[django_filters.FilterSet]:
-    """A FilterSet class for ``filter_fields`` (a list of names or a dict of lookups)."""
-    meta = type("Meta", (), {"model": model, "fields": filter_fields})
+    """A FilterSet class for ``filterset_fields`` (a list of names or a dict of lookups)."""
+    meta = type("Meta", (), {"model": model, "fields": filterset_fields})
     return type(f"{model.__name__}FilterSet", (django_filters.FilterSet,), {"Meta": meta})
 
 

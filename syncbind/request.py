@@ -1,9 +1,11 @@
-"""The Request handed to binding code: one parsed message plus who sent it."""
+"""The Request handed to binding code: one parsed message, and the connection it came on."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
 
 from .protocol import Message
 
@@ -20,26 +22,56 @@ ACTION_METHODS = {
 }
 
 
-@dataclass(frozen=True)
 class Request:
-    """What a binding method receives as ``request``.
+    """What a binding's hooks read as ``self.request`` (and action methods receive).
 
-    ``data`` is the message's ``data`` object; ``user`` the authenticated user
-    (or AnonymousUser); ``consumer`` the WebSocket consumer that received the
-    message (None over HTTP); ``connection`` is the transport-side state of
-    the sender (live subscriptions live there); ``scope`` is the ASGI scope or
-    the Django HttpRequest's META-like mapping.
+    Everything about the sender is read from its :class:`~syncbind.connection.Connection`
+    (``user`` is the connection's user, so a user read again is seen at once);
+    everything about the message from the :class:`~syncbind.protocol.Message`.
     """
 
-    message: Message
-    user: Any
-    auth: Any = None
-    consumer: Any = None
-    connection: Any = None
-    scope: dict[str, Any] = field(default_factory=dict)
-    transport: str = "websocket"
-    http_request: Any = None
+    __slots__ = ("message", "connection", "_user")
 
+    def __init__(self, message: Message, connection: Any = None, *, user: Any = None) -> None:
+        self.message = message
+        self.connection = connection
+        # For code that makes a request without a connection (tests, scripts).
+        self._user = user
+
+    def __repr__(self) -> str:
+        return f"<Request {self.message.event} from {self.user!r}>"
+
+    # -- the sender ----------------------------------------------------------------
+    @property
+    def user(self) -> Any:
+        if self._user is not None:
+            return self._user
+        return self.connection.user if self.connection is not None else AnonymousUser()
+
+    @property
+    def auth(self) -> Any:
+        return getattr(self.connection, "auth", None)
+
+    @property
+    def consumer(self) -> Any:
+        """The WebSocket consumer the message came on (None over HTTP)."""
+        return getattr(self.connection, "consumer", None)
+
+    @property
+    def scope(self) -> dict[str, Any]:
+        """The ASGI scope of the WebSocket ({} over HTTP)."""
+        return getattr(self.connection, "scope", None) or {}
+
+    @property
+    def transport(self) -> str:
+        return getattr(self.connection, "transport", "websocket")
+
+    @property
+    def http_request(self) -> Any:
+        """The Django HttpRequest (HTTP API only)."""
+        return getattr(self.connection, "http_request", None)
+
+    # -- the message ---------------------------------------------------------------
     @property
     def data(self) -> dict[str, Any]:
         return self.message.data
@@ -68,8 +100,9 @@ class Request:
         subscribe/unsubscribe are GET, create POST, update PATCH, save PUT,
         delete DELETE and custom events POST.
         """
-        if self.http_request is not None:
-            return self.http_request.method
+        http_request = self.http_request
+        if http_request is not None:
+            return http_request.method
         return ACTION_METHODS.get(self.action, "POST")
 
     @property
@@ -77,5 +110,9 @@ class Request:
         return self.data
 
     def with_message(self, message: Message) -> Request:
-        """A copy of this request for another message (same user and transport)."""
-        return replace(self, message=message)
+        """This request for another message (same connection)."""
+        return Request(message, self.connection, user=self._user)
+
+    def with_data(self, data: dict[str, Any]) -> Request:
+        """This request with other ``data``."""
+        return self.with_message(replace(self.message, data=data))

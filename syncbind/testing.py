@@ -179,16 +179,16 @@ def connect(
     subprotocols: list[str] | None = None,
     timeout: float = 5.0,
 ) -> _Connect:
-    """Connect to ``application`` (default: a bare SyncConsumer) as ``user``.
+    """Connect to ``application`` (default: a bare BindingConsumer) as ``user``.
 
     Use as ``async with connect(user) as client`` or ``client = await connect(user)``.
     The user is put in the scope as AuthMiddlewareStack would (``None``: no user,
     or whatever the application's own middleware finds, e.g. a session cookie).
     """
     if application is None:
-        from .consumers import SyncConsumer
+        from .consumers import BindingConsumer
 
-        application = SyncConsumer.as_asgi()
+        application = BindingConsumer.as_asgi()
     return _Connect(application, path, user, headers or [], subprotocols, timeout)
 
 

@@ -12,11 +12,11 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from syncbind import AsyncConsumer, SyncConsumer  # noqa: E402
+from syncbind import AsyncBindingConsumer, BindingConsumer  # noqa: E402
 
 websocket_urls = [
-    path("ws/", SyncConsumer.as_asgi()),
-    path("ws/async/", AsyncConsumer.as_asgi()),
+    path("ws/", BindingConsumer.as_asgi()),
+    path("ws/async/", AsyncBindingConsumer.as_asgi()),
 ]
 
 application = ProtocolTypeRouter(

@@ -1,11 +1,11 @@
 import pytest
 from asgiref.sync import sync_to_async
 
-from syncbind import AsyncConsumer, SyncConsumer
+from syncbind import AsyncBindingConsumer, BindingConsumer
 from syncbind.testing import connect
 from tests import factories
 
-CONSUMERS = {"sync": SyncConsumer, "async": AsyncConsumer}
+CONSUMERS = {"sync": BindingConsumer, "async": AsyncBindingConsumer}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -59,7 +59,7 @@ def db_call():
 
 @pytest.fixture(params=sorted(CONSUMERS))
 def consumer_app(request):
-    """Each protocol test runs against SyncConsumer and AsyncConsumer."""
+    """Each protocol test runs against BindingConsumer and AsyncBindingConsumer."""
     return CONSUMERS[request.param].as_asgi()
 
 

@@ -193,3 +193,25 @@ def test_reconnects_after_a_server_restart(browser, site):
         }"""
     )
     expect(row(page, "after restart")).to_be_visible()
+
+
+def test_closing_one_live_view_keeps_the_others(browser, site):
+    """Two untagged live views of one row: closing one must not end the other."""
+    page = logged_in_page(browser, site)
+    page.evaluate(
+        """async () => {
+            window.seen = {first: [], second: []};
+            const first = sb.live("shop.Product.retrieve", {id: 2}, (row) => seen.first.push(row && row.name));
+            const second = sb.live("shop.Product.retrieve", {id: 2}, (row) => seen.second.push(row && row.name));
+            window.views = {first, second};
+        }"""
+    )
+    page.wait_for_function("seen.first.length === 1 && seen.second.length === 1")
+    page.evaluate(
+        """async () => {
+            await views.first.close();
+            await sb.send("shop.Product.update", {id: 2, name: "renamed after a close"});
+        }"""
+    )
+    page.wait_for_function("seen.second.includes('renamed after a close')")
+    assert page.evaluate("seen.first.includes('renamed after a close')") is False

@@ -51,7 +51,7 @@ def test_any_host_with_sessions_is_a_deploy_warning():
 def test_routing_without_an_origin_validator_is_a_deploy_warning():
     warnings = check_deployment()
     assert ids(warnings) == ["syncbind.W011"]
-    assert "AsyncConsumer, SyncConsumer" in warnings[0].msg
+    assert "AsyncBindingConsumer, BindingConsumer" in warnings[0].msg
 
 
 guarded_application = None
@@ -64,12 +64,12 @@ def test_routing_behind_allowed_hosts_origin_validator_is_fine():
     from channels.security.websocket import AllowedHostsOriginValidator
     from django.urls import path
 
-    from syncbind import SyncConsumer
+    from syncbind import BindingConsumer
 
     guarded_application = ProtocolTypeRouter(
         {
             "websocket": AllowedHostsOriginValidator(
-                AuthMiddlewareStack(URLRouter([path("ws/", SyncConsumer.as_asgi())]))
+                AuthMiddlewareStack(URLRouter([path("ws/", BindingConsumer.as_asgi())]))
             )
         }
     )

@@ -85,7 +85,7 @@ class NativeRacingBinding(Racing, SyncBinding):
 def send(stream, action, data, user):
     try:
         message = Message(event=f"{stream}.{action}", stream=stream, action=action, data=data)
-        return core.handle_message(message, Connection(user=user, transport="http"))
+        return core.dispatch(message, Connection(user=user, transport="http"))
     finally:
         connections.close_all()
 

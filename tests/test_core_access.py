@@ -211,9 +211,10 @@ async def test_anon_read_only(binding_with, consumer_app, db_call, settings):
 
 def _request(user, action="list", data=None):
     from syncbind import core, protocol
+    from syncbind.request import Request
 
     message = protocol.parse_envelope({"event": f"{P}.{action}", "data": data or {}})
-    return core.make_request(message, core.Connection(user=user))
+    return Request(message, core.Connection(user=user))
 
 
 def _allowed(permission_class, user, action="list"):

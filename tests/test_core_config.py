@@ -173,3 +173,12 @@ def test_simple_config_does_not_autodiscover(temporary_binding):
     with override_settings(INSTALLED_APPS=WITHOUT_AUTODISCOVERY):
         apps.get_app_config("syncbind").ready()
         assert registry.all() == []
+
+
+def test_subclasses_of_an_abstract_binding_are_registered_and_it_is_not():
+    """docs/bindings.md recommends ``abstract = True`` bases; the flag is not inherited."""
+    from tests.testapp.bindings import OwnedBinding, ProjectBinding, TaskBinding
+
+    assert registry.get("testapp.Task") is TaskBinding
+    assert registry.get("testapp.Project") is ProjectBinding
+    assert OwnedBinding not in registry.all()

@@ -1,4 +1,4 @@
-"""Every builtin and custom event on the wire, through SyncConsumer and AsyncConsumer."""
+"""Every builtin and custom event on the wire, through BindingConsumer and AsyncBindingConsumer."""
 
 from decimal import Decimal
 
@@ -190,7 +190,7 @@ def test_update_saves_only_the_sent_columns(transactional_db):
         {"event": f"{P}.update", "data": {"id": product.pk, "name": "new"}}
     )
     with CaptureQueriesContext(connection) as ctx:
-        reply = core.handle_message(message, core.Connection(user=superuser))
+        reply = core.dispatch(message, core.Connection(user=superuser))
     assert reply["data"]["row"]["name"] == "new"
     updates = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith("UPDATE")]
     assert len(updates) == 1
@@ -247,6 +247,11 @@ async def test_custom_event_errors(make_client, superuser, db_call):
             "fields": {"amount": ["Too much."]},
         },
     }
+    # A message on its own is about the whole request: a list under "__all__", never
+    # a string a client would read character by character.
+    assert (await client.send_event(f"{P}.refuse_plainly"))["error"]["fields"] == {
+        "__all__": ["Too short."]
+    }
 
 
 async def test_server_error_hides_details_and_rolls_back(make_client, superuser, db_call, caplog):
@@ -264,7 +269,7 @@ async def test_server_error_hides_details_and_rolls_back(make_client, superuser,
 def _page_queries(user, limit):
     message = protocol.parse_envelope({"event": f"{P}.list", "data": {"limit": limit}})
     with CaptureQueriesContext(connection) as ctx:
-        reply = core.handle_message(message, core.Connection(user=user))
+        reply = core.dispatch(message, core.Connection(user=user))
     assert len(reply["data"]["rows"]) == limit
     return len(ctx.captured_queries)
 

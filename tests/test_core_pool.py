@@ -8,11 +8,13 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect as ws_connect
 
-from syncbind import AsyncConsumer, SyncConsumer
-from syncbind.testing import connect
+from syncbind import AsyncBindingConsumer, BindingConsumer, SyncBinding, event
+from syncbind.permissions import AllowAny
+from syncbind.testing import connect, override_bindings
 from tests import factories
 from tests.servers import test_database_env, token_protocols, uvicorn_server
 from tests.testapp import bindings
+from tests.testapp.models import Product
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,7 +31,7 @@ def rendezvous(monkeypatch):
     return make
 
 
-@pytest.mark.parametrize("consumer", [SyncConsumer, AsyncConsumer])
+@pytest.mark.parametrize("consumer", [BindingConsumer, AsyncBindingConsumer])
 async def test_connections_run_in_parallel(consumer, rendezvous, superuser):
     """8 handlers wait on one barrier: it opens only if all 8 run at the same time."""
     rendezvous(8, timeout=10)
@@ -180,40 +182,44 @@ async def test_workers_reuse_connections_as_conn_max_age_says(max_age, reused, s
         await asyncio.to_thread(shutdown_executor)
 
 
-class ChattyConsumer(SyncConsumer):
-    """Sends frames of its own from a handler, from another thread, and before failing."""
+class ChattyConsumer(BindingConsumer):
+    """Sends frames of its own from its sync hooks, from its worker thread."""
 
-    def receive(self, text_data=None, bytes_data=None, **kwargs):
-        if text_data == "two then fail":
-            self.send(text_data="one")
-            self.send(text_data="two")
-            raise RuntimeError("handler failed after sending")
-        if text_data == "from a thread":
-            # Not the handler's own thread: sent at once, through Channels' usual path.
-            helper = threading.Thread(target=self.send, kwargs={"text_data": "helper"})
-            helper.start()
-            helper.join()
-            self.send(text_data="handler")
-            return
-        super().receive(text_data=text_data, bytes_data=bytes_data, **kwargs)
+    def connect(self):
+        super().connect()
+        if self.connection is not None:
+            self.send(text_data="welcome")
 
 
-async def test_frames_a_handler_sends_go_out_in_order_even_when_it_then_fails(superuser):
-    client = await connect(superuser, application=ChattyConsumer.as_asgi())
-    await client.send_raw("two then fail")
-    assert await client.communicator.receive_from(5) == "one"
-    assert await client.communicator.receive_from(5) == "two"
-    # Then the handler's exception ends the consumer, as in any Channels consumer.
-    with pytest.raises(RuntimeError, match="handler failed after sending"):
-        await client.communicator.receive_output(5)
+class ChattyBinding(SyncBinding):
+    model = Product
+    stream = "testapp.Chatty"
+    fields = ["id"]
+    permission_classes = [AllowAny]
+
+    @event(atomic=False)
+    def chat(self, request):
+        consumer = request.consumer
+        consumer.send(text_data="one")
+        # Another thread's frame goes out in the order it was sent, too.
+        helper = threading.Thread(target=consumer.send, kwargs={"text_data": "two"})
+        helper.start()
+        helper.join()
+        consumer.send(text_data="three")
+        return {"said": 3}
 
 
-async def test_frames_sent_from_another_thread_are_not_held_back(superuser, db_call):
+@override_bindings(ChattyBinding)
+async def test_frames_a_worker_sends_go_out_in_order_before_its_reply(superuser):
     async with connect(superuser, application=ChattyConsumer.as_asgi()) as client:
-        await client.send_raw("from a thread")
-        assert await client.communicator.receive_from(5) == "helper"
-        assert await client.communicator.receive_from(5) == "handler"
-        # The protocol still answers on the same socket.
-        product = await db_call(factories.ProductFactory)
-        reply = await client.send_event("testapp.Product.retrieve", {"id": product.pk})
-        assert reply["data"]["id"] == product.pk
+        assert await client.communicator.receive_from(5) == "welcome"
+        await client.communicator.send_to(text_data='{"event": "testapp.Chatty.chat"}')
+        assert [await client.communicator.receive_from(5) for _ in range(3)] == [
+            "one",
+            "two",
+            "three",
+        ]
+        assert json.loads(await client.communicator.receive_from(5)) == {
+            "event": "testapp.Chatty.chat",
+            "data": {"said": 3},
+        }

@@ -89,3 +89,26 @@ async def test_a_subclass_of_an_old_style_binding_can_call_super_the_old_way(mak
         client = await make_client(alice)
         page = await client.send_event("testapp.NarrowerNote.list", {})
         assert [row["text"] for row in page["data"]["rows"]] == ["keep"]
+
+
+def test_the_old_consumer_names_still_work_with_a_warning():
+    import syncbind
+    from syncbind import consumers
+
+    with pytest.warns(RemovedInSyncbind03Warning, match="BindingConsumer"):
+        assert syncbind.SyncConsumer is consumers.BindingConsumer
+    with pytest.warns(RemovedInSyncbind03Warning, match="AsyncBindingConsumer"):
+        assert consumers.AsyncConsumer is consumers.AsyncBindingConsumer
+
+
+def test_filter_fields_is_read_as_filterset_fields_with_a_warning():
+    with pytest.warns(RemovedInSyncbind03Warning, match="filterset_fields"):
+
+        class OldFilters(SyncBinding):
+            model = Note
+            stream = "testapp.OldFilters"
+            fields = ["id", "text"]
+            filter_fields = ["text"]
+
+    assert OldFilters.filterset_fields == ["text"]
+    assert "text" in OldFilters().get_filterset_class().base_filters

@@ -22,8 +22,8 @@ left on the database, drops it, and deletes the Redis keys under its prefix.
 
 The scenario
 ------------
-A client on server A (SyncConsumer) retrieves a row and lists a filtered page; a client on
-server B (AsyncConsumer) updates the row; A receives the row and page pushes. Then a plain
+A client on server A (BindingConsumer) retrieves a row and lists a filtered page; a client on
+server B (AsyncBindingConsumer) updates the row; A receives the row and page pushes. Then a plain
 ``django shell`` process (no server at all) changes the row and deletes it; A receives the
 retrieve push, then the delete push, each followed by the recomputed page.
 """

@@ -196,7 +196,7 @@ from django.core.management import call_command
 call_command("migrate", verbosity=0)
 product = ProductFactory(name="no drf here")
 message = protocol.parse_envelope({"event": "testapp.Product.retrieve", "data": {"id": product.pk}})
-reply = core.handle_message(message, core.Connection(user=SuperUserFactory()))
+reply = core.dispatch(message, core.Connection(user=SuperUserFactory()))
 print(json.dumps({"name": reply["data"]["name"], "drf": "rest_framework.serializers" in sys.modules}))
 """
     env = {

@@ -1,6 +1,6 @@
 """Live subscriptions in one process: what is pushed, when, to whom, and at what cost.
 
-Every test runs against SyncConsumer and AsyncConsumer (the ``make_client``
+Every test runs against BindingConsumer and AsyncBindingConsumer (the ``make_client``
 fixture). Writes come from other connections, from plain ORM code in the test,
 or from ``syncbind.notify`` — the push path is the same.
 """

@@ -32,7 +32,7 @@ class ScopedTaskBinding(SyncBinding):
     model = Task
     stream = STREAM
     fields = ["id", "owner", "title", "priority"]
-    filter_fields = {"priority": ["exact"], "owner": ["exact"]}
+    filterset_fields = {"priority": ["exact"], "owner": ["exact"]}
     permission_classes = [IsAuthenticated]
 
     def get_queryset(self):

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
-from syncbind import AsyncConsumer, SyncBinding, SyncConsumer, core, notify
+from syncbind import AsyncBindingConsumer, BindingConsumer, SyncBinding, core, notify
 from syncbind.connection import Connection
 from syncbind.permissions import IsAuthenticated
 from syncbind.protocol import Message, encode
@@ -45,7 +45,7 @@ class ModelTaskBinding(SyncBinding):
     model = Task
     stream = STREAM
     fields = ["id", "owner", "project", "title", "priority", "done"]
-    filter_fields = {"priority": ["exact", "lt"], "done": ["exact"], "project": ["exact"]}
+    filterset_fields = {"priority": ["exact", "lt"], "done": ["exact"], "project": ["exact"]}
     ordering_fields = ["title", "priority"]
     permission_classes = [IsAuthenticated]
 
@@ -85,7 +85,7 @@ class LiveSubscriptions(RuleBasedStateMachine):
         self.users = [factories.UserFactory() for _ in range(USERS)]
         self.projects = [factories.ProjectFactory(owner=user) for user in self.users]
         for index in range(USERS):
-            consumer = AsyncConsumer if index % 2 else SyncConsumer
+            consumer = AsyncBindingConsumer if index % 2 else BindingConsumer
             self.clients.append(
                 self.run(connect(self.users[index], application=consumer.as_asgi()))
             )
@@ -108,7 +108,7 @@ class LiveSubscriptions(RuleBasedStateMachine):
         message = Message(
             event=event, stream=STREAM, action=action, data={**data, "subscribe": False}
         )
-        reply = core.handle_message(message, Connection(user=user, transport="http"))
+        reply = core.dispatch(message, Connection(user=user, transport="http"))
         return reply.get("data"), reply.get("error")
 
     def visible(self, user):

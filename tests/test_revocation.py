@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import path
 
-from syncbind import SyncConsumer
+from syncbind import BindingConsumer
 from syncbind.authentication import make_token, revoke_tokens
 from syncbind.testing import connect
 from tests import factories
@@ -33,7 +33,7 @@ TOKEN_AUTH = {
 
 
 def session_app():
-    return AuthMiddlewareStack(URLRouter([path("ws/", SyncConsumer.as_asgi())]))
+    return AuthMiddlewareStack(URLRouter([path("ws/", BindingConsumer.as_asgi())]))
 
 
 def logged_in_browser(user):

@@ -1,5 +1,5 @@
-"""One table of protocol cases, driven through every transport: SyncConsumer,
-AsyncConsumer, the HTTP envelope endpoint and the HTTP REST routes. The replies
+"""One table of protocol cases, driven through every transport: BindingConsumer,
+AsyncBindingConsumer, the HTTP envelope endpoint and the HTTP REST routes. The replies
 must be identical."""
 
 import json
@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.test import AsyncClient
 
-from syncbind import AsyncConsumer, SyncConsumer
+from syncbind import AsyncBindingConsumer, BindingConsumer
 from syncbind.exceptions import STATUS_BY_CODE
 from syncbind.testing import connect
 from tests import factories
@@ -28,11 +28,11 @@ async def via_websocket(consumer, user, event, data):
 
 
 async def via_sync_consumer(user, event, data):
-    return await via_websocket(SyncConsumer, user, event, data)
+    return await via_websocket(BindingConsumer, user, event, data)
 
 
 async def via_async_consumer(user, event, data):
-    return await via_websocket(AsyncConsumer, user, event, data)
+    return await via_websocket(AsyncBindingConsumer, user, event, data)
 
 
 async def _http_client(user):

@@ -12,7 +12,7 @@ from .rows import slow_query
 class ItemBinding(SyncBinding):
     model = Item
     fields = ITEM_FIELDS
-    filter_fields = {"category": ["exact"]}
+    filterset_fields = {"category": ["exact"]}
 
     @event(atomic=False)
     def slow(self, request):
@@ -24,7 +24,7 @@ class ScopedItemBinding(SyncBinding):
 
     model = ScopedItem
     fields = SCOPED_FIELDS
-    filter_fields = {"public": ["exact"], "owner": ["exact"]}
+    filterset_fields = {"public": ["exact"], "owner": ["exact"]}
     permission_classes = [IsAuthenticated]
 
     def get_queryset(self):

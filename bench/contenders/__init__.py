@@ -25,22 +25,22 @@ CONTENDERS = {
     for c in [
         Contender(
             "syncbind-sync",
-            "syncbind SyncConsumer",
+            "syncbind BindingConsumer",
             "syncbind",
             "bench.contenders.syncbind_sync",
             scoped_cases=("row", "page", "own_row", "own_page"),
         ),
         Contender(
             "syncbind-async",
-            "syncbind AsyncConsumer",
+            "syncbind AsyncBindingConsumer",
             "syncbind",
             "bench.contenders.syncbind_async",
         ),
-        # The same SyncConsumer with a pool as small as the machine's cores: the
+        # The same BindingConsumer with a pool as small as the machine's cores: the
         # trade-off THREAD_POOL_SIZE makes (fast queries against slow ones).
         Contender(
             "syncbind-sync-2",
-            "syncbind SyncConsumer, THREAD_POOL_SIZE=2",
+            "syncbind BindingConsumer, THREAD_POOL_SIZE=2",
             "syncbind",
             "bench.contenders.syncbind_sync",
             env=(("BENCH_THREAD_POOL_SIZE", "2"),),

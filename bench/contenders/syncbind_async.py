@@ -1,5 +1,5 @@
-from syncbind import AsyncConsumer
+from syncbind import AsyncBindingConsumer
 
 
 def consumer():
-    return AsyncConsumer.as_asgi()
+    return AsyncBindingConsumer.as_asgi()

@@ -1,5 +1,5 @@
-from syncbind import SyncConsumer
+from syncbind import BindingConsumer
 
 
 def consumer():
-    return SyncConsumer.as_asgi()
+    return BindingConsumer.as_asgi()

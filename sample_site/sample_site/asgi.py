@@ -16,7 +16,7 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from syncbind import SyncConsumer  # noqa: E402
+from syncbind import BindingConsumer  # noqa: E402
 
 # uvicorn does not serve static files; in DEBUG Django does (the admin needs them).
 http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app
@@ -25,7 +25,7 @@ application = ProtocolTypeRouter(
     {
         "http": http_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter([path("ws/", SyncConsumer.as_asgi())]))
+            AuthMiddlewareStack(URLRouter([path("ws/", BindingConsumer.as_asgi())]))
         ),
     }
 )

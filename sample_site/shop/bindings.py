@@ -29,7 +29,11 @@ class ProductBinding(SyncBinding):
     model = Product
     fields = ["id", "name", "price", "category", "owner", "in_stock", "created"]
     read_only_fields = ["owner"]
-    filter_fields = {"price": ["exact", "lt", "gt"], "category": ["exact"], "name": ["icontains"]}
+    filterset_fields = {
+        "price": ["exact", "lt", "gt"],
+        "category": ["exact"],
+        "name": ["icontains"],
+    }
     search_fields = ["name", "category__name"]
     ordering_fields = ["name", "price"]
 

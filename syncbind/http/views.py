@@ -27,7 +27,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from .. import core, protocol, values
-from ..connection import Connection, open_http
+from ..connection import open_http
 from ..exceptions import STATUS_BY_CODE, BadRequest, SyncbindError, TooLarge
 from ..executor import run_in_pool
 from ..settings import api_settings
@@ -35,19 +35,6 @@ from ..settings import api_settings
 # Query parameters of a list that are not filters.
 LIST_PARAMS = ("page", "limit", "ordering", "query")
 NOT_FILTERS = frozenset({*LIST_PARAMS, "token", "format"})
-
-
-def _json(content: Any, status: int = 200) -> HttpResponse:
-    return HttpResponse(protocol.encode(content), status=status, content_type="application/json")
-
-
-def _error(error: SyncbindError) -> HttpResponse:
-    return _json({"error": error.as_error()}, status=error.status)
-
-
-def authenticate(request: HttpRequest) -> Connection:
-    """The HTTP request's Connection: same AUTHENTICATION_CLASSES as the WebSocket."""
-    return open_http(request)
 
 
 def read_body(request: HttpRequest) -> Any:
@@ -80,26 +67,43 @@ def _object_body(request: HttpRequest) -> dict[str, Any]:
     return body
 
 
-def _respond(reply: dict[str, Any], created: bool = False) -> HttpResponse:
+def respond(
+    reply: dict[str, Any], *, envelope: bool = False, created: bool = False
+) -> HttpResponse:
+    """The one way a reply (or error reply) becomes a response: the status is the
+    error code's; the body is the reply's ``data`` (or ``{"error"}``), or, for the
+    envelope view, the whole reply."""
     if "error" in reply:
-        return _json(
-            {"error": reply["error"]}, status=STATUS_BY_CODE.get(reply["error"]["code"], 500)
-        )
-    return _json(reply["data"], status=201 if created else 200)
+        status = STATUS_BY_CODE.get(reply["error"]["code"], 500)
+        content = reply if envelope else {"error": reply["error"]}
+    else:
+        status = 201 if created else 200
+        content = reply if envelope else reply["data"]
+    return HttpResponse(protocol.encode(content), status=status, content_type="application/json")
 
 
-def _run(request: HttpRequest, stream: str, action: str, data: dict[str, Any]) -> dict[str, Any]:
-    event = protocol.join_event(stream, action)
-    try:
-        protocol.parse_event(event)
-    except BadRequest as exc:
-        return protocol.error_reply(exc.as_error(), None)
-    message = protocol.Message(event=event, stream=stream, action=action, data=data)
+def _failure(error: SyncbindError, message: protocol.Message | None = None) -> dict[str, Any]:
+    if message is None:
+        return protocol.error_reply(error.as_error())
+    return protocol.error_reply(error.as_error(), message.event, message.request_id)
+
+
+def _dispatch(request: HttpRequest, message: protocol.Message) -> dict[str, Any]:
+    """Check the values, authenticate the request, and run the message through the core."""
     try:
         protocol.check_values(message)
+        connection = open_http(request)
     except protocol.InvalidFrame as invalid:
-        return protocol.error_reply(invalid.error.as_error(), event)
-    return core.handle_message(message, authenticate(request))
+        return _failure(invalid.error, message)
+    except SyncbindError as error:
+        return _failure(error, message)
+    return core.dispatch(message, connection)
+
+
+def _message(stream: str, action: str, data: dict[str, Any]) -> protocol.Message:
+    event = protocol.join_event(stream, action)
+    protocol.parse_event(event)  # BadRequest for a malformed stream or action
+    return protocol.Message(event=event, stream=stream, action=action, data=data)
 
 
 def _list_data(request: HttpRequest) -> tuple[str, dict[str, Any]]:
@@ -131,16 +135,16 @@ def pooled(view):
 @pooled
 def collection(request: HttpRequest, stream: str) -> HttpResponse:
     """``GET`` a page, ``POST`` a new row."""
+    if request.method not in ("GET", "POST"):
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
     try:
         if request.method == "GET":
-            action, data = _list_data(request)
-            return _respond(_run(request, stream, action, data))
-        if request.method == "POST":
-            reply = _run(request, stream, "create", _object_body(request))
-            return _respond(reply, created=True)
+            message = _message(stream, *_list_data(request))
+        else:
+            message = _message(stream, "create", _object_body(request))
     except SyncbindError as error:
-        return _error(error)
-    return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+        return respond(_failure(error))
+    return respond(_dispatch(request, message), created=request.method == "POST")
 
 
 MEMBER_ACTIONS = {"GET": "retrieve", "PATCH": "update", "PUT": "save", "DELETE": "delete"}
@@ -149,16 +153,19 @@ MEMBER_ACTIONS = {"GET": "retrieve", "PATCH": "update", "PUT": "save", "DELETE":
 @pooled
 def member(request: HttpRequest, stream: str, key: str) -> HttpResponse:
     """A row (``GET``/``PATCH``/``PUT``/``DELETE``), or a custom event (``POST``)."""
+    action = key if request.method == "POST" else MEMBER_ACTIONS.get(request.method or "")
+    if action is None:
+        return HttpResponse(status=405, headers={"Allow": "GET, PATCH, PUT, DELETE, POST"})
     try:
         if request.method == "POST":
-            return _respond(_run(request, stream, key, _object_body(request)))
-        action = MEMBER_ACTIONS.get(request.method)
-        if action is None:
-            return HttpResponse(status=405, headers={"Allow": "GET, PATCH, PUT, DELETE, POST"})
-        body = _object_body(request) if action in ("update", "save") else {}
-        return _respond(_run(request, stream, action, {**body, "id": key}))
+            data = _object_body(request)
+        else:
+            body = _object_body(request) if action in ("update", "save") else {}
+            data = {**body, "id": key}
+        message = _message(stream, action, data)
     except SyncbindError as error:
-        return _error(error)
+        return respond(_failure(error))
+    return respond(_dispatch(request, message))
 
 
 @pooled
@@ -168,17 +175,9 @@ def events(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=405, headers={"Allow": "POST"})
     try:
         message = protocol.parse_envelope(read_body(request))
-        protocol.check_values(message)
     except protocol.InvalidFrame as invalid:
         reply = protocol.error_reply(invalid.error.as_error(), invalid.event, invalid.request_id)
-        return _json(reply, status=invalid.error.status)
+        return respond(reply, envelope=True)
     except SyncbindError as error:
-        return _json(protocol.error_reply(error.as_error()), status=error.status)
-    try:
-        connection = authenticate(request)
-    except SyncbindError as error:
-        reply = protocol.error_reply(error.as_error(), message.event, message.request_id)
-        return _json(reply, status=error.status)
-    reply = core.handle_message(message, connection)
-    status = STATUS_BY_CODE.get(reply["error"]["code"], 500) if "error" in reply else 200
-    return _json(reply, status=status)
+        return respond(_failure(error), envelope=True)
+    return respond(_dispatch(request, message), envelope=True)

@@ -30,7 +30,11 @@ class ProductBinding(SyncBinding):
         "created",
     ]
     read_only_fields = ["owner"]
-    filter_fields = {"price": ["exact", "lt", "gt"], "category": ["exact"], "name": ["icontains"]}
+    filterset_fields = {
+        "price": ["exact", "lt", "gt"],
+        "category": ["exact"],
+        "name": ["icontains"],
+    }
     search_fields = ["name", "category__name"]
     ordering_fields = ["name", "price"]
 
@@ -81,6 +85,10 @@ class ProductBinding(SyncBinding):
     @event(atomic=False)
     def refuse(self, request):
         raise ValidationError({"amount": ["Too much."]})
+
+    @event(atomic=False)
+    def refuse_plainly(self, request):
+        raise ValidationError("Too short.")
 
     @event(atomic=False)
     async def async_echo(self, request):
@@ -158,7 +166,7 @@ class TaskBinding(OwnedBinding):
         "updated",
     ]
     read_only_fields = ["owner", "created", "updated"]
-    filter_fields = {
+    filterset_fields = {
         "priority": ["exact", "in", "lt"],
         "project": ["exact"],
         "title": ["icontains"],

@@ -48,6 +48,7 @@ export class SyncBind {
     this.queue = [];             // frames sent while not connected
     this.lives = new Set();      // live subscriptions, re-sent after a reconnect
     this.nextId = 1;
+    this.nextLive = 1;
     this.delay = this.minDelay;
     this.closed = false;
     this.status = "connecting";
@@ -82,7 +83,12 @@ export class SyncBind {
    * After a reconnect the request is sent again, so the view stays current.
    */
   live(event, data, render) {
-    const {stream, action, tag} = splitEvent(event);
+    const parts = splitEvent(event);
+    const {stream, action} = parts;
+    // Every live view has a tag of its own, so that close() ends it and no other
+    // (two untagged views of one stream would share a subscription on the server).
+    const tag = parts.tag || `sb-live-${this.nextLive++}`;
+    event = joinEvent(stream, action, tag);
     const pushes = [event];
     if (action === "retrieve") pushes.push(joinEvent(stream, "delete", tag));
     const onPush = (payload, message) => {
@@ -102,9 +108,8 @@ export class SyncBind {
       close: () => {
         this.lives.delete(entry);
         pushes.forEach((name) => this.off(name, onPush));
-        const unsubscribe = action === "retrieve" ? {id: data.id} : {};
-        // A tag names exactly this subscription; without one, the stream's are all dropped.
-        return this.send(joinEvent(stream, "unsubscribe", tag), unsubscribe).catch(() => {});
+        // The tag names exactly this view's subscription.
+        return this.send(joinEvent(stream, "unsubscribe", tag), {}).catch(() => {});
       },
     };
   }
