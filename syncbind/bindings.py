@@ -12,11 +12,12 @@ from typing import Any, ClassVar
 
 from django.db import connections, models
 
-from . import filters, pagination, reads
+from . import reads
 from .decorators import MARK, EventSpec
 from .deprecation import accepts_legacy_request, adapt_legacy_attributes, adapt_legacy_hooks
 from .exceptions import NotFound, ValidationError
 from .lifecycle import Lifecycle
+from .listing import ListingMixin
 from .live.binding import LiveBindingMixin, default_read
 from .mixins import (
     CreateMixin,
@@ -28,9 +29,8 @@ from .mixins import (
     SubscribeMixin,
     UpdateMixin,
 )
-from .permissions import READ_ACTIONS, BasePermission
+from .permissions import READ_ACTIONS, PermissionsMixin
 from .serializers import ModelSerializer
-from .settings import api_settings
 
 
 def lock_row(queryset: models.QuerySet, pk: Any) -> models.QuerySet:
@@ -53,8 +53,10 @@ def lock_row(queryset: models.QuerySet, pk: Any) -> models.QuerySet:
     return queryset.select_for_update(of=of)
 
 
-class BindingBase(Lifecycle, LiveBindingMixin):
-    """The base of every binding: queryset, object lookup, serializer, permissions.
+class BindingBase(Lifecycle, ListingMixin, PermissionsMixin, LiveBindingMixin):
+    """The base of every binding: queryset, object lookup, serializer, writes; lists
+    (:mod:`.listing`), permissions (:mod:`.permissions`), live subscriptions
+    (:mod:`.live.binding`) and the lifecycle (:mod:`.lifecycle`) are its bases.
 
     Subclasses set ``model`` and one of ``fields`` / ``exclude`` /
     ``serializer_class``; every other policy has a default.
@@ -70,19 +72,9 @@ class BindingBase(Lifecycle, LiveBindingMixin):
     serializer_class: ClassVar[Any] = None
     form_class: ClassVar[Any] = None
 
-    filterset_fields: ClassVar[Any] = None
-    filterset_class: ClassVar[Any] = None
-    search_fields: ClassVar[Any] = ()
-    ordering_fields: ClassVar[Any] = ()
-    ordering: ClassVar[Any] = None
-
-    permission_classes: ClassVar[Any] = None
-    page_size: ClassVar[int | None] = None
-
     # Filled by __init_subclass__: event name -> (method name, spec).
     events: ClassVar[dict[str, tuple[str, EventSpec]]] = {}
     _serializer: ClassVar[Any] = None
-    _filterset: ClassVar[Any] = None
 
     def __init__(self, request: Any = None, action: str | None = None) -> None:
         self.request = request
@@ -99,9 +91,8 @@ class BindingBase(Lifecycle, LiveBindingMixin):
         cls.events = events
         adapt_legacy_hooks(cls)
         adapt_legacy_attributes(cls)
-        # Per-class caches, reset so a subclass never reuses its parent's.
+        # A per-class cache, reset so a subclass never reuses its parent's.
         cls._serializer = None
-        cls._filterset = None
 
     # -- identity -------------------------------------------------------------
     @classmethod
@@ -236,112 +227,6 @@ class BindingBase(Lifecycle, LiveBindingMixin):
             "id": serializer.serialize_pk(instance.pk),
             "row": serializer.serialize(instance),
         }
-
-    # -- lists ------------------------------------------------------------------
-    def get_filterset_class(self):
-        """``filterset_class``, or a FilterSet built from ``filterset_fields``, or None."""
-        if self.filterset_class is not None:
-            return self.filterset_class
-        cls = type(self)
-        if cls._filterset is None and self.filterset_fields:
-            cls._filterset = filters.build_filterset_class(self.get_model(), self.filterset_fields)
-        return cls._filterset
-
-    def get_search_fields(self) -> list[str]:
-        return list(self.search_fields)
-
-    def get_ordering_fields(self) -> list[str]:
-        return list(self.ordering_fields)
-
-    def get_default_ordering(self) -> list[str]:
-        ordering = self.ordering or self.get_model()._meta.ordering or ["pk"]
-        return [ordering] if isinstance(ordering, str) else list(ordering)
-
-    @accepts_legacy_request(1)
-    def filter_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
-        """Apply the request's ``filters``, ``query`` (search only) and ``ordering``."""
-        request = self.request
-        data = request.data
-        queryset = filters.apply_filters(
-            self.get_filterset_class(),
-            queryset,
-            data.get("filters"),
-            request,
-            related=lambda choices: self.get_related_queryset(None, choices),
-        )
-        if request.action == "search" or data.get("query"):
-            queryset = filters.apply_search(queryset, self.get_search_fields(), data.get("query"))
-        terms = filters.parse_ordering(data.get("ordering"), self.get_ordering_fields())
-        return filters.apply_ordering(queryset, terms or self.get_default_ordering())
-
-    def get_page_size(self) -> int:
-        return self.page_size or api_settings.DEFAULT_PAGE_SIZE
-
-    def get_page_read(self) -> reads.PageRead:
-        """The compiled read of the page ``request.data`` describes."""
-        params = pagination.parse_page_params(
-            self.request.data, self.get_page_size(), api_settings.MAX_PAGE_SIZE
-        )
-        queryset = self.get_serializer().optimize(self.filter_queryset(self._queryset()))
-        return reads.page_read(queryset, params.page, params.limit)
-
-    @default_read
-    @accepts_legacy_request(0)
-    def get_page(self) -> dict[str, Any]:
-        """The page described by ``request.data``: ``{"page", "limit", "count", "rows"}``."""
-        read = self.get_page_read()
-        return self.page_data(read, reads.execute_one(read))
-
-    @default_read
-    def page_data(
-        self, read: reads.PageRead, result: reads.PageResult, serialize_many: Any = None
-    ) -> dict[str, Any]:
-        """The reply data of a page read (for requests and pushes alike)."""
-        rows = (serialize_many or self.get_serializer().serialize_many)(result.rows)
-        return {"page": read.page, "limit": read.limit, "count": result.count, "rows": rows}
-
-    # -- permissions --------------------------------------------------------------
-    def get_permission_classes(self) -> tuple:
-        spec = self.get_event(self.action) if self.action else None
-        if spec is not None and spec[1].permission_classes is not None:
-            return tuple(spec[1].permission_classes)
-        if self.permission_classes is not None:
-            return tuple(self.permission_classes)
-        return tuple(api_settings.DEFAULT_PERMISSION_CLASSES)
-
-    def get_permissions(self) -> list:
-        """Instances of the permission classes that apply to this event.
-
-        DRF permission classes are wrapped so that they see a DRF-like view.
-        """
-        permissions = []
-        for permission_class in self.get_permission_classes():
-            permission = permission_class()
-            if not isinstance(permission, BasePermission):
-                from .drf import DRFPermission
-
-                permission = DRFPermission(permission)
-            permissions.append(permission)
-        return permissions
-
-    def check_permissions(self, request: Any) -> None:
-        """Called before every event; raises not_authenticated / permission_denied."""
-        for permission in self.get_permissions():
-            if not permission.has_permission(request, self):
-                self.permission_denied(request, permission)
-
-    def check_object_permissions(self, request: Any, obj: models.Model) -> None:
-        """Called by get_object for every event that touches a row."""
-        for permission in self.get_permissions():
-            if not permission.has_object_permission(request, self, obj):
-                self.permission_denied(request, permission)
-
-    def permission_denied(self, request: Any, permission: Any = None) -> None:
-        from .exceptions import NotAuthenticated, PermissionDenied
-
-        if not (request.user and request.user.is_authenticated):
-            raise NotAuthenticated()
-        raise PermissionDenied(getattr(permission, "message", None))
 
 
 class SyncBinding(

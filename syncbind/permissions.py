@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .settings import api_settings
+
 READ_ACTIONS = frozenset({"retrieve", "list", "search", "subscribe", "unsubscribe"})
 
 
@@ -180,3 +182,52 @@ def overrides_object_permission(permission: Any) -> bool:
         )
     method = getattr(type(permission), "has_object_permission", None)
     return method is not None and method is not BasePermission.has_object_permission
+
+
+class PermissionsMixin:
+    """How a binding checks its permission classes (part of ``BindingBase``)."""
+
+    permission_classes: Any = None
+    action: str | None
+
+    def get_permission_classes(self) -> tuple:
+        spec = self.get_event(self.action) if self.action else None
+        if spec is not None and spec[1].permission_classes is not None:
+            return tuple(spec[1].permission_classes)
+        if self.permission_classes is not None:
+            return tuple(self.permission_classes)
+        return tuple(api_settings.DEFAULT_PERMISSION_CLASSES)
+
+    def get_permissions(self) -> list:
+        """Instances of the permission classes that apply to this event.
+
+        DRF permission classes are wrapped so that they see a DRF-like view.
+        """
+        permissions = []
+        for permission_class in self.get_permission_classes():
+            permission = permission_class()
+            if not isinstance(permission, BasePermission):  # a DRF permission class
+                from .drf import DRFPermission
+
+                permission = DRFPermission(permission)
+            permissions.append(permission)
+        return permissions
+
+    def check_permissions(self, request: Any) -> None:
+        """Called before every event; raises not_authenticated / permission_denied."""
+        for permission in self.get_permissions():
+            if not permission.has_permission(request, self):
+                self.permission_denied(request, permission)
+
+    def check_object_permissions(self, request: Any, obj: Any) -> None:
+        """Called by get_object for every event that touches a row."""
+        for permission in self.get_permissions():
+            if not permission.has_object_permission(request, self, obj):
+                self.permission_denied(request, permission)
+
+    def permission_denied(self, request: Any, permission: Any = None) -> None:
+        from .exceptions import NotAuthenticated, PermissionDenied
+
+        if not (request.user and request.user.is_authenticated):
+            raise NotAuthenticated()
+        raise PermissionDenied(getattr(permission, "message", None))

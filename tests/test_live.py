@@ -539,7 +539,7 @@ def _count_evaluation_queries(monkeypatch):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from syncbind.live import fanout
+    from syncbind.live import affected, fanout
 
     counts = []
 
@@ -553,7 +553,7 @@ def _count_evaluation_queries(monkeypatch):
         return run
 
     monkeypatch.setattr(fanout, "evaluate", counted(fanout.evaluate))
-    monkeypatch.setattr(fanout, "_fetch", counted(fanout._fetch))
+    monkeypatch.setattr(affected, "fetch", counted(affected.fetch))
     return counts
 
 

@@ -13,8 +13,8 @@ import pytest
 from django.db.models import Q
 
 from syncbind import SyncBinding
+from syncbind.live import affected, fanout
 from syncbind.live import binding as live_binding
-from syncbind.live import fanout
 from syncbind.live.hub import get_hub
 from syncbind.permissions import IsAuthenticated
 from syncbind.testing import connect, override_bindings
@@ -83,7 +83,7 @@ def count_queries(monkeypatch):
         return run
 
     monkeypatch.setattr(fanout, "evaluate", counting(fanout.evaluate, True))
-    monkeypatch.setattr(fanout, "_fetch", counting(fanout._fetch, False))
+    monkeypatch.setattr(affected, "fetch", counting(affected.fetch, False))
     return counted
 
 

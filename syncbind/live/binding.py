@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .. import reads
+from .. import reads, rows
 from ..exceptions import NotFound
 from ..settings import api_settings
 from .keys import INSTANCE, PAGE, SubscriptionKey
@@ -169,7 +169,7 @@ class LiveBindingMixin:
             if read is None:
                 obj = self.get_object()  # type: ignore[attr-defined]
             else:
-                obj = reads.execute_one(read)
+                obj = rows.execute_one(read)
                 if obj is None:
                     raise NotFound()
                 self.check_object_permissions(self.request, obj)  # type: ignore[attr-defined]
@@ -188,7 +188,7 @@ class LiveBindingMixin:
                 data = self.get_page()  # type: ignore[attr-defined]
                 pks: Any = ()
             else:
-                result = reads.execute_one(read)
+                result = rows.execute_one(read)
                 data = self.page_data(read, result)  # type: ignore[attr-defined]
                 pks = [obj.pk for obj in result.rows]
             if sub is not None:

@@ -21,56 +21,10 @@ from typing import Any
 
 from ..executor import run_in_pool
 from .groups import Membership
-from .keys import AUTH_GROUP, INSTANCE, SubscriptionKey, group_name
-from .matching import Predicate, compile_predicate
+from .keys import AUTH_GROUP, INSTANCE, KeyState, SubscriptionKey, group_name
 from .subscriptions import Subscription
 
 logger = logging.getLogger("syncbind.live")
-
-
-class KeyState:
-    """One subscription key in this process: its read, its subscribers, what it showed."""
-
-    __slots__ = (
-        "key",
-        "binding_class",
-        "read",
-        "predicate",
-        "subs",
-        "pks",
-        "page",
-        "version",
-        "__weakref__",
-    )
-
-    def __init__(self, key: SubscriptionKey, binding_class: type, read: Any) -> None:
-        self.key = key
-        self.binding_class = binding_class
-        # The compiled read (syncbind.reads), None when evaluated through the binding.
-        self.read = read
-        # Its queryset's WHERE over one row's values (syncbind.live.matching).
-        self.predicate: Predicate | None = None
-        if read is not None:
-            self.predicate = compile_predicate(read.queryset)
-        self.subs: dict[Subscription, None] = {}
-        # Primary keys of the rows it last showed (pages), and that page:
-        # (count, serialized rows, primary keys in order).
-        self.pks: set[Any] = set()
-        self.page: tuple[int, list[Any], list[Any]] | None = None
-        # Bumped by every evaluation: a first reply read before one is older than it.
-        self.version = 0
-
-    def saw(self, pks: Any, data: Any = None, version: int | None = None) -> None:
-        """A subscriber's first reply showed ``data`` (its rows' primary keys ``pks``);
-        ``version`` is this key's version when that subscriber subscribed."""
-        if self.key.kind == INSTANCE:
-            return
-        pks = list(pks)
-        self.pks.update(pks)
-        if version != self.version:
-            return  # evaluated since that reply was read: the evaluation is newer
-        if isinstance(data, dict) and isinstance(data.get("rows"), list):
-            self.page = (data["count"], data["rows"], pks)
 
 
 class Hub:

@@ -25,7 +25,8 @@ from ..settings import api_settings
 from .keys import INSTANCE, SubscriptionKey
 
 if TYPE_CHECKING:
-    from .hub import Hub, KeyState
+    from .hub import Hub
+    from .keys import KeyState
 
 logger = logging.getLogger("syncbind.live")
 

@@ -1,0 +1,98 @@
+"""What a binding does for lists and searches: filters, search, ordering, pages.
+
+Filters go through a django-filter FilterSet (``filterset_class``, or one
+built from ``filterset_fields``), search through ``search_fields``, ordering
+through ``ordering_fields`` (:mod:`syncbind.filters`); a page is read as
+:func:`syncbind.reads.page_read` compiles it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.db import models
+
+from . import filters, pagination, reads, rows
+from .deprecation import accepts_legacy_request
+from .live.binding import default_read
+from .settings import api_settings
+
+
+class ListingMixin:
+    """The list and search policy of a binding (part of ``BindingBase``)."""
+
+    filterset_fields: ClassVar[Any] = None
+    filterset_class: ClassVar[Any] = None
+    search_fields: ClassVar[Any] = ()
+    ordering_fields: ClassVar[Any] = ()
+    ordering: ClassVar[Any] = None
+    page_size: ClassVar[int | None] = None
+    _filterset: ClassVar[Any] = None
+
+    request: Any
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._filterset = None  # a subclass never reuses its parent's
+
+    def get_filterset_class(self):
+        """``filterset_class``, or a FilterSet built from ``filterset_fields``, or None."""
+        if self.filterset_class is not None:
+            return self.filterset_class
+        cls = type(self)
+        if cls._filterset is None and self.filterset_fields:
+            cls._filterset = filters.build_filterset_class(self.get_model(), self.filterset_fields)
+        return cls._filterset
+
+    def get_search_fields(self) -> list[str]:
+        return list(self.search_fields)
+
+    def get_ordering_fields(self) -> list[str]:
+        return list(self.ordering_fields)
+
+    def get_default_ordering(self) -> list[str]:
+        ordering = self.ordering or self.get_model()._meta.ordering or ["pk"]
+        return [ordering] if isinstance(ordering, str) else list(ordering)
+
+    @accepts_legacy_request(1)
+    def filter_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
+        """Apply the request's ``filters``, ``query`` (search only) and ``ordering``."""
+        request = self.request
+        data = request.data
+        queryset = filters.apply_filters(
+            self.get_filterset_class(),
+            queryset,
+            data.get("filters"),
+            request,
+            related=lambda choices: self.get_related_queryset(None, choices),
+        )
+        if request.action == "search" or data.get("query"):
+            queryset = filters.apply_search(queryset, self.get_search_fields(), data.get("query"))
+        terms = filters.parse_ordering(data.get("ordering"), self.get_ordering_fields())
+        return filters.apply_ordering(queryset, terms or self.get_default_ordering())
+
+    def get_page_size(self) -> int:
+        return self.page_size or api_settings.DEFAULT_PAGE_SIZE
+
+    def get_page_read(self) -> reads.PageRead:
+        """The compiled read of the page ``request.data`` describes."""
+        params = pagination.parse_page_params(
+            self.request.data, self.get_page_size(), api_settings.MAX_PAGE_SIZE
+        )
+        queryset = self.get_serializer().optimize(self.filter_queryset(self._queryset()))
+        return reads.page_read(queryset, params.page, params.limit)
+
+    @default_read
+    @accepts_legacy_request(0)
+    def get_page(self) -> dict[str, Any]:
+        """The page described by ``request.data``: ``{"page", "limit", "count", "rows"}``."""
+        read = self.get_page_read()
+        return self.page_data(read, rows.execute_one(read))
+
+    @default_read
+    def page_data(
+        self, read: reads.PageRead, result: reads.PageResult, serialize_many: Any = None
+    ) -> dict[str, Any]:
+        """The reply data of a page read (for requests and pushes alike)."""
+        serialized = (serialize_many or self.get_serializer().serialize_many)(result.rows)
+        return {"page": read.page, "limit": read.limit, "count": result.count, "rows": serialized}

@@ -1,0 +1,159 @@
+"""What each subscriber of an evaluated key is sent: its checks, and the frame.
+
+For each key, the new state is serialized once (and a row state once
+however many keys show it); then, for each subscriber, its user and
+credentials are checked again when due, its permission classes (and object
+permissions, for a row), and a frame goes out only when it differs from the
+last one that subscriber received.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .. import protocol, rows
+from ..exceptions import NotFound, SyncbindError
+from .affected import InPlace
+from .keys import INSTANCE
+from .subscriptions import DELETED, FirstReply, Subscription
+
+if TYPE_CHECKING:
+    from .keys import KeyState
+
+
+REFUSED = object()
+
+
+def evaluate_with_binding(state: KeyState, subs: list[Subscription]) -> Any:
+    """A key the reads cannot compile: its binding's own get_object()/get_page()."""
+    first = next((sub for sub in subs if sub.active), None)
+    if first is None:
+        return REFUSED
+    binding = state.binding_class(request=first.request, action=first.action)
+    try:
+        if state.key.kind == INSTANCE:
+            return binding.get_object()
+        return binding.get_page()
+    except NotFound:
+        return None
+    except SyncbindError:
+        return REFUSED
+
+
+def frame(event: str, data_text: str) -> str:
+    return f'{{"event":{protocol.encode(event)},"data":{data_text}}}'
+
+
+def frames_for(state: KeyState, subs: list[Subscription], outcome: Any, cache: dict) -> list[tuple]:
+    key = state.key
+    binding_class = state.binding_class
+    first = subs[0]
+    binding = binding_class(request=first.request, action=first.action)
+    data_text = data = None
+    if key.kind == INSTANCE:
+        obj = outcome
+        if obj is not None:
+            data = row(cache, state, binding, obj)
+            data_text = encoded(cache, data)
+    elif state.read is None:
+        data = outcome
+        data_text = protocol.encode(outcome)
+    else:
+        data, data_text = page(cache, state, binding, outcome)
+    out: list[tuple] = []
+    for sub in subs:
+        if not sub.active:
+            continue
+        request = sub.request
+        connection = request.connection
+        if connection is not None and connection.refresh():
+            if not connection.valid:
+                connection.revoke_soon()
+                continue
+            # The user was read again: its subscriptions are compiled again, and the
+            # ones whose reads changed moved; those are evaluated on their own.
+            for moved in connection.subscriptions.rekey():
+                if moved.state is not None:
+                    out.extend(alone(moved))
+            if not sub.active:
+                continue
+        if connection is not None and not connection.valid:
+            continue
+        checker = binding_class(request=request, action=sub.action)
+        try:
+            checker.check_permissions(request)
+            if key.kind == INSTANCE and outcome is not None:
+                checker.check_object_permissions(request, outcome)
+        except SyncbindError:
+            continue  # refused: nothing is sent, not even an id
+        if key.kind == INSTANCE and outcome is None:
+            if sub.last is not DELETED:
+                delete = protocol.encode({"id": key.pk})
+                out.append((sub, frame(sub.delete_event, delete), DELETED))
+            continue
+        if isinstance(sub.last, FirstReply):
+            # The first reply is kept as data: compared as data (JSON-safe on both sides).
+            if sub.last.data != data:
+                out.append((sub, frame(sub.event, data_text), data_text))
+        elif sub.last != data_text:
+            out.append((sub, frame(sub.event, data_text), data_text))
+    return out
+
+
+def alone(sub: Subscription) -> list[tuple]:
+    state = sub.state
+    assert state is not None
+    if state.read is None:
+        outcome = evaluate_with_binding(state, [sub])
+        if outcome is REFUSED:
+            return []
+    else:
+        outcome = rows.execute_one(state.read)
+    return frames_for(state, [sub], outcome, {})
+
+
+def row(cache: dict, state: KeyState, binding: Any, obj: Any) -> Any:
+    row_key = ("row", state.binding_class, state.key.scope, id(obj))
+    row = cache.get(row_key)
+    if row is None:
+        row = cache[row_key] = binding.get_serializer().serialize(obj)
+    return row
+
+
+def encoded(cache: dict, data: Any) -> str:
+    text_key = ("text", id(data))
+    text = cache.get(text_key)
+    if text is None:
+        text = cache[text_key] = protocol.encode(data)
+    return text
+
+
+def page(cache: dict, state: KeyState, binding: Any, outcome: Any) -> tuple[Any, str]:
+    """The page's new data and its text; records it as the key's last page."""
+    read = state.read
+    if isinstance(outcome, InPlace):
+        shown = list(outcome.rows)
+        for index, obj in outcome.replaced.items():
+            shown[index] = row(cache, state, binding, obj)
+        count, pks = outcome.count, outcome.pks
+        data = {"page": read.page, "limit": read.limit, "count": count, "rows": shown}
+    else:
+        pks = [obj.pk for obj in outcome.rows]
+        data = binding.page_data(
+            read, outcome, lambda objs: [row(cache, state, binding, obj) for obj in objs]
+        )
+        count = outcome.count
+    # Many keys often show the same page (users reading one list): equal pages are
+    # found by comparing their data, which is cheaper than encoding each.
+    same = cache.setdefault(("pages", state.binding_class, state.key.scope, count, tuple(pks)), [])
+    for known, known_text in same:
+        if known == data:
+            data, text = known, known_text
+            break
+    else:
+        text = protocol.encode(data)
+        same.append((data, text))
+    state.page = (count, data["rows"], pks)
+    state.pks = set(pks)
+    state.version += 1
+    return data, text
