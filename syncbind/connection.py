@@ -128,37 +128,32 @@ def _session_key(scope: dict[str, Any]) -> str | None:
     return getattr(session, "session_key", None) if session is not None else None
 
 
-def _admit(user: Any) -> None:
-    if not user.is_authenticated and not api_settings.ANONYMOUS_CONNECTION_ALLOWED:
-        raise NotAuthenticated()
-
-
-def open_websocket(scope: dict[str, Any], **state: Any) -> Connection:
-    """Authenticate a WebSocket handshake (worker thread); raises NotAuthenticated or
-    AuthenticationFailed to refuse it."""
+def _authenticate(credentials: Any, method: str) -> tuple[Any, Any, Any]:
+    """Try AUTHENTICATION_CLASSES in order (``method`` is ``authenticate`` for an ASGI
+    scope, ``authenticate_request`` for an HttpRequest); apply the anonymous rule.
+    ``(user, auth, authenticator)``; raises NotAuthenticated/AuthenticationFailed."""
     for authentication_class in api_settings.AUTHENTICATION_CLASSES:
         authenticator = authentication_class()
-        result = authenticator.authenticate(scope)
+        result = getattr(authenticator, method)(credentials)
         if result is not None:
             user, auth = result
             break
     else:
         user, auth, authenticator = AnonymousUser(), None, None
-    _admit(user)
+    if not user.is_authenticated and not api_settings.ANONYMOUS_CONNECTION_ALLOWED:
+        raise NotAuthenticated()
+    return user, auth, authenticator
+
+
+def open_websocket(scope: dict[str, Any], **state: Any) -> Connection:
+    """Authenticate a WebSocket handshake (worker thread); raises to refuse it."""
+    user, auth, authenticator = _authenticate(scope, "authenticate")
     return Connection(user=user, auth=auth, authenticator=authenticator, scope=scope, **state)
 
 
 def open_http(request: Any) -> Connection:
     """Authenticate one HTTP API request with the same classes and the same rule."""
-    for authentication_class in api_settings.AUTHENTICATION_CLASSES:
-        authenticator = authentication_class()
-        result = authenticator.authenticate_request(request)
-        if result is not None:
-            user, auth = result
-            break
-    else:
-        user, auth, authenticator = AnonymousUser(), None, None
-    _admit(user)
+    user, auth, authenticator = _authenticate(request, "authenticate_request")
     return Connection(
         user=user, auth=auth, authenticator=authenticator, transport="http", http_request=request
     )
