@@ -18,6 +18,7 @@ _EXPORTS = {
     "AsyncBindingConsumer": "syncbind.consumers",
     "event": "syncbind.decorators",
     "notify": "syncbind.live.notify",
+    "notify_update": "syncbind.live.notify",
 }
 # Old names, kept (with a warning) until 0.3.
 _DEPRECATED = {"SyncConsumer": "syncbind.consumers", "AsyncConsumer": "syncbind.consumers"}
@@ -29,16 +30,21 @@ __all__ = [
     "SyncBinding",
     "event",
     "notify",
+    "notify_update",
+    "push",
 ]
 
 if TYPE_CHECKING:
     from .bindings import ReadOnlyBinding, SyncBinding
     from .consumers import AsyncBindingConsumer, BindingConsumer
     from .decorators import event
-    from .live.notify import notify
+    from . import push
+    from .live.notify import notify, notify_update
 
 
 def __getattr__(name: str) -> Any:
+    if name == "push":
+        return import_module("syncbind.push")
     if name in _DEPRECATED:
         return getattr(import_module(_DEPRECATED[name]), name)  # warns
     module = _EXPORTS.get(name)

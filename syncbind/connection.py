@@ -54,6 +54,28 @@ class Connection:
     # False once the credentials no longer hold: nothing more is served.
     valid: bool = True
 
+    def __post_init__(self) -> None:
+        if self.subscriptions is not None:
+            self.subscriptions.connection = self
+
+    def join(self, group: str) -> None:
+        """Receive server pushes to ``group`` from now on (:mod:`syncbind.push`).
+
+        Decide first that this user may: a group is a name, not a permission.
+        """
+        hub = self._hub("join")
+        hub.join_group(self, str(group))
+
+    def leave(self, group: str) -> None:
+        """Stop receiving pushes to ``group``."""
+        self._hub("leave").leave_group(self, str(group))
+
+    def _hub(self, what: str) -> Any:
+        hub = getattr(self.subscriptions, "hub", None)
+        if hub is None:
+            raise RuntimeError(f"Only WebSocket connections can {what} push groups.")
+        return hub
+
     def refresh(self, force: bool = False) -> bool:
         """Read the user again and check the credentials, when USER_REFRESH_INTERVAL has
         passed (or ``force``). Returns whether it did. Sync (a worker thread).

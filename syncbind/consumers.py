@@ -89,7 +89,15 @@ class _Transport(AsyncWebsocketConsumer):
         except SyncbindError:
             return None
         self._hub.attach(connection)
+        for group in self.get_push_groups(connection):
+            connection.join(group)
         return connection
+
+    def get_push_groups(self, connection: Connection) -> list[str]:
+        """Called (worker thread) when a connection opens: the push groups it joins
+        (:mod:`syncbind.push`), e.g. ``[f"team.{connection.user.team_id}"]``. None by
+        default."""
+        return []
 
     def accepted_subprotocol(self) -> str | None:
         """The subprotocol to accept: "syncbind" when the client offered it (it must,

@@ -3,7 +3,7 @@ check their credentials at once (see :mod:`syncbind.connection`).
 
 A user saved (deactivated, a new password...) or deleted, a session logged out,
 tokens revoked: one small message ``{"type": "syncbind.auth", "user": pk,
-"session": key}`` to the ``syncbind.auth`` group, after the transaction commits.
+"session": key}`` to the ``syncbind.connections`` group, after the transaction commits.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 from .changes import send
-from .keys import AUTH_GROUP
+from .keys import CONNECTIONS_GROUP
 
 
 def announce(user_pk: Any, session_key: str | None = None) -> None:
     message = {"type": "syncbind.auth", "user": user_pk, "session": session_key}
-    send(AUTH_GROUP, message, "a credential change")
+    send(CONNECTIONS_GROUP, message, "a credential change")
 
 
 def _user_changed(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:

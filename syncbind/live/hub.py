@@ -19,9 +19,10 @@ import weakref
 from collections import OrderedDict
 from typing import Any
 
+from ..exceptions import SyncbindError
 from ..executor import run_in_pool
 from .groups import Membership
-from .keys import AUTH_GROUP, INSTANCE, KeyState, SubscriptionKey, group_name
+from .keys import CONNECTIONS_GROUP, INSTANCE, KeyState, SubscriptionKey, group_name
 from .subscriptions import Subscription
 
 logger = logging.getLogger("syncbind.live")
@@ -41,6 +42,8 @@ class Hub:
         # user pk -> open connections, for credential changes; and every connection.
         self.connections: dict[Any, weakref.WeakSet] = {}
         self.everyone: weakref.WeakSet = weakref.WeakSet()
+        # push group name -> connections that joined it.
+        self.push_groups: dict[str, weakref.WeakSet] = {}
         self.markers: dict[str, asyncio.Event] = {}
         # stream -> pk -> the values last announced for that row.
         self.recent: dict[str, OrderedDict[Any, Any]] = {}
@@ -131,13 +134,11 @@ class Hub:
         user_pk = getattr(connection.user, "pk", None)
         with self.lock:
             self.everyone.add(connection)
-        if user_pk is None:
-            return
-        with self.lock:
-            self.connections.setdefault(user_pk, weakref.WeakSet()).add(connection)
-            joined = self.layer is None or AUTH_GROUP in self.joined
+            if user_pk is not None:
+                self.connections.setdefault(user_pk, weakref.WeakSet()).add(connection)
+            joined = self.layer is None or CONNECTIONS_GROUP in self.joined
         if not joined:
-            self._on_loop(self.membership.join(AUTH_GROUP))
+            self._on_loop(self.membership.join(CONNECTIONS_GROUP))
 
     def detach(self, connection: Any) -> None:
         user_pk = getattr(connection.user, "pk", None)
@@ -148,9 +149,28 @@ class Hub:
                 holding.discard(connection)
                 if not holding:
                     del self.connections[user_pk]
-            last = not self.connections and AUTH_GROUP in self.joined
+            for name in list(self.push_groups):
+                self.push_groups[name].discard(connection)
+                if not self.push_groups[name]:
+                    del self.push_groups[name]
+            last = not self.everyone and CONNECTIONS_GROUP in self.joined
         if last:
-            self._on_loop(self.membership.leave(AUTH_GROUP, lambda: bool(self.connections)))
+            self._on_loop(
+                self.membership.leave(CONNECTIONS_GROUP, lambda: bool(len(self.everyone)))
+            )
+
+    def join_group(self, connection: Any, name: str) -> None:
+        """Let ``connection`` receive pushes to the group ``name`` (syncbind.push)."""
+        with self.lock:
+            self.push_groups.setdefault(name, weakref.WeakSet()).add(connection)
+
+    def leave_group(self, connection: Any, name: str) -> None:
+        with self.lock:
+            members = self.push_groups.get(name)
+            if members is not None:
+                members.discard(connection)
+                if not members:
+                    del self.push_groups[name]
 
     def connections_of(self, user_pk: Any) -> list[Any]:
         with self.lock:
@@ -198,6 +218,8 @@ class Hub:
             await fanout.process(self, message.get("stream"), message.get("changes"))
         elif kind == "syncbind.auth":
             await self._credentials_changed(message)
+        elif kind == "syncbind.push":
+            await self._pushed(message)
         elif kind == "syncbind.marker":
             event = self.markers.get(message.get("marker"))
             if event is not None:
@@ -227,10 +249,65 @@ class Hub:
                 return
             await asyncio.sleep(0.001)
 
+    async def _pushed(self, message: dict[str, Any]) -> None:
+        """Hand a server push to the local connections it is for (syncbind.push)."""
+        kind, name = (message.get("target") or [None, None])[:2]
+        with self.lock:
+            if kind == "user":
+                targets = list(self.connections.get(name, ()))
+            elif kind == "group":
+                targets = list(self.push_groups.get(name, ()))
+            elif kind == "stream":
+                targets = list(
+                    {
+                        sub.owner: None
+                        for state in self.keys.values()
+                        if state.key.stream == name
+                        for sub in state.subs
+                    }
+                )
+                targets = [owner.connection for owner in targets if owner.connection is not None]
+            else:
+                targets = []
+        if not targets:
+            return
+        event, frame = message.get("event"), message.get("frame")
+        allowed = await run_in_pool(_permitted, event, targets)
+        for connection in allowed:
+            if connection.subscriptions is not None:
+                await connection.subscriptions.push(frame)
+
     async def _credentials_changed(self, message: dict[str, Any]) -> None:
         for connection in self.connections_of(message.get("user")):
             if not await run_in_pool(connection.revalidate, message.get("session")):
                 await connection.revoke()
+
+
+def _permitted(event: Any, connections: list[Any]) -> list[Any]:
+    """The connections a push of ``event`` may reach: all of them, unless ``event`` names
+    a bound stream, whose permission classes each must pass for that action."""
+    from .. import protocol
+    from ..registry import registry
+    from ..request import Request
+
+    try:
+        stream, action, tag = protocol.parse_event(event)
+        binding_class = registry.get(stream)
+    except SyncbindError:
+        return [c for c in connections if c.valid]
+    message = protocol.Message(event=event, stream=stream, action=action, tag=tag)
+    allowed = []
+    for connection in connections:
+        try:
+            connection.refresh()
+            if not connection.valid:
+                continue
+            request = Request(message, connection)
+            binding_class(request=request, action=action).check_permissions(request)
+        except SyncbindError:
+            continue
+        allowed.append(connection)
+    return allowed
 
 
 def merge(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -88,5 +88,5 @@ def group_name(stream: str) -> str:
     return f"syncbind.{stream}"
 
 
-AUTH_GROUP = "syncbind.auth"
-"""The group carrying "this user's credentials changed" to every hub."""
+CONNECTIONS_GROUP = "syncbind.connections"
+"""The group every hub with connections joins: credential changes and server pushes."""

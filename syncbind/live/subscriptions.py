@@ -106,6 +106,8 @@ class ConnectionSubscriptions:
     def __init__(self, hub: Hub, send: Any) -> None:
         self.hub = hub
         self._send = send
+        # The Connection these belong to (set by it).
+        self.connection: Any = None
         self.items: dict[tuple[SubscriptionKey, str], Subscription] = {}
         self.key_counts: Counter[SubscriptionKey] = Counter()
         self.lock = threading.Lock()

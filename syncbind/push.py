@@ -1,0 +1,109 @@
+"""Server push: send an event from any code to connections, in every process.
+
+::
+
+    from syncbind import push
+
+    push.to_user(user, "shop.Order.shipped", {"id": order.pk})       # all of a user's sockets
+    push.to_group("team.7", "chat.Message.posted", {"text": "hi"})  # sockets that joined it
+    push.to_stream("shop.Product", "shop.Product.restocked", {"id": 3})  # its subscribers
+    await push.ato_user(user, ...)                                   # from async code
+
+The frame is a push like any other, ``{"event": ..., "data": ...}`` without a
+``request_id``. From sync code it is sent after the current transaction
+commits (at once outside one; ``on_commit=False`` to send at once anyway).
+One message goes to every process (the ``syncbind.connections`` group), and
+each process's hub hands it to its own connections.
+
+Connections join named groups with :meth:`~syncbind.connection.Connection.join`
+(in an ``@event`` method, after checking the user may) or from a consumer's
+``get_push_groups()``.
+
+**Permissions.** When ``event`` names a bound stream (``"shop.Product.restocked"``),
+each receiving connection must pass that binding's permission classes for
+that action, as if it had sent the event; a connection that does not gets
+nothing. Other event names (``"chat.posted"`` with no such stream) are sent
+as they are: choose the group or user with care.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+
+from . import protocol
+from .live.changes import send
+from .live.keys import CONNECTIONS_GROUP
+
+__all__ = ["ato_group", "ato_stream", "ato_user", "to_group", "to_stream", "to_user"]
+
+
+def _stream_name(stream: Any) -> str:
+    if isinstance(stream, str):
+        return stream
+    from .registry import registry
+
+    binding = registry.for_model(stream)
+    if binding is None:
+        raise ValueError(f"No binding serves {stream!r}.")
+    return binding.get_stream()
+
+
+def _message(target: list[Any], event: str, data: Any) -> dict[str, Any]:
+    protocol.parse_event(event)  # a malformed name is refused here, not at every hub
+    return {
+        "type": "syncbind.push",
+        "target": target,
+        "event": event,
+        "frame": protocol.encode(protocol.push(event, data)),
+    }
+
+
+def _send(message: dict[str, Any], on_commit: bool, using: str | None) -> None:
+    def deliver() -> None:
+        send(CONNECTIONS_GROUP, message, f"a push of {message['event']}")
+
+    if on_commit:
+        transaction.on_commit(deliver, using=using)
+    else:
+        deliver()
+
+
+def to_user(
+    user: Any, event: str, data: Any = None, *, on_commit: bool = True, using: str | None = None
+) -> None:
+    """Send ``event`` to every open connection of ``user`` (a user or its primary key)."""
+    pk = getattr(user, "pk", user)
+    _send(_message(["user", pk], event, data), on_commit, using)
+
+
+def to_group(
+    name: str, event: str, data: Any = None, *, on_commit: bool = True, using: str | None = None
+) -> None:
+    """Send ``event`` to every connection that joined the group ``name``."""
+    _send(_message(["group", str(name)], event, data), on_commit, using)
+
+
+def to_stream(
+    stream: Any, event: str, data: Any = None, *, on_commit: bool = True, using: str | None = None
+) -> None:
+    """Send ``event`` to every connection subscribed to something on ``stream`` (a
+    stream name, or a model a binding serves)."""
+    _send(_message(["stream", _stream_name(stream)], event, data), on_commit, using)
+
+
+async def ato_user(user: Any, event: str, data: Any = None) -> None:
+    """``to_user`` from async code (sent at once)."""
+    await sync_to_async(to_user, thread_sensitive=False)(user, event, data, on_commit=False)
+
+
+async def ato_group(name: str, event: str, data: Any = None) -> None:
+    """``to_group`` from async code (sent at once)."""
+    await sync_to_async(to_group, thread_sensitive=False)(name, event, data, on_commit=False)
+
+
+async def ato_stream(stream: Any, event: str, data: Any = None) -> None:
+    """``to_stream`` from async code (sent at once)."""
+    await sync_to_async(to_stream, thread_sensitive=False)(stream, event, data, on_commit=False)
