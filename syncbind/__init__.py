@@ -35,10 +35,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from . import push
     from .bindings import ReadOnlyBinding, SyncBinding
     from .consumers import AsyncBindingConsumer, BindingConsumer
     from .decorators import event
-    from . import push
     from .live.notify import notify, notify_update
 
 

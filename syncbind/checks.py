@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.core import checks
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 
 from .registry import registry
 
@@ -30,6 +30,12 @@ def check_bindings(app_configs=None, **kwargs):
         model = binding.get_model()
         declared = list(binding.fields) if isinstance(binding.fields, list | tuple) else []
         for field_name in [*declared, *(binding.read_only_fields or ())]:
+            if "__" in field_name:
+                try:
+                    binding().get_serializer().related_path(field_name)
+                except ImproperlyConfigured as exc:
+                    errors.append(checks.Error(f"{name}: {exc}", obj=binding, id="syncbind.E002"))
+                continue
             try:
                 model._meta.get_field(field_name)
             except FieldDoesNotExist:

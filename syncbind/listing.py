@@ -14,8 +14,22 @@ from django.db import models
 
 from . import filters, pagination, reads, rows
 from .deprecation import accepts_legacy_request
+from .exceptions import ValidationError
 from .live.binding import default_read
 from .settings import api_settings
+
+LIST_PARAMETERS = frozenset({"page", "limit", "filters", "ordering", "query", "subscribe"})
+
+
+def check_parameters(data: dict[str, Any], allowed: frozenset[str]) -> None:
+    """Refuse parameters an action does not take, rather than ignore them (an old
+    client's ``order`` would otherwise be silently dropped)."""
+    unknown = sorted(name for name in data if name not in allowed)
+    if unknown:
+        takes = ", ".join(sorted(allowed))
+        raise ValidationError(
+            {name: [f"Unknown parameter (this takes {takes})."] for name in unknown}
+        )
 
 
 class ListingMixin:
@@ -76,6 +90,7 @@ class ListingMixin:
 
     def get_page_read(self) -> reads.PageRead:
         """The compiled read of the page ``request.data`` describes."""
+        check_parameters(self.request.data, LIST_PARAMETERS)
         params = pagination.parse_page_params(
             self.request.data, self.get_page_size(), api_settings.MAX_PAGE_SIZE
         )

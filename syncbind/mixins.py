@@ -14,12 +14,16 @@ from django.db import models
 
 from .decorators import event
 from .deprecation import accepts_legacy_request
+from .listing import check_parameters
+
+ROW_PARAMETERS = frozenset({"id", "subscribe"})
 
 
 class RetrieveMixin:
     @event(atomic=False)
     def retrieve(self, request) -> dict[str, Any]:
         """``{"id": pk}`` → the serialized row (``not_found`` outside the queryset)."""
+        check_parameters(request.data, ROW_PARAMETERS)
         if not self.get_auto_subscribe():
             return self.get_serializer().serialize(self.get_object())
         return self.live_object(self.get_lookup_value())[1]
@@ -107,6 +111,7 @@ class DeleteMixin:
     @event
     def delete(self, request) -> dict[str, Any]:
         """``{"id": pk}`` → ``{"success": true, "id": pk}``."""
+        check_parameters(request.data, frozenset({"id"}))
         obj = self.get_object()
         pk = obj.pk
         self.perform_delete(obj)

@@ -31,6 +31,7 @@ EVENT_RE = re.compile(
 )
 
 _MISSING = object()
+ENVELOPE_KEYS = frozenset({"event", "data", "request_id"})
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,17 @@ def parse_envelope(content: Any, size: int = 0) -> Message:
     if not isinstance(content, dict):
         raise InvalidFrame(BadRequest("The message must be a JSON object."))
     request_id = content.get("request_id", _MISSING)
+    unknown = sorted(str(key) for key in content if key not in ENVELOPE_KEYS)
+    if unknown:
+        # An old client's key (channels-binding's "order") would otherwise be ignored.
+        raise InvalidFrame(
+            BadRequest(
+                f"Unknown key {unknown[0]!r}: a message has 'event', 'data' and 'request_id' "
+                "(list parameters such as 'ordering' go in 'data')."
+            ),
+            event=content.get("event") if isinstance(content.get("event"), str) else None,
+            request_id=request_id,
+        )
     event = content.get("event")
     if not isinstance(event, str):
         raise InvalidFrame(

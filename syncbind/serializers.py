@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
+from django.db.models.constants import LOOKUP_SEP
 from django.db.models.fields.files import FieldFile
 from django.forms import ModelForm
 from django.utils.duration import duration_iso_string
@@ -89,7 +91,42 @@ class ModelSerializer(FormValidation):
         else:
             names = list(fields or [])
         excluded = set(exclude or ())
-        return [name for name in names if name not in excluded]
+        names = [name for name in names if name not in excluded]
+        # Every row carries its primary key: pushes are matched by it, clients key rows by it.
+        if not {"pk", opts.pk.name, opts.pk.attname} & set(names):
+            names.insert(0, opts.pk.name)
+        return names
+
+    def related_path(self, name: str) -> tuple[list[models.Field], str] | None:
+        """For a related lookup (``"project__name"``): the foreign keys it follows and
+        the attribute it ends on; None for a plain name. Raises ImproperlyConfigured
+        for a lookup across anything but forward foreign keys and one-to-ones."""
+        if LOOKUP_SEP not in name:
+            return None
+        *hops, last = name.split(LOOKUP_SEP)
+        model, path = self.model, []
+        for hop in hops:
+            try:
+                field = model._meta.get_field(hop)
+            except FieldDoesNotExist:
+                field = None
+            if field is None or not field.concrete or not (field.many_to_one or field.one_to_one):
+                raise ImproperlyConfigured(
+                    f"{self.model.__name__} field {name!r}: {hop!r} is not a foreign key "
+                    "(related fields follow foreign keys and one-to-ones only)."
+                )
+            path.append(field)
+            model = field.related_model
+        try:
+            final = model._meta.get_field(last)
+            attname = getattr(final, "attname", last) if final.concrete else last
+        except FieldDoesNotExist:
+            if not hasattr(model, last):
+                raise ImproperlyConfigured(
+                    f"{self.model.__name__} field {name!r}: {model.__name__} has no {last!r}."
+                ) from None
+            attname = last
+        return path, attname
 
     # -- output -------------------------------------------------------------
     @cached_property
@@ -97,6 +134,20 @@ class ModelSerializer(FormValidation):
         return [(name, self._getter(name)) for name in self.field_names]
 
     def _getter(self, name: str) -> Callable[[models.Model], Any]:
+        related = self.related_path(name)
+        if related is not None:
+            hops = [field.name for field in related[0]]
+            last = related[1]
+
+            def related_value(obj: models.Model) -> Any:
+                for hop in hops:
+                    obj = getattr(obj, hop)
+                    if obj is None:
+                        return None
+                value = getattr(obj, last)
+                return to_json_safe(value() if callable(value) else value)
+
+            return related_value
         field = self.model_field(name)
         if field is None:
 
@@ -140,6 +191,36 @@ class ModelSerializer(FormValidation):
             name for name in self.field_names if (f := self.model_field(name)) and f.many_to_many
         ]
 
+    @cached_property
+    def joins(self) -> list[str]:
+        """The foreign-key paths related fields follow (``select_related``)."""
+        found: list[str] = []
+        for name in self.field_names:
+            related = self.related_path(name)
+            if related is not None and related[0]:
+                path = LOOKUP_SEP.join(field.name for field in related[0])
+                if path not in found:
+                    found.append(path)
+        return found
+
     def optimize(self, queryset: models.QuerySet) -> models.QuerySet:
-        """Add the prefetches the output needs, so a page costs a constant number of queries."""
+        """Add the joins and prefetches the output needs, so a page costs a constant
+        number of queries whatever its size."""
+        if self.joins:
+            queryset = queryset.select_related(*self.joins)
         return queryset.prefetch_related(*self.prefetch) if self.prefetch else queryset
+
+    def depends_on(self) -> list[tuple[type[models.Model], str]]:
+        """``(related model, foreign-key path from this model)`` for every model whose
+        rows the output shows (a rename of a project changes its tasks' rows)."""
+        found = []
+        for name in self.field_names:
+            related = self.related_path(name)
+            if related is None:
+                continue
+            for depth in range(1, len(related[0]) + 1):
+                hops = related[0][:depth]
+                entry = (hops[-1].related_model, LOOKUP_SEP.join(field.name for field in hops))
+                if entry not in found:
+                    found.append(entry)
+        return found

@@ -66,6 +66,8 @@ class Batch:
 
     def __init__(self) -> None:
         self.streams: dict[str, dict[Any, list[Any]] | None] = {}
+        # Saved rows whose values other streams show (related fields): model -> pks.
+        self.shown: dict[Any, set[Any]] = {}
 
     def add(self, stream: str, pk: Any, op: str, before: Any, after: Any) -> None:
         if stream in self.streams and self.streams[stream] is ANY:
@@ -95,6 +97,34 @@ def streams_for(model: Any) -> list[str]:
     ]
 
 
+_shown: dict[Any, list[tuple[str, Any, str]]] = {}
+_shown_version = -1
+
+
+def shown_by(model: Any) -> list[tuple[str, Any, str]]:
+    """``(stream, its model, foreign-key path to model)`` for every stream whose rows
+    show a field of ``model`` through a related field (``fields = ["project__name"]``)."""
+    global _shown_version
+    if _shown_version != registry.version:
+        _shown.clear()
+        _shown_version = registry.version
+    concrete = model._meta.concrete_model
+    if concrete not in _shown:
+        found = []
+        for binding in registry.all():
+            if binding.serializer_class is not None:
+                continue
+            try:
+                depends = binding().get_serializer().depends_on()
+            except Exception:  # a binding the system checks report: nothing follows from it
+                continue
+            for related, path in depends:
+                if related._meta.concrete_model is concrete:
+                    found.append((binding.get_stream(), binding.get_model(), path))
+        _shown[concrete] = found
+    return _shown[concrete]
+
+
 def record(
     model: Any,
     pk: Any,
@@ -105,13 +135,16 @@ def record(
 ) -> None:
     """Note that row ``pk`` of ``model`` changed (``pk`` ANY: any row); announce after commit."""
     streams = streams_for(model)
-    if not streams:
+    shown = op == SAVE and pk is not ANY and bool(shown_by(model))
+    if not streams and not shown:
         return
     pk = ANY if pk is ANY else to_json_safe(pk)
     connection = connections[using or "default"]
     batch = Batch() if not connection.in_atomic_block else _open_batch(connection)
     for stream in streams:
         batch.add(stream, pk, op, before, after)
+    if shown:
+        batch.shown.setdefault(model._meta.concrete_model, set()).add(pk)
     if not connection.in_atomic_block:
         send_batch(batch)
 
@@ -164,9 +197,27 @@ def send(group: str, message: dict[str, Any], what: str) -> None:
             logger.warning("syncbind announces changes again")
 
 
+def _add_shown(batch: Batch, limit: int) -> None:
+    # The rows of other streams that show the saved rows (one query per such stream,
+    # after the commit): their related fields changed, their own columns did not.
+    for model, pks in batch.shown.items():
+        for stream, shown_model, path in shown_by(model):
+            rows = shown_model._base_manager.filter(**{f"{path}__in": list(pks)})
+            found = list(rows.values_list("pk", flat=True)[: limit + 1])
+            if len(found) > limit:
+                batch.add(stream, ANY, SAVE, UNKNOWN, UNKNOWN)
+            for pk in found:
+                batch.add(stream, to_json_safe(pk), SAVE, SAME, UNKNOWN)
+
+
 def send_batch(batch: Batch) -> None:
     """One group message per stream. The write has committed already: nothing is raised."""
     limit = api_settings.MAX_CHANGES_PER_MESSAGE
+    if batch.shown:
+        try:
+            _add_shown(batch, limit)
+        except Exception:
+            logger.exception("syncbind could not find the rows that show the saved ones")
     for stream, rows in batch.streams.items():
         if rows is ANY or len(rows) > limit:
             changes = None

@@ -1,4 +1,5 @@
-"""``syncbind.notify()``: push changes that sent no model signal (bulk operations)."""
+"""``syncbind.notify()`` and ``notify_update()``: changes that sent no model signal
+(bulk operations)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ def notify(
 ) -> None:
     """Tell subscribers that rows changed, as a save (or delete) would have.
 
-    ``notify(Product, pks=[1, 2])`` after ``Product.objects.filter(...).update(...)``;
-    ``notify(queryset)`` for the rows of a queryset (evaluated now: call it after
-    the update, with a queryset that still matches); ``notify(Product)`` when any
-    row may have changed. Inside a transaction the push waits for the commit.
+    ``notify(Product, pks=ids)`` after ``Product.objects.filter(pk__in=ids).update(...)``;
+    ``notify(queryset)`` names the rows the queryset matches *now*, so call it
+    before the update, or prefer :func:`notify_update`, which cannot be called
+    in the wrong order; ``notify(Product)`` when any row may have changed.
+    Inside a transaction the push waits for the commit.
     """
     if isinstance(model_or_queryset, models.QuerySet):
         model = model_or_queryset.model
@@ -39,3 +41,31 @@ def notify(
         return
     for pk in pks:
         record(model, pk, op, using, UNKNOWN, after)
+
+
+def notify_update(queryset: models.QuerySet, **changes: Any) -> int:
+    """``queryset.update(**changes)`` that subscribers hear of; returns the rows updated.
+
+    The rows are read first (their primary keys and the columns live pages
+    match on, locked where the database can), then updated, and announced after
+    the transaction commits: rows the update moves out of a page or a user's
+    scope are pushed to the pages that showed them. (``notify(queryset)`` after
+    an update can only name the rows the queryset still matches.)
+    """
+    from django.db import transaction
+
+    from .matching import matchable_fields
+
+    model = queryset.model
+    using = queryset.db
+    names = tuple(matchable_fields(model))
+    pk_name = model._meta.pk.attname
+    with transaction.atomic(using=using):
+        rows = queryset
+        if transaction.get_connection(using).features.has_select_for_update:
+            rows = rows.select_for_update()
+        before = {row[pk_name]: row for row in rows.values(pk_name, *names)}
+        count = model._base_manager.using(using).filter(pk__in=list(before)).update(**changes)
+        for pk, values in before.items():
+            record(model, pk, SAVE, using, {name: values[name] for name in names}, UNKNOWN)
+    return count

@@ -12,7 +12,7 @@ from typing import Any
 from django.db.models.signals import m2m_changed, post_delete, post_init, post_save, pre_save
 
 from ..registry import registry
-from .changes import DELETE, SAVE, record
+from .changes import DELETE, SAVE, record, shown_by
 from .matching import ABSENT, SAME, UNKNOWN, matchable_fields
 
 LOADED = "_syncbind_loaded"
@@ -23,7 +23,8 @@ _watched_version = -1
 
 
 def watched(model: type) -> tuple[str, ...] | None:
-    """The matchable attnames of a bound model, None for a model no binding serves."""
+    """The matchable attnames of a bound model (``()`` for a model whose fields other
+    streams show), None for a model no binding serves."""
     global _watched_version
     if _watched_version != registry.version:
         _watched.clear()
@@ -33,7 +34,9 @@ def watched(model: type) -> tuple[str, ...] | None:
     except KeyError:
         concrete = model._meta.concrete_model
         bound = any(b.get_model()._meta.concrete_model is concrete for b in registry.all())
-        names = tuple(matchable_fields(model)) if bound else None
+        names: tuple[str, ...] | None = tuple(matchable_fields(model)) if bound else None
+        if names is None and shown_by(model):
+            names = ()  # not bound, but other streams show its fields
         _watched[model] = names
         return names
 
