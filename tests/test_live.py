@@ -12,7 +12,7 @@ from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from syncbind import notify
+from syncbind import notify, notify_update
 from syncbind.live.keys import group_name
 from tests import factories
 from tests.rows import product_row
@@ -603,3 +603,44 @@ async def test_user_model_unaffected_by_unrelated_saves(make_client, superuser, 
     assert await db_call(get_user_model().objects.count) == 1
     assert await db_call(Note.objects.count) == 0
     assert await db_call(Tag.objects.count) == 0
+
+
+async def test_notify_update_pushes_the_pages_rows_leave(make_client, superuser, db_call):
+    """notify(queryset) after an update names only the rows it still matches;
+    notify_update reads them first, so the page they left is pushed too."""
+    cheap = [await db_call(factories.ProductFactory, price=price) for price in (5, 8)]
+    await db_call(factories.ProductFactory, price=20)
+    client = await make_client(superuser)
+    page = await client.send_event(f"{PRODUCT}.list#cheap", {"filters": {"price__lt": 10}})
+    assert page["data"]["count"] == 2
+    everything = await client.send_event(f"{PRODUCT}.list#all", {"ordering": "price"})
+    assert everything["data"]["count"] == 3
+
+    updated = await db_call(notify_update, Product.objects.filter(price__lt=10), price=50)
+
+    assert updated == 2
+    assert (await client.receive_push(f"{PRODUCT}.list#cheap"))["data"]["rows"] == []
+    pushed = await client.receive_push(f"{PRODUCT}.list#all")
+    assert [row["price"] for row in pushed["data"]["rows"]] == ["20.00", "50.00", "50.00"]
+    await client.assert_nothing_more()
+    assert await db_call(Product.objects.filter(pk__in=[p.pk for p in cheap], price=50).count) == 2
+
+
+async def test_notify_update_in_a_rolled_back_transaction_pushes_nothing(
+    make_client, superuser, db_call
+):
+    from django.db import transaction
+
+    product = await db_call(factories.ProductFactory, stock=1)
+    client = await make_client(superuser)
+    await client.send_event(f"{PRODUCT}.retrieve", {"id": product.pk})
+
+    def update_then_roll_back():
+        with transaction.atomic():
+            assert notify_update(Product.objects.filter(pk=product.pk), stock=9) == 1
+            transaction.set_rollback(True)
+
+    await db_call(update_then_roll_back)
+    await client.assert_nothing_more()
+    await db_call(product.refresh_from_db)
+    assert product.stock == 1
