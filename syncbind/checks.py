@@ -84,6 +84,31 @@ def check_import_strings(app_configs=None, **kwargs):
     return errors
 
 
+@checks.register("syncbind")
+def check_authentication_classes(app_configs=None, **kwargs):
+    """Every authentication class has ``authenticate(scope)`` (syncbind.E011).
+
+    channels-binding's classes had ``get_user(consumer)`` instead; one left in the
+    settings would fail every handshake.
+    """
+    from .settings import SyncbindSettings
+
+    try:
+        classes = SyncbindSettings().AUTHENTICATION_CLASSES
+    except ImportError:
+        return []  # reported as E010
+    return [
+        checks.Error(
+            f"Authentication class {cls.__module__}.{cls.__qualname__} has no authenticate().",
+            hint="Subclass syncbind.authentication.BaseAuthentication "
+            "(docs/migrating.md shows a channels-binding get_user() class rewritten).",
+            id="syncbind.E011",
+        )
+        for cls in classes or ()
+        if not callable(getattr(cls, "authenticate", None))
+    ]
+
+
 def _session_auth_in_use() -> bool:
     from .authentication import SessionAuthentication
     from .settings import api_settings

@@ -74,17 +74,15 @@ IMPORT_STRINGS = frozenset(
     {"AUTHENTICATION_CLASSES", "DEFAULT_PERMISSION_CLASSES", "EXCEPTION_HANDLER"}
 )
 
-# channels_binding's keys and class paths, mapped to ours.
+# channels_binding's keys and class paths, mapped to ours. Its only authentication
+# class returned scope["user"] (what AuthMiddlewareStack put there), as ours does;
+# AUTO_CONNECT_MODEL_SIGNALS was read by nothing (signals are always connected here).
 LEGACY_KEYS = {"AUTHENTIFICATION_CLASSES": "AUTHENTICATION_CLASSES"}
+LEGACY_IGNORED = frozenset({"AUTO_CONNECT_MODEL_SIGNALS"})
 LEGACY_PATHS = {
-    "channels_binding.authentification.TokenAuthentification": (
-        "syncbind.authentication.TokenAuthentication"
-    ),
-    "channels_binding.authentification.SessionAuthentification": (
+    "channels_binding.authentification.DefaultDjangoUser": (
         "syncbind.authentication.SessionAuthentication"
     ),
-    "channels_binding.permissions.AllowAny": "syncbind.permissions.AllowAny",
-    "channels_binding.permissions.IsAuthenticated": "syncbind.permissions.IsAuthenticated",
 }
 
 
@@ -140,7 +138,11 @@ class SyncbindSettings:
             DeprecationWarning,
             stacklevel=3,
         )
-        merged = {LEGACY_KEYS.get(key, key): value for key, value in legacy.items()}
+        merged = {
+            LEGACY_KEYS.get(key, key): value
+            for key, value in legacy.items()
+            if key not in LEGACY_IGNORED
+        }
         merged.update(current or {})
         return merged
 

@@ -7,7 +7,7 @@ from django.core import checks
 from django.test import override_settings
 
 from syncbind import SyncBinding
-from syncbind.authentication import SessionAuthentication, TokenAuthentication
+from syncbind.authentication import SessionAuthentication
 from syncbind.permissions import DjangoModelPermissions, IsAuthenticated
 from syncbind.registry import AlreadyRegistered, autodiscover, registry
 from syncbind.settings import DEFAULTS, api_settings
@@ -48,20 +48,27 @@ def test_bad_import_string_names_the_setting():
 
 def test_channels_binding_fallback():
     legacy = {
-        "AUTHENTIFICATION_CLASSES": ("channels_binding.authentification.TokenAuthentification",),
+        # channels-binding 1.9.8's defaults, written out.
+        "AUTHENTIFICATION_CLASSES": ("channels_binding.authentification.DefaultDjangoUser",),
         "ANONYMOUS_CONNECTION_ALLOWED": True,
         "DEFAULT_PAGE_SIZE": 10,
+        "AUTO_CONNECT_MODEL_SIGNALS": True,
     }
     with override_settings(SYNCBIND=None, CHANNELS_BINDING=legacy):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            assert (TokenAuthentication,) == api_settings.AUTHENTICATION_CLASSES
+            assert (SessionAuthentication,) == api_settings.AUTHENTICATION_CLASSES
         assert any(
             issubclass(w.category, DeprecationWarning) and "CHANNELS_BINDING" in str(w.message)
             for w in caught
         )
         assert api_settings.ANONYMOUS_CONNECTION_ALLOWED is True
         assert api_settings.DEFAULT_PAGE_SIZE == 10
+        assert "AUTO_CONNECT_MODEL_SIGNALS" not in api_settings.user_settings  # read by nothing
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            errors = [e.id for e in checks.run_checks(tags=["syncbind"]) if e.level >= checks.ERROR]
+        assert errors == []
     with (
         override_settings(CHANNELS_BINDING=legacy, SYNCBIND={"DEFAULT_PAGE_SIZE": 7}),
         warnings.catch_warnings(),
@@ -182,3 +189,17 @@ def test_subclasses_of_an_abstract_binding_are_registered_and_it_is_not():
     assert registry.get("testapp.Task") is TaskBinding
     assert registry.get("testapp.Project") is ProjectBinding
     assert OwnedBinding not in registry.all()
+
+
+class OldStyleAuthentication:
+    """A channels-binding authentication class: get_user(consumer), no authenticate()."""
+
+    async def get_user(self, consumer):
+        return consumer.scope["user"]
+
+
+def test_an_old_style_authentication_class_fails_the_checks():
+    path = f"{__name__}.OldStyleAuthentication"
+    with override_settings(SYNCBIND={"AUTHENTICATION_CLASSES": [path]}):
+        errors = [e for e in checks.run_checks(tags=["syncbind"]) if e.id == "syncbind.E011"]
+    assert [e.msg for e in errors] == [f"Authentication class {path} has no authenticate()."]
