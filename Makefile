@@ -5,10 +5,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install install-demo chromium test test-sqlite test-services lint format demo bench clean
+.PHONY: help install install-demo chromium demo-edit test test-sqlite test-services lint format demo bench clean
 
 help:
-	@echo "make demo   - serve the sample site on http://127.0.0.1:8000 (SQLite, in-memory layer)"
+	@echo "make demo   - serve the sample site on http://127.0.0.1:8000 (SQLite, in-memory layer; PORT=...)"
+	@echo "make demo-edit - with the demo running, change a product from another process"
 	@echo "make test   - install the test extra and run the whole suite"
 	@echo "make bench  - benchmark syncbind against its peers (QUICK=1: under 5 minutes)"
 
@@ -64,11 +65,19 @@ test-services: install
 	fi
 
 # The sample site on SQLite (sample_site/db.sqlite3) and the in-memory channel layer.
+PORT ?= 8000
+
 demo: $(VENV)/.installed-demo
+	@$(PY) -c "import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', $(PORT)))" 2>/dev/null \
+		|| { echo "Port $(PORT) is in use: stop what runs there, or choose another: make demo PORT=8001"; exit 1; }
 	cd sample_site && $(abspath $(PY)) manage.py migrate --noinput
 	cd sample_site && $(abspath $(PY)) manage.py demo_setup
-	@echo "Open http://127.0.0.1:8000/accounts/login/ and log in as demo / demo (Ctrl-C stops the server)"
-	cd sample_site && $(abspath $(PY)) -m uvicorn sample_site.asgi:application --host 127.0.0.1 --port 8000
+	@echo "Open http://127.0.0.1:$(PORT)/accounts/login/ and log in as demo / demo (Ctrl-C stops the server)"
+	cd sample_site && REDIS_URL=$(REDIS_URL) $(abspath $(PY)) -m uvicorn sample_site.asgi:application --host 127.0.0.1 --port $(PORT)
+
+# With the demo running: change a product through its HTTP API, from another process.
+demo-edit: $(VENV)/.installed-demo
+	cd sample_site && $(abspath $(PY)) manage.py demo_edit --port $(PORT)
 
 # Installs the peers (djangochannelsrestframework, channels-binding) and runs every
 # scenario: bench/results/latest.json, BENCHMARKS.md and bench/results/*.png.

@@ -2,24 +2,11 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from syncbind import AsyncBindingConsumer, BindingConsumer
-from syncbind.testing import connect
 from tests import factories
 
+pytest_plugins = ["syncbind.testing.plugin"]
+
 CONSUMERS = {"sync": BindingConsumer, "async": AsyncBindingConsumer}
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _close_worker_connections(django_db_setup, django_db_blocker):
-    """Close the worker threads' database connections before the test database is dropped."""
-    yield
-    from asgiref.sync import SyncToAsync
-    from django.db import connections
-
-    from syncbind.executor import shutdown_executor
-
-    shutdown_executor()
-    # db_call's thread (asgiref's thread-sensitive executor) keeps one too.
-    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -64,18 +51,14 @@ def consumer_app(request):
 
 
 @pytest.fixture
-async def make_client(consumer_app):
-    """``client = await make_client(user)``: a connected SyncbindClient, closed after the test."""
-    clients = []
+def syncbind_application(consumer_app):
+    return consumer_app
 
-    async def make(user=None, **kwargs):
-        client = await connect(user, application=kwargs.pop("application", consumer_app), **kwargs)
-        clients.append(client)
-        return client
 
-    yield make
-    for client in clients:
-        await client.close()
+@pytest.fixture
+def make_client(syncbind_client):
+    """``client = await make_client(user)``: syncbind.testing.plugin's client, on each consumer."""
+    return syncbind_client
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ The site runs in a child process on a fresh SQLite file (``SAMPLE_SITE_DB``)
 prepared by ``manage.py migrate`` and ``manage.py demo_setup``, so row ids and
 values below are those of demo_setup: categories 1 Books, 2 Garden, 3 Kitchen;
 products 1-10 are books, 11-20 garden things, 21-30 kitchen things; user 1 is
-``demo`` (superuser), user 2 ``alice`` (view/add/change products only).
+``demo`` (superuser), user 2 ``alice`` (view/add/change products, view categories).
 """
 
 from __future__ import annotations
@@ -39,12 +39,18 @@ CREATED = "<created>"
 
 # -- the server and logins ------------------------------------------------------------
 @pytest.fixture(scope="module")
-def port(tmp_path_factory):
-    """Port of the sample site, served by uvicorn on a fresh demo database."""
-    env = {
+def site_env(tmp_path_factory):
+    """The environment of the sample site's processes: its settings and a fresh database."""
+    return {
         "DJANGO_SETTINGS_MODULE": SETTINGS,
         "SAMPLE_SITE_DB": str(tmp_path_factory.mktemp("sample_site") / "db.sqlite3"),
     }
+
+
+@pytest.fixture(scope="module")
+def port(site_env):
+    """Port of the sample site, served by uvicorn on a fresh demo database."""
+    env = site_env
     for command in (["migrate", "--noinput"], ["demo_setup"]):
         done = subprocess.run(
             [sys.executable, "manage.py", *command],
@@ -199,13 +205,19 @@ def mask_created(value):
     return out
 
 
+CATEGORY_NAMES = {BOOKS: "Books", GARDEN: "Garden", KITCHEN: "Kitchen"}
+USERNAMES = {DEMO: "demo", ALICE: "alice", None: None}
+
+
 def product(pk, name, price, category, in_stock=True, owner=DEMO):
     return {
         "id": pk,
         "name": name,
         "price": price,
         "category": category,
+        "category__name": CATEGORY_NAMES[category],
         "owner": owner,
+        "owner__username": USERNAMES[owner],
         "in_stock": in_stock,
         "created": CREATED,
     }
@@ -566,13 +578,16 @@ async def test_model_permissions(port, alice_cookies, demo_cookies):
     async with websocket(port, alice_cookies) as client:
         reply = await client.call("shop.Product.list", {"filters": {"category": BOOKS}})
         assert reply["data"]["count"] == 10
-        # alice may not delete products nor read categories.
+        # alice may not delete products, and may read categories (the form's choices)
+        # but not change them.
         denied = "You do not have permission to perform this action."
         assert await client.call("shop.Product.delete", {"id": 1}) == error(
             "shop.Product.delete", "permission_denied", denied
         )
-        assert await client.call("shop.Category.list") == error(
-            "shop.Category.list", "permission_denied", denied
+        categories = await client.call("shop.Category.list")
+        assert [row["name"] for row in categories["data"]["rows"]] == list(CATEGORY_NAMES.values())
+        assert await client.call("shop.Category.create", {"name": "Toys"}) == error(
+            "shop.Category.create", "permission_denied", denied
         )
         # She may create (and owns what she creates) and run restock (change_product).
         reply = await client.call(
@@ -686,3 +701,77 @@ async def test_bad_requests(port, demo_cookies):
         assert await client.call("shop.Product.list", data=[1]) == error(
             "shop.Product.list", "bad_request", "'data' must be a JSON object."
         )
+
+
+# -- the demo from outside the browser ---------------------------------------------------
+def demo_edit(env, port, *args):
+    return subprocess.run(
+        [sys.executable, "manage.py", "demo_edit", "--port", str(port), *args],
+        cwd=SITE_DIR,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_demo_edit_from_another_process_appears_live(port, site_env, demo_cookies):
+    """README: with the demo running, ``make demo-edit`` changes a product through the
+    HTTP API, from another process, and open pages show it."""
+    trowel = 17
+    async with websocket(port, demo_cookies) as watcher:
+        row = (await watcher.call("shop.Product.retrieve", {"id": trowel}))["data"]
+        assert (row["name"], row["price"]) == ("Trowel", "6.75")
+
+        done = await asyncio.to_thread(demo_edit, site_env, port)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "Trowel: 6.75 -> 7.75; open pages show it now."
+        assert (await watcher.next_push()) == {
+            "event": "shop.Product.retrieve",
+            "data": {**row, "price": "7.75"},
+        }
+
+        done = await asyncio.to_thread(demo_edit, site_env, port, "--price", "6.75")
+        assert done.returncode == 0, done.stderr
+        assert (await watcher.next_push())["data"]["price"] == "6.75"
+        await watcher.assert_no_push()
+
+
+def test_demo_edit_explains_what_it_cannot_do(port, site_env):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        closed = busy.getsockname()[1]  # nothing listens there
+    done = demo_edit(site_env, closed)
+    assert done.returncode == 1
+    assert f"No demo server answers on port {closed}" in done.stderr
+    assert "start it with make demo" in done.stderr
+
+    done = demo_edit(site_env, port, "--product", "Nothing such")
+    assert "No product is named 'Nothing such'" in done.stderr
+
+    done = demo_edit(site_env, port, "--direct", "--price", "6.75")
+    assert "The in-memory layer does not cross processes" in done.stderr
+
+
+def test_make_demo_on_a_busy_port_says_so(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        installed = tmp_path / ".installed-demo"  # -o: do not install anything
+        done = subprocess.run(
+            ["make", "-s", "-o", str(installed), "demo", f"PORT={taken}", f"VENV={tmp_path}"]
+            + [f"PY={sys.executable}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0
+    assert done.stdout.strip() == (
+        f"Port {taken} is in use: stop what runs there, or choose another: make demo PORT=8001"
+    )

@@ -87,9 +87,13 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # Session users and Django model permissions are syncbind's defaults, spelled out
-# here; the worker pool is smaller than the default 16 threads.
+# here, plus tokens for programs (``manage.py demo_edit`` uses the HTTP API with one);
+# the worker pool is smaller than the default 16 threads.
 SYNCBIND = {
-    "AUTHENTICATION_CLASSES": ["syncbind.authentication.SessionAuthentication"],
+    "AUTHENTICATION_CLASSES": [
+        "syncbind.authentication.SessionAuthentication",
+        "syncbind.authentication.TokenAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["syncbind.permissions.DjangoModelPermissions"],
     "THREAD_POOL_SIZE": 8,
 }

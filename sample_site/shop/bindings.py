@@ -27,7 +27,19 @@ class CategoryBinding(SyncBinding):
 
 class ProductBinding(SyncBinding):
     model = Product
-    fields = ["id", "name", "price", "category", "owner", "in_stock", "created"]
+    # category__name and owner__username are read-only related fields, joined in the
+    # same query; a renamed category is pushed to the pages that show it.
+    fields = [
+        "id",
+        "name",
+        "price",
+        "category",
+        "category__name",
+        "owner",
+        "owner__username",
+        "in_stock",
+        "created",
+    ]
     read_only_fields = ["owner"]
     filterset_fields = {
         "price": ["exact", "lt", "gt"],

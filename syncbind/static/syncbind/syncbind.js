@@ -37,10 +37,14 @@ function joinEvent(stream, action, tag) {
 export class SyncBind {
   /**
    * @param {string} [url] WebSocket URL; defaults to /ws/ on this page's host.
-   * @param {object} [options] {minDelay: 250, maxDelay: 10000} reconnect backoff, in ms.
+   * @param {object} [options] {minDelay: 250, maxDelay: 10000} reconnect backoff, in ms;
+   *   {token} a token from syncbind.authentication.make_token (TokenAuthentication), or a
+   *   function returning one or a promise of one (called at every connect, so an
+   *   expired token is replaced by a fresh one).
    */
   constructor(url, options = {}) {
     this.url = url || defaultUrl();
+    this.token = options.token ?? null;
     this.minDelay = options.minDelay ?? 250;
     this.maxDelay = options.maxDelay ?? 10000;
     this.handlers = new Map();   // event -> Set of push handlers
@@ -91,6 +95,10 @@ export class SyncBind {
     event = joinEvent(stream, action, tag);
     const pushes = [event];
     if (action === "retrieve") pushes.push(joinEvent(stream, "delete", tag));
+    // A page is pushed as "search" when it has a query, as "list" otherwise (docs/protocol.md).
+    if (action === "list" || action === "search") {
+      pushes.push(joinEvent(stream, action === "list" ? "search" : "list", tag));
+    }
     const onPush = (payload, message) => {
       if (message.event.startsWith(`${stream}.delete`)) render(null, {deleted: true});
       else render(payload, {});
@@ -121,9 +129,23 @@ export class SyncBind {
     if (this.socket) this.socket.close();
   }
 
-  _connect() {
+  async _protocols() {
+    const token = typeof this.token === "function" ? await this.token() : this.token;
+    // Browsers cannot set headers on a WebSocket: the token travels as a subprotocol,
+    // beside "syncbind", which the server accepts (docs/bindings.md, TokenAuthentication).
+    return token ? ["syncbind", `syncbind.token.${token}`] : ["syncbind"];
+  }
+
+  async _connect() {
     this.status = "connecting";
-    const socket = new WebSocket(this.url);
+    let protocols;
+    try {
+      protocols = await this._protocols();
+    } catch (error) {
+      protocols = ["syncbind"]; // no token: the server decides whether anonymous may connect
+    }
+    if (this.closed) return;
+    const socket = new WebSocket(this.url, protocols);
     this.socket = socket;
     socket.addEventListener("open", () => {
       this.status = "open";

@@ -49,13 +49,16 @@ CATALOGUE = {
     ],
 }
 
-ALICE_PERMISSIONS = ["view_product", "add_product", "change_product"]
+# alice may read the categories (the product form's choices) and view, add and change
+# products, but not delete them.
+ALICE_PERMISSIONS = ["view_category", "view_product", "add_product", "change_product"]
 
 
 class Command(BaseCommand):
     help = (
         "Create the demo users (demo/demo, a superuser; alice/alice, who may view, add and "
-        "change products) and the sample categories and products. Existing rows are kept."
+        "change products, and read categories) and the sample categories and products. "
+        "Existing rows are kept."
     )
 
     @transaction.atomic
@@ -79,7 +82,8 @@ class Command(BaseCommand):
                 )
                 created += new
         self.stdout.write(
-            f"Users: demo/demo (superuser), alice/alice (view/add/change products). "
+            f"Users: demo/demo (superuser), alice/alice (view/add/change products, view "
+            f"categories). "
             f"Products: {created} created, {Product.objects.count()} in all."
         )
 

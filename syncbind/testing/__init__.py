@@ -24,7 +24,7 @@ from typing import Any
 
 from channels.testing.websocket import WebsocketCommunicator
 
-from . import protocol
+from .. import protocol
 
 
 async def settle(timeout: float = 10.0) -> None:
@@ -32,7 +32,7 @@ async def settle(timeout: float = 10.0) -> None:
     WebSocket connections (its hub has processed what was sent to it, and every
     outgoing frame is written). Call it instead of sleeping before asserting
     that nothing (more) was pushed."""
-    from .live.hub import get_hub
+    from ..live.hub import get_hub
 
     await get_hub().settle(timeout)
 
@@ -186,7 +186,7 @@ def connect(
     or whatever the application's own middleware finds, e.g. a session cookie).
     """
     if application is None:
-        from .consumers import BindingConsumer
+        from ..consumers import BindingConsumer
 
         application = BindingConsumer.as_asgi()
     return _Connect(application, path, user, headers or [], subprotocols, timeout)
@@ -213,7 +213,7 @@ class override_bindings:  # noqa: N801 (used like Django's override_settings)
         self._saved: list[dict[str, type]] = []
 
     def __enter__(self) -> override_bindings:
-        from .registry import registry
+        from ..registry import registry
 
         self._saved.append(registry.snapshot())
         if self.only:
@@ -226,7 +226,7 @@ class override_bindings:  # noqa: N801 (used like Django's override_settings)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        from .registry import registry
+        from ..registry import registry
 
         registry.restore(self._saved.pop())
 

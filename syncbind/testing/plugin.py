@@ -1,0 +1,85 @@
+"""pytest fixtures for projects that use syncbind (needs pytest-django and pytest-asyncio).
+
+Enable them with one line in the project's top ``conftest.py``::
+
+    pytest_plugins = ["syncbind.testing.plugin"]
+
+Fixtures:
+
+``syncbind_client``
+    ``client = await syncbind_client(user)``: a connected
+    :class:`~syncbind.testing.SyncbindClient` as ``user`` (None: anonymous),
+    closed after the test. It asks for ``transactional_db`` itself: binding code
+    runs in syncbind's worker threads, whose database connections cannot see a
+    test transaction's uncommitted rows.
+``syncbind_application``
+    The ASGI application ``syncbind_client`` connects to: a bare
+    ``BindingConsumer`` unless the project overrides this fixture (with its own
+    consumer, say; a router behind ``AllowedHostsOriginValidator`` also needs
+    an ``Origin`` header, ``syncbind_client(user, headers=[(b"origin", ...)])``).
+``settle``
+    :func:`syncbind.testing.settle`: ``await settle()`` returns once every change
+    committed so far has been pushed.
+
+At the end of the session the worker threads' database connections are closed,
+so that the test database can be dropped (PostgreSQL refuses to drop a database
+that sessions are still using).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from . import SyncbindClient, connect
+from . import settle as _settle
+
+
+@pytest.fixture
+def syncbind_application() -> Any:
+    """The application ``syncbind_client`` connects to (None: a bare BindingConsumer)."""
+    return None
+
+
+@pytest.fixture
+async def syncbind_client(
+    transactional_db: None, syncbind_application: Any
+) -> AsyncIterator[Callable[..., Awaitable[SyncbindClient]]]:
+    """``await syncbind_client(user, **connect_kwargs)``: a connected client, closed after
+    the test."""
+    clients: list[SyncbindClient] = []
+
+    async def make(user: Any = None, **kwargs: Any) -> SyncbindClient:
+        kwargs.setdefault("application", syncbind_application)
+        client = await connect(user, **kwargs)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+def settle() -> Callable[..., Awaitable[None]]:
+    """``await settle()``: wait until committed changes have been pushed."""
+    return _settle
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _syncbind_close_worker_connections(
+    django_db_setup: None, django_db_blocker: Any
+) -> Iterator[None]:
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    from ..executor import shutdown_executor
+
+    shutdown_executor()
+    # asgiref's thread-sensitive executor (sync_to_async from tests) keeps one too.
+    executor = getattr(SyncToAsync, "single_thread_executor", None)
+    if executor is not None:
+        executor.submit(connections.close_all).result()
