@@ -215,3 +215,81 @@ def test_closing_one_live_view_keeps_the_others(browser, site):
     )
     page.wait_for_function("seen.second.includes('renamed after a close')")
     assert page.evaluate("seen.first.includes('renamed after a close')") is False
+
+
+def manage(site, *args):
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=SITE_DIR,
+        env={**os.environ, **site["env"]},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip().splitlines()[-1]  # shell may print a line of its own first
+
+
+def test_a_token_connects_a_page_without_a_session(browser, site):
+    """``new SyncBind(url, {token})``: the token goes as a subprotocol (TokenAuthentication)."""
+    token = manage(
+        site,
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model; "
+        "from syncbind.authentication import make_token; "
+        "print(make_token(get_user_model().objects.get(username='alice')))",
+    )
+    page = browser.new_context().new_page()
+    page.goto(f"http://127.0.0.1:{site['port']}/accounts/login/")  # no session
+    result = page.evaluate(
+        """async (token) => {
+            const { SyncBind } = await import("/static/syncbind/syncbind.js");
+            const withToken = new SyncBind(undefined, {token: async () => token});
+            const row = await withToken.send("shop.Product.retrieve", {id: 1});
+            const without = new SyncBind(undefined, {maxDelay: 60000});
+            const statuses = [];
+            without.on("status", (status) => statuses.push(status));
+            await new Promise((resolve) => setTimeout(resolve, 1500));
+            without.close();
+            // A token no subprotocol can carry fails the request instead of hanging it.
+            const malformed = new SyncBind(undefined, {token: "has spaces"});
+            const failure = await malformed.send("shop.Product.retrieve", {id: 1}).catch((e) => e.code);
+            malformed.close();
+            return {name: row.name, statuses, failure};
+        }""",
+        token,
+    )
+    assert result["name"] == "Pocket Atlas"
+    assert result["failure"] == "disconnected"
+    # Without a token or a session the handshake is refused (anonymous users may not connect).
+    assert "open" not in result["statuses"] and "closed" in result["statuses"]
+
+
+def test_a_live_list_with_a_query_keeps_updating(browser, site):
+    """A list with a query is pushed as ``search``: live() follows it all the same."""
+    page = logged_in_page(browser, site)
+    page.evaluate(
+        """async () => {
+            window.names = [];
+            sb.live("shop.Product.list", {query: "Rain Gauge"}, (page) => names.push(page.rows[0].name));
+        }"""
+    )
+    page.wait_for_function("names.length === 1")
+    page.evaluate(
+        """async () => {
+            const page = await sb.send("shop.Product.search", {query: "Rain Gauge", subscribe: false});
+            await sb.send("shop.Product.update", {id: page.rows[0].id, name: "Rain Gauge (renamed)"});
+        }"""
+    )
+    page.wait_for_function("names.includes('Rain Gauge (renamed)')")
+
+
+def test_demo_edit_from_another_process_reaches_the_page(browser, site):
+    from playwright.sync_api import expect
+
+    page = logged_in_page(browser, site)
+    page.fill("#query", "Seed Tray")
+    expect(row(page, "Seed Tray")).to_contain_text("4.50")
+    expect(row(page, "Seed Tray")).to_contain_text("Garden")  # the category's name, not its id
+    manage(site, "demo_edit", "--port", str(site["port"]), "--product", "Seed Tray")
+    expect(row(page, "Seed Tray")).to_contain_text("5.50")

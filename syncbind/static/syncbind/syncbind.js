@@ -145,7 +145,17 @@ export class SyncBind {
       protocols = ["syncbind"]; // no token: the server decides whether anonymous may connect
     }
     if (this.closed) return;
-    const socket = new WebSocket(this.url, protocols);
+    let socket;
+    try {
+      socket = new WebSocket(this.url, protocols);
+    } catch (error) {
+      // A malformed URL, or a token with characters a subprotocol may not carry.
+      this.status = "closed";
+      this._failPending("disconnected", `Could not connect: ${error.message}`);
+      this._emitStatus();
+      this._reconnectLater();
+      return;
+    }
     this.socket = socket;
     socket.addEventListener("open", () => {
       this.status = "open";
@@ -161,15 +171,19 @@ export class SyncBind {
       // Replies to requests in flight will never come: fail them now rather than hang.
       this._failPending("disconnected", "The connection was lost before the reply arrived.");
       this._emitStatus();
-      if (this.closed) return;
-      const delay = this.delay;
-      this.delay = Math.min(this.delay * 2, this.maxDelay);
-      setTimeout(() => {
-        this._connect();
-        // The server forgot this connection's subscriptions: ask for them again.
-        this.lives.forEach((entry) => entry.request());
-      }, delay);
+      this._reconnectLater();
     });
+  }
+
+  _reconnectLater() {
+    if (this.closed) return;
+    const delay = this.delay;
+    this.delay = Math.min(this.delay * 2, this.maxDelay);
+    setTimeout(() => {
+      this._connect();
+      // The server forgot this connection's subscriptions: ask for them again.
+      this.lives.forEach((entry) => entry.request());
+    }, delay);
   }
 
   _write(message) {
