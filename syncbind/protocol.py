@@ -174,9 +174,6 @@ def push(event: str, data: Any) -> dict[str, Any]:
     return {"event": event, "data": data}
 
 
-class JSONEncoder(DjangoJSONEncoder):
-    """DjangoJSONEncoder (datetimes, Decimal, UUID, lazy strings) for every frame."""
-
-
 def encode(content: Any) -> str:
-    return json.dumps(content, cls=JSONEncoder, separators=(",", ":"))
+    """One frame's text: DjangoJSONEncoder's types (datetimes, Decimal, UUID, lazy strings)."""
+    return json.dumps(content, cls=DjangoJSONEncoder, separators=(",", ":"))

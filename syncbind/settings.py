@@ -168,17 +168,6 @@ api_settings = SyncbindSettings()
 def _reload_settings(*, setting: str, **kwargs: Any) -> None:
     if setting in {"SYNCBIND", "CHANNELS_BINDING"}:
         api_settings.reload()
-        for callback in _reload_callbacks:
-            callback()
-
-
-_reload_callbacks: list = []
-
-
-def on_reload(callback):
-    """Register ``callback`` to run after the settings are reloaded (used for caches)."""
-    _reload_callbacks.append(callback)
-    return callback
 
 
 setting_changed.connect(_reload_settings, dispatch_uid="syncbind.settings.reload")

@@ -9,6 +9,9 @@ channels, syncbind and an app ``shop``), one fresh copy per document:
 - the other Python blocks then run in order, in one namespace, after
   ``migrate`` and ``manage.py check``;
 - if the document wrote test files (``test_*.py``), pytest runs them there.
+
+A document with the comment ``<!-- snippets build on README.md (...) -->`` gets
+the README's files first (docs/testing.md tests the README's quick start).
 """
 
 from __future__ import annotations
@@ -70,6 +73,10 @@ def test_runnable_snippets_run(doc, tmp_path):
     project = tmp_path / "project"
     shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("__pycache__", "db.sqlite3"))
     blocks = runnable_blocks(doc)
+    base = re.search(r"<!-- snippets build on (\S+)", doc.read_text())
+    if base:
+        written = [b for b in runnable_blocks(ROOT / base[1]) if b["file"]]
+        blocks = written + blocks
     tests = []
     for block in blocks:
         if block["file"]:
