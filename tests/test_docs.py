@@ -68,27 +68,36 @@ def run(command, cwd, env):
     return result.returncode, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("doc", DOCUMENTED, ids=lambda doc: doc.relative_to(ROOT).as_posix())
-def test_runnable_snippets_run(doc, tmp_path):
+def make_project(tmp_path):
     project = tmp_path / "project"
     shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("__pycache__", "db.sqlite3"))
-    blocks = runnable_blocks(doc)
-    base = re.search(r"<!-- snippets build on (\S+)", doc.read_text())
-    if base:
-        written = [b for b in runnable_blocks(ROOT / base[1]) if b["file"]]
-        blocks = written + blocks
-    tests = []
+    env = {**os.environ, "PYTHONPATH": str(project), "DJANGO_SETTINGS_MODULE": "mysite.settings"}
+    env.pop("SYNCBIND_TEST_DB", None)
+    return project, env
+
+
+def write_files(project, blocks):
     for block in blocks:
         if block["file"]:
             target = project / block["file"]
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(block["code"])
-            if re.fullmatch(r"test_.*\.py", target.name):
-                tests.append(block["file"])
+
+
+@pytest.mark.parametrize("doc", DOCUMENTED, ids=lambda doc: doc.relative_to(ROOT).as_posix())
+def test_runnable_snippets_run(doc, tmp_path):
+    project, env = make_project(tmp_path)
+    blocks = runnable_blocks(doc)
+    base = re.search(r"<!-- snippets build on (\S+)", doc.read_text())
+    if base:
+        written = [b for b in runnable_blocks(ROOT / base[1]) if b["file"]]
+        blocks = written + blocks
+    write_files(project, blocks)
+    tests = [
+        b["file"] for b in blocks if b["file"] and re.search(r"(^|/)test_[^/]*\.py$", b["file"])
+    ]
     snippets = [b for b in blocks if not b["file"] and b["language"] == "python"]
     (project / "snippets.json").write_text(json.dumps(snippets))
-    env = {**os.environ, "PYTHONPATH": str(project), "DJANGO_SETTINGS_MODULE": "mysite.settings"}
-    env.pop("SYNCBIND_TEST_DB", None)
 
     code, output = run([sys.executable, "run_snippets.py", "snippets.json"], project, env)
     assert code == 0, output
@@ -96,3 +105,14 @@ def test_runnable_snippets_run(doc, tmp_path):
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
         code, output = run(command, project, env)
         assert code == 0, output
+
+
+def test_the_readme_asgi_py_serves_static_files_and_logged_in_websockets(tmp_path):
+    """Under uvicorn or gunicorn nothing else serves syncbind.js, and /ws/ must pass the
+    origin check and find the session's user (issue 14, point 4)."""
+    project, env = make_project(tmp_path)
+    readme = runnable_blocks(ROOT / "README.md")
+    assert "mysite/asgi.py" in [b["file"] for b in readme]
+    write_files(project, readme)
+    code, output = run([sys.executable, "check_asgi.py"], project, env)
+    assert (code, output.strip().splitlines()[-1:]) == (0, ["asgi ok"]), output
