@@ -89,6 +89,7 @@ class Membership:
                 try:
                     await self.layer.group_add(group, self.channel)
                 except Exception:
+                    _raise_if_cancelling()
                     logger.warning("syncbind hub could not renew group %s", group, exc_info=True)
 
     async def _receive_loop(self) -> None:
@@ -98,6 +99,7 @@ class Membership:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                _raise_if_cancelling()
                 logger.error(
                     "syncbind hub cannot receive changes from the channel layer", exc_info=True
                 )
@@ -119,6 +121,19 @@ class Membership:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                _raise_if_cancelling()
                 continue
             logger.warning("syncbind hub receives changes again")
             return
+
+
+def _raise_if_cancelling() -> None:
+    """Re-raise a cancellation that the channel layer turned into another error.
+
+    redis-py answers a cancel that lands while it reads a reply by closing the
+    connection, and the caller may then see ``ConnectionError`` instead of
+    ``CancelledError``; retrying would keep a cancelled task alive forever (an
+    event loop closing at shutdown would wait on it)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
