@@ -13,8 +13,9 @@ class ClosingLayer:
     when the cancel lands while it reads a reply; ``fail_first`` makes the first receive
     fail on its own."""
 
-    def __init__(self, fail_first=False):
+    def __init__(self, fail_first=False, on_cancel="error"):
         self.fail_first = fail_first
+        self.on_cancel = on_cancel
         self.receives = 0
         self.group_adds = []
         self.queue = asyncio.Queue()
@@ -38,6 +39,8 @@ class ClosingLayer:
         except asyncio.CancelledError:
             if self.honest:
                 raise
+            if self.on_cancel == "reply":  # the reply was already read: the cancel is lost
+                return {"type": "late"}
             raise ConnectionError("Connection closed by server.") from None
 
 
@@ -53,8 +56,9 @@ def membership(layer):
 
 
 @pytest.mark.asyncio
-async def test_a_cancelled_receive_loop_ends_even_when_the_layer_hides_the_cancel():
-    layer = ClosingLayer()
+@pytest.mark.parametrize("on_cancel", ["error", "reply"])
+async def test_a_cancelled_receive_loop_ends_even_when_the_layer_hides_the_cancel(on_cancel):
+    layer = ClosingLayer(on_cancel=on_cancel)
     joined, _ = membership(layer)
     await joined.join("stream")
     task = joined._receive_task

@@ -86,18 +86,17 @@ class Membership:
         while True:
             await asyncio.sleep(api_settings.GROUP_REFRESH_INTERVAL)
             for group in list(self.joined):
+                _raise_if_cancelling()
                 try:
                     await self.layer.group_add(group, self.channel)
                 except Exception:
-                    _raise_if_cancelling()
                     logger.warning("syncbind hub could not renew group %s", group, exc_info=True)
 
     async def _receive_loop(self) -> None:
         while True:
+            _raise_if_cancelling()
             try:
                 message = await self.layer.receive(self.channel)
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 _raise_if_cancelling()
                 logger.error(
@@ -115,13 +114,11 @@ class Membership:
         retrying every second and logging nothing more until it succeeds."""
         while True:
             await asyncio.sleep(1)
+            _raise_if_cancelling()
             try:
                 for group in list(self.joined):
                     await self.layer.group_add(group, self.channel)
-            except asyncio.CancelledError:
-                raise
             except Exception:
-                _raise_if_cancelling()
                 continue
             logger.warning("syncbind hub receives changes again")
             return
@@ -131,9 +128,10 @@ def _raise_if_cancelling() -> None:
     """Re-raise a cancellation that the channel layer turned into another error.
 
     redis-py answers a cancel that lands while it reads a reply by closing the
-    connection, and the caller may then see ``ConnectionError`` instead of
-    ``CancelledError``; retrying would keep a cancelled task alive forever (an
-    event loop closing at shutdown would wait on it)."""
+    connection, and the caller may then see ``ConnectionError`` (or, later, a
+    normal reply) instead of ``CancelledError``; each loop here checks before
+    going on, because retrying would keep a cancelled task alive forever (an
+    event loop closing at shutdown waits on it)."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
