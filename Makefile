@@ -5,24 +5,30 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install install-demo chromium demo-edit test test-sqlite test-services lint format demo bench clean
+.PHONY: help install install-demo chromium demo-edit test test-sqlite test-services lint format demo bench dist clean
 
 help:
 	@echo "make demo   - serve the sample site on http://127.0.0.1:8000 (SQLite, in-memory layer; PORT=...)"
 	@echo "make demo-edit - with the demo running, change a product from another process"
-	@echo "make test   - install the test extra and run the whole suite"
-	@echo "make bench  - benchmark syncbind against its peers (QUICK=1: under 5 minutes)"
+	@echo "make test   - install the test tools and run the whole suite"
+	@echo "make bench  - benchmark syncbind against its peers (QUICK=1: about 6 minutes)"
+	@echo "make dist   - build the sdist and wheel into dist/ and check them"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
+# Development tools are dependency groups (pyproject.toml), not extras users would see.
 $(VENV)/.installed-test: $(PY) pyproject.toml
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e . --group test
 	@touch $@
 
 $(VENV)/.installed-bench: $(PY) pyproject.toml
-	$(PIP) install -q -e ".[bench]"
+	$(PIP) install -q -e . --group bench
+	@touch $@
+
+$(VENV)/.installed-dist: $(PY) pyproject.toml
+	$(PIP) install -q --group dist
 	@touch $@
 
 $(VENV)/.installed-demo: $(PY) pyproject.toml
@@ -85,5 +91,13 @@ demo-edit: $(VENV)/.installed-demo
 bench: $(VENV)/.installed-bench
 	$(PY) -m bench.run $(if $(QUICK),--quick)
 
+# The sdist (with all of tests/, docs/, bench/ and sample_site/) and the wheel, checked
+# by twine and by .ci/check_dist.py against what git tracks.
+dist: $(VENV)/.installed-dist
+	rm -rf dist build syncbind.egg-info  # a stale SOURCES.txt would leak into the sdist
+	$(PY) -m build --outdir dist .
+	$(PY) -m twine check --strict dist/*
+	$(PY) .ci/check_dist.py dist
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache sample_site/db.sqlite3*
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache sample_site/db.sqlite3*
