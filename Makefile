@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install install-demo chromium demo-edit test test-sqlite test-services lint format demo bench dist clean
+.PHONY: help install install-demo chromium demo-edit test test-sqlite test-services test-matrix lint format demo bench dist clean
 
 help:
 	@echo "make demo   - serve the sample site on http://127.0.0.1:8000 (SQLite, in-memory layer; PORT=...)"
@@ -13,6 +13,7 @@ help:
 	@echo "make test   - install the test tools and run the whole suite"
 	@echo "make bench  - benchmark syncbind against its peers (QUICK=1: about 6 minutes)"
 	@echo "make dist   - build the sdist and wheel into dist/ and check them"
+	@echo "make test-matrix - the SQLite suite on Django 6.0 (Python 3.12) and 6.1 (Python 3.13)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +43,7 @@ LINTED := $(wildcard syncbind tests sample_site bench)
 lint: install
 	$(PY) -m ruff check $(LINTED)
 	$(PY) -m ruff format --check $(LINTED)
+	PYTHONPATH=. $(PY) -m mypy
 
 format: install
 	$(PY) -m ruff format $(LINTED)
@@ -69,6 +71,28 @@ test-services: install
 	else \
 		echo "PostgreSQL or Redis not reachable on 127.0.0.1: skipping the PostgreSQL + channels-redis run"; \
 	fi
+
+# The other supported combinations, each in its own virtualenv: Django 6.0 on Python
+# 3.12 and Django 6.1 on Python 3.13 (`make test` is Django 5.2 on Python 3.11). The
+# SQLite + in-memory suite; the Pythons are found on PATH or under pyenv.
+MATRIX := dj60 dj61
+MATRIX_PYTHON_dj60 := 3.12
+MATRIX_DJANGO_dj60 := Django>=6.0,<6.1
+MATRIX_PYTHON_dj61 := 3.13
+MATRIX_DJANGO_dj61 := Django>=6.1,<6.2
+
+.venv-%/.installed: pyproject.toml
+	rm -rf .venv-$*
+	$$(.ci/find-python $(MATRIX_PYTHON_$*)) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install -q --upgrade pip
+	.venv-$*/bin/python -m pip install -q -e . --group test "$(MATRIX_DJANGO_$*)"
+	@touch $@
+
+test-matrix: $(foreach combo,$(MATRIX),.venv-$(combo)/.installed) chromium
+	@set -e; for combo in $(MATRIX); do \
+		echo "== $$combo: $$(.venv-$$combo/bin/python -c 'import sys, django; print("Python", sys.version.split()[0], "Django", django.__version__)') =="; \
+		SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory .venv-$$combo/bin/python -m pytest $(PYTEST_ARGS); \
+	done
 
 # The sample site on SQLite (sample_site/db.sqlite3) and the in-memory channel layer.
 PORT ?= 8000
@@ -100,4 +124,4 @@ dist: $(VENV)/.installed-dist
 	$(PY) .ci/check_dist.py dist
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache sample_site/db.sqlite3*
+	rm -rf $(VENV) .venv-dj* build dist *.egg-info .pytest_cache sample_site/db.sqlite3*

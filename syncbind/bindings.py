@@ -8,7 +8,7 @@ A binding instance is made per message, so ``self.request`` and
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db import connections, models
 
@@ -31,6 +31,9 @@ from .mixins import (
 )
 from .permissions import READ_ACTIONS, PermissionsMixin
 from .serializers import ModelSerializer
+
+if TYPE_CHECKING:
+    from .drf import DRFSerializerAdapter
 
 
 def lock_row(queryset: models.QuerySet, pk: Any) -> models.QuerySet:
@@ -171,7 +174,7 @@ class BindingBase(Lifecycle, ListingMixin, PermissionsMixin, LiveBindingMixin):
             )
         return queryset
 
-    def get_serializer(self) -> ModelSerializer:
+    def get_serializer(self) -> ModelSerializer | DRFSerializerAdapter:
         """The serializer: a DRF ``serializer_class`` adapter (made per binding, as it
         carries the request in its context), or the native serializer built from
         ``fields``/``exclude``/``read_only_fields`` once per class and shared."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 
 from .registry import registry
+from .serializers import ModelSerializer
 
 
 @checks.register("syncbind")
@@ -32,7 +35,8 @@ def check_bindings(app_configs=None, **kwargs):
         for field_name in [*declared, *(binding.read_only_fields or ())]:
             if "__" in field_name:
                 try:
-                    binding().get_serializer().related_path(field_name)
+                    # Without serializer_class the serializer is syncbind's own.
+                    cast(ModelSerializer, binding().get_serializer()).related_path(field_name)
                 except ImproperlyConfigured as exc:
                     errors.append(checks.Error(f"{name}: {exc}", obj=binding, id="syncbind.E002"))
                 continue

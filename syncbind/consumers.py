@@ -168,13 +168,13 @@ class BindingConsumer(_Transport):
         self.close_connection()
 
     # Sync counterparts of Channels' coroutines: they queue, never wait.
-    def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:  # type: ignore[override]
+    def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         message: dict[str, Any] = {"type": "websocket.accept", "subprotocol": subprotocol}
         if headers:
             message["headers"] = list(headers)
         self._emit(message)
 
-    def close(self, code: int | None = None, reason: str | None = None) -> None:  # type: ignore[override]
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
         message: dict[str, Any] = {"type": "websocket.close"}
         if code is not None and code is not True:
             message["code"] = code
@@ -182,7 +182,7 @@ class BindingConsumer(_Transport):
             message["reason"] = reason
         self._emit(message)
 
-    def send(  # type: ignore[override]
+    def send(
         self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
     ) -> None:
         if text_data is not None:

@@ -114,7 +114,7 @@ def apply_filters(
 
 def _lookup_spans_many(model: type[models.Model], path: str) -> bool:
     """True when ``path`` crosses a to-many relation."""
-    opts = model._meta
+    opts: Any = model._meta  # then each related model's
     for part in path.split("__"):
         try:
             field = opts.get_field(part)

@@ -8,7 +8,7 @@ through ``ordering_fields`` (:mod:`syncbind.filters`); a page is read as
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db import models
 
@@ -44,6 +44,16 @@ class ListingMixin:
     _filterset: ClassVar[Any] = None
 
     request: Any
+
+    if TYPE_CHECKING:  # provided by BindingBase
+
+        @classmethod
+        def get_model(cls) -> type[models.Model]: ...
+        def get_serializer(self) -> Any: ...
+        def _queryset(self) -> models.QuerySet: ...
+        def get_related_queryset(
+            self, field: Any, queryset: models.QuerySet
+        ) -> models.QuerySet: ...
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -8,7 +8,7 @@ side effects go through ``perform_*`` hooks, which bindings override::
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
@@ -16,10 +16,16 @@ from .decorators import event
 from .deprecation import accepts_legacy_request
 from .listing import check_parameters
 
+if TYPE_CHECKING:
+    # The mixins are combined with BindingBase, whose hooks they call.
+    from .bindings import BindingBase as _Binding
+else:
+    _Binding = object
+
 ROW_PARAMETERS = frozenset({"id", "subscribe"})
 
 
-class RetrieveMixin:
+class RetrieveMixin(_Binding):
     @event(atomic=False)
     def retrieve(self, request) -> dict[str, Any]:
         """``{"id": pk}`` → the serialized row (``not_found`` outside the queryset)."""
@@ -29,21 +35,21 @@ class RetrieveMixin:
         return self.live_object(self.get_lookup_value())[1]
 
 
-class ListMixin:
+class ListMixin(_Binding):
     @event(atomic=False)
     def list(self, request) -> dict[str, Any]:
         """``{"page", "limit", "filters", "ordering"}`` → ``{"page", "limit", "count", "rows"}``."""
         return self.live_page()
 
 
-class SearchMixin:
+class SearchMixin(_Binding):
     @event(atomic=False)
     def search(self, request) -> dict[str, Any]:
         """As ``list``, plus ``"query"``: every word must match one of ``search_fields``."""
         return self.live_page()
 
 
-class SubscribeMixin:
+class SubscribeMixin(_Binding):
     @event(atomic=False)
     def subscribe(self, request) -> dict[str, Any]:
         """``{"id": pk}`` → ``{"success": true}``, then pushes of that row; list
@@ -65,7 +71,7 @@ class SubscribeMixin:
         return {"success": True}
 
 
-class CreateMixin:
+class CreateMixin(_Binding):
     @event
     def create(self, request) -> dict[str, Any]:
         """``{field: value}`` → ``{"success": true, "id": pk, "row": {...}}``."""
@@ -79,7 +85,7 @@ class CreateMixin:
         return write.save()
 
 
-class UpdateMixin:
+class UpdateMixin(_Binding):
     @event
     def update(self, request) -> dict[str, Any]:
         """``{"id": pk, field: value}`` → as create; only the given fields change."""
@@ -95,7 +101,12 @@ class UpdateMixin:
         return write.save()
 
 
-class SaveMixin:
+class SaveMixin(_Binding):
+    if TYPE_CHECKING:  # from CreateMixin and UpdateMixin, which it is used with
+
+        def create(self, request: Any) -> dict[str, Any]: ...
+        def update(self, request: Any) -> dict[str, Any]: ...
+
     @event
     def save(self, request) -> dict[str, Any]:
         """``create`` when ``data`` has no ``id``, ``update`` otherwise."""
@@ -107,7 +118,7 @@ class SaveMixin:
         return self.update(request)
 
 
-class DeleteMixin:
+class DeleteMixin(_Binding):
     @event
     def delete(self, request) -> dict[str, Any]:
         """``{"id": pk}`` → ``{"success": true, "id": pk}``."""

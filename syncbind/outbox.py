@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 logger = logging.getLogger("syncbind")
@@ -30,7 +30,9 @@ def _size(message: dict[str, Any]) -> int:
 class Outbox:
     """A bounded FIFO of ASGI send messages and the task that writes them."""
 
-    def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]], max_bytes: int) -> None:
+    def __init__(
+        self, send: Callable[[dict[str, Any]], Coroutine[Any, Any, None]], max_bytes: int
+    ) -> None:
         self._send = send
         self._max_bytes = max_bytes
         self._queue: deque[dict[str, Any]] = deque()

@@ -5,7 +5,7 @@ touch a row. Classes combine with ``&``, ``|`` and ``~``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .settings import api_settings
 
@@ -189,6 +189,11 @@ class PermissionsMixin:
 
     permission_classes: Any = None
     action: str | None
+
+    if TYPE_CHECKING:  # provided by BindingBase
+
+        @classmethod
+        def get_event(cls, name: str) -> Any: ...
 
     def get_permission_classes(self) -> tuple:
         spec = self.get_event(self.action) if self.action else None

@@ -120,7 +120,7 @@ def _ordering(queryset: models.QuerySet) -> list[Any]:
 
 def _prefetch_identity(queryset: models.QuerySet) -> tuple[Any, ...]:
     identity = []
-    for lookup in queryset._prefetch_related_lookups:
+    for lookup in queryset._prefetch_related_lookups:  # type: ignore[attr-defined]
         if isinstance(lookup, Prefetch):
             inner = lookup.queryset
             compiled = None

@@ -12,10 +12,16 @@ from __future__ import annotations
 import threading
 from importlib import import_module
 from importlib.util import find_spec
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.apps import apps
 
 from .exceptions import UnknownEvent
+
+if TYPE_CHECKING:
+    from .bindings import BindingBase
+
+    B = TypeVar("B", bound=type[BindingBase])
 
 
 class AlreadyRegistered(Exception):
@@ -28,12 +34,12 @@ class NotRegistered(Exception):
 
 class Registry:
     def __init__(self) -> None:
-        self._bindings: dict[str, type] = {}
+        self._bindings: dict[str, type[BindingBase]] = {}
         self._lock = threading.Lock()
         # Bumped on every change, so caches derived from the registry know to refresh.
         self.version = 0
 
-    def register(self, binding_class: type) -> type:
+    def register(self, binding_class: B) -> B:
         """Register ``binding_class`` under its stream; usable as a class decorator."""
         stream = binding_class.get_stream()
         with self._lock:
@@ -58,7 +64,7 @@ class Registry:
             del self._bindings[stream]
             self.version += 1
 
-    def get(self, stream: str) -> type:
+    def get(self, stream: str) -> type[BindingBase]:
         """The binding of ``stream``; ``unknown_event`` if there is none."""
         try:
             return self._bindings[stream]
@@ -68,10 +74,10 @@ class Registry:
     def is_registered(self, stream: str) -> bool:
         return stream in self._bindings
 
-    def all(self) -> list[type]:
+    def all(self) -> list[type[BindingBase]]:
         return list(self._bindings.values())
 
-    def for_model(self, model) -> type | None:
+    def for_model(self, model: Any) -> type[BindingBase] | None:
         """The binding that serves ``model``: the one on its default stream
         (``"<app_label>.<ObjectName>"``) if any, else the first registered; None."""
         concrete = model._meta.concrete_model
@@ -89,10 +95,10 @@ class Registry:
             self._bindings.clear()
             self.version += 1
 
-    def snapshot(self) -> dict[str, type]:
+    def snapshot(self) -> dict[str, type[BindingBase]]:
         return dict(self._bindings)
 
-    def restore(self, snapshot: dict[str, type]) -> None:
+    def restore(self, snapshot: dict[str, type[BindingBase]]) -> None:
         with self._lock:
             self._bindings = dict(snapshot)
             self.version += 1
@@ -105,7 +111,7 @@ def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def register_module(module) -> list[type]:
+def register_module(module: Any) -> list[type[BindingBase]]:
     """Register every concrete binding defined in ``module`` (not imported into it)."""
     from .bindings import BindingBase
 

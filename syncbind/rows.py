@@ -10,11 +10,14 @@ populators, annotations, prefetches), one instance per distinct row.
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, cast
+from weakref import ref as weak_ref
 
 from django.db import connections, models
-from django.db.models.query import get_related_populators
+from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
+from django.utils.inspect import func_supports_parameter
 
 from .reads import (
     COUNT,
@@ -106,7 +109,7 @@ def _execute_batch(batch: list[Read]) -> list[Any]:
 def _execute_single(read: Read) -> Any:
     """One read, as a request makes it: its own statement, then a count if needed."""
     with connections[read.using].cursor() as cursor:
-        cursor.execute(read.sql, read.params)
+        cursor.execute(cast(str, read.sql), read.params)  # compiled: never None here
         fetched = cursor.fetchall()
     builder = _InstanceBuilder(read.compiler, read.using, read.queryset)
     rows = builder.make(fetched)
@@ -129,7 +132,7 @@ def fetch_rows(read: Read, pks: Sequence[Any]) -> dict[Any, models.Model]:
     rows = read.model._base_manager.using(read.using).filter(pk__in=list(pks))
     rows.query.select_related = read.queryset.query.select_related
     rows.query.deferred_loading = read.queryset.query.deferred_loading
-    lookups = read.queryset._prefetch_related_lookups
+    lookups = read.queryset._prefetch_related_lookups  # type: ignore[attr-defined]
     found = {obj.pk: obj for obj in rows}
     if lookups and found:
         models.prefetch_related_objects(list(found.values()), *lookups)
@@ -195,7 +198,7 @@ def _execute_shared(batch: list[Read]) -> list[Any]:
             results.append(rows[0] if rows else None)
             continue
         count = entries[0][2] if entries else 0
-        if not entries and read.offset:
+        if not entries and isinstance(read, PageRead) and read.offset:
             count = read.queryset.count()
         results.append(PageResult(count=count, rows=rows))
     return results
@@ -219,7 +222,17 @@ class _InstanceBuilder:
         select_fields = klass_info["select_fields"]
         self.start, self.end = select_fields[0], select_fields[-1] + 1
         self.init_list = [column[0].target.attname for column in select[self.start : self.end]]
-        self.populators = get_related_populators(klass_info, select, self.db)
+        # Django 6.1 gives querysets a fetch mode that instances and their related
+        # populators carry (what a deferred field's access loads); earlier, none.
+        self.fetch_mode = getattr(queryset, "_fetch_mode", None)
+        if self.fetch_mode is None:
+            self.populators = get_related_populators(klass_info, select, self.db)
+        else:
+            self.populators = get_related_populators(klass_info, select, self.db, self.fetch_mode)
+        self.from_db = _from_db(self.model, self.fetch_mode)
+        self.peers: list[Any] | None = (
+            [] if getattr(self.fetch_mode, "track_peers", False) else None
+        )
         self.known_related = [
             (
                 relation,
@@ -233,7 +246,7 @@ class _InstanceBuilder:
                     ]
                 ),
             )
-            for relation, objects in self.queryset._known_related_objects.items()
+            for relation, objects in self.queryset._known_related_objects.items()  # type: ignore[attr-defined]
         ]
         skip = {self.count_col, self.position_col}
         kept = [index for index in range(len(select)) if index not in skip]
@@ -277,9 +290,11 @@ class _InstanceBuilder:
         for identity, obj in zip(fresh_keys, made, strict=True):
             if identity is not None:
                 self.seen[identity] = obj
-        results = []
+        results: list[Any] = []
         for read, raw_rows, keys in zip(batch, per_read, identities, strict=True):
-            rows = [made[where] if kind == "fresh" else self.seen[where] for kind, where in keys]
+            rows: list[Any] = [
+                made[where] if kind == "fresh" else self.seen[where] for kind, where in keys
+            ]
             count = raw_rows[0][self.count_col] if raw_rows and self.count_col is not None else 0
             if isinstance(read, ObjectRead):
                 results.append(rows[0] if rows else None)
@@ -294,7 +309,10 @@ class _InstanceBuilder:
         return made
 
     def _instance(self, row: Any) -> models.Model:
-        obj = self.model.from_db(self.db, self.init_list, row[self.start : self.end])
+        obj = self.from_db(self.db, self.init_list, row[self.start : self.end])
+        if self.peers is not None:
+            self.peers.append(weak_ref(obj))
+            obj._state.peers = self.peers  # type: ignore[attr-defined]
         for populator in self.populators:
             populator.populate(row, obj)
         for name, column in self.annotations.items():
@@ -308,6 +326,14 @@ class _InstanceBuilder:
         return obj
 
     def prefetch(self) -> None:
-        lookups = self.queryset._prefetch_related_lookups
+        lookups = self.queryset._prefetch_related_lookups  # type: ignore[attr-defined]
         if lookups and self.instances:
             models.prefetch_related_objects(self.instances, *lookups)
+
+
+def _from_db(model: type[models.Model], fetch_mode: Any) -> Callable[..., models.Model]:
+    """``model.from_db`` with the queryset's fetch mode where Django has one, and
+    where the model's (possibly overridden) ``from_db`` accepts it."""
+    if fetch_mode is None or not func_supports_parameter(model.from_db, "fetch_mode"):
+        return model.from_db
+    return partial(model.from_db, fetch_mode=fetch_mode)  # type: ignore[call-arg]

@@ -97,15 +97,18 @@ class ModelSerializer(FormValidation):
             names.insert(0, opts.pk.name)
         return names
 
-    def related_path(self, name: str) -> tuple[list[models.Field], str] | None:
+    def related_path(self, name: str) -> tuple[list[Any], str] | None:
         """For a related lookup (``"project__name"``): the foreign keys it follows and
         the attribute it ends on; None for a plain name. Raises ImproperlyConfigured
         for a lookup across anything but forward foreign keys and one-to-ones."""
         if LOOKUP_SEP not in name:
             return None
         *hops, last = name.split(LOOKUP_SEP)
-        model, path = self.model, []
+        # Fields and models along the path (get_field may name reverse relations too).
+        model: Any = self.model
+        path: list[Any] = []
         for hop in hops:
+            field: Any
             try:
                 field = model._meta.get_field(hop)
             except FieldDoesNotExist:
@@ -117,6 +120,7 @@ class ModelSerializer(FormValidation):
                 )
             path.append(field)
             model = field.related_model
+        final: Any
         try:
             final = model._meta.get_field(last)
             attname = getattr(final, "attname", last) if final.concrete else last
@@ -213,7 +217,7 @@ class ModelSerializer(FormValidation):
     def depends_on(self) -> list[tuple[type[models.Model], str]]:
         """``(related model, foreign-key path from this model)`` for every model whose
         rows the output shows (a rename of a project changes its tasks' rows)."""
-        found = []
+        found: list[tuple[type[models.Model], str]] = []
         for name in self.field_names:
             related = self.related_path(name)
             if related is None:

@@ -111,7 +111,9 @@ class FormValidation:
             field = self.model._meta.get_field(name)
         except FieldDoesNotExist:
             return None
-        return field if field.concrete or field.many_to_many else None
+        if isinstance(field, models.Field) and (field.concrete or field.many_to_many):
+            return field
+        return None
 
     @cached_property
     def writable_fields(self) -> frozenset[str]:
@@ -133,7 +135,11 @@ class FormValidation:
         form_class = self._form_cache.get(names)
         if form_class is None:
             form_class = modelform_factory(
-                self.model, form=self.form_class, fields=list(names), formfield_callback=_formfield
+                self.model,
+                form=self.form_class,
+                fields=list(names),
+                # Django takes a callback that may return None (no form field); the stubs do not.
+                formfield_callback=_formfield,  # type: ignore[arg-type]
             )
             self._form_cache[names] = form_class
         return form_class
@@ -216,15 +222,16 @@ class FormValidation:
         if instance is None:
             # A form reads an omitted checkbox as False; keep the model's default instead.
             for name in names:
-                field = self.model._meta.get_field(name)
-                if name not in form_data and field.has_default():
+                field = self.model_field(name)
+                if name not in form_data and field is not None and field.has_default():
                     form_data[name] = field.get_default()
         form = self.get_form_class(names)(data=form_data, instance=instance)
         if related is not None:
             for name, form_field in form.fields.items():
                 queryset = getattr(form_field, "queryset", None)
                 if queryset is not None:
-                    form_field.queryset = related(self.model._meta.get_field(name), queryset)
+                    narrowed = related(self.model._meta.get_field(name), queryset)
+                    form_field.queryset = narrowed  # type: ignore[attr-defined]
         if not form.is_valid():
             for name, messages in form.errors.get_json_data().items():
                 errors.setdefault(name, []).extend(

@@ -114,6 +114,7 @@ def settle(job: Job, changes: list[Change] | None, fresh: dict, template: Any) -
     if template is None or read.row_shape != template.row_shape:
         return QUERY
     predicate = state.predicate
+    assert predicate is not None  # settles_exactly
     if state.key.kind == INSTANCE:
         found = fresh.get(state.key.pk)
         if found is None:

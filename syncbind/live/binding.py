@@ -38,7 +38,7 @@ def default_read(func: Any) -> Any:
     return func
 
 
-def _log_once(binding_class: type, message: str) -> None:
+def _log_once(binding_class: Any, message: str) -> None:
     if (binding_class, message) not in _logged:
         _logged.add((binding_class, message))
         logger.debug("syncbind: pushes of %s %s", binding_class.get_stream(), message)

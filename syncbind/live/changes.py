@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connections, transaction
 
 from ..registry import registry
-from ..serializers import to_json_safe
+from ..serializers import ModelSerializer, to_json_safe
 from ..settings import api_settings
 from .keys import group_name
 from .matching import ABSENT, SAME, UNKNOWN
@@ -76,6 +76,7 @@ class Batch:
             self.streams[stream] = ANY
             return
         rows = self.streams.setdefault(stream, {})
+        assert rows is not None  # ANY returned above
         known = rows.get(pk)
         if known is None:
             rows[pk] = [op, before, after]
@@ -115,7 +116,8 @@ def shown_by(model: Any) -> list[tuple[str, Any, str]]:
             if binding.serializer_class is not None:
                 continue
             try:
-                depends = binding().get_serializer().depends_on()
+                # Without serializer_class the serializer is syncbind's own.
+                depends = cast(ModelSerializer, binding().get_serializer()).depends_on()
             except Exception:  # a binding the system checks report: nothing follows from it
                 continue
             for related, path in depends:

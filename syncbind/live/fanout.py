@@ -94,9 +94,9 @@ async def process(hub: Hub, stream: Any, wire_changes: Any) -> None:
                     change.after = fresh[change.pk][1] if change.pk in fresh else ABSENT
         if pages:
             pages = affected.affected_pages(hub, stream, changes, pages)
-    jobs = [*row_jobs, *((state, None) for state in pages)]
+    candidates = [*row_jobs, *((state, None) for state in pages)]
     with hub.lock:
-        jobs = [(state, op, list(state.subs)) for state, op in jobs if state.subs]
+        jobs = [(state, op, list(state.subs)) for state, op in candidates if state.subs]
     exact: list[tuple[Job, Any]] = []
     queried: list[Job] = []
     for job in jobs:

@@ -9,7 +9,7 @@ last one that subscriber received.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .. import protocol, rows
 from ..exceptions import NotFound, SyncbindError
@@ -49,7 +49,8 @@ def frames_for(state: KeyState, subs: list[Subscription], outcome: Any, cache: d
     binding_class = state.binding_class
     first = subs[0]
     binding = binding_class(request=first.request, action=first.action)
-    data_text = data = None
+    data_text: Any = None
+    data: Any = None
     if key.kind == INSTANCE:
         obj = outcome
         if obj is not None:
@@ -89,7 +90,8 @@ def frames_for(state: KeyState, subs: list[Subscription], outcome: Any, cache: d
         if key.kind == INSTANCE and outcome is None:
             if sub.last is not DELETED:
                 delete = protocol.encode({"id": key.pk})
-                out.append((sub, frame(sub.delete_event, delete), DELETED))
+                # Every row subscription names its delete event.
+                out.append((sub, frame(cast(str, sub.delete_event), delete), DELETED))
             continue
         if isinstance(sub.last, FirstReply):
             # The first reply is kept as data: compared as data (JSON-safe on both sides).

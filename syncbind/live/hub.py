@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import threading
 import uuid
 import weakref
 from collections import OrderedDict
+from functools import partial
 from typing import Any
 
 from ..exceptions import SyncbindError
@@ -113,7 +115,7 @@ class Hub:
             self.recent.pop(key.stream, None)
         self._on_loop(
             self.membership.leave(
-                group_name(key.stream), lambda stream=key.stream: stream in self.key_counts
+                group_name(key.stream), partial(operator.contains, self.key_counts, key.stream)
             )
         )
 
@@ -221,7 +223,7 @@ class Hub:
         elif kind == "syncbind.push":
             await self._pushed(message)
         elif kind == "syncbind.marker":
-            event = self.markers.get(message.get("marker"))
+            event = self.markers.get(message.get("marker", ""))
             if event is not None:
                 event.set()
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .matching import Predicate, compile_predicate
 
 if TYPE_CHECKING:
+    from ..bindings import BindingBase
     from .subscriptions import Subscription
 
 INSTANCE = "instance"
@@ -53,7 +54,7 @@ class KeyState:
         "__weakref__",
     )
 
-    def __init__(self, key: SubscriptionKey, binding_class: type, read: Any) -> None:
+    def __init__(self, key: SubscriptionKey, binding_class: type[BindingBase], read: Any) -> None:
         self.key = key
         self.binding_class = binding_class
         # The compiled read (syncbind.reads), None when evaluated through the binding.

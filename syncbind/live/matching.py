@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.db import models
 from django.db.models import lookups
@@ -66,7 +66,7 @@ def normalizer(field: models.Field) -> Callable[[Any], Any] | None:
     if field.is_relation:
         if not (field.many_to_one or field.one_to_one) or not field.concrete:
             return None
-        field = field.target_field
+        field = cast(Any, field).target_field  # the column a foreign key stores
     internal = field.get_internal_type()
     if internal in INTEGER_TYPES:
         return _as_int
@@ -188,7 +188,7 @@ def _leaf(node: lookups.Lookup, local_aliases: set[Any], model: type[models.Mode
             bound = _constant(node.rhs, normalize)
 
             def test(value: Any) -> bool:
-                return compare(value, bound)  # type: ignore[misc]
+                return compare(value, bound)
 
     except (TypeError, ValueError, AttributeError):
         return _unknown

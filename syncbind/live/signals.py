@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import models
 from django.db.models.signals import m2m_changed, post_delete, post_init, post_save, pre_save
 
 from ..registry import registry
@@ -22,7 +23,7 @@ _watched: dict[type, tuple[str, ...] | None] = {}
 _watched_version = -1
 
 
-def watched(model: type) -> tuple[str, ...] | None:
+def watched(model: type[models.Model]) -> tuple[str, ...] | None:
     """The matchable attnames of a bound model (``()`` for a model whose fields other
     streams show), None for a model no binding serves."""
     global _watched_version
@@ -54,13 +55,13 @@ def _values(instance: Any, names: tuple[str, ...]) -> Any:
     return values
 
 
-def _initialised(sender: type, instance: Any, **kwargs: Any) -> None:
+def _initialised(sender: type[models.Model], instance: Any, **kwargs: Any) -> None:
     names = watched(sender)
     if names:
         instance.__dict__[LOADED] = _values(instance, names)
 
 
-def _saving(sender: type, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+def _saving(sender: type[models.Model], instance: Any, raw: bool = False, **kwargs: Any) -> None:
     if watched(sender) is not None:
         instance.__dict__[ADDING] = instance._state.adding
 
@@ -74,7 +75,7 @@ def _before(instance: Any) -> Any:
 
 
 def _saved(
-    sender: type,
+    sender: type[models.Model],
     instance: Any,
     created: bool = False,
     raw: bool = False,
@@ -91,7 +92,8 @@ def _saved(
     after = _values(instance, names)
     if update_fields is not None and isinstance(after, dict):
         # Columns the save did not write keep what the table had.
-        written = {sender._meta.get_field(name).attname for name in update_fields}
+        fields: Any = [sender._meta.get_field(name) for name in update_fields]
+        written = {field.attname for field in fields}
         if isinstance(before, dict):
             after = {name: after[name] if name in written else before.get(name) for name in names}
         elif any(name not in written for name in names):
@@ -101,7 +103,9 @@ def _saved(
     instance.__dict__[ADDING] = False
 
 
-def _deleted(sender: type, instance: Any, using: str | None = None, **kwargs: Any) -> None:
+def _deleted(
+    sender: type[models.Model], instance: Any, using: str | None = None, **kwargs: Any
+) -> None:
     if watched(sender) is None:
         return
     record(sender, instance.pk, DELETE, using, _before(instance), ABSENT)
@@ -112,7 +116,7 @@ def _m2m_changed(
     instance: Any,
     action: str,
     reverse: bool,
-    model: type,
+    model: type[models.Model],
     pk_set: Any,
     using: str | None = None,
     **kwargs: Any,
@@ -130,9 +134,10 @@ def _m2m_changed(
         record(model, pk, SAVE, using, SAME, UNKNOWN)
 
 
-def _manager_name(instance_model: type, through: Any, reverse: bool) -> str | None:
+def _manager_name(instance_model: type[models.Model], through: Any, reverse: bool) -> str | None:
     """The attribute of ``instance_model`` that manages the relation stored in ``through``."""
-    for field in instance_model._meta.get_fields():
+    relations: Any = instance_model._meta.get_fields()  # fields and reverse relations
+    for field in relations:
         if not field.many_to_many:
             continue
         if reverse and field.auto_created and field.through is through:

@@ -20,11 +20,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.testing.websocket import WebsocketCommunicator
 
 from .. import protocol
+
+if TYPE_CHECKING:
+    from ..bindings import BindingBase
 
 
 async def settle(timeout: float = 10.0) -> None:
@@ -207,7 +210,7 @@ class override_bindings:  # noqa: N801 (used like Django's override_settings)
     from an empty registry instead.
     """
 
-    def __init__(self, *bindings: type, only: bool = False) -> None:
+    def __init__(self, *bindings: type[BindingBase], only: bool = False) -> None:
         self.bindings = bindings
         self.only = only
         self._saved: list[dict[str, type]] = []
