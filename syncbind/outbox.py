@@ -103,9 +103,10 @@ class Outbox:
                     self._sending = False
 
     async def aclose(self, timeout: float = 1.0) -> None:
-        """Let queued frames go out (within ``timeout``), then stop the writer."""
+        """Let queued frames go out, the one being written included (within
+        ``timeout``), then stop the writer."""
         deadline = self._loop.time() + timeout
-        while self._queue and not self._task.done() and self._loop.time() < deadline:
+        while not self.idle and not self._task.done() and self._loop.time() < deadline:
             await asyncio.sleep(0.01)
         self.closed = True
         self._task.cancel()

@@ -44,7 +44,7 @@ class Message:
     tag: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
     request_id: Any = _MISSING
-    # Length of the frame it came in (0 when not from a frame).
+    # Size in UTF-8 bytes of the frame it came in (0 when not from a frame).
     size: int = 0
 
     @property
@@ -78,6 +78,11 @@ def parse_event(event: str) -> tuple[str, str, str | None]:
     return match["stream"], match["action"], match["tag"]
 
 
+def utf8_size(text: str) -> int:
+    """``len(text.encode())``, without encoding the (usual) ASCII frame."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 def check_size(frame: str | bytes, max_bytes: int) -> None:
     # Counting characters first avoids encoding big frames just to measure them.
     if len(frame) > max_bytes or (
@@ -95,7 +100,7 @@ def parse_frame(text: str | None, *, max_bytes: int, binary: bool = False) -> Me
         content = values.loads(text)
     except (ValueError, RecursionError):
         raise InvalidFrame(BadRequest("The message is not valid JSON.")) from None
-    message = parse_envelope(content, size=len(text))
+    message = parse_envelope(content, size=utf8_size(text))
     if values.worth_checking(text):
         check_values(message)
     return message

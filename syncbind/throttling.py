@@ -11,7 +11,10 @@ def parse_rate(rate: str) -> tuple[int, float]:
     """``"100/s"`` → ``(100, 1.0)``."""
     try:
         count, period = rate.split("/")
-        return int(count), PERIODS[period.strip()[0].lower()]
+        parsed = int(count), PERIODS[period.strip()[0].lower()]
+        if parsed[0] < 1:
+            raise ValueError(rate)  # a bucket that never fills refuses every message
+        return parsed
     except (ValueError, KeyError, IndexError):
         raise ValueError(f"Invalid RATE_LIMIT {rate!r}: use '<count>/<s|m|h>'.") from None
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import math
+import re
 from typing import Any
 
 from .settings import api_settings
@@ -29,9 +31,15 @@ def _constant(name: str) -> NonFinite:
     return NonFinite(name.replace("Infinity", "inf"))
 
 
+def _float(text: str) -> float:
+    # A number too large for a float (1e400) parses as infinity: refused like Infinity.
+    value = float(text)
+    return NonFinite(value) if math.isinf(value) else value
+
+
 def loads(text: str | bytes) -> Any:
     """``json.loads`` that keeps non-finite numbers recognisable (see :func:`problems`)."""
-    return json.loads(text, parse_constant=_constant)
+    return json.loads(text, parse_constant=_constant, parse_float=_float)
 
 
 _TEXT = "Text must be valid Unicode without NUL characters."
@@ -74,10 +82,14 @@ def _problem(value: Any, depth: int, limit: int) -> str | None:
     return None
 
 
+# A float overflows only with an exponent of three digits or 309 digits in a row.
+_HUGE_NUMBER = re.compile(r"\d[eE]\+?\d{3}|\d{309}")
+
+
 def worth_checking(text: str) -> bool:
-    """Whether a frame may hold such a value: an escape, a constant, deep nesting.
-    Most frames have none, and are not walked at all."""
-    if "\\u" in text or "NaN" in text or "Infinity" in text:
+    """Whether a frame may hold such a value: an escape, a constant, a number too
+    large for a float, deep nesting. Most frames have none, and are not walked at all."""
+    if "\\u" in text or "NaN" in text or "Infinity" in text or _HUGE_NUMBER.search(text):
         return True
     return text.count("[") + text.count("{") > api_settings.MAX_JSON_DEPTH
 
@@ -115,7 +127,7 @@ DATETIME_RANGE = "Enter a date and time between 0001-01-02 and 9999-12-30 (UTC).
 
 def datetime_in_range(value: datetime.datetime) -> bool:
     if value.tzinfo is None:
-        return datetime.datetime(1, 1, 2) <= value <= datetime.datetime(9999, 12, 30)
+        return EARLIEST.replace(tzinfo=None) <= value <= LATEST.replace(tzinfo=None)
     try:
         return EARLIEST <= value.astimezone(datetime.UTC) <= LATEST
     except (OverflowError, ValueError):
@@ -124,13 +136,16 @@ def datetime_in_range(value: datetime.datetime) -> bool:
 
 # Filters compare with a decimal; beyond this exponent no column holds a neighbour.
 DECIMAL_EXPONENT = 1000
-DECIMAL_RANGE = "Enter a number between 1e-1000 and 1e1000 in size."
+DECIMAL_RANGE = "Enter a number between 1e-1000 and 1e1000 in size (or zero)."
 # 64-bit integers: what every backend compares without overflowing.
 INTEGER_RANGE = (-(2**63), 2**63 - 1)
 
 
 def decimal_in_range(value: decimal.Decimal) -> bool:
-    return value.is_finite() and (value.is_zero() or abs(value.adjusted()) <= DECIMAL_EXPONENT)
+    # adjusted() is the exponent of the leading digit: 1e-1000 <= |value| < 1e1000.
+    return value.is_finite() and (
+        value.is_zero() or -DECIMAL_EXPONENT <= value.adjusted() < DECIMAL_EXPONENT
+    )
 
 
 def format_decimal(value: decimal.Decimal, places: int | None, digits: int | None) -> str:

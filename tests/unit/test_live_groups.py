@@ -1,5 +1,8 @@
 """The hub's channel-layer membership (syncbind/live/groups.py), against a layer double
-that fails the way channels-redis over redis-py does."""
+that fails the way channels-redis over redis-py does.
+
+Part of the fast unit layer (tests/unit): no database, no server.
+"""
 
 import asyncio
 
