@@ -108,18 +108,19 @@ async def test_logging_out_cuts_the_sockets_of_that_session(db_call):
         await other.close()
 
 
+def change_password(pk):
+    fresh = get_user_model().objects.get(pk=pk)
+    fresh.set_password("a new one")
+    fresh.save()
+
+
 async def test_a_new_password_cuts_the_other_sessions(db_call):
     user = await db_call(factories.UserFactory)
     _, headers = await db_call(logged_in_browser, user)
     client = await connect(None, application=session_app(), headers=headers)
     await watching(client, user, db_call)
 
-    def change_password():
-        fresh = get_user_model().objects.get(pk=user.pk)
-        fresh.set_password("a new one")
-        fresh.save()
-
-    await db_call(change_password)
+    await db_call(change_password, user.pk)
     await assert_cut(client, db_call, user)
 
 
@@ -151,12 +152,7 @@ async def test_a_new_password_revokes_tokens(consumer_app, db_call, settings):
     client = await connect(None, application=consumer_app, subprotocols=protocols)
     await watching(client, user, db_call)
 
-    def change_password():
-        fresh = get_user_model().objects.get(pk=user.pk)
-        fresh.set_password("a new one")
-        fresh.save()
-
-    await db_call(change_password)
+    await db_call(change_password, user.pk)
     await assert_cut(client, db_call, user)
     with pytest.raises(ConnectionRefusedError):
         await connect(None, application=consumer_app, subprotocols=protocols)
