@@ -4,8 +4,6 @@ PostgreSQL database, a Redis prefix of their own, and a websockets client.
 See tests/test_distributed.py for how the databases are set up.
 """
 
-import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -99,33 +97,3 @@ def make_shared_env(redis_url=None):
     finally:
         _drop_database(name)
         _forget_redis_keys(env)
-
-
-class Client:
-    """A websockets connection that keeps the messages it was not waiting for."""
-
-    def __init__(self, ws):
-        self.ws = ws
-        self.kept = []
-        self.sent = 0
-
-    async def _next(self, wanted):
-        for index, message in enumerate(self.kept):
-            if wanted(message):
-                return self.kept.pop(index)
-        while True:
-            message = json.loads(await asyncio.wait_for(self.ws.recv(), TIMEOUT))
-            if wanted(message):
-                return message
-            self.kept.append(message)
-
-    async def call(self, event, data):
-        """Send an event; return its reply (matched by request_id)."""
-        self.sent += 1
-        request_id = self.sent
-        await self.ws.send(json.dumps({"event": event, "data": data, "request_id": request_id}))
-        return await self._next(lambda m: m.get("request_id") == request_id)
-
-    async def push(self, event):
-        """The next push (a message without request_id) under ``event``."""
-        return await self._next(lambda m: m.get("event") == event and "request_id" not in m)

@@ -33,9 +33,9 @@ import json
 from urllib.parse import quote
 
 import pytest
-from websockets.asyncio.client import connect as ws_connect
 
-from tests.livesystem import Client, shell
+from syncbind.testing import connect_url
+from tests.livesystem import shell
 from tests.servers import token_protocols, uvicorn_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
@@ -73,21 +73,23 @@ def test_changes_reach_subscribers_on_another_process(shared_env):
 
         async def scenario():
             async with (
-                ws_connect(
-                    f"ws://127.0.0.1:{port_a}/ws/", subprotocols=token_protocols(token)
-                ) as ws_a,
-                ws_connect(
-                    f"ws://127.0.0.1:{port_b}/ws/async/", subprotocols=token_protocols(token)
-                ) as ws_b,
+                connect_url(
+                    f"ws://127.0.0.1:{port_a}/ws/",
+                    subprotocols=token_protocols(token),
+                    timeout=TIMEOUT,
+                ) as a,
+                connect_url(
+                    f"ws://127.0.0.1:{port_b}/ws/async/",
+                    subprotocols=token_protocols(token),
+                    timeout=TIMEOUT,
+                ) as b,
             ):
-                a, b = Client(ws_a), Client(ws_b)
-
                 # A subscribes to the row and to a filtered page (by retrieving / listing).
-                retrieved = await a.call(f"{PRODUCT}.retrieve", {"id": pk})
+                retrieved = await a.send_event(f"{PRODUCT}.retrieve", {"id": pk})
                 assert retrieved["event"] == f"{PRODUCT}.retrieve"
                 row = retrieved["data"]
                 assert (row["id"], row["name"], row["price"]) == (pk, "shared", "5.00")
-                listed = await a.call(f"{PRODUCT}.list", {"filters": filters})
+                listed = await a.send_event(f"{PRODUCT}.list", {"filters": filters})
                 assert listed["event"] == f"{PRODUCT}.list"
                 page = listed["data"]
                 assert page["count"] == 2
@@ -97,18 +99,18 @@ def test_changes_reach_subscribers_on_another_process(shared_env):
 
                 # A write through process B...
                 from_b = {**row, "name": "from B"}
-                reply = await b.call(f"{PRODUCT}.update", {"id": pk, "name": "from B"})
+                reply = await b.send_event(f"{PRODUCT}.update", {"id": pk, "name": "from B"})
                 assert reply == {
                     "event": f"{PRODUCT}.update",
                     "data": {"success": True, "id": pk, "row": from_b},
-                    "request_id": 1,
+                    "request_id": "t1",  # b's first request
                 }
                 # ...reaches the subscriber on process A: the row, and the recomputed page.
-                assert await a.push(f"{PRODUCT}.retrieve") == {
+                assert await a.receive_push(f"{PRODUCT}.retrieve") == {
                     "event": f"{PRODUCT}.retrieve",
                     "data": from_b,
                 }
-                assert await a.push(f"{PRODUCT}.list") == {
+                assert await a.receive_push(f"{PRODUCT}.list") == {
                     "event": f"{PRODUCT}.list",
                     "data": {**page, "rows": [from_b, other_row]},
                 }
@@ -123,11 +125,11 @@ def test_changes_reach_subscribers_on_another_process(shared_env):
                     f"p.save()\n",
                 )
                 from_shell = {**row, "name": "from the shell"}
-                assert await a.push(f"{PRODUCT}.retrieve") == {
+                assert await a.receive_push(f"{PRODUCT}.retrieve") == {
                     "event": f"{PRODUCT}.retrieve",
                     "data": from_shell,
                 }
-                assert await a.push(f"{PRODUCT}.list") == {
+                assert await a.receive_push(f"{PRODUCT}.list") == {
                     "event": f"{PRODUCT}.list",
                     "data": {**page, "rows": [from_shell, other_row]},
                 }
@@ -139,17 +141,17 @@ def test_changes_reach_subscribers_on_another_process(shared_env):
                     f"from tests.testapp.models import Product\n"
                     f"Product.objects.get(pk={pk}).delete()\n",
                 )
-                assert await a.push(f"{PRODUCT}.delete") == {
+                assert await a.receive_push(f"{PRODUCT}.delete") == {
                     "event": f"{PRODUCT}.delete",
                     "data": {"id": pk},
                 }
-                assert await a.push(f"{PRODUCT}.list") == {
+                assert await a.receive_push(f"{PRODUCT}.list") == {
                     "event": f"{PRODUCT}.list",
                     "data": {**page, "count": 1, "rows": [other_row]},
                 }
 
                 # Nothing else arrived on either connection (B subscribed to nothing).
-                assert a.kept == []
-                assert b.kept == []
+                assert a.pending == []
+                assert b.pending == []
 
         asyncio.run(scenario())

@@ -11,10 +11,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from websockets.asyncio.client import connect as ws_connect
 
+from syncbind.testing import connect_url
 from tests import factories
-from tests.livesystem import Client, make_shared_env, shell
+from tests.livesystem import TIMEOUT, make_shared_env, shell
 from tests.servers import (
     free_port,
     require_services,
@@ -108,28 +108,31 @@ def test_redis_outage(own_redis, tmp_path):
 
             async def scenario():
                 async with (
-                    ws_connect(
-                        f"ws://127.0.0.1:{port}/ws/", subprotocols=token_protocols(token)
-                    ) as ws_watch,
-                    ws_connect(
-                        f"ws://127.0.0.1:{port}/ws/async/", subprotocols=token_protocols(token)
-                    ) as ws_write,
+                    connect_url(
+                        f"ws://127.0.0.1:{port}/ws/",
+                        subprotocols=token_protocols(token),
+                        timeout=TIMEOUT,
+                    ) as watcher,
+                    connect_url(
+                        f"ws://127.0.0.1:{port}/ws/async/",
+                        subprotocols=token_protocols(token),
+                        timeout=TIMEOUT,
+                    ) as writer,
                 ):
-                    watcher, writer = Client(ws_watch), Client(ws_write)
-                    await watcher.call("testapp.Product.retrieve", {"id": pk})
-                    await writer.call("testapp.Product.update", {"id": pk, "name": "before"})
-                    assert (await watcher.push("testapp.Product.retrieve"))["data"][
+                    await watcher.send_event("testapp.Product.retrieve", {"id": pk})
+                    await writer.send_event("testapp.Product.update", {"id": pk, "name": "before"})
+                    assert (await watcher.receive_push("testapp.Product.retrieve"))["data"][
                         "name"
                     ] == "before"
 
                     own_redis.stop()
                     # Requests and writes keep working without Redis.
                     for name in ("during 1", "during 2", "during 3"):
-                        reply = await writer.call(
+                        reply = await writer.send_event(
                             "testapp.Product.update", {"id": pk, "name": name}
                         )
                         assert reply["data"]["row"]["name"] == name
-                    reply = await writer.call(
+                    reply = await writer.send_event(
                         "testapp.Product.retrieve", {"id": pk, "subscribe": False}
                     )
                     assert reply["data"]["name"] == "during 3"
@@ -142,8 +145,8 @@ def test_redis_outage(own_redis, tmp_path):
                     own_redis.start()
                     await asyncio.to_thread(wait_for_log, log_path, "hub receives changes again")
                     # Pushes resume without restarting the server.
-                    await writer.call("testapp.Product.update", {"id": pk, "name": "after"})
-                    push = await watcher.push("testapp.Product.retrieve")
+                    await writer.send_event("testapp.Product.update", {"id": pk, "name": "after"})
+                    push = await watcher.receive_push("testapp.Product.retrieve")
                     assert push["data"]["name"] == "after"
                     await asyncio.to_thread(wait_for_log, log_path, "announces changes again")
                     assert log_path.read_text().count("could not announce changes") == 1
@@ -161,16 +164,17 @@ def test_postgres_connection_killed_under_a_worker(shared_env):
     with server_process("tests.asgi:application", env=env) as (port, _process):
 
         async def scenario():
-            async with ws_connect(
-                f"ws://127.0.0.1:{port}/ws/", subprotocols=token_protocols(token)
-            ) as ws:
-                client = Client(ws)
-                assert (await client.call("testapp.Product.retrieve", {"id": pk}))["data"][
+            async with connect_url(
+                f"ws://127.0.0.1:{port}/ws/",
+                subprotocols=token_protocols(token),
+                timeout=TIMEOUT,
+            ) as client:
+                assert (await client.send_event("testapp.Product.retrieve", {"id": pk}))["data"][
                     "name"
                 ] == "start"
                 killed = await asyncio.to_thread(_terminate_backends, env["SYNCBIND_PG_NAME"])
                 assert killed >= 1  # the worker's kept connection
-                reply = await client.call(
+                reply = await client.send_event(
                     "testapp.Product.update", {"id": pk, "name": "after reconnect"}
                 )
                 assert reply["data"]["row"]["name"] == "after reconnect"

@@ -8,11 +8,11 @@ import uuid
 from urllib.parse import quote
 
 import pytest
-from websockets.asyncio.client import connect as ws_connect
 
 from syncbind.authentication import make_token
+from syncbind.testing import connect_url
 from tests import factories
-from tests.livesystem import Client
+from tests.livesystem import TIMEOUT
 from tests.servers import (
     ROOT,
     require_services,
@@ -73,38 +73,42 @@ def test_load_500_connections_while_another_process_writes(capsys):
     with server_process("tests.asgi:application", env=env) as (port, _process):
 
         async def one(index, start_line, ready, final_name):
-            async with ws_connect(
-                f"ws://127.0.0.1:{port}/ws/", subprotocols=token_protocols(token), max_queue=None
-            ) as ws:
-                client = Client(ws)
-                await client.call("testapp.Product.retrieve", {"id": hot.pk})  # the subscription
+            async with connect_url(
+                f"ws://127.0.0.1:{port}/ws/",
+                subprotocols=token_protocols(token),
+                timeout=TIMEOUT,
+                max_queue=None,
+            ) as client:
+                await client.send_event(
+                    "testapp.Product.retrieve", {"id": hot.pk}
+                )  # the subscription
                 ready.append(index)
                 await start_line.wait()
                 replies = errors = 0
                 for step in range(requests_each):
                     kind = step % 4
                     if kind == 0:
-                        reply = await client.call(
+                        reply = await client.send_event(
                             "testapp.Product.list", {"limit": 10, "subscribe": False}
                         )
                     elif kind == 1:
                         other = others[(index + step) % len(others)]
-                        reply = await client.call(
+                        reply = await client.send_event(
                             "testapp.Product.retrieve", {"id": other.pk, "subscribe": False}
                         )
                     elif kind == 2:
-                        reply = await client.call(
+                        reply = await client.send_event(
                             "testapp.Product.search", {"query": "other", "subscribe": False}
                         )
                     else:
-                        reply = await client.call("testapp.Product.ping", {})
+                        reply = await client.send_event("testapp.Product.ping", {})
                     replies += 1
                     errors += "error" in reply
                 # Every subscriber ends with the final state of the row.
                 final = await final_name
                 latest = None
                 while latest != final:
-                    latest = (await client.push("testapp.Product.retrieve"))["data"]["name"]
+                    latest = (await client.receive_push("testapp.Product.retrieve"))["data"]["name"]
                 return replies, errors
 
         async def scenario():
