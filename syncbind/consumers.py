@@ -23,6 +23,7 @@ import threading
 import warnings
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
@@ -63,6 +64,21 @@ class _Transport(AsyncWebsocketConsumer):
             await super().__call__(scope, receive, self._outbox.aput)
         finally:
             await self._outbox.aclose()
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' dispatch closes stale database connections before every message,
+        # with a hop to its shared sync thread (aclose_old_connections): a tenth of
+        # the server's CPU per message in syncbind's profile. syncbind runs no ORM
+        # code on that thread; its workers close their connections around each call
+        # (syncbind.executor). Only events awaited on the loop (events_on_loop) may
+        # use Django's async ORM, which runs there: for those, Channels' way stays.
+        if self.events_on_loop:
+            await super().dispatch(message)
+            return
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     def _emit(self, message: dict[str, Any]) -> None:
         """Queue an outgoing frame, from the loop or from a worker thread (in order:

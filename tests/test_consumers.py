@@ -1,0 +1,36 @@
+"""The consumers (syncbind/consumers.py): what they do per message beyond the core."""
+
+import pytest
+
+from syncbind import AsyncBindingConsumer, BindingConsumer
+from syncbind.testing import connect
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def channels_closes(monkeypatch):
+    """Count Channels' per-message hop to close old connections on its shared thread."""
+    calls = []
+
+    async def counting():
+        calls.append(1)
+
+    monkeypatch.setattr("channels.consumer.aclose_old_connections", counting)
+    return calls
+
+
+async def test_the_sync_consumer_skips_channels_per_message_close(superuser, channels_closes):
+    # Its handlers run in syncbind's workers, which close their own connections.
+    async with connect(superuser, application=BindingConsumer.as_asgi()) as client:
+        for _ in range(3):
+            assert "data" in await client.send_event("testapp.Product.ping")
+    assert channels_closes == []
+
+
+async def test_a_consumer_with_events_on_the_loop_keeps_it(superuser, channels_closes):
+    # async def events run on the loop and may use Django's async ORM (Channels' thread).
+    async with connect(superuser, application=AsyncBindingConsumer.as_asgi()) as client:
+        for _ in range(3):
+            assert "data" in await client.send_event("testapp.Product.ping")
+    assert len(channels_closes) >= 4  # the connect and each of the three requests
