@@ -22,6 +22,7 @@ from typing import Any
 from . import protocol
 from .connection import Connection
 from .exceptions import RateLimited, UnknownEvent
+from .lifecycle import error_reply_for
 from .registry import registry
 from .request import Request
 from .settings import api_settings
@@ -53,7 +54,7 @@ def parse(
     try:
         return protocol.parse_frame(text, max_bytes=api_settings.MAX_MESSAGE_BYTES, binary=binary)
     except protocol.InvalidFrame as invalid:
-        return protocol.error_reply(invalid.error.as_error(), invalid.event, invalid.request_id)
+        return invalid.reply()
 
 
 def bind(message: protocol.Message, connection: Connection | None) -> Any:
@@ -75,9 +76,7 @@ def dispatch(
     try:
         binding = bind(message, connection)
     except Exception as exc:
-        request = Request(message, connection)
-        error = api_settings.EXCEPTION_HANDLER(exc, {"request": request, "binding": None})
-        return protocol.error_reply(error, message.event, message.request_id)
+        return error_reply_for(exc, Request(message, connection))
     if on_loop and binding.is_async_event():
         return OnLoop(binding)
     return binding.dispatch()

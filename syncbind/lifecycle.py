@@ -24,6 +24,14 @@ from .exceptions import UnknownEvent
 from .settings import api_settings
 
 
+def error_reply_for(exc: BaseException, request: Any, binding: Any = None) -> dict[str, Any]:
+    """The error reply for ``exc`` raised while handling ``request``, through
+    ``EXCEPTION_HANDLER`` (``binding`` is None when none could be made)."""
+    error = api_settings.EXCEPTION_HANDLER(exc, {"request": request, "binding": binding})
+    message = request.message
+    return protocol.error_reply(error, message.event, message.request_id)
+
+
 class Lifecycle:
     """The ``dispatch()`` half of a binding (part of ``BindingBase``)."""
 
@@ -59,9 +67,7 @@ class Lifecycle:
 
     def handle_exception(self, exc: BaseException) -> dict[str, Any]:
         """Turn an exception raised while handling the message into its error reply."""
-        error = api_settings.EXCEPTION_HANDLER(exc, {"request": self.request, "binding": self})
-        message = self.request.message
-        return protocol.error_reply(error, message.event, message.request_id)
+        return error_reply_for(exc, self.request, self)
 
     def dispatch(self) -> dict[str, Any]:
         """Handle the message to completion: ``initial()``, the handler (inside

@@ -65,6 +65,10 @@ class InvalidFrame(Exception):
         self.event = event
         self.request_id = request_id
 
+    def reply(self) -> dict[str, Any]:
+        """The error reply the frame gets, naming its event and request_id if read."""
+        return error_reply(self.error.as_error(), self.event, self.request_id)
+
 
 def join_event(stream: str, action: str, tag: str | None = None) -> str:
     return f"{stream}.{action}#{tag}" if tag else f"{stream}.{action}"

@@ -31,15 +31,9 @@ def _constant(name: str) -> NonFinite:
     return NonFinite(name.replace("Infinity", "inf"))
 
 
-def _float(text: str) -> float:
-    # A number too large for a float (1e400) parses as infinity: refused like Infinity.
-    value = float(text)
-    return NonFinite(value) if math.isinf(value) else value
-
-
 def loads(text: str | bytes) -> Any:
     """``json.loads`` that keeps non-finite numbers recognisable (see :func:`problems`)."""
-    return json.loads(text, parse_constant=_constant, parse_float=_float)
+    return json.loads(text, parse_constant=_constant)
 
 
 _TEXT = "Text must be valid Unicode without NUL characters."
@@ -67,7 +61,8 @@ def _problem(value: Any, depth: int, limit: int) -> str | None:
         if isinstance(item, str):
             if _bad_text(item):
                 return _TEXT
-        elif isinstance(item, NonFinite):
+        elif isinstance(item, float) and not math.isfinite(item):
+            # NaN/Infinity (NonFinite), or a number too large for a float (1e400).
             return _NUMBER
         elif isinstance(item, dict | list):
             if level >= limit:

@@ -176,8 +176,7 @@ def events(request: HttpRequest) -> HttpResponse:
     try:
         message = protocol.parse_envelope(read_body(request))
     except protocol.InvalidFrame as invalid:
-        reply = protocol.error_reply(invalid.error.as_error(), invalid.event, invalid.request_id)
-        return respond(reply, envelope=True)
+        return respond(invalid.reply(), envelope=True)
     except SyncbindError as error:
         return respond(_failure(error), envelope=True)
     return respond(_dispatch(request, message), envelope=True)
