@@ -2,23 +2,18 @@
 
 :func:`execute` groups reads by shape and runs each group as few statements
 as it can (``batch_size`` reads per ``UNION ALL``); :func:`fetch_rows` reads
-rows by primary key in a read's row shape. Rows become model instances the way
-Django's ``ModelIterable`` makes them (``from_db``, ``select_related``
-populators, annotations, prefetches), one instance per distinct row.
+rows by primary key in a read's row shape. Rows become model instances in
+:mod:`syncbind.instances`, one instance per distinct row.
 """
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from typing import Any, cast
-from weakref import ref as weak_ref
 
 from django.db import connections, models
-from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
-from django.utils.inspect import func_supports_parameter
 
+from .instances import InstanceBuilder
 from .reads import (
     COUNT,
     KEY,
@@ -96,7 +91,7 @@ def _execute_batch(batch: list[Read]) -> list[Any]:
     per_read: list[list[Any]] = [[] for _ in batch]
     for row in fetched:
         per_read[row[0]].append(row[1:])
-    builder = _InstanceBuilder(forms[0][2], first.using, first.queryset)
+    builder = InstanceBuilder(forms[0][2], first.using, first.queryset)
     results = builder.build_all(batch, per_read)
     builder.prefetch()
     for read, result in zip(batch, results, strict=True):
@@ -111,7 +106,7 @@ def _execute_single(read: Read) -> Any:
     with connections[read.using].cursor() as cursor:
         cursor.execute(cast(str, read.sql), read.params)  # compiled: never None here
         fetched = cursor.fetchall()
-    builder = _InstanceBuilder(read.compiler, read.using, read.queryset)
+    builder = InstanceBuilder(read.compiler, read.using, read.queryset)
     rows = builder.make(fetched)
     builder.prefetch()
     if isinstance(read, ObjectRead):
@@ -185,7 +180,7 @@ def _execute_shared(batch: list[Read]) -> list[Any]:
             raw_rows.append(row[4:])
         else:
             placed[row[0]].append((row[3], row[1], row[2]))
-    builder = _InstanceBuilder(compiler, first.using, first.queryset)
+    builder = InstanceBuilder(compiler, first.using, first.queryset)
     pk_index = builder.start + builder.init_list.index(model._meta.pk.attname)
     made = builder.make(raw_rows)
     by_pk = {raw[pk_index]: obj for raw, obj in zip(raw_rows, made, strict=True)}
@@ -202,138 +197,3 @@ def _execute_shared(batch: list[Read]) -> list[Any]:
             count = read.queryset.count()
         results.append(PageResult(count=count, rows=rows))
     return results
-
-
-class _InstanceBuilder:
-    """Turns rows of one shape's statement into model instances, as Django's
-    ModelIterable does, sharing one instance between reads that returned the same row."""
-
-    def __init__(self, compiler: Any, db: str, queryset: models.QuerySet) -> None:
-        self.compiler = compiler
-        self.db = db
-        self.queryset = queryset
-        select, klass_info = compiler.select, compiler.klass_info
-        annotations = dict(compiler.annotation_col_map or {})
-        annotations.pop(PK, None)
-        self.count_col = annotations.pop(COUNT, None)
-        self.position_col = annotations.pop(POSITION, None)
-        self.annotations = annotations
-        self.model = klass_info["model"]
-        select_fields = klass_info["select_fields"]
-        self.start, self.end = select_fields[0], select_fields[-1] + 1
-        self.init_list = [column[0].target.attname for column in select[self.start : self.end]]
-        # Django 6.1 gives querysets a fetch mode that instances and their related
-        # populators carry (what a deferred field's access loads); earlier, none.
-        self.fetch_mode = getattr(queryset, "_fetch_mode", None)
-        if self.fetch_mode is None:
-            self.populators = get_related_populators(klass_info, select, self.db)
-        else:
-            self.populators = get_related_populators(klass_info, select, self.db, self.fetch_mode)
-        self.from_db = _from_db(self.model, self.fetch_mode)
-        self.peers: list[Any] | None = (
-            [] if getattr(self.fetch_mode, "track_peers", False) else None
-        )
-        self.known_related = [
-            (
-                relation,
-                objects,
-                operator.attrgetter(
-                    *[
-                        relation.attname
-                        if from_field == "self"
-                        else self.queryset.model._meta.get_field(from_field).attname
-                        for from_field in relation.from_fields
-                    ]
-                ),
-            )
-            for relation, objects in self.queryset._known_related_objects.items()  # type: ignore[attr-defined]
-        ]
-        skip = {self.count_col, self.position_col}
-        kept = [index for index in range(len(select)) if index not in skip]
-        # The columns that make two rows the same row (not their count or position).
-        self._columns = (
-            operator.itemgetter(*kept) if len(kept) > 1 else (lambda raw: (raw[kept[0]],))
-        )
-        self.seen: dict[Any, models.Model | None] = {}
-        self.instances: list[models.Model] = []
-
-    def _identity(self, raw: tuple[Any, ...]) -> Any:
-        try:
-            key = self._columns(raw)
-            hash(key)
-        except TypeError:  # an unhashable column value (JSON): no sharing for this row
-            return None
-        return key
-
-    def build_all(self, batch: list[Read], per_read: list[list[Any]]) -> list[Any]:
-        """One result per read. A row that several reads returned alike (the same
-        page for many users) is converted and made into an instance once."""
-        identities: list[list[Any]] = []
-        fresh: list[Any] = []  # raw rows not seen before, in order
-        fresh_keys: list[Any] = []
-        for raw_rows in per_read:
-            if self.position_col is not None:
-                raw_rows.sort(key=operator.itemgetter(self.position_col))
-            keys = []
-            for raw in raw_rows:
-                identity = self._identity(raw)
-                if identity is None or identity not in self.seen:
-                    if identity is not None:
-                        self.seen[identity] = None  # claimed: made below
-                    fresh.append(raw)
-                    fresh_keys.append(identity)
-                    keys.append(("fresh", len(fresh) - 1))
-                else:
-                    keys.append(("seen", identity))
-            identities.append(keys)
-        made = self.make(fresh)
-        for identity, obj in zip(fresh_keys, made, strict=True):
-            if identity is not None:
-                self.seen[identity] = obj
-        results: list[Any] = []
-        for read, raw_rows, keys in zip(batch, per_read, identities, strict=True):
-            rows: list[Any] = [
-                made[where] if kind == "fresh" else self.seen[where] for kind, where in keys
-            ]
-            count = raw_rows[0][self.count_col] if raw_rows and self.count_col is not None else 0
-            if isinstance(read, ObjectRead):
-                results.append(rows[0] if rows else None)
-            else:
-                results.append(PageResult(count=count, rows=rows))
-        return results
-
-    def make(self, raw_rows: list[Any]) -> list[models.Model]:
-        """Instances of ``raw_rows`` (converted as Django converts them)."""
-        made = [self._instance(row) for row in self.compiler.results_iter(results=[raw_rows])]
-        self.instances.extend(made)
-        return made
-
-    def _instance(self, row: Any) -> models.Model:
-        obj = self.from_db(self.db, self.init_list, row[self.start : self.end])
-        if self.peers is not None:
-            self.peers.append(weak_ref(obj))
-            obj._state.peers = self.peers  # type: ignore[attr-defined]
-        for populator in self.populators:
-            populator.populate(row, obj)
-        for name, column in self.annotations.items():
-            setattr(obj, name, row[column])
-        for relation, objects, getter in self.known_related:
-            if relation.is_cached(obj):
-                continue
-            related = objects.get(getter(obj))
-            if related is not None:
-                setattr(obj, relation.name, related)
-        return obj
-
-    def prefetch(self) -> None:
-        lookups = self.queryset._prefetch_related_lookups  # type: ignore[attr-defined]
-        if lookups and self.instances:
-            models.prefetch_related_objects(self.instances, *lookups)
-
-
-def _from_db(model: type[models.Model], fetch_mode: Any) -> Callable[..., models.Model]:
-    """``model.from_db`` with the queryset's fetch mode where Django has one, and
-    where the model's (possibly overridden) ``from_db`` accepts it."""
-    if fetch_mode is None or not func_supports_parameter(model.from_db, "fetch_mode"):
-        return model.from_db
-    return partial(model.from_db, fetch_mode=fetch_mode)  # type: ignore[call-arg]

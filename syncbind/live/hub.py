@@ -21,8 +21,8 @@ from collections import OrderedDict
 from functools import partial
 from typing import Any
 
-from ..exceptions import SyncbindError
 from ..executor import run_in_pool
+from . import inbox
 from .groups import Membership
 from .keys import CONNECTIONS_GROUP, INSTANCE, KeyState, SubscriptionKey, group_name
 from .subscriptions import Subscription
@@ -205,7 +205,7 @@ class Hub:
             messages = [self._queue.get_nowait()]
             while not self._queue.empty():
                 messages.append(self._queue.get_nowait())
-            for message in merge(messages):
+            for message in inbox.merge(messages):
                 try:
                     await self.process(message)
                 except Exception:
@@ -253,83 +253,18 @@ class Hub:
 
     async def _pushed(self, message: dict[str, Any]) -> None:
         """Hand a server push to the local connections it is for (syncbind.push)."""
-        kind, name = (message.get("target") or [None, None])[:2]
-        with self.lock:
-            if kind == "user":
-                targets = list(self.connections.get(name, ()))
-            elif kind == "group":
-                targets = list(self.push_groups.get(name, ()))
-            elif kind == "stream":
-                targets = list(
-                    {
-                        sub.owner: None
-                        for state in self.keys.values()
-                        if state.key.stream == name
-                        for sub in state.subs
-                    }
-                )
-                targets = [owner.connection for owner in targets if owner.connection is not None]
-            else:
-                targets = []
+        targets = inbox.push_targets(self, message.get("target"))
         if not targets:
             return
-        event, frame = message.get("event"), message.get("frame")
-        allowed = await run_in_pool(_permitted, event, targets)
+        allowed = await run_in_pool(inbox.permitted, message.get("event"), targets)
         for connection in allowed:
             if connection.subscriptions is not None:
-                await connection.subscriptions.push(frame)
+                await connection.subscriptions.push(message.get("frame"))
 
     async def _credentials_changed(self, message: dict[str, Any]) -> None:
         for connection in self.connections_of(message.get("user")):
             if not await run_in_pool(connection.revalidate, message.get("session")):
                 await connection.revoke()
-
-
-def _permitted(event: Any, connections: list[Any]) -> list[Any]:
-    """The connections a push of ``event`` may reach: all of them, unless ``event`` names
-    a bound stream, whose permission classes each must pass for that action."""
-    from .. import protocol
-    from ..registry import registry
-    from ..request import Request
-
-    try:
-        stream, action, tag = protocol.parse_event(event)
-        binding_class = registry.get(stream)
-    except SyncbindError:
-        return [c for c in connections if c.valid]
-    message = protocol.Message(event=event, stream=stream, action=action, tag=tag)
-    allowed = []
-    for connection in connections:
-        try:
-            connection.refresh()
-            if not connection.valid:
-                continue
-            request = Request(message, connection)
-            binding_class(request=request, action=action).check_permissions(request)
-        except SyncbindError:
-            continue
-        allowed.append(connection)
-    return allowed
-
-
-def merge(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Merge the change messages of each stream (keeping the order of first appearance)."""
-    merged: list[dict[str, Any]] = []
-    by_stream: dict[Any, dict[str, Any]] = {}
-    for message in messages:
-        if message.get("type") != "syncbind.changes":
-            merged.append(message)
-            continue
-        stream = message.get("stream")
-        known = by_stream.get(stream)
-        if known is None:
-            known = by_stream[stream] = dict(message)
-            merged.append(known)
-        elif known["changes"] is None or message.get("changes") is None:
-            known["changes"] = None
-        else:
-            known["changes"] = [*known["changes"], *message["changes"]]
-    return merged
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
