@@ -1,4 +1,5 @@
-"""What syncbind's worker threads set on their database connections: a time limit.
+"""What syncbind's worker threads set on their database connections: a time limit
+(and the execute wrapper of :mod:`syncbind.pool`).
 
 A request or a push evaluation may not keep a database busy longer than
 ``STATEMENT_TIMEOUT`` seconds. On PostgreSQL that is the connection's
@@ -14,6 +15,7 @@ import threading
 import time
 from typing import Any
 
+from . import pool
 from .settings import api_settings
 
 WORKER_PREFIX = "syncbind"
@@ -41,8 +43,18 @@ def _past_deadline() -> int:
 
 def connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
     """Receiver of Django's ``connection_created`` (connected in ``ready()``)."""
+    if not in_worker():
+        return
+    # A worker waiting on a statement does not count as running (syncbind.pool). First
+    # in the list, so that a wrapper a binding pushes and pops with
+    # connection.execute_wrapper() (which pops the last one) stays balanced; the list
+    # survives reconnects, hence the check.
+    # SQLite runs statements in this process, on a CPU: that is running, not waiting.
+    waits = connection.vendor != "sqlite"
+    if waits and pool.waiting_on_database not in connection.execute_wrappers:
+        connection.execute_wrappers.insert(0, pool.waiting_on_database)
     limit = api_settings.STATEMENT_TIMEOUT
-    if limit is None or not in_worker():
+    if limit is None:
         return
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:

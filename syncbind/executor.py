@@ -2,8 +2,9 @@
 
 Channels runs every sync consumer handler on one shared thread per process, so
 one slow query stalls every connection. syncbind runs them instead in a pool of
-``THREAD_POOL_SIZE`` threads through asgiref's ``SyncToAsync`` (which keeps
-contextvars and lets ``async_to_sync`` inside find the event loop). Each
+``THREAD_POOL_SIZE`` threads (:class:`~syncbind.pool.WorkerPool`) through
+asgiref's ``SyncToAsync`` (which keeps contextvars and lets ``async_to_sync``
+inside find the event loop). Each
 consumer awaits its handlers one at a time, so messages of one connection run
 in arrival order while different connections run in parallel.
 
@@ -11,38 +12,52 @@ Each worker thread keeps its own database connection, treated as in a Django
 request cycle: ``close_old_connections()`` before and after each call closes
 connections that are broken or older than CONN_MAX_AGE (with CONN_HEALTH_CHECKS
 honoured), and keeps the rest for the next call on that thread.
+
+Of the pool's threads only about as many as there are CPUs take new work while
+the others wait on the database (:mod:`syncbind.pool`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from asgiref.sync import SyncToAsync
 from django.db import close_old_connections
 
 from . import db
+from .pool import WorkerPool, default_running_limit
 from .settings import api_settings
 
 T = TypeVar("T")
 
 _lock = threading.Lock()
-_executor: ThreadPoolExecutor | None = None
-_executor_size = 0
+_executor: WorkerPool | None = None
+_executor_key: tuple[int, int, float] | None = None
 
 
-def get_executor() -> ThreadPoolExecutor:
-    """The process-wide pool, created on first use with THREAD_POOL_SIZE threads."""
-    global _executor, _executor_size
+def _pool_key() -> tuple[int, int, float]:
     size = api_settings.THREAD_POOL_SIZE
+    running = api_settings.MAX_RUNNING_THREADS or default_running_limit()
+    return size, running, float(api_settings.THREAD_HANDOFF)
+
+
+def get_executor() -> WorkerPool:
+    """The process-wide pool for the current settings, created on first use."""
+    global _executor, _executor_key
+    key = _pool_key()
+    executor = _executor
+    if executor is not None and _executor_key == key:
+        return executor
     with _lock:
-        if _executor is None or _executor_size != size:
+        if _executor is None or _executor_key != key:
             old = _executor
-            _executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix=db.WORKER_PREFIX)
-            _executor_size = size
+            _executor = WorkerPool(
+                *key, thread_name_prefix=db.WORKER_PREFIX, thread_exit=_close_thread_connections
+            )
+            _executor_key = key
             if old is not None:
                 old.shutdown(wait=False)
         return _executor
@@ -63,7 +78,10 @@ def _in_request_cycle(func: Callable[..., T]) -> Callable[..., T]:
 
 def run_in_pool(func: Callable[..., T], *args: Any, **kwargs: Any) -> Awaitable[T]:
     """Await ``func(*args, **kwargs)`` run in a worker thread of the pool."""
-    return SyncToAsync(_in_request_cycle(func), thread_sensitive=False, executor=get_executor())(
+    # asgiref types its executor as a ThreadPoolExecutor but only hands it to
+    # loop.run_in_executor(), which takes any concurrent.futures.Executor.
+    executor = cast(ThreadPoolExecutor, get_executor())
+    return SyncToAsync(_in_request_cycle(func), thread_sensitive=False, executor=executor)(
         *args, **kwargs
     )
 
@@ -75,28 +93,10 @@ def _close_thread_connections() -> None:
 
 
 def shutdown_executor() -> None:
-    """Close every worker's database connections and stop the pool (tests, shutdown hooks).
-
-    A fresh pool is created on the next use.
-    """
+    """Stop the pool, each worker closing its database connections as it stops (tests,
+    shutdown hooks). A fresh pool is created on the next use."""
     global _executor
     with _lock:
         executor, _executor = _executor, None
-    if executor is None:
-        return
-    # One closing call per worker: each blocks on the barrier until all have started,
-    # so every thread gets exactly one.
-    size = len(executor._threads)
-    if not size:
+    if executor is not None:
         executor.shutdown(wait=True)
-        return
-    barrier = threading.Barrier(size)
-
-    def close_on_this_thread() -> None:
-        with contextlib.suppress(threading.BrokenBarrierError):
-            barrier.wait(timeout=5)
-        _close_thread_connections()
-
-    for future in [executor.submit(close_on_this_thread) for _ in range(size)]:
-        future.result()
-    executor.shutdown(wait=True)

@@ -30,6 +30,11 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PAGE_SIZE": 100,
     # Worker threads that run binding code for SyncConsumer (and AsyncConsumer).
     "THREAD_POOL_SIZE": 16,
+    # Of those, how many take new work while the others wait on the database; None:
+    # 1 where Python has a GIL, the CPUs where it has none. See syncbind.pool.
+    "MAX_RUNNING_THREADS": None,
+    # Seconds a running worker holds its place before a waiting one may run beside it.
+    "THREAD_HANDOFF": 0.005,
     # Seconds one statement of a request or push may run (None: no limit); past it
     # the request is answered ``timeout``.
     "STATEMENT_TIMEOUT": 30,

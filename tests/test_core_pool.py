@@ -1,6 +1,7 @@
 """The worker pool: connections in parallel, one connection in order; and the real server."""
 
 import asyncio
+import contextlib
 import json
 import threading
 
@@ -44,6 +45,67 @@ async def test_connections_run_in_parallel(consumer, rendezvous, superuser):
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_handlers_blocked_elsewhere_than_the_database_still_meet(
+    rendezvous, superuser, settings
+):
+    """With one running thread, 8 handlers blocked on a barrier (not on the database)
+    still all run at once: each holding its place past THREAD_HANDOFF makes room."""
+    settings.SYNCBIND = {"MAX_RUNNING_THREADS": 1, "THREAD_HANDOFF": 0.005}
+    rendezvous(8, timeout=10)
+    clients = [await connect(superuser) for _ in range(8)]
+    try:
+        replies = await asyncio.gather(
+            *(c.send_event("testapp.Product.rendezvous", timeout=15) for c in clients)
+        )
+        assert [reply["data"] for reply in replies] == [{"met": True}] * 8
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_a_worker_waiting_on_the_database_lets_another_run(settings):
+    """One running thread and no hand-off within the test: the second call can only
+    run while the first waits in a statement if that wait does not count as running."""
+    from django.db import connection
+
+    from syncbind.executor import run_in_pool
+    from syncbind.pool import waiting_on_database
+
+    settings.SYNCBIND = {"MAX_RUNNING_THREADS": 1, "THREAD_HANDOFF": 3600}
+    in_statement, released = threading.Event(), threading.Event()
+
+    def statement_that_waits(execute, sql, params, many, context):
+        in_statement.set()
+        assert released.wait(10), "the other call never ran"
+        return execute(sql, params, many, context)
+
+    def query():
+        with contextlib.ExitStack() as stack:
+            if connection.vendor == "sqlite":  # not installed there (the next test)
+                stack.enter_context(connection.execute_wrapper(waiting_on_database))
+            stack.enter_context(connection.execute_wrapper(statement_that_waits))
+            return Product.objects.count()
+
+    first = asyncio.ensure_future(run_in_pool(query))
+    assert await asyncio.to_thread(in_statement.wait, 10)
+    await asyncio.wait_for(run_in_pool(released.set), 10)
+    assert await first == 0
+
+
+async def test_statements_wait_except_on_sqlite(settings):
+    """SQLite runs a statement in this process, on a CPU: that is running, not waiting."""
+    from django.db import connection
+
+    from syncbind.executor import run_in_pool
+    from syncbind.pool import waiting_on_database
+
+    def installed():
+        connection.ensure_connection()
+        return waiting_on_database in connection.execute_wrappers
+
+    assert await run_in_pool(installed) is (connection.vendor != "sqlite")
 
 
 async def test_pool_size_bounds_parallelism(rendezvous, superuser, settings):

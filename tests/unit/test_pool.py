@@ -1,0 +1,136 @@
+"""syncbind.pool: many threads for waiting, about one per CPU for running."""
+
+import threading
+import time
+
+import pytest
+
+from syncbind import executor, pool
+from syncbind.pool import WorkerPool
+
+WAIT = 10  # seconds any one step may take before the test fails
+
+
+def wait_until(condition, what):
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.001)
+
+
+@pytest.fixture
+def make_pool():
+    made = []
+
+    def make(size, running_limit, handoff, **kwargs):
+        made.append(WorkerPool(size, running_limit, handoff, **kwargs))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.shutdown(wait=True, cancel_futures=True)
+
+
+class Gate:
+    """Calls that record that they started and wait until let through."""
+
+    def __init__(self):
+        self.started = []
+        self.go = threading.Event()
+
+    def call(self, name):
+        self.started.append(name)
+        assert self.go.wait(WAIT)
+        return name
+
+
+def test_no_more_than_the_limit_start_and_a_finishing_worker_takes_the_next(make_pool):
+    workers = make_pool(4, 2, handoff=3600)  # no hand-off within the test
+    gate = Gate()
+    futures = [workers.submit(gate.call, n) for n in range(4)]
+    wait_until(lambda: len(gate.started) == 2, "two calls to start")
+    # The other two wait in the queue: no thread was even started for them.
+    assert workers.threads == 2 and workers.running == 2 and len(gate.started) == 2
+    gate.go.set()
+    assert [f.result(WAIT) for f in futures] == [0, 1, 2, 3]
+    assert workers.threads == 2  # the two took the queued calls themselves
+
+
+def test_a_call_that_runs_too_long_makes_room(make_pool):
+    """Two calls meet at a barrier with a limit of one: only the hand-off lets the
+    second start while the first, blocked, still runs."""
+    workers = make_pool(2, 1, handoff=0.01)
+    barrier = threading.Barrier(2, timeout=WAIT)
+    futures = [workers.submit(barrier.wait) for _ in range(2)]
+    assert sorted(f.result(WAIT) for f in futures) == [0, 1]
+
+
+def test_a_worker_stepping_aside_lets_a_queued_call_run(make_pool):
+    workers = make_pool(2, 1, handoff=3600)
+    released = threading.Event()
+
+    def waits_for_the_other():
+        pool.step_aside()
+        try:
+            return released.wait(WAIT)
+        finally:
+            pool.step_back()
+
+    first = workers.submit(waits_for_the_other)
+    second = workers.submit(released.set)
+    assert first.result(WAIT) is True
+    second.result(WAIT)
+
+
+def test_stepping_aside_outside_a_pool_does_nothing():
+    pool.step_aside()
+    pool.step_back()
+    assert pool.waiting_on_database(lambda *args: "ran", "SELECT 1", (), False, {}) == "ran"
+
+
+def test_results_exceptions_and_cancelled_calls(make_pool):
+    workers = make_pool(1, 1, handoff=3600)
+    gate = Gate()
+    blocking = workers.submit(gate.call, "first")
+    wait_until(lambda: gate.started, "the first call to start")
+    cancelled = workers.submit(gate.call, "never")
+    failing = workers.submit(int, "not a number")
+    assert cancelled.cancel()
+    gate.go.set()
+    assert blocking.result(WAIT) == "first"
+    with pytest.raises(ValueError):
+        failing.result(WAIT)
+    assert gate.started == ["first"]
+
+
+def test_shutdown_runs_each_thread_exit_and_refuses_new_calls(make_pool):
+    exited = []
+    workers = make_pool(
+        3, 3, handoff=3600, thread_exit=lambda: exited.append(threading.get_ident())
+    )
+    barrier = threading.Barrier(3, timeout=WAIT)
+    for future in [workers.submit(barrier.wait) for _ in range(3)]:
+        future.result(WAIT)
+    workers.shutdown(wait=True)
+    assert len(set(exited)) == 3
+    with pytest.raises(RuntimeError):
+        workers.submit(print)
+
+
+def test_the_process_pool_follows_the_settings(settings):
+    settings.SYNCBIND = {"THREAD_POOL_SIZE": 8, "MAX_RUNNING_THREADS": 3, "THREAD_HANDOFF": 0.02}
+    first = executor.get_executor()
+    assert (first.size, first.running_limit, first.handoff) == (8, 3, 0.02)
+    assert executor.get_executor() is first
+    settings.SYNCBIND = {"THREAD_POOL_SIZE": 8}
+    second = executor.get_executor()
+    assert second is not first
+    assert second.running_limit == pool.default_running_limit() and second.handoff == 0.005
+
+
+def test_one_running_thread_by_default_where_python_has_a_gil(monkeypatch):
+    monkeypatch.setattr(pool.sys, "_is_gil_enabled", lambda: True, raising=False)
+    assert pool.default_running_limit() == 1
+    monkeypatch.setattr(pool.sys, "_is_gil_enabled", lambda: False, raising=False)
+    assert pool.default_running_limit() == pool.cpu_count()
