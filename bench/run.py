@@ -40,7 +40,7 @@ RESULTS = ROOT / "bench" / "results"
 REQUEST_CONTENDERS = [
     "syncbind-sync",
     "syncbind-async",
-    "syncbind-sync-2",
+    "syncbind-sync-16",
     "dcrf",
     "channels-binding",
     "plain",

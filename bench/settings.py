@@ -88,10 +88,12 @@ else:
 ASGI_APPLICATION = "bench.asgi.application"
 
 # syncbind runs with its defaults (a pool of 16 threads, DjangoModelPermissions);
-# BENCH_THREAD_POOL_SIZE overrides the pool for experiments.
+# BENCH_THREAD_POOL_SIZE and BENCH_MAX_RUNNING_THREADS override the pool.
 SYNCBIND = {}
 if os.environ.get("BENCH_THREAD_POOL_SIZE"):
     SYNCBIND["THREAD_POOL_SIZE"] = int(os.environ["BENCH_THREAD_POOL_SIZE"])
+if os.environ.get("BENCH_MAX_RUNNING_THREADS"):
+    SYNCBIND["MAX_RUNNING_THREADS"] = int(os.environ["BENCH_MAX_RUNNING_THREADS"])
 
 LOGGING = {
     "version": 1,

@@ -24,6 +24,7 @@ import warnings
 from typing import Any
 
 from channels.consumer import get_handler_name
+from channels.db import aclose_old_connections
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
@@ -70,9 +71,11 @@ class _Transport(AsyncWebsocketConsumer):
         # with a hop to its shared sync thread (aclose_old_connections): a tenth of
         # the server's CPU per message in syncbind's profile. syncbind runs no ORM
         # code on that thread; its workers close their connections around each call
-        # (syncbind.executor). Only events awaited on the loop (events_on_loop) may
-        # use Django's async ORM, which runs there: for those, Channels' way stays.
-        if self.events_on_loop:
+        # (syncbind.executor). Only code awaited on the loop may use Django's async
+        # ORM, which runs there: AsyncBindingConsumer's connect()/disconnect() keep
+        # Channels' way, and websocket_receive makes the hop before an ``async def``
+        # event it awaits on the loop.
+        if self.events_on_loop and message.get("type") != "websocket.receive":
             await super().dispatch(message)
             return
         handler = getattr(self, get_handler_name(message), None)
@@ -146,6 +149,7 @@ class _Transport(AsyncWebsocketConsumer):
                 core.handle, text, connection, binary=text is None, on_loop=self.events_on_loop
             )
             if isinstance(frame, core.OnLoop):
+                await aclose_old_connections()
                 frame = await frame.reply()
             self._outbox.put({"type": "websocket.send", "text": frame})
             if connection is not None and not connection.valid:

@@ -17,6 +17,7 @@ def channels_closes(monkeypatch):
         calls.append(1)
 
     monkeypatch.setattr("channels.consumer.aclose_old_connections", counting)
+    monkeypatch.setattr("syncbind.consumers.aclose_old_connections", counting)
     return calls
 
 
@@ -28,9 +29,16 @@ async def test_the_sync_consumer_skips_channels_per_message_close(superuser, cha
     assert channels_closes == []
 
 
-async def test_a_consumer_with_events_on_the_loop_keeps_it(superuser, channels_closes):
-    # async def events run on the loop and may use Django's async ORM (Channels' thread).
+async def test_a_consumer_with_events_on_the_loop_makes_it_only_for_those(
+    superuser, channels_closes
+):
+    # async def events run on the loop and may use Django's async ORM (Channels'
+    # thread), and so may AsyncBindingConsumer's connect(): those get the hop first.
     async with connect(superuser, application=AsyncBindingConsumer.as_asgi()) as client:
+        assert len(channels_closes) == 1  # the connect
         for _ in range(3):
             assert "data" in await client.send_event("testapp.Product.ping")
-    assert len(channels_closes) >= 4  # the connect and each of the three requests
+        assert len(channels_closes) == 1  # sync events run in the workers
+        reply = await client.send_event("testapp.Product.async_echo", {"x": 1})
+        assert "data" in reply
+        assert len(channels_closes) == 2

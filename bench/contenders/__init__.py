@@ -36,14 +36,14 @@ CONTENDERS = {
             "syncbind",
             "bench.contenders.syncbind_async",
         ),
-        # The same BindingConsumer with a pool as small as the machine's cores: the
-        # trade-off THREAD_POOL_SIZE makes (fast queries against slow ones).
+        # The same BindingConsumer with every one of its 16 workers taking work (no
+        # running limit, as syncbind was before syncbind.pool): what the limit buys.
         Contender(
-            "syncbind-sync-2",
-            "syncbind BindingConsumer, THREAD_POOL_SIZE=2",
+            "syncbind-sync-16",
+            "syncbind BindingConsumer, MAX_RUNNING_THREADS=16",
             "syncbind",
             "bench.contenders.syncbind_sync",
-            env=(("BENCH_THREAD_POOL_SIZE", "2"),),
+            env=(("BENCH_MAX_RUNNING_THREADS", "16"),),
         ),
         Contender("dcrf", "DCRF GenericAsyncAPIConsumer", "dcrf", "bench.contenders.dcrf"),
         Contender(
