@@ -4,10 +4,10 @@ The pool has ``THREAD_POOL_SIZE`` threads (16 by default) so that a slow
 query does not hold up the connections behind it. When nothing waits,
 though, extra threads only cost CPU: each call wakes a sleeping thread, and
 runnable threads hand Python's GIL to each other. In the benchmark (50
-connections of fast requests on SQLite, bench/analysis.md) a pool whose 16
-threads all took work spent 1.05 ms of server CPU per retrieve and 2.28 ms per
-list; the same pool letting one of them run spent 0.81 ms and 1.48 ms, the
-hand-written consumer 0.77 ms and 1.35 ms. So only ``MAX_RUNNING_THREADS``
+connections of fast requests on SQLite, BENCHMARKS.md) a pool whose 16
+threads all took work spent 1.00 ms of server CPU per retrieve and 2.26 ms per
+list; the same pool letting one of them take work spent 0.77 ms and 1.61 ms,
+the hand-written consumer 0.77 ms and 1.38 ms. So only ``MAX_RUNNING_THREADS``
 workers take new work (by default one where Python has a GIL, since only one
 thread runs Python at a time and the event loop's thread is already one):
 
