@@ -49,11 +49,17 @@ class Membership:
         async with self._lock:
             if group in self.joined:
                 return
-            if self.channel is None:
-                # The default prefix: channels-redis serves all of a process's channels with
-                # that prefix through one receive loop; another prefix would get its own.
-                self.channel = await self.layer.new_channel()
-            await self.layer.group_add(group, self.channel)
+            try:
+                if self.channel is None:
+                    # The default prefix: channels-redis serves all of a process's channels
+                    # with that prefix through one receive loop; another prefix would get
+                    # its own.
+                    self.channel = await self.layer.new_channel()
+                await self.layer.group_add(group, self.channel)
+            finally:
+                # A cancel the layer hid must not go on to start the loops (they would
+                # outlive the cancelled caller, e.g. an event loop shutting down).
+                _raise_if_cancelling()
             self.joined.add(group)
             self._ensure_tasks()
 

@@ -5,6 +5,7 @@ Part of the fast unit layer (tests/unit): no database, no server.
 """
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -91,3 +92,35 @@ async def test_a_receive_failure_rejoins_the_groups_and_goes_on_delivering():
     assert delivered == [{"type": "change"}]
     assert layer.group_adds == [("stream", "hub!1"), ("stream", "hub!1")]  # joined, rejoined
     joined._stop_tasks()
+
+
+class HidingJoinLayer(ClosingLayer):
+    """``group_add`` waits, and a cancel that lands then is lost: it returns normally."""
+
+    def __init__(self):
+        super().__init__()
+        self.adding = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def group_add(self, group, channel):
+        self.adding.set()
+        # The reply was already read: the cancel is lost.
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.release.wait()
+        self.group_adds.append((group, channel))
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_join_ends_even_when_the_layer_hides_the_cancel():
+    layer = HidingJoinLayer()
+    joined, _ = membership(layer)
+    task = asyncio.create_task(joined.join("stream"))
+    await layer.adding.wait()
+    task.cancel()
+    await asyncio.wait({task}, timeout=3)
+    try:
+        assert task.cancelled()
+        assert "stream" not in joined.joined
+        assert joined._receive_task is None and joined._refresh_task is None
+    finally:
+        joined._stop_tasks()
