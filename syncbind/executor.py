@@ -13,8 +13,8 @@ request cycle: ``close_old_connections()`` before and after each call closes
 connections that are broken or older than CONN_MAX_AGE (with CONN_HEALTH_CHECKS
 honoured), and keeps the rest for the next call on that thread.
 
-Of the pool's threads only about as many as there are CPUs take new work while
-the others wait on the database (:mod:`syncbind.pool`).
+Of the pool's threads only ``MAX_RUNNING_THREADS`` (one, where Python has a GIL)
+take new work while the others wait on the database (:mod:`syncbind.pool`).
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ class WorkerPool(Executor):
             if len(self._running) + self._waking < self.running_limit:
                 self._add_worker()
             elif self._watchdog is None:
-                self._start_thread(self._watch_loop, "watchdog")
+                self._watchdog = self._start_thread(self._watch_loop, "watchdog")
             else:
                 self._watch.notify()
         return future
@@ -158,8 +158,6 @@ class WorkerPool(Executor):
 
     def _start_thread(self, target: Callable[[], None], suffix: str) -> threading.Thread:
         thread = threading.Thread(target=target, name=f"{self._prefix}-{suffix}", daemon=True)
-        if target == self._watch_loop:
-            self._watchdog = thread
         thread.start()
         return thread
 
@@ -236,11 +234,8 @@ def waiting_on_database(
     execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: Any
 ) -> Any:
     """A Django execute wrapper: while the statement runs, this worker does not count."""
-    pool: WorkerPool | None = getattr(_local, "pool", None)
-    if pool is None:
-        return execute(sql, params, many, context)
-    pool.step_aside()
+    step_aside()
     try:
         return execute(sql, params, many, context)
     finally:
-        pool.step_back()
+        step_back()

@@ -33,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
     # Of those, how many take new work while the others wait on the database; None:
     # 1 where Python has a GIL, the CPUs where it has none. See syncbind.pool.
     "MAX_RUNNING_THREADS": None,
-    # Seconds a running worker holds its place before a waiting one may run beside it.
+    # Seconds a worker may run one call while calls are queued before another is woken.
     "THREAD_HANDOFF": 0.005,
     # Seconds one statement of a request or push may run (None: no limit); past it
     # the request is answered ``timeout``.
