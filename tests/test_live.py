@@ -5,6 +5,7 @@ fixture). Writes come from other connections, from plain ORM code in the test,
 or from ``syncbind.notify`` — the push path is the same.
 """
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -13,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from syncbind import notify, notify_update
+from syncbind.live.hub import get_hub
 from syncbind.live.keys import group_name
 from tests import factories
 from tests.rows import product_row
@@ -77,6 +79,55 @@ async def test_delete_pushes_delete_event_with_tag(make_client, superuser, db_ca
     assert await client.receive_push(f"{PRODUCT}.delete#t1") == {
         "event": f"{PRODUCT}.delete#t1",
         "data": {"id": pk},
+    }
+    await client.assert_nothing_more()
+
+
+async def test_failed_re_read_keeps_the_subscription_and_the_delete_on_its_way(
+    make_client, superuser, db_call, monkeypatch
+):
+    """The row is deleted and read again before the hub has processed the delete: the
+    read answers not_found, and the delete push still follows."""
+    product = await db_call(factories.ProductFactory)
+    pk = product.pk
+    client = await make_client(superuser)
+    await client.send_event(f"{PRODUCT}.retrieve", {"id": pk})
+    hub = get_hub()
+    gate = asyncio.Event()
+    process = hub.process
+
+    async def held(message):
+        await gate.wait()
+        await process(message)
+
+    monkeypatch.setattr(hub, "process", held)
+    await db_call(product.delete)
+    reply = await client.send_event(f"{PRODUCT}.retrieve", {"id": pk})
+    assert reply["error"]["code"] == "not_found"
+    assert hub.subscriber_count(PRODUCT) == 1
+    gate.set()
+    assert await client.receive_push(f"{PRODUCT}.delete") == {
+        "event": f"{PRODUCT}.delete",
+        "data": {"id": pk},
+    }
+    await client.assert_nothing_more()
+
+
+async def test_failed_re_read_after_the_delete_keeps_following_the_row(
+    make_client, superuser, db_call
+):
+    product = await db_call(factories.ProductFactory)
+    pk = product.pk
+    client = await make_client(superuser)
+    await client.send_event(f"{PRODUCT}.retrieve", {"id": pk})
+    await db_call(product.delete)
+    await client.receive_push(f"{PRODUCT}.delete")
+    reply = await client.send_event(f"{PRODUCT}.retrieve", {"id": pk})
+    assert reply["error"]["code"] == "not_found"
+    again = await db_call(factories.ProductFactory, id=pk)
+    assert await client.receive_push(f"{PRODUCT}.retrieve") == {
+        "event": f"{PRODUCT}.retrieve",
+        "data": await db_call(product_row, again),
     }
     await client.assert_nothing_more()
 

@@ -130,7 +130,8 @@ class LiveBindingMixin:
         """Subscribe the connection for the duration of the first read.
 
         Subscribing comes before the read, so no change committed meanwhile is
-        missed; if the read fails the subscription is dropped. Yields
+        missed; if the read fails the subscription is dropped (or, when it renewed
+        one to the same key, left as it was). Yields
         ``(subscription, read)``; the subscription is None over HTTP.
         """
         request = self.request
@@ -159,7 +160,7 @@ class LiveBindingMixin:
         try:
             yield sub, read
         except BaseException:
-            subscriptions.discard(sub)
+            subscriptions.read_failed(sub)
             raise
 
     def live_object(self, pk: Any, explicit: bool = False) -> tuple[Any, dict[str, Any]]:

@@ -88,6 +88,21 @@ class Hub:
         if not joined:
             self._on_loop(self.membership.join(group_name(key.stream)))
 
+    def replace(self, old: Subscription, new: Subscription, binding_class: type, read: Any) -> None:
+        """Put ``new`` in the place of ``old``, a subscription to the same key, in one
+        step: a change processed meanwhile reaches one of the two."""
+        old.active = False
+        with self.lock:
+            state = self.keys.get(new.key)
+            swapped = state is not None and old in state.subs
+            if state is not None and swapped:
+                del state.subs[old]
+                state.subs[new] = None
+                new.state = state
+                new.version = state.version
+        if not swapped:  # ``old`` was gone already
+            self.add(new, binding_class, read)
+
     def remove(self, sub: Subscription) -> None:
         sub.active = False
         key = sub.key

@@ -60,6 +60,7 @@ class Subscription:
         "active",
         "version",
         "explicit",
+        "replaced",
         "__weakref__",
     )
 
@@ -86,6 +87,8 @@ class Subscription:
         self.version: int | None = None
         # Made by a subscribe event (never evicted), not by a read subscribing itself.
         self.explicit = False
+        # What the subscription this one replaced had last sent (PENDING: none replaced).
+        self.replaced: Any = PENDING
 
     def sent(self, data: Any, pks: Any = ()) -> None:
         """Record the first reply's data and the rows it showed (worker thread)."""
@@ -191,15 +194,28 @@ class ConnectionSubscriptions:
             self._count(key, +1)
         for gone in evicted:
             self.hub.remove(gone)
-        if old is not None:
-            self.hub.remove(old)
-        self.hub.add(sub, binding_class, read)
+        if old is None:
+            self.hub.add(sub, binding_class, read)
+        else:
+            # Swapped within the key, so no change is missed between the two.
+            sub.replaced = old.last
+            self.hub.replace(old, sub, binding_class, read)
         return sub
 
     def _count(self, key: SubscriptionKey, delta: int) -> None:
         self.key_counts[key] += delta
         if self.key_counts[key] <= 0:
             del self.key_counts[key]
+
+    def read_failed(self, sub: Subscription) -> None:
+        """The first read of ``sub`` failed (worker thread). A new subscription is
+        dropped; one that replaced an earlier subscription to the same key stays,
+        as that one was: a failed read again (the row was just deleted, say) must
+        not lose the push already on its way."""
+        if sub.replaced is PENDING:
+            self.discard(sub)
+        elif sub.last is PENDING:
+            sub.last = sub.replaced
 
     def discard(self, sub: Subscription) -> None:
         """Drop one subscription (its first read failed, or it cannot be kept)."""
