@@ -4,7 +4,7 @@ from asgiref.sync import sync_to_async
 from syncbind import AsyncBindingConsumer, BindingConsumer
 from tests import factories
 
-pytest_plugins = ["syncbind.testing.plugin"]
+pytest_plugins = ["syncbind.testing.plugin", "tests.stalls"]
 
 CONSUMERS = {"sync": BindingConsumer, "async": AsyncBindingConsumer}
 

@@ -1,0 +1,70 @@
+"""A pytest plugin that reports what a stalled test's event loops are waiting on.
+
+pytest-timeout ends a test after 120 s and prints the threads' stacks, which
+for a hung event loop show only ``select()``. When a test (setup, call or
+teardown) has run for ``SYNCBIND_STALL_REPORT`` seconds (default 90, 0: off),
+this writes to the terminal every open loop's pending tasks with their stacks
+and its timers, so a hang seen once in CI says where it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import io
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+_AFTER = float(os.environ.get("SYNCBIND_STALL_REPORT", "90"))
+_current: dict = {"test": None, "since": None, "reported": False}
+
+
+def report() -> str:
+    """The open event loops' pending tasks and timers, as text."""
+    out = io.StringIO()
+    # type(), not isinstance(): a lazy object (Django settings, storages) would set itself up.
+    loops = [o for o in gc.get_objects() if issubclass(type(o), asyncio.AbstractEventLoop)]
+    for loop in loops:
+        if loop.is_closed():
+            continue
+        out.write(f"-- {loop!r} running={loop.is_running()}\n")
+        now = loop.time()
+        for handle in list(getattr(loop, "_scheduled", ())):
+            out.write(f"   timer in {handle.when() - now:.1f} s: {handle}\n")
+        for task in asyncio.all_tasks(loop):
+            out.write(f"   task {task.get_name()} cancelling={task.cancelling()}\n")
+            stack = io.StringIO()
+            task.print_stack(file=stack)
+            out.write("".join(f"      {line}\n" for line in stack.getvalue().splitlines()))
+    return out.getvalue()
+
+
+def _watch() -> None:
+    while True:
+        time.sleep(1)
+        since = _current["since"]
+        if since is None or _current["reported"] or time.monotonic() - since < _AFTER:
+            continue
+        _current["reported"] = True
+        try:
+            text = report()
+        except Exception as error:  # a report must never break the run
+            text = f"(no report: {error!r})\n"
+        sys.__stderr__.write(f"\n== {_current['test']} has run {_AFTER:.0f} s ==\n{text}")
+        sys.__stderr__.flush()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _current.update(test=item.nodeid, since=time.monotonic(), reported=False)
+    yield
+    _current.update(since=None)
+
+
+def pytest_configure(config):
+    if _AFTER > 0:
+        threading.Thread(target=_watch, name="syncbind-stall-report", daemon=True).start()
