@@ -79,9 +79,7 @@ class Hub:
                 else:
                     self.pages.setdefault(key.stream, set()).add(state)
                 self.key_counts[key.stream] = self.key_counts.get(key.stream, 0) + 1
-            state.subs[sub] = None
-            sub.state = state
-            sub.version = state.version
+            _attach(state, sub)
             # Read under the lock that leave() consults: a stream seen joined here stays
             # joined, so most subscriptions skip the hop to the event loop.
             joined = self.layer is None or group_name(key.stream) in self.joined
@@ -94,14 +92,11 @@ class Hub:
         old.active = False
         with self.lock:
             state = self.keys.get(new.key)
-            swapped = state is not None and old in state.subs
-            if state is not None and swapped:
+            if state is not None and old in state.subs:
                 del state.subs[old]
-                state.subs[new] = None
-                new.state = state
-                new.version = state.version
-        if not swapped:  # ``old`` was gone already
-            self.add(new, binding_class, read)
+                _attach(state, new)
+                return
+        self.add(new, binding_class, read)  # ``old`` was gone already
 
     def remove(self, sub: Subscription) -> None:
         sub.active = False
@@ -280,6 +275,13 @@ class Hub:
         for connection in self.connections_of(message.get("user")):
             if not await run_in_pool(connection.revalidate, message.get("session")):
                 await connection.revoke()
+
+
+def _attach(state: KeyState, sub: Subscription) -> None:
+    """Make ``sub`` one of the key's subscribers (with the hub's lock held)."""
+    state.subs[sub] = None
+    sub.state = state
+    sub.version = state.version
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()

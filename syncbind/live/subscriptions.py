@@ -32,6 +32,7 @@ logger = logging.getLogger("syncbind.live")
 
 PENDING = object()  # the first reply is not settled yet
 DELETED = object()  # the last thing sent was a delete
+RENEWED_NOTHING = object()  # a subscription that did not replace another
 
 
 class FirstReply:
@@ -87,8 +88,8 @@ class Subscription:
         self.version: int | None = None
         # Made by a subscribe event (never evicted), not by a read subscribing itself.
         self.explicit = False
-        # What the subscription this one replaced had last sent (PENDING: none replaced).
-        self.replaced: Any = PENDING
+        # What the subscription this one replaced had last sent.
+        self.replaced: Any = RENEWED_NOTHING
 
     def sent(self, data: Any, pks: Any = ()) -> None:
         """Record the first reply's data and the rows it showed (worker thread)."""
@@ -212,7 +213,7 @@ class ConnectionSubscriptions:
         dropped; one that replaced an earlier subscription to the same key stays,
         as that one was: a failed read again (the row was just deleted, say) must
         not lose the push already on its way."""
-        if sub.replaced is PENDING:
+        if sub.replaced is RENEWED_NOTHING:
             self.discard(sub)
         elif sub.last is PENDING:
             sub.last = sub.replaced
