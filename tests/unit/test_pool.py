@@ -1,5 +1,6 @@
 """syncbind.pool: many threads for waiting, about one per CPU for running."""
 
+import math
 import threading
 import time
 
@@ -62,6 +63,35 @@ def test_a_call_that_runs_too_long_makes_room(make_pool):
     second start while the first, blocked, still runs."""
     workers = make_pool(2, 1, handoff=0.01)
     barrier = threading.Barrier(2, timeout=WAIT)
+    futures = [workers.submit(barrier.wait) for _ in range(2)]
+    assert sorted(f.result(WAIT) for f in futures) == [0, 1]
+
+
+def test_calls_queued_while_the_watchdog_sleeps_until_a_handoff_do_not_wake_it(make_pool):
+    """Under load calls are queued all the time: waking the watchdog for each would be
+    a thread switch per call. Condition.notify() takes its waiter off the list at once,
+    so an empty list right after submit() means it was woken."""
+    workers = make_pool(2, 1, handoff=3600)
+    gate = Gate()
+    futures = [workers.submit(gate.call, 0), workers.submit(gate.call, 1)]
+    wait_until(lambda: len(workers._watch._waiters) == 1, "the watchdog to sleep")
+    futures += [workers.submit(gate.call, n) for n in range(2, 6)]
+    assert len(workers._watch._waiters) == 1
+    gate.go.set()
+    assert [f.result(WAIT) for f in futures] == [0, 1, 2, 3, 4, 5]
+
+
+def test_the_watchdog_waiting_for_calls_is_woken_by_the_next_queued_one(make_pool):
+    """After the queue drained, two calls meet at a barrier with a limit of one: only
+    the hand-off, by a watchdog woken for the queued second, lets them meet."""
+    workers = make_pool(2, 1, handoff=0.01)
+    barrier = threading.Barrier(2, timeout=WAIT)
+    assert sorted(f.result(WAIT) for f in [workers.submit(barrier.wait) for _ in range(2)]) == [
+        0,
+        1,
+    ]
+    wait_until(lambda: workers._watch_until == math.inf, "the watchdog to wait for calls")
+    barrier.reset()
     futures = [workers.submit(barrier.wait) for _ in range(2)]
     assert sorted(f.result(WAIT) for f in futures) == [0, 1]
 
