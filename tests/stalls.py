@@ -4,7 +4,9 @@ pytest-timeout ends a test after 120 s and prints the threads' stacks, which
 for a hung event loop show only ``select()``. When a test (setup, call or
 teardown) has run for ``SYNCBIND_STALL_REPORT`` seconds (default 90, 0: off),
 this writes to the terminal every open loop's pending tasks with their stacks
-and its timers, so a hang seen once in CI says where it is.
+and its timers, and on PostgreSQL the test database's other sessions with what
+each waits on and who blocks it (a flush waiting on a worker's open transaction
+would look like a hung loop too), so a hang seen once in CI says where it is.
 """
 
 from __future__ import annotations
@@ -43,6 +45,49 @@ def report() -> str:
     return out.getvalue()
 
 
+_SESSIONS = """
+    SELECT pid, state, wait_event_type, wait_event, pg_blocking_pids(pid),
+           now() - xact_start, application_name, left(query, 300)
+    FROM pg_stat_activity
+    WHERE datname = %s AND pid <> pg_backend_pid()
+    ORDER BY pid
+"""
+
+
+def database_report(databases: dict) -> str:
+    """Each PostgreSQL database's other sessions, read on a connection of its own
+    (Django's are thread-bound and may be the ones stuck)."""
+    out = io.StringIO()
+    for alias, conf in databases.items():
+        if "postgresql" not in conf.get("ENGINE", ""):
+            continue
+        import psycopg
+
+        out.write(f"-- database {alias} ({conf['NAME']}): other sessions\n")
+        params = {
+            "dbname": conf["NAME"],
+            "user": conf.get("USER") or None,
+            "host": conf.get("HOST") or None,
+            "port": conf.get("PORT") or None,
+            "password": conf.get("PASSWORD") or None,
+            "connect_timeout": 5,
+        }
+        with psycopg.connect(**{k: v for k, v in params.items() if v is not None}) as conn:
+            for row in conn.execute(_SESSIONS, (conf["NAME"],)).fetchall():
+                pid, state, wait_type, wait, blockers, age, app, query = row
+                out.write(
+                    f"   pid {pid} {state} waiting={wait_type}/{wait} blocked_by={blockers} "
+                    f"in transaction for {age} app={app!r}: {query}\n"
+                )
+    return out.getvalue()
+
+
+def _databases() -> dict:
+    from django.conf import settings
+
+    return settings.DATABASES if settings.configured else {}
+
+
 def _watch() -> None:
     while True:
         time.sleep(1)
@@ -50,10 +95,12 @@ def _watch() -> None:
         if since is None or _current["reported"] or time.monotonic() - since < _AFTER:
             continue
         _current["reported"] = True
-        try:
-            text = report()
-        except Exception as error:  # a report must never break the run
-            text = f"(no report: {error!r})\n"
+        text = ""
+        for part in (report, lambda: database_report(_databases())):
+            try:
+                text += part()
+            except Exception as error:  # a report must never break the run
+                text += f"(no report: {error!r})\n"
         sys.__stderr__.write(f"\n== {_current['test']} has run {_AFTER:.0f} s ==\n{text}")
         sys.__stderr__.flush()
 
