@@ -28,7 +28,6 @@ thread runs Python at a time and the event loop's thread is already one):
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import threading
@@ -88,9 +87,9 @@ class WorkerPool(Executor):
         self._waking = 0  # workers woken, not yet running
         self._shutdown = False
         self._watchdog: threading.Thread | None = None
-        # inf while the watchdog waits for calls to be queued (a submit must wake it);
-        # otherwise it is awake, or sleeps until a running worker's hand-off is due.
-        self._watch_until = -math.inf
+        # The watchdog waits for calls to be queued, so a submit must wake it. Otherwise
+        # it is awake, or sleeps until a running worker's hand-off is due.
+        self._watchdog_idle = False
 
     # -- the executor interface ------------------------------------------------------
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -103,7 +102,7 @@ class WorkerPool(Executor):
                 self._add_worker()
             elif self._watchdog is None:
                 self._watchdog = self._start_thread(self._watch_loop, "watchdog")
-            elif self._watch_until == math.inf:
+            elif self._watchdog_idle:
                 # Only then: on a timed sleep it has nothing to learn from one more
                 # queued call, and waking it for each would cost a thread switch.
                 self._watch.notify()
@@ -207,9 +206,9 @@ class WorkerPool(Executor):
         with self._work:
             while not self._shutdown:
                 if not self._queue:
-                    self._watch_until = math.inf
+                    self._watchdog_idle = True
                     self._watch.wait()
-                    self._watch_until = -math.inf
+                    self._watchdog_idle = False
                     continue
                 if not self._running:  # the workers woken for the queue are starting
                     self._watch.wait(self.handoff)

@@ -1,6 +1,5 @@
 """syncbind.pool: many threads for waiting, about one per CPU for running."""
 
-import math
 import threading
 import time
 
@@ -90,7 +89,7 @@ def test_the_watchdog_waiting_for_calls_is_woken_by_the_next_queued_one(make_poo
         0,
         1,
     ]
-    wait_until(lambda: workers._watch_until == math.inf, "the watchdog to wait for calls")
+    wait_until(lambda: workers._watchdog_idle, "the watchdog to wait for calls")
     barrier.reset()
     futures = [workers.submit(barrier.wait) for _ in range(2)]
     assert sorted(f.result(WAIT) for f in futures) == [0, 1]
