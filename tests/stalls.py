@@ -39,10 +39,23 @@ def report() -> str:
             out.write(f"   timer in {handle.when() - now:.1f} s: {handle}\n")
         for task in asyncio.all_tasks(loop):
             out.write(f"   task {task.get_name()} cancelling={task.cancelling()}\n")
-            stack = io.StringIO()
-            task.print_stack(file=stack)
-            out.write("".join(f"      {line}\n" for line in stack.getvalue().splitlines()))
+            for line in awaiting(task.get_coro()):
+                out.write(f"      {line}\n")
     return out.getvalue()
+
+
+def awaiting(coro) -> list[str]:
+    """Where a suspended coroutine waits, outermost first, following what each frame
+    awaits (``Task.print_stack`` shows only the task's own frame, not the library
+    call inside it that holds the cancel)."""
+    lines = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            code = frame.f_code
+            lines.append(f"{code.co_filename}:{frame.f_lineno} in {code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return lines
 
 
 _SESSIONS = """

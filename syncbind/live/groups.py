@@ -6,6 +6,14 @@ subscribing connections costs at most one ``group_add`` per stream per
 process. Memberships expire in channels-redis, so they are renewed every
 ``GROUP_REFRESH_INTERVAL``; a restarted Redis has forgotten them, so after a
 receive failure they are made again once the layer answers.
+
+Stopping does not rely on a cancel reaching the layer's ``receive()``: on
+Python 3.11 redis-py sends each command under ``asyncio.wait_for``, which
+loses a cancel that lands as the send completes, and channels-redis then
+waits for messages for ever. Each receive therefore runs in a task of its
+own that the loop only waits on; a receive that outlives its loop is woken
+by a message to the hub's own channel, and a loop started meanwhile takes
+it over instead of starting a second one on the same channel.
 """
 
 from __future__ import annotations
@@ -21,6 +29,11 @@ from ..settings import api_settings
 
 logger = logging.getLogger("syncbind.live")
 
+# The message that ends a receive which outlived its loop; never delivered.
+WAKE = "syncbind.hub.wake"
+# Seconds an abandoned receive has to end on its own before it is woken.
+WAKE_AFTER = 0.2
+
 
 class Membership:
     """The groups one hub has joined, and the tasks that receive and renew them."""
@@ -35,6 +48,8 @@ class Membership:
         self._lock = asyncio.Lock()
         self._receive_task: asyncio.Task | None = None
         self._refresh_task: asyncio.Task | None = None
+        # The layer's receive() in flight, kept across a stop (see the module docstring).
+        self._receiving: asyncio.Future | None = None
         self._layer: Any = None
 
     @property
@@ -74,6 +89,13 @@ class Membership:
                 if not self.joined:
                     self._stop_tasks()
 
+    def idle(self) -> bool:
+        """Whether no task of this membership is running (no loop, no receive)."""
+        return all(
+            task is None or task.done()
+            for task in (self._receive_task, self._refresh_task, self._receiving)
+        )
+
     def _ensure_tasks(self) -> None:
         if self._receive_task is None or self._receive_task.done():
             self._receive_task = self.loop.create_task(self._receive_loop(), name="syncbind-hub")
@@ -90,6 +112,7 @@ class Membership:
 
     async def _refresh_loop(self) -> None:
         while True:
+            _raise_if_cancelling()
             await asyncio.sleep(api_settings.GROUP_REFRESH_INTERVAL)
             for group in list(self.joined):
                 _raise_if_cancelling()
@@ -102,7 +125,7 @@ class Membership:
         while True:
             _raise_if_cancelling()
             try:
-                message = await self.layer.receive(self.channel)
+                message = await self._receive()
             except Exception:
                 _raise_if_cancelling()
                 logger.error(
@@ -110,10 +133,45 @@ class Membership:
                 )
                 await self._recover()
                 continue
+            if message.get("type") == WAKE:
+                continue
             try:
                 await self.deliver(message)
             except Exception:
                 logger.exception("syncbind hub failed to take a message")
+
+    async def _receive(self) -> dict:
+        """The next message on the hub's channel.
+
+        The layer's ``receive()`` runs in a task this loop only waits on, so a
+        cancel ends the loop at once even when the layer would lose it; the
+        receive is then cancelled too, and woken if it goes on (``WAKE_AFTER``).
+        """
+        receiving = self._receiving
+        if receiving is None or receiving.done():
+            receiving = self._receiving = asyncio.ensure_future(self.layer.receive(self.channel))
+        try:
+            await asyncio.wait((receiving,))
+        except asyncio.CancelledError:
+            receiving.cancel()
+            receiving.add_done_callback(_forget)
+            self.loop.call_later(WAKE_AFTER, self._wake, receiving, self.channel)
+            raise
+        self._receiving = None
+        return receiving.result()
+
+    def _wake(self, receiving: asyncio.Future, channel: str | None) -> None:
+        """Send ``WAKE`` to ``channel`` if the abandoned ``receiving`` has not ended."""
+        if receiving.done() or self.layer is None:
+            return
+
+        async def send() -> None:
+            try:
+                await self.layer.send(channel, {"type": WAKE})
+            except Exception:
+                logger.warning("syncbind hub could not end a receive", exc_info=True)
+
+        self.loop.create_task(send(), name="syncbind-hub-wake")
 
     async def _recover(self) -> None:
         """Wait for the channel layer to answer again, then join the groups anew,
@@ -128,6 +186,12 @@ class Membership:
                 continue
             logger.warning("syncbind hub receives changes again")
             return
+
+
+def _forget(receiving: asyncio.Future) -> None:
+    """Retrieve what an abandoned receive ended with: nobody waits for it any more."""
+    if not receiving.cancelled():
+        receiving.exception()
 
 
 def _raise_if_cancelling() -> None:

@@ -9,7 +9,7 @@ import contextlib
 
 import pytest
 
-from syncbind.live.groups import Membership
+from syncbind.live.groups import WAKE, WAKE_AFTER, Membership
 
 
 class ClosingLayer:
@@ -21,6 +21,9 @@ class ClosingLayer:
         self.fail_first = fail_first
         self.on_cancel = on_cancel
         self.receives = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.sent = []
         self.group_adds = []
         self.queue = asyncio.Queue()
         self.honest = False  # set to let a stuck test end: cancels then surface as such
@@ -34,10 +37,16 @@ class ClosingLayer:
     async def group_discard(self, group, channel):
         pass
 
+    async def send(self, channel, message):
+        self.sent.append(message)
+        await self.queue.put(message)
+
     async def receive(self, channel):
         self.receives += 1
         if self.fail_first and self.receives == 1:
             raise ConnectionError("Connection closed by server.")
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
             return await self.queue.get()
         except asyncio.CancelledError:
@@ -45,7 +54,19 @@ class ClosingLayer:
                 raise
             if self.on_cancel == "reply":  # the reply was already read: the cancel is lost
                 return {"type": "late"}
+            if self.on_cancel == "hide":  # asyncio.wait_for on Python 3.11: it goes on waiting
+                return await self.queue.get()
             raise ConnectionError("Connection closed by server.") from None
+        finally:
+            self.in_flight -= 1
+
+
+async def until(condition, rounds=300):
+    for _ in range(rounds):
+        if condition():
+            return True
+        await asyncio.sleep(0.01)
+    return condition()
 
 
 def membership(layer):
@@ -66,7 +87,7 @@ async def test_a_cancelled_receive_loop_ends_even_when_the_layer_hides_the_cance
     joined, _ = membership(layer)
     await joined.join("stream")
     task = joined._receive_task
-    await asyncio.sleep(0)  # let it block in receive
+    await until(lambda: layer.receives)  # let it block in receive
     assert layer.receives == 1
 
     task.cancel()
@@ -77,6 +98,45 @@ async def test_a_cancelled_receive_loop_ends_even_when_the_layer_hides_the_cance
     finally:
         layer.honest = True
         joined._stop_tasks()
+
+
+@pytest.mark.asyncio
+async def test_a_stopped_hub_wakes_a_receive_that_hid_the_cancel():
+    layer = ClosingLayer(on_cancel="hide")
+    joined, delivered = membership(layer)
+    await joined.join("stream")
+    loop_task = joined._receive_task
+    await until(lambda: layer.in_flight)
+
+    await joined.leave("stream", lambda: False)
+    await asyncio.wait({loop_task}, timeout=3)
+    assert loop_task.cancelled()  # the loop ends at once, whatever the receive does
+    assert layer.in_flight == 1 and not joined.idle()
+
+    assert await until(joined.idle)  # woken, the receive ends too
+    assert layer.sent == [{"type": WAKE}]
+    assert delivered == []
+
+
+@pytest.mark.asyncio
+async def test_a_hub_joined_again_takes_over_the_receive_still_in_flight():
+    layer = ClosingLayer(on_cancel="hide")
+    joined, delivered = membership(layer)
+    await joined.join("stream")
+    await until(lambda: layer.in_flight)
+    await joined.leave("stream", lambda: False)
+    await joined.join("stream")  # before the abandoned receive is woken
+    try:
+        await layer.queue.put({"type": "change"})
+        assert await until(lambda: delivered)
+        assert delivered == [{"type": "change"}]
+        assert layer.most_in_flight == 1  # never two receives on one channel
+        await asyncio.sleep(WAKE_AFTER + 0.1)
+        assert layer.sent == []  # it ended on its own: no wake to leave behind
+    finally:
+        layer.honest = True
+        await joined.leave("stream", lambda: False)
+        assert await until(joined.idle)
 
 
 @pytest.mark.asyncio

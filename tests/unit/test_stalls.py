@@ -12,8 +12,11 @@ from tests.stalls import database_report, report
 
 
 async def test_report_names_pending_tasks_with_their_stacks_and_timers():
-    async def waits_for_ever():
+    async def deep_inside():
         await asyncio.sleep(1000)
+
+    async def waits_for_ever():
+        await deep_inside()
 
     task = asyncio.get_running_loop().create_task(waits_for_ever(), name="stall-probe")
     await asyncio.sleep(0)
@@ -22,7 +25,8 @@ async def test_report_names_pending_tasks_with_their_stacks_and_timers():
     finally:
         task.cancel()
     assert "task stall-probe cancelling=0" in text
-    assert "in waits_for_ever" in text
+    # The whole chain of awaits, down to the library call that waits.
+    assert re.search(r"in waits_for_ever\n.*in deep_inside\n.*in sleep\n", text)
     assert re.search(r"timer in (999|1000)\.\d s", text)
 
 
