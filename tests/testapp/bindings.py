@@ -9,7 +9,7 @@ from syncbind.permissions import AllowAny, IsAuthenticated
 
 from .models import Category, Label, Note, Product, Project, Task
 
-# Opened by SLEEPY_PARTIES handlers running at the same time (see test_concurrency).
+# Opened by SLEEPY_PARTIES handlers running at the same time (see tests/test_writes.py).
 SLEEPY_PARTIES = 8
 sleepy_barrier = threading.Barrier(SLEEPY_PARTIES, timeout=10)
 

@@ -1,4 +1,4 @@
-"""The worker pool: connections in parallel, one connection in order; and the real server."""
+"""[syncbind/pool.py, syncbind/executor.py] The worker pool: connections in parallel, one connection in order; and the real server."""
 
 import asyncio
 import contextlib

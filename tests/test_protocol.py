@@ -1,4 +1,4 @@
-"""Hostile input beyond the error table: floods, the HTTP transport, and generated envelopes.
+"""[syncbind/protocol.py] Hostile input beyond the error table: floods, the HTTP transport, and generated envelopes.
 
 The invariants for every case: the documented error (or a normal reply), no
 traceback or internal detail in what is sent back, the connection keeps working,

@@ -1,4 +1,4 @@
-"""Settings, system checks, registry and autodiscovery."""
+"""[syncbind/registry.py, syncbind/settings.py, syncbind/checks.py] Settings, system checks, registry and autodiscovery."""
 
 import warnings
 

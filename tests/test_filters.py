@@ -1,4 +1,4 @@
-"""Search and slow statements (issue 11, point 6).
+"""[syncbind/filters.py] Search and slow statements (issue 11, point 6).
 
 With a to-many field in ``search_fields`` every word used to add a join:
 ``search {"query": "a a a a a a a a a"}`` took 5 s on SQLite and 12 s on

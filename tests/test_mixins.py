@@ -1,4 +1,4 @@
-"""Every builtin and custom event on the wire, through BindingConsumer and AsyncBindingConsumer."""
+"""[syncbind/mixins.py, syncbind/decorators.py] Every builtin and custom event on the wire, through BindingConsumer and AsyncBindingConsumer."""
 
 from decimal import Decimal
 

@@ -1,4 +1,4 @@
-"""The authorization matrix: who may do what, for every event and for pushes."""
+"""[syncbind/permissions.py] The authorization matrix: who may do what, for every event and for pushes."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Per-connection limits on live subscriptions (issue 11, points 4 and 5).
+"""[syncbind/live/subscriptions.py] Per-connection limits on live subscriptions (issue 11, points 4 and 5).
 
 A connection could once hold any number of subscriptions, each keeping its
 whole request (400 tagged lists of 250 KB junk each: +98 MiB), and make every

@@ -1,4 +1,4 @@
-"""Related output fields (``fields = ["project__name"]``): read with a join, pushed
+"""[syncbind/serializers.py] Related output fields (``fields = ["project__name"]``): read with a join, pushed
 when the related row changes, refused as input; and unknown message keys refused."""
 
 import pytest

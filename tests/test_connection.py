@@ -1,4 +1,4 @@
-"""Who may connect and do what: authentication, permission classes, anonymous access."""
+"""[syncbind/connection.py, syncbind/authentication.py] Who may connect and do what: authentication, permission classes, anonymous access."""
 
 import pytest
 from django.contrib.auth.models import AnonymousUser

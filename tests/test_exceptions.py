@@ -1,4 +1,4 @@
-"""Every error code, table-driven: the exact error, no internals, the connection still works,
+"""[syncbind/exceptions.py] Every error code, table-driven: the exact error, no internals, the connection still works,
 and the database unchanged."""
 
 import json

@@ -1,4 +1,4 @@
-"""Related values in writes and filters are rows the user could read (issue 11, point 7).
+"""[syncbind/bindings.py: get_related_queryset] Related values in writes and filters are rows the user could read (issue 11, point 7).
 
 Alice and bob each own projects and labels; ``TaskBinding``, ``ProjectBinding``
 and ``LabelBinding`` scope everything by owner. Alice must not be able to

@@ -1,4 +1,4 @@
-"""An open socket loses access as soon as what admitted it no longer holds.
+"""[syncbind/live/credentials.py] An open socket loses access as soon as what admitted it no longer holds.
 
 Issue 11, point 2: after ``is_active = False`` an open socket kept creating
 rows and receiving pushes; logging out, changing the password or revoking a

@@ -1,4 +1,4 @@
-"""Concurrent writes of one row lose nothing and bring nothing back (issue 11, point 8).
+"""[syncbind/writes.py] Concurrent writes of one row lose nothing and bring nothing back (issue 11, point 8).
 
 Two writes of one row race: each binding below waits in ``perform_update`` /
 ``perform_delete`` (a ``threading.Barrier`` of two, with a short timeout) so
