@@ -7,13 +7,17 @@ process. Memberships expire in channels-redis, so they are renewed every
 ``GROUP_REFRESH_INTERVAL``; a restarted Redis has forgotten them, so after a
 receive failure they are made again once the layer answers.
 
-Stopping does not rely on a cancel reaching the layer's ``receive()``: on
+Stopping does not rely on one cancel reaching the layer's ``receive()``: on
 Python 3.11 redis-py sends each command under ``asyncio.wait_for``, which
 loses a cancel that lands as the send completes, and channels-redis then
 waits for messages for ever. Each receive therefore runs in a task of its
-own that the loop only waits on; a receive that outlives its loop is woken
-by a message to the hub's own channel, and a loop started meanwhile takes
-it over instead of starting a second one on the same channel.
+own that the loop only waits on; a receive that outlives its loop is
+cancelled again until it ends (a cancel lands while it waits for Redis), and
+a loop started meanwhile takes it over instead of starting a second receive
+on the same channel. It is not ended with a message to the channel: the
+receive would then start channels-redis's clean-up task, which holds a lock
+shared by every event loop of the process until it finishes, and an event
+loop closing at that moment would leave the lock held for good.
 """
 
 from __future__ import annotations
@@ -29,10 +33,8 @@ from ..settings import api_settings
 
 logger = logging.getLogger("syncbind.live")
 
-# The message that ends a receive which outlived its loop; never delivered.
-WAKE = "syncbind.hub.wake"
-# Seconds an abandoned receive has to end on its own before it is woken.
-WAKE_AFTER = 0.2
+# Seconds between the cancels of a receive that outlived its loop.
+CANCEL_AGAIN_AFTER = 0.2
 
 
 class Membership:
@@ -48,8 +50,10 @@ class Membership:
         self._lock = asyncio.Lock()
         self._receive_task: asyncio.Task | None = None
         self._refresh_task: asyncio.Task | None = None
-        # The layer's receive() in flight, kept across a stop (see the module docstring).
+        # The layer's receive() in flight, kept across a stop (see the module docstring),
+        # and whether it outlived its loop (no loop waits on it).
         self._receiving: asyncio.Future | None = None
+        self._abandoned = False
         self._layer: Any = None
 
     @property
@@ -133,8 +137,6 @@ class Membership:
                 )
                 await self._recover()
                 continue
-            if message.get("type") == WAKE:
-                continue
             try:
                 await self.deliver(message)
             except Exception:
@@ -145,33 +147,62 @@ class Membership:
 
         The layer's ``receive()`` runs in a task this loop only waits on, so a
         cancel ends the loop at once even when the layer would lose it; the
-        receive is then cancelled too, and woken if it goes on (``WAKE_AFTER``).
+        receive is then cancelled too, again and again until it ends
+        (``CANCEL_AGAIN_AFTER``), unless a loop takes it over first.
         """
-        receiving = self._receiving
-        if receiving is None or receiving.done():
-            receiving = self._receiving = asyncio.ensure_future(self.layer.receive(self.channel))
-        try:
-            await asyncio.wait((receiving,))
-        except asyncio.CancelledError:
-            receiving.cancel()
-            receiving.add_done_callback(_forget)
-            self.loop.call_later(WAKE_AFTER, self._wake, receiving, self.channel)
-            raise
-        self._receiving = None
-        return receiving.result()
-
-    def _wake(self, receiving: asyncio.Future, channel: str | None) -> None:
-        """Send ``WAKE`` to ``channel`` if the abandoned ``receiving`` has not ended."""
-        if receiving.done() or self.layer is None:
-            return
-
-        async def send() -> None:
+        while True:
+            receiving = self._receiving
+            if receiving is None or receiving.done():
+                # A receive that ended while abandoned answered nobody: it is not
+                # delivered (the groups were left), and a new one is made.
+                await self._cleaned_up()
+                receiving = self._receiving = asyncio.ensure_future(
+                    self.layer.receive(self.channel)
+                )
+            self._abandoned = False
             try:
-                await self.layer.send(channel, {"type": WAKE})
-            except Exception:
-                logger.warning("syncbind hub could not end a receive", exc_info=True)
+                await asyncio.wait((receiving,))
+            except asyncio.CancelledError:
+                self._abandoned = True
+                receiving.cancel()
+                receiving.add_done_callback(_forget)
+                self.loop.call_later(CANCEL_AGAIN_AFTER, self._cancel_again, receiving)
+                raise
+            self._receiving = None
+            if not receiving.cancelled():
+                return receiving.result()
+            # Taken over while it was ending by an earlier cancel: receive anew.
 
-        self.loop.create_task(send(), name="syncbind-hub-wake")
+    async def _cleaned_up(self) -> None:
+        """Prepare channels-redis for a new receive (a no-op on other layers).
+
+        channels-redis receives for all of a process's channels at once and, under
+        a lock per process, waits for each message to be cleaned up before it reads
+        the next (also while it skips messages for other channels). A cancel that
+        lands in that wait leaves the lock's bookkeeping behind (channels-redis
+        4.3), bound to the event loop of the moment: any later receive that has to
+        wait for it, in another loop (one per test), fails. So the hub waits for
+        the clean-ups itself, where a cancel is harmless, and when nothing in the
+        process is receiving or cleaning up, it drops what was left behind, as
+        channels-redis does itself when a lock is released with no one waiting.
+        """
+        layer = self.layer
+        if not hasattr(layer, "receive_clean_locks"):
+            return
+        await layer.wait_received()
+        if layer.receive_count == 0 and not layer.receive_cleaners:
+            locks = layer.receive_clean_locks
+            for key, lock in list(locks.locks.items()):
+                if not lock.locked():
+                    del locks.locks[key]
+                    locks.wait_counts.pop(key, None)
+
+    def _cancel_again(self, receiving: asyncio.Future) -> None:
+        """Cancel an abandoned receive that has not ended yet, and check again later."""
+        if receiving.done() or receiving is not self._receiving or not self._abandoned:
+            return
+        receiving.cancel()
+        self.loop.call_later(CANCEL_AGAIN_AFTER, self._cancel_again, receiving)
 
     async def _recover(self) -> None:
         """Wait for the channel layer to answer again, then join the groups anew,
