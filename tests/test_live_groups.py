@@ -14,8 +14,8 @@ import pytest
 from channels_redis.core import RedisChannelLayer
 
 from syncbind.layers import redis_channel_layer
-from syncbind.live.groups import Membership
 from tests.servers import require_services
+from tests.unit.test_live_groups import membership, until
 
 ROUNDS = 40
 
@@ -27,28 +27,9 @@ def redis_layer():
     return RedisChannelLayer(**config)
 
 
-def membership(layer, delivered):
-    async def deliver(message):
-        delivered.append(message)
-
-    joined = Membership(asyncio.get_running_loop(), deliver)
-    joined._layer = layer
-    return joined
-
-
-async def until(condition, rounds=500):
-    """Wait (a bounded number of loop turns) for ``condition()``."""
-    for _ in range(rounds):
-        if condition():
-            return True
-        await asyncio.sleep(0.01)
-    return condition()
-
-
 @pytest.mark.asyncio
 async def test_a_hub_stopped_as_it_starts_receiving_leaves_no_task_behind(redis_layer):
-    delivered = []
-    joined = membership(redis_layer, delivered)
+    joined, delivered = membership(redis_layer)
     try:
         for round_ in range(ROUNDS):
             await joined.join("stream")
@@ -79,7 +60,7 @@ def test_event_loops_closed_under_a_joined_hub_leave_the_layer_working(redis_lay
     broke every later loop's receive)."""
 
     async def joined_then_closed(round_):
-        joined = membership(redis_layer, [])
+        joined, _ = membership(redis_layer)
         await joined.join("stream")
         if round_ % 2:  # a message on its way as the loop closes
             await redis_layer.group_send("stream", {"type": "syncbind.changes", "n": 0})
@@ -90,8 +71,7 @@ def test_event_loops_closed_under_a_joined_hub_leave_the_layer_working(redis_lay
         asyncio.run(joined_then_closed(round_))
 
     async def still_receives():
-        delivered = []
-        joined = membership(redis_layer, delivered)
+        joined, delivered = membership(redis_layer)
         await joined.join("stream")
         try:
             await redis_layer.group_send("stream", {"type": "syncbind.changes", "n": 1})
@@ -115,7 +95,7 @@ def test_a_hub_stopped_while_skipping_other_channels_messages_leaves_the_layer_w
     stale = asyncio.run(redis_layer.new_channel())
 
     async def stopped_amid_other_messages(round_):
-        joined = membership(redis_layer, [])
+        joined, _ = membership(redis_layer)
         await redis_layer.group_add("stream", stale)
         await joined.join("stream")
         for n in range(30):
@@ -129,8 +109,7 @@ def test_a_hub_stopped_while_skipping_other_channels_messages_leaves_the_layer_w
         asyncio.run(stopped_amid_other_messages(round_))
 
     async def receives_a_burst():
-        delivered = []
-        joined = membership(redis_layer, delivered)
+        joined, delivered = membership(redis_layer)
         await redis_layer.group_discard("stream", stale)
         await joined.join("stream")
         try:

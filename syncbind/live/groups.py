@@ -155,7 +155,7 @@ class Membership:
             if receiving is None or receiving.done():
                 # A receive that ended while abandoned answered nobody: it is not
                 # delivered (the groups were left), and a new one is made.
-                await self._cleaned_up()
+                await self._prepare_receive()
                 receiving = self._receiving = asyncio.ensure_future(
                     self.layer.receive(self.channel)
                 )
@@ -173,7 +173,7 @@ class Membership:
                 return receiving.result()
             # Taken over while it was ending by an earlier cancel: receive anew.
 
-    async def _cleaned_up(self) -> None:
+    async def _prepare_receive(self) -> None:
         """Prepare channels-redis for a new receive (a no-op on other layers).
 
         channels-redis receives for all of a process's channels at once and, under

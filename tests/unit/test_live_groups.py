@@ -63,7 +63,8 @@ class ClosingLayer:
             self.in_flight -= 1
 
 
-async def until(condition, rounds=300):
+async def until(condition, rounds=500):
+    """Wait (a bounded number of loop turns) for ``condition()``."""
     for _ in range(rounds):
         if condition():
             return True
