@@ -186,16 +186,10 @@ class Membership:
         process is receiving or cleaning up, it drops what was left behind, as
         channels-redis does itself when a lock is released with no one waiting.
         """
-        layer = self.layer
-        if not hasattr(layer, "receive_clean_locks"):
-            return
-        await layer.wait_received()
-        if layer.receive_count == 0 and not layer.receive_cleaners:
-            locks = layer.receive_clean_locks
-            for key, lock in list(locks.locks.items()):
-                if not lock.locked():
-                    del locks.locks[key]
-                    locks.wait_counts.pop(key, None)
+        wait_received = getattr(self.layer, "wait_received", None)
+        if wait_received is not None:
+            await wait_received()
+            _drop_stale_clean_locks(self.layer)
 
     def _cancel_again(self, receiving: asyncio.Future) -> None:
         """Cancel an abandoned receive that has not ended yet, and check again later."""
@@ -217,6 +211,23 @@ class Membership:
                 continue
             logger.warning("syncbind hub receives changes again")
             return
+
+
+def _drop_stale_clean_locks(layer: Any) -> None:
+    """Drop channels-redis's per-channel clean-up locks when nothing in the process
+    receives or cleans up (so none is held or waited for); private state of
+    channels-redis 4.x, left alone if it is not as expected."""
+    clean_locks = getattr(layer, "receive_clean_locks", None)
+    locks = getattr(clean_locks, "locks", None)
+    counts = getattr(clean_locks, "wait_counts", None)
+    if not isinstance(locks, dict) or not isinstance(counts, dict):
+        return
+    if getattr(layer, "receive_count", None) != 0 or getattr(layer, "receive_cleaners", True):
+        return
+    for key, lock in list(locks.items()):
+        if not lock.locked():
+            del locks[key]
+            counts.pop(key, None)
 
 
 def _forget(receiving: asyncio.Future) -> None:
