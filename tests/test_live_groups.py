@@ -33,12 +33,12 @@ async def test_a_hub_stopped_as_it_starts_receiving_leaves_no_task_behind(redis_
     try:
         for round_ in range(ROUNDS):
             await joined.join("stream")
-            receiving = joined._receive_task
+            loop_task = joined._receive_task
             # Let the receive reach redis-py's send (the window where a cancel is lost).
             for _ in range(round_ % 4):
                 await asyncio.sleep(0)
             await joined.leave("stream", lambda: False)
-            assert await until(receiving.done), f"round {round_}: the receive loop goes on"
+            assert await until(loop_task.done), f"round {round_}: the receive loop goes on"
             assert await until(joined.idle), f"round {round_}: a receive outlived the hub"
         # The membership still works after all that: a message to the group arrives once.
         await joined.join("stream")
@@ -55,9 +55,9 @@ async def test_a_hub_stopped_as_it_starts_receiving_leaves_no_task_behind(redis_
 
 def test_event_loops_closed_under_a_joined_hub_leave_the_layer_working(redis_layer):
     """A test's event loop closes with its hub still joined (asyncio.Runner cancels every
-    task): nothing of channels-redis's state shared by the process's loops may be left
-    behind (its clean-up lock, held by a receive that got a message as the loop closed,
-    broke every later loop's receive)."""
+    task and waits for them): a receive that lost its cancel kept the close waiting for
+    ever, and nothing channels-redis shares between the process's loops may be left
+    behind for the next loop."""
 
     async def joined_then_closed(round_):
         joined, _ = membership(redis_layer)

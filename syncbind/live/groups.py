@@ -50,10 +50,8 @@ class Membership:
         self._lock = asyncio.Lock()
         self._receive_task: asyncio.Task | None = None
         self._refresh_task: asyncio.Task | None = None
-        # The layer's receive() in flight, kept across a stop (see the module docstring),
-        # and whether it outlived its loop (no loop waits on it).
+        # The layer's receive() in flight, kept across a stop (see the module docstring).
         self._receiving: asyncio.Future | None = None
-        self._abandoned = False
         self._layer: Any = None
 
     @property
@@ -159,11 +157,9 @@ class Membership:
                 receiving = self._receiving = asyncio.ensure_future(
                     self.layer.receive(self.channel)
                 )
-            self._abandoned = False
             try:
                 await asyncio.wait((receiving,))
             except asyncio.CancelledError:
-                self._abandoned = True
                 receiving.cancel()
                 receiving.add_done_callback(_forget)
                 self.loop.call_later(CANCEL_AGAIN_AFTER, self._cancel_again, receiving)
@@ -192,8 +188,10 @@ class Membership:
             _drop_stale_clean_locks(self.layer)
 
     def _cancel_again(self, receiving: asyncio.Future) -> None:
-        """Cancel an abandoned receive that has not ended yet, and check again later."""
-        if receiving.done() or receiving is not self._receiving or not self._abandoned:
+        """Cancel an abandoned receive that has not ended yet, and check again later
+        (unless a receive loop has started since and taken it over)."""
+        taken_over = self._receive_task is not None and not self._receive_task.done()
+        if receiving.done() or receiving is not self._receiving or taken_over:
             return
         receiving.cancel()
         self.loop.call_later(CANCEL_AGAIN_AFTER, self._cancel_again, receiving)
