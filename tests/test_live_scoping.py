@@ -6,6 +6,8 @@ receives is compared with what a fresh read of their own returns right then:
 no subscriber ever receives a row (or an id) that its own read would not.
 """
 
+from decimal import Decimal
+
 import pytest
 from django.db.models import Q
 from rest_framework import serializers as drf_serializers
@@ -13,9 +15,10 @@ from rest_framework import serializers as drf_serializers
 from syncbind import SyncBinding
 from syncbind.exceptions import NotFound
 from syncbind.permissions import BasePermission, IsAuthenticated
+from syncbind.serializers import ModelSerializer
 from syncbind.testing import override_bindings
 from tests import factories
-from tests.testapp.models import Task
+from tests.testapp.models import Product, Task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -266,3 +269,209 @@ async def test_a_drf_serializer_reading_request_user_is_pushed_per_user(make_cli
     assert (await b.receive_push(f"{stream}.list"))["data"]["rows"][0]["mine"] is False
     await a.assert_nothing_more()
     await b.assert_nothing_more()
+
+
+# -- issue 21, point 3: a push is shaped for its subscriber ------------------------------
+#
+# Staff see a product's cost (its price) and supplier (its owner); others don't. Whether
+# the output depends on the user is decided by the serializer the binding chooses for
+# each request, whichever way it chooses it.
+
+PUBLIC_FIELDS = ["id", "name", "status"]
+STAFF_FIELDS = [*PUBLIC_FIELDS, "price", "owner"]
+
+
+def is_staff(request):
+    return bool(getattr(getattr(request, "user", None), "is_staff", False))
+
+
+class StaffSerializerBinding(SyncBinding):
+    """get_serializer() returns one of two serializers, each made once."""
+
+    model = Product
+    stream = "testapp.StaffSerializerProduct"
+    fields = PUBLIC_FIELDS
+    permission_classes = [IsAuthenticated]
+    staff_serializer = ModelSerializer(Product, fields=STAFF_FIELDS)
+
+    def get_serializer(self):
+        return self.staff_serializer if is_staff(self.request) else super().get_serializer()
+
+
+class StaffFieldsBinding(SyncBinding):
+    """The fields come from a get_* hook of the user; a serializer is made per call."""
+
+    model = Product
+    stream = "testapp.StaffFieldsProduct"
+    permission_classes = [IsAuthenticated]
+
+    def get_fields(self):
+        return STAFF_FIELDS if is_staff(self.request) else PUBLIC_FIELDS
+
+    def get_serializer(self):
+        return ModelSerializer(self.get_model(), fields=self.get_fields())
+
+
+class CostSerializer(drf_serializers.ModelSerializer):
+    cost = drf_serializers.DecimalField(source="price", max_digits=8, decimal_places=2)
+    supplier = drf_serializers.PrimaryKeyRelatedField(source="owner", read_only=True)
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "status", "cost", "supplier"]
+
+
+class StaffRepresentationSerializer(CostSerializer):
+    """Drops the staff-only columns in to_representation, from the request's user."""
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if not is_staff(self.context["request"]):
+            del data["cost"], data["supplier"]
+        return data
+
+
+class StaffInitSerializer(CostSerializer):
+    """Chooses its fields in __init__, from the request's user."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not is_staff(self.context.get("request")):
+            for name in ("cost", "supplier"):
+                self.fields.pop(name)
+
+
+class DRFRepresentationBinding(SyncBinding):
+    model = Product
+    stream = "testapp.DRFRepresentationProduct"
+    serializer_class = StaffRepresentationSerializer
+    permission_classes = [IsAuthenticated]
+
+
+class DRFInitBinding(SyncBinding):
+    model = Product
+    stream = "testapp.DRFInitProduct"
+    serializer_class = StaffInitSerializer
+    permission_classes = [IsAuthenticated]
+
+
+SHAPED = [StaffSerializerBinding, StaffFieldsBinding, DRFRepresentationBinding, DRFInitBinding]
+
+
+def product_row(binding, product, staff):
+    """The row each user is meant to see (the DRF ones name cost and supplier so)."""
+    row = {"id": product.pk, "name": product.name, "status": product.status}
+    if staff:
+        drf = binding.serializer_class is not None
+        row["cost" if drf else "price"] = str(product.price)
+        row["supplier" if drf else "owner"] = product.owner_id
+    return row
+
+
+@pytest.fixture
+async def staff_and_public(db_call):
+    staff = await db_call(factories.UserFactory, is_staff=True)
+    public = await db_call(factories.UserFactory)
+    supplier = await db_call(factories.UserFactory)
+    products = await db_call(
+        lambda: [
+            factories.ProductFactory(name=name, price=price, owner=supplier)
+            for name, price in (("bolt", Decimal("12.50")), ("nut", Decimal("3.20")))
+        ]
+    )
+    return staff, public, products
+
+
+@override_bindings(*SHAPED)
+@pytest.mark.parametrize("binding", SHAPED, ids=lambda binding: binding.__name__)
+@pytest.mark.parametrize("staff_first", [True, False], ids=["staff_first", "public_first"])
+async def test_each_subscriber_is_pushed_the_columns_its_own_read_shows(
+    binding, staff_first, make_client, db_call, staff_and_public
+):
+    """The attack of issue 21, point 3: one read, two shapes, and the first subscriber's
+    shape pushed to both."""
+    staff, public, (bolt, nut) = staff_and_public
+    stream = binding.get_stream()
+    clients = {True: await make_client(staff), False: await make_client(public)}
+    for as_staff in (staff_first, not staff_first):
+        client = clients[as_staff]
+        row = await client.send_event(f"{stream}.retrieve", {"id": bolt.pk})
+        assert row["data"] == product_row(binding, bolt, as_staff)
+        page = await client.send_event(f"{stream}.list", {})
+        rows = [product_row(binding, product, as_staff) for product in (bolt, nut)]
+        assert page["data"] == {"page": 1, "limit": 25, "count": 2, "rows": rows}
+
+    bolt.name = "hex bolt"
+    await db_call(bolt.save)
+    for as_staff in (False, True):
+        client = clients[as_staff]
+        rows = [product_row(binding, product, as_staff) for product in (bolt, nut)]
+        assert await client.receive_push(f"{stream}.retrieve") == {
+            "event": f"{stream}.retrieve",
+            "data": rows[0],
+        }
+        assert await client.receive_push(f"{stream}.list") == {
+            "event": f"{stream}.list",
+            "data": {"page": 1, "limit": 25, "count": 2, "rows": rows},
+        }
+        await client.assert_nothing_more()
+
+
+@override_bindings(StaffSerializerBinding, StaffFieldsBinding)
+@pytest.mark.parametrize(
+    "binding", [StaffSerializerBinding, StaffFieldsBinding], ids=lambda binding: binding.__name__
+)
+async def test_subscribers_of_one_shape_still_share_one_evaluation(
+    binding, make_client, db_call, monkeypatch
+):
+    """Two staff and two other users on one row and one page: a key per shape, each
+    row state serialized once per shape, and the row fetched once for all of them."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from syncbind.live import affected, fanout
+    from syncbind.live.hub import get_hub
+
+    users = await db_call(
+        lambda: [factories.UserFactory(is_staff=staff) for staff in (True, False, True, False)]
+    )
+    product = await db_call(factories.ProductFactory, name="bolt", owner=users[0])
+    stream = binding.get_stream()
+    clients = [await make_client(user) for user in users]
+    for client in clients:
+        await client.send_event(f"{stream}.retrieve", {"id": product.pk})
+        await client.send_event(f"{stream}.list", {})
+    assert get_hub().key_count(stream) == 4  # (row, page) x (staff, others)
+
+    serialized = []
+    serialize = ModelSerializer.serialize
+
+    def counted(serializer, obj):
+        serialized.append((obj.pk, tuple(serializer.field_names)))
+        return serialize(serializer, obj)
+
+    queries = []
+
+    def counting(function):
+        def run(*args, **kwargs):
+            with CaptureQueriesContext(connection) as ctx:
+                result = function(*args, **kwargs)
+            queries.append(len(ctx.captured_queries))
+            return result
+
+        return run
+
+    monkeypatch.setattr(ModelSerializer, "serialize", counted)
+    monkeypatch.setattr(fanout, "evaluate", counting(fanout.evaluate))
+    monkeypatch.setattr(affected, "fetch", counting(affected.fetch))
+    product.name = "hex bolt"
+    await db_call(product.save)
+    for user, client in zip(users, clients, strict=True):
+        row = product_row(binding, product, user.is_staff)
+        assert (await client.receive_push(f"{stream}.retrieve"))["data"] == row
+        assert (await client.receive_push(f"{stream}.list"))["data"]["rows"] == [row]
+        await client.assert_nothing_more()
+    assert sorted(serialized) == sorted(
+        [(product.pk, tuple(PUBLIC_FIELDS)), (product.pk, tuple(STAFF_FIELDS))]
+    )
+    assert sum(queries) == 1  # the row, fetched once
