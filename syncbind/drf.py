@@ -16,6 +16,7 @@ actually uses a DRF serializer, and DRF permission classes need nothing from it.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Hashable
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS
@@ -121,6 +122,15 @@ class DRFSerializerAdapter:
     def __init__(self, serializer_class: type, binding: Any) -> None:
         self.serializer_class = serializer_class
         self.binding = binding
+
+    @property
+    def identity(self) -> Hashable:
+        """The serializer class (see ``ModelSerializer.identity``). What a DRF
+        serializer shows may also depend on the request it is given (fields chosen
+        from ``request.user`` in ``__init__``, ``to_representation`` or a method
+        field): that is the binding's subscription scope, per user by default
+        with a ``serializer_class``."""
+        return (DRFSerializerAdapter, self.serializer_class)
 
     @property
     def context(self) -> dict[str, Any]:

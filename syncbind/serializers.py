@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from functools import cached_property
 from typing import Any
 
@@ -133,6 +133,18 @@ class ModelSerializer(FormValidation):
         return path, attname
 
     # -- output -------------------------------------------------------------
+    @cached_property
+    def identity(self) -> Hashable:
+        """What the output of :meth:`serialize` depends on besides the row: two
+        serializers with equal identities turn every row into the same dict, so
+        live subscribers whose requests chose them may share one serialization.
+
+        The class, the model and the field names (``exclude`` is already applied
+        to them; read-only fields and the form decide writes only). A subclass
+        whose output depends on anything else it is given extends this tuple.
+        """
+        return (type(self), self.model, tuple(self.field_names))
+
     @cached_property
     def getters(self) -> list[tuple[str, Callable[[models.Model], Any]]]:
         return [(name, self._getter(name)) for name in self.field_names]

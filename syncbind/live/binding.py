@@ -87,6 +87,22 @@ class LiveBindingMixin:
             f"{type(self).__qualname__}.subscription_scope must be 'shared', 'user' or None."
         )
 
+    def get_serializer_identity(self) -> Hashable:
+        """The shape of this request's output: the ``identity`` of the serializer
+        ``get_serializer()`` chooses for it; called when a subscription is made
+        (and when the user is re-read) and before each push is serialized.
+
+        Subscribers share a serialization only when their identities are equal,
+        so a binding whose ``get_serializer()`` gives staff more fields pushes
+        each user the fields of their own reply. A serializer with no
+        ``identity`` is not shared between users.
+        """
+        serializer = self.get_serializer()  # type: ignore[attr-defined]
+        identity = getattr(serializer, "identity", None)
+        if identity is None:
+            return ("per-user", type(serializer), getattr(self.request.user, "pk", None))
+        return identity
+
     def _own_method(self, name: str) -> bool:
         return not getattr(getattr(type(self), name), DEFAULT_READ, False)
 
@@ -97,24 +113,25 @@ class LiveBindingMixin:
         the request describes. Called when subscribing (and when the user is re-read)."""
         stream = self.get_stream()  # type: ignore[attr-defined]
         scope = self.get_subscription_scope()
+        shape = self.get_serializer_identity()
         method = "get_object" if kind == INSTANCE else "get_page"
         if self._own_method(method):
             _log_once(type(self), f"are evaluated per user: the binding overrides {method}()")
             user = ("per-user", getattr(self.request.user, "pk", None))
             if kind == INSTANCE:
-                return SubscriptionKey(stream, INSTANCE, pk, user, scope), None
+                return SubscriptionKey(stream, INSTANCE, pk, user, scope, shape), None
             data = self.request.data
             params = tuple((name, repr(data.get(name))) for name in PAGE_PARAMS)
-            return SubscriptionKey(
-                stream, PAGE, None, (*user, self._page_action(), params), scope
-            ), None
+            page_read = (*user, self._page_action(), params)
+            return SubscriptionKey(stream, PAGE, None, page_read, scope, shape), None
         read: reads.Read
         if kind == INSTANCE:
             read = self.get_object_read(pk)  # type: ignore[attr-defined]
-            key = SubscriptionKey(stream, INSTANCE, pk, read.identity, scope)
+            key = SubscriptionKey(stream, INSTANCE, pk, read.identity, scope, shape)
         else:
             read = self.get_page_read()  # type: ignore[attr-defined]
-            key = SubscriptionKey(stream, PAGE, None, (self._page_action(), *read.identity), scope)
+            page_read = (self._page_action(), *read.identity)
+            key = SubscriptionKey(stream, PAGE, None, page_read, scope, shape)
         if read.unbatchable:
             _log_once(type(self), f"are evaluated one key at a time: {read.unbatchable}")
         return key, read

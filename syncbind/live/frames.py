@@ -24,12 +24,23 @@ if TYPE_CHECKING:
 REFUSED = object()
 
 
+def shaped_binding(state: KeyState, subs: list[Subscription]) -> Any:
+    """A binding to serialize the key's state with, for all its subscribers: the first
+    active subscriber's whose output still has the key's shape (a user read again in
+    another thread may not, until its subscriptions are keyed again); None if none."""
+    for sub in subs:
+        if sub.active:
+            binding = state.binding_class(request=sub.request, action=sub.action)
+            if binding.get_serializer_identity() == state.key.shape:
+                return binding
+    return None
+
+
 def evaluate_with_binding(state: KeyState, subs: list[Subscription]) -> Any:
     """A key the reads cannot compile: its binding's own get_object()/get_page()."""
-    first = next((sub for sub in subs if sub.active), None)
-    if first is None:
+    binding = shaped_binding(state, subs)
+    if binding is None:
         return REFUSED
-    binding = state.binding_class(request=first.request, action=first.action)
     try:
         if state.key.kind == INSTANCE:
             return binding.get_object()
@@ -47,10 +58,13 @@ def frame(event: str, data_text: str) -> str:
 def frames_for(state: KeyState, subs: list[Subscription], outcome: Any, cache: dict) -> list[tuple]:
     key = state.key
     binding_class = state.binding_class
-    first = subs[0]
-    binding = binding_class(request=first.request, action=first.action)
     data_text: Any = None
     data: Any = None
+    # A binding serializes rows (a deleted row, or a page from get_page(), needs none).
+    serializes = outcome is not None if key.kind == INSTANCE else state.read is not None
+    binding = shaped_binding(state, subs) if serializes else None
+    if serializes and binding is None:
+        return []  # every subscriber is about to move to another key
     if key.kind == INSTANCE:
         obj = outcome
         if obj is not None:
@@ -115,7 +129,8 @@ def alone(sub: Subscription) -> list[tuple]:
 
 
 def row(cache: dict, state: KeyState, binding: Any, obj: Any) -> Any:
-    row_key = ("row", state.binding_class, state.key.scope, id(obj))
+    # Rows of one state are serialized once for every key whose output is alike.
+    row_key = ("row", state.binding_class, state.key.scope, state.key.shape, id(obj))
     row = cache.get(row_key)
     if row is None:
         row = cache[row_key] = binding.get_serializer().serialize(obj)
@@ -147,7 +162,10 @@ def page(cache: dict, state: KeyState, binding: Any, outcome: Any) -> tuple[Any,
         count = outcome.count
     # Many keys often show the same page (users reading one list): equal pages are
     # found by comparing their data, which is cheaper than encoding each.
-    same = cache.setdefault(("pages", state.binding_class, state.key.scope, count, tuple(pks)), [])
+    key = state.key
+    same = cache.setdefault(
+        ("pages", state.binding_class, key.scope, key.shape, count, tuple(pks)), []
+    )
     for known, known_text in same:
         if known == data:
             data, text = known, known_text

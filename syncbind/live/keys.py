@@ -22,14 +22,17 @@ PAGE = "page"
 
 @dataclass(frozen=True)
 class SubscriptionKey:
-    """(stream, kind, pk, read, scope).
+    """(stream, kind, pk, read, scope, shape).
 
     ``read`` is what the subscription reads: the identity of its compiled read
     (statement and parameters, see :mod:`syncbind.reads`), or, for a binding
     whose reads cannot be compiled, the user and the request's parameters.
     ``scope`` is what the pushed data depends on besides the rows read (None:
-    nothing, see ``get_subscription_scope``). ``pk`` names the row of an
-    instance subscription (None for pages).
+    nothing, see ``get_subscription_scope``). ``shape`` is the identity of the
+    serializer the subscriber's own request chose (see
+    ``get_serializer_identity``): subscribers whose replies would show other
+    fields never share a key. ``pk`` names the row of an instance
+    subscription (None for pages).
     """
 
     stream: str
@@ -37,6 +40,7 @@ class SubscriptionKey:
     pk: Any
     read: tuple[Any, ...]
     scope: Any = None
+    shape: Any = None
 
 
 class KeyState:
