@@ -475,3 +475,39 @@ async def test_subscribers_of_one_shape_still_share_one_evaluation(
         [(product.pk, tuple(PUBLIC_FIELDS)), (product.pk, tuple(STAFF_FIELDS))]
     )
     assert sum(queries) == 1  # the row, fetched once
+
+
+@override_bindings(StaffSerializerBinding, StaffFieldsBinding)
+@pytest.mark.parametrize(
+    "binding", [StaffSerializerBinding, StaffFieldsBinding], ids=lambda binding: binding.__name__
+)
+@pytest.mark.parametrize("was_staff", [True, False], ids=["demoted", "promoted"])
+async def test_a_user_whose_shape_changes_is_pushed_its_new_shape(
+    binding, was_staff, make_client, db_call
+):
+    """A user saved (demoted or promoted) is read again at once; its subscriptions stay
+    under their old key until keyed again, and are never pushed that key's shape."""
+    colleague = await db_call(factories.UserFactory, is_staff=was_staff)
+    user = await db_call(factories.UserFactory, is_staff=was_staff)
+    product = await db_call(factories.ProductFactory, name="bolt", owner=colleague)
+    stream = binding.get_stream()
+    clients = {colleague: await make_client(colleague), user: await make_client(user)}
+    for client in clients.values():
+        await client.send_event(f"{stream}.retrieve", {"id": product.pk})
+        await client.send_event(f"{stream}.list", {})
+
+    def change_status():  # as the admin does
+        fresh = type(user).objects.get(pk=user.pk)
+        fresh.is_staff = not was_staff
+        fresh.save()
+
+    await db_call(change_status)
+    for client in clients.values():
+        await client.assert_nothing_more()
+    product.name = "hex bolt"
+    await db_call(product.save)
+    for who, staff in ((user, not was_staff), (colleague, was_staff)):
+        row = product_row(binding, product, staff)
+        assert (await clients[who].receive_push(f"{stream}.retrieve"))["data"] == row
+        assert (await clients[who].receive_push(f"{stream}.list"))["data"]["rows"] == [row]
+        await clients[who].assert_nothing_more()

@@ -172,3 +172,28 @@ async def test_an_unknown_data_parameter_is_refused(
     assert reply["error"]["code"] == "invalid"
     assert reply["error"]["fields"] == {unknown: [f"Unknown parameter (this takes {takes})."]}
     assert await db_call(factories.ProductFactory._meta.model.objects.count) == 1
+
+
+def test_a_serializer_identity_is_what_its_output_depends_on():
+    """Subscribers share a serialization when their serializers' identities are equal
+    (docs/subscriptions.md, "Who shares an evaluation"): equal output, equal identity."""
+    from syncbind.serializers import ModelSerializer
+
+    def identity(**options):
+        return ModelSerializer(Task, **options).identity
+
+    # Made apart, the same output: one identity (bindings may make one per request).
+    assert identity(fields=["title", "priority"]) == identity(fields=["id", "title", "priority"])
+    assert identity(fields=["title"], read_only_fields=["title"]) == identity(fields=["title"])
+    # Other fields, another order, another model: another identity.
+    assert identity(fields=["title"]) != identity(fields=["title", "priority"])
+    assert identity(fields=["title", "priority"]) != identity(fields=["priority", "title"])
+    assert ModelSerializer(Project, fields=["name"]).identity != identity(fields=["name"])
+    assert identity(exclude=["meta"]) != identity(fields="__all__")
+
+    class Shouting(ModelSerializer):
+        def serialize(self, obj):
+            return {name: str(value).upper() for name, value in super().serialize(obj).items()}
+
+    assert Shouting(Task, fields=["title"]).identity != identity(fields=["title"])
+    hash(identity(fields="__all__"))

@@ -95,6 +95,12 @@ def frames_for(state: KeyState, subs: list[Subscription], outcome: Any, cache: d
         if connection is not None and not connection.valid:
             continue
         checker = binding_class(request=request, action=sub.action)
+        if binding is not None and checker.get_serializer_identity() != key.shape:
+            # Its output has another shape since it subscribed (a user saved is read
+            # again at once): keyed again and evaluated on its own, never sent this one.
+            if connection is not None:
+                out.extend(keyed_again(connection))
+            continue
         try:
             checker.check_permissions(request)
             if key.kind == INSTANCE and outcome is not None:
@@ -113,6 +119,15 @@ def frames_for(state: KeyState, subs: list[Subscription], outcome: Any, cache: d
                 out.append((sub, frame(sub.event, data_text), data_text))
         elif sub.last != data_text:
             out.append((sub, frame(sub.event, data_text), data_text))
+    return out
+
+
+def keyed_again(connection: Any) -> list[tuple]:
+    """Compile a connection's subscriptions again; those that moved are evaluated alone."""
+    out: list[tuple] = []
+    for moved in connection.subscriptions.rekey():
+        if moved.state is not None:
+            out.extend(alone(moved))
     return out
 
 

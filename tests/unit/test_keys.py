@@ -35,6 +35,7 @@ def test_equal_keys_are_one_key():
     assert hash(page_key()) == hash(page_key())
     assert len({page_key(), page_key(), page_key(scope=None)}) == 1
     assert page_key().scope is None
+    assert page_key().shape is None
 
 
 @pytest.mark.parametrize(
@@ -45,6 +46,7 @@ def test_equal_keys_are_one_key():
         {"pk": 1},
         {"read": ("list", "sql", 2)},
         {"scope": ("team", 1)},
+        {"shape": ("serializer", ("id", "name", "price"))},
     ],
 )
 def test_keys_differing_in_any_part_are_different(changes):
