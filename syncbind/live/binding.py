@@ -1,9 +1,10 @@
 """What a binding adds for live subscriptions: the hooks that decide them, and how a
 retrieve or a page subscribes before it reads.
 
-A subscription is keyed by what it reads (see :mod:`syncbind.live.keys`): the
-binding's read is compiled once, with the subscriber's request, and the same
-compiled read is executed for the reply and kept for pushes. A binding whose
+A subscription is keyed by what it reads and by the shape of what it is sent
+(see :mod:`syncbind.live.keys`): the binding's read is compiled once, with the
+subscriber's request, and the same compiled read is executed for the reply and
+kept for pushes; the serializer that request chose names the shape. A binding whose
 ``get_object()`` or ``get_page()`` is its own cannot be compiled that way; its
 subscriptions are keyed per user and evaluated by calling that method again
 (a debug log line on ``syncbind.live`` says so, once per binding).
