@@ -220,3 +220,301 @@ async def test_http_connections_cannot_join_groups(db_call):
     connection = Connection(user=None, transport="http")
     with pytest.raises(RuntimeError, match="Only WebSocket connections"):
         connection.join("team.red")
+
+
+# -- Issue 21, point 6: who a push reaches is decided again, per recipient, at delivery --
+
+
+def session_app(consumer_class):
+    from channels.auth import AuthMiddlewareStack
+    from channels.routing import URLRouter
+    from django.urls import path
+
+    return AuthMiddlewareStack(URLRouter([path("ws/", consumer_class.as_asgi())]))
+
+
+class EveryoneConsumer(CONSUMERS["sync"]):
+    """Joins "everyone", and "staff" while the user is staff."""
+
+    def get_push_groups(self, connection):
+        return ["everyone", "staff"] if connection.user.is_staff else ["everyone"]
+
+
+class AsyncEveryoneConsumer(CONSUMERS["async"]):
+    get_push_groups = EveryoneConsumer.get_push_groups
+
+
+GROUP_CONSUMERS = {"sync": EveryoneConsumer, "async": AsyncEveryoneConsumer}
+
+
+async def test_a_user_deactivated_without_a_signal_is_not_pushed_to_but_closed(
+    make_client, db_call
+):
+    """``QuerySet.update()`` sends no signal, and the refresh interval has not passed."""
+    from django.contrib.auth import get_user_model
+
+    alice, bob = await db_call(factories.UserFactory), await db_call(factories.UserFactory)
+    a, b = await make_client(alice), await make_client(bob)
+    await db_call(get_user_model().objects.filter(pk=alice.pk).update, is_active=False)
+
+    for target in (alice, bob):
+        await db_call(push.to_user, target, "inbox.new", {"secret": 1})
+    assert await a.receive_close() == 4003
+    assert a.pending == []
+    assert await b.receive() == frame("inbox.new", {"secret": 1})
+    await b.assert_nothing_more()
+
+
+@pytest.mark.parametrize("kind", sorted(GROUP_CONSUMERS))
+@pytest.mark.parametrize("how", ["queryset", "raw sql"])
+async def test_a_connection_whose_session_was_deleted_is_not_pushed_to_but_closed(
+    kind, how, db_call
+):
+    from django.contrib.sessions.models import Session
+    from django.db import connection as db
+
+    from syncbind.testing import connect
+    from tests.test_live_credentials import logged_in_browser
+
+    def delete_sessions():
+        if how == "queryset":
+            Session.objects.all().delete()
+        else:
+            with db.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {Session._meta.db_table}")
+
+    alice = await db_call(factories.UserFactory)
+    _, headers = await db_call(logged_in_browser, alice)
+    app = session_app(GROUP_CONSUMERS[kind])
+    async with connect(None, application=app, headers=headers) as a:
+        await db_call(push.to_group, "everyone", "chat.posted", {"n": 1})
+        assert await a.receive() == frame("chat.posted", {"n": 1})
+        await db_call(delete_sessions)
+
+        await db_call(push.to_group, "everyone", "chat.posted", {"n": 2})
+        await db_call(push.to_user, alice, "inbox.new", {"n": 3})
+        assert await a.receive_close() == 4003
+        assert a.pending == []
+
+
+async def test_a_session_of_another_user_or_a_new_password_is_not_pushed_to(db_call):
+    """The session row still exists but no longer holds for this user."""
+    from syncbind.testing import connect
+    from tests.test_live_credentials import logged_in_browser
+
+    alice, bob = await db_call(factories.UserFactory), await db_call(factories.UserFactory)
+    _, headers = await db_call(logged_in_browser, alice)
+    _, bob_headers = await db_call(logged_in_browser, bob)
+    app = session_app(EveryoneConsumer)
+    a = await connect(None, application=app, headers=headers)
+    b = await connect(None, application=app, headers=bob_headers)
+    from django.contrib.auth import get_user_model
+
+    def new_password_without_a_signal():
+        fresh = get_user_model().objects.get(pk=alice.pk)
+        fresh.set_password("changed elsewhere")
+        get_user_model().objects.filter(pk=alice.pk).update(password=fresh.password)
+
+    await db_call(new_password_without_a_signal)
+    await db_call(push.to_group, "everyone", "chat.posted", {"n": 1})
+    assert await a.receive_close() == 4003
+    assert a.pending == []
+    assert await b.receive() == frame("chat.posted", {"n": 1})
+    await b.assert_nothing_more()
+    await b.close()
+
+
+@pytest.fixture
+def delivery_queries(monkeypatch):
+    """Queries run while the hub decides who receives a push (in its worker threads)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from syncbind.live import inbox
+
+    counted = []
+    real = inbox.permitted
+
+    def counting(*args, **kwargs):
+        with CaptureQueriesContext(connection) as ctx:
+            result = real(*args, **kwargs)
+        counted.append(len(ctx.captured_queries))
+        return result
+
+    monkeypatch.setattr(inbox, "permitted", counting)
+    return counted
+
+
+@pytest.mark.parametrize("recipients", [1, 8])
+async def test_the_check_at_delivery_costs_the_same_queries_for_one_or_many_recipients(
+    recipients, db_call, delivery_queries
+):
+    """One query for the users, one for the sessions, whatever the number of recipients."""
+    from syncbind.testing import connect
+    from tests.test_live_credentials import logged_in_browser
+
+    app = session_app(EveryoneConsumer)
+    clients = []
+    for _ in range(recipients):
+        user = await db_call(factories.UserFactory)
+        _, headers = await db_call(logged_in_browser, user)
+        clients.append(await connect(None, application=app, headers=headers))
+    await db_call(push.to_group, "everyone", "chat.posted", {"n": 1})
+    for client in clients:
+        assert await client.receive() == frame("chat.posted", {"n": 1})
+        await client.assert_nothing_more()
+        await client.close()
+    assert delivery_queries == [2]
+
+
+@pytest.mark.parametrize("kind", sorted(GROUP_CONSUMERS))
+async def test_push_groups_are_chosen_again_when_the_user_is_read_again(kind, db_call, settings):
+    """Demoted by ``QuerySet.update()``: at the next refresh the connection leaves "staff"."""
+    from django.contrib.auth import get_user_model
+
+    from syncbind.testing import connect
+
+    staff = await db_call(factories.UserFactory, is_staff=True)
+    app = GROUP_CONSUMERS[kind].as_asgi()
+    async with connect(staff, application=app) as s:
+        await db_call(push.to_group, "staff", "staff.notice", {"n": 1})
+        assert await s.receive() == frame("staff.notice", {"n": 1})
+
+        await db_call(get_user_model().objects.filter(pk=staff.pk).update, is_staff=False)
+        settings.SYNCBIND = {"USER_REFRESH_INTERVAL": 0}
+        await db_call(push.to_group, "staff", "staff.notice", {"n": 2})
+        await db_call(push.to_group, "everyone", "all.notice", {"n": 3})
+        assert await s.receive() == frame("all.notice", {"n": 3})
+        await s.assert_nothing_more()
+
+        # Promoted again (a save: the credential signal re-reads the user at once).
+        def promote():
+            fresh = get_user_model().objects.get(pk=staff.pk)
+            fresh.is_staff = True
+            fresh.save()
+
+        settings.SYNCBIND = {}
+        await db_call(promote)
+        await s.assert_nothing_more()
+        await db_call(push.to_group, "staff", "staff.notice", {"n": 4})
+        assert await s.receive() == frame("staff.notice", {"n": 4})
+        await s.assert_nothing_more()
+
+
+@override_bindings(TeamNotes)
+async def test_groups_joined_from_an_event_stay_when_push_groups_are_chosen_again(
+    db_call, settings
+):
+    from django.contrib.auth import get_user_model
+
+    from syncbind.testing import connect
+
+    staff = await db_call(factories.UserFactory, is_staff=True)
+    async with connect(staff, application=EveryoneConsumer.as_asgi()) as s:
+        reply = await s.send_event("testapp.TeamNote.join_team", {"team": "red"})
+        assert reply["data"] == {"joined": "red"}
+        await db_call(get_user_model().objects.filter(pk=staff.pk).update, is_staff=False)
+        settings.SYNCBIND = {"USER_REFRESH_INTERVAL": 0}
+        await db_call(push.to_group, "staff", "staff.notice", {"n": 1})
+        await db_call(push.to_group, "team.red", "chat.posted", {"n": 2})
+        assert await s.receive() == frame("chat.posted", {"n": 2})
+        await s.assert_nothing_more()
+
+
+async def subscribed(client, stream):
+    reply = await client.send_event(f"{stream}.list", {})
+    assert "data" in reply, reply
+    return reply["data"]
+
+
+async def test_to_stream_about_a_row_reaches_only_the_subscribers_who_may_read_it(
+    make_client, db_call
+):
+    """``testapp.Task`` shows each user their own tasks (get_queryset)."""
+    alice, bob = await db_call(factories.UserFactory), await db_call(factories.UserFactory)
+    task = await db_call(factories.TaskFactory, owner=alice, title="alice's secret")
+    a, b = await make_client(alice), await make_client(bob)
+    assert (await subscribed(a, "testapp.Task"))["count"] == 1
+    assert (await subscribed(b, "testapp.Task"))["count"] == 0
+
+    data = {"id": task.pk, "title": task.title}
+    await db_call(push.to_stream, "testapp.Task", "testapp.Task.renamed", data)
+    assert await a.receive() == frame("testapp.Task.renamed", data)
+    await a.assert_nothing_more()
+    await b.assert_nothing_more()
+
+    # Data that is not about a row (no "id") reaches every subscriber.
+    await db_call(push.to_stream, "testapp.Task", "testapp.Task.reindexed", {"all": True})
+    for client in (a, b):
+        assert await client.receive() == frame("testapp.Task.reindexed", {"all": True})
+        await client.assert_nothing_more()
+
+
+@pytest.mark.parametrize(
+    "binding_name", ["ScopedInFilterQueryset", "ScopedInGetObject", "ScopedByObjectPermission"]
+)
+async def test_to_stream_about_a_row_applies_each_scoping_hook(binding_name, make_client, db_call):
+    """Each hook tests/test_live_scoping.py scopes row pushes with scopes server pushes too."""
+    from tests import test_live_scoping
+
+    binding = getattr(test_live_scoping, binding_name)
+    stream = binding.get_stream()
+    alice, bob = await db_call(factories.UserFactory), await db_call(factories.UserFactory)
+    private = await db_call(factories.TaskFactory, owner=alice, title="mine", priority=3)
+    public = await db_call(factories.TaskFactory, owner=alice, title="ours", priority=0)
+    with override_bindings(binding):
+        a, b = await make_client(alice), await make_client(bob)
+        await subscribed(a, stream)
+        await subscribed(b, stream)
+        visible_to_bob = binding_name != "ScopedInFilterQueryset"
+
+        await db_call(push.to_stream, stream, f"{stream}.flagged", {"id": private.pk})
+        await db_call(push.to_stream, stream, f"{stream}.flagged", {"id": public.pk})
+        assert await a.receive() == frame(f"{stream}.flagged", {"id": private.pk})
+        assert await a.receive() == frame(f"{stream}.flagged", {"id": public.pk})
+        if visible_to_bob:
+            assert await b.receive() == frame(f"{stream}.flagged", {"id": public.pk})
+        await a.assert_nothing_more()
+        await b.assert_nothing_more()
+
+
+async def test_to_stream_about_a_missing_row_reaches_no_one(make_client, superuser, db_call):
+    product = await db_call(factories.ProductFactory)
+    s = await make_client(superuser)
+    assert (await s.send_event("testapp.Product.retrieve", {"id": product.pk}))["data"]
+    await db_call(push.to_stream, Product, "testapp.Product.restocked", {"id": product.pk + 99})
+    await s.assert_nothing_more()
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "retrieve",
+        "list",
+        "search",
+        "create",
+        "update",
+        "save",
+        "delete",
+        "subscribe",
+        "unsubscribe",
+        "retrieve#tagged",
+    ],
+)
+def test_built_in_action_names_are_refused_at_the_call(action, transactional_db):
+    """A server push must never look like a row or page push (or a reply)."""
+    event = f"testapp.Task.{action}"
+    for send in (
+        lambda: push.to_user(1, event, {"id": 3}),
+        lambda: push.to_group("team.red", event, {"id": 3}),
+        lambda: push.to_stream("testapp.Task", event, {"id": 3}),
+    ):
+        with pytest.raises(ValueError, match="built-in"):
+            send()
+
+
+async def test_built_in_action_names_are_refused_by_the_async_twins(db_call):
+    with pytest.raises(ValueError, match="built-in"):
+        await push.ato_stream("testapp.Task", "testapp.Task.retrieve", {"id": 3})
+    with pytest.raises(ValueError, match="built-in"):
+        await push.ato_user(1, "chat.delete", {"id": 3})
