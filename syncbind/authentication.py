@@ -18,9 +18,11 @@ from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth import get_user_model
 from django.core import signing
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.http import is_same_domain
 
@@ -47,6 +49,12 @@ class BaseAuthentication:
         thread) every USER_REFRESH_INTERVAL and when the user's credentials change,
         after its user was read again (an inactive user is refused before this)."""
         return True
+
+    def still_valid_many(self, connections: list[Any], users: list[Any]) -> list[bool]:
+        """``still_valid`` for many connections this class admitted, at once (the
+        recipients of a server push); ``users`` are their users just read again. One
+        bool per connection. Override to check them in fewer queries than one each."""
+        return [self.still_valid(connection) for connection in connections]
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -112,18 +120,63 @@ class SessionAuthentication(BaseAuthentication):
         return user, None
 
     def still_valid(self, connection):
-        session = connection.scope.get("session")
-        key = getattr(session, "session_key", None) if session is not None else None
-        if key is None:
-            return True  # no session (a user put in the scope by other code, or tests)
-        from importlib import import_module
+        return self.still_valid_many([connection], [connection.user])[0]
 
-        store = import_module(settings.SESSION_ENGINE).SessionStore(key)
+    def still_valid_many(self, connections, users):
+        """Each connection's session still exists, names its user (who logged in with a
+        backend still configured) and carries the user's current password hash; the
+        sessions are read in one query when the session engine keeps them in the
+        database. A connection without a session (a user put in the scope by other
+        code, or tests) holds."""
+        keys = [_session_key(connection) for connection in connections]
+        sessions = _load_sessions({key for key in keys if key is not None})
+        return [
+            key is None or _session_holds(sessions.get(key, {}), user)
+            for key, user in zip(keys, users, strict=True)
+        ]
 
-        request = HttpRequest()  # only its session is read by get_user
-        request.session = store
-        current = auth.get_user(request)
-        return bool(current.is_authenticated) and current.pk == connection.user.pk
+
+def _session_key(connection: Any) -> str | None:
+    session = connection.scope.get("session")
+    return getattr(session, "session_key", None) if session is not None else None
+
+
+def _load_sessions(keys: set[str]) -> dict[str, dict[str, Any]]:
+    """The data of the sessions ``keys`` that exist and have not expired."""
+    if not keys:
+        return {}
+    from importlib import import_module
+
+    store_class = import_module(settings.SESSION_ENGINE).SessionStore
+    get_model_class = getattr(store_class, "get_model_class", None)
+    if get_model_class is None:  # not kept in the database: read one by one
+        return {key: store_class(key).load() for key in keys}
+    rows = get_model_class()._default_manager.filter(
+        session_key__in=keys, expire_date__gt=timezone.now()
+    )
+    return {row.session_key: store_class(row.session_key).decode(row.session_data) for row in rows}
+
+
+def _session_holds(data: dict[str, Any], user: Any) -> bool:
+    """Whether session ``data`` still logs ``user`` in (what ``auth.get_user`` checks)."""
+    if data.get(auth.BACKEND_SESSION_KEY) not in settings.AUTHENTICATION_BACKENDS:
+        return False
+    try:
+        if user._meta.pk.to_python(data.get(auth.SESSION_KEY)) != user.pk:
+            return False
+    except (DjangoValidationError, TypeError, ValueError):
+        return False
+    if not hasattr(user, "get_session_auth_hash"):
+        return True
+    session_hash = data.get(auth.HASH_SESSION_KEY)
+    if not session_hash:
+        return False
+    hashes = [user.get_session_auth_hash()]
+    fallback = getattr(user, "_get_session_auth_hash", None)
+    if fallback is not None:
+        # A session made before a SECRET_KEY rotation holds, as auth.get_user lets it.
+        hashes += [fallback(secret=secret) for secret in settings.SECRET_KEY_FALLBACKS]
+    return any(constant_time_compare(session_hash, known) for known in hashes)
 
 
 def _unused_response(request: HttpRequest) -> HttpResponse:

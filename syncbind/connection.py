@@ -103,6 +103,9 @@ class Connection:
         still = getattr(self.authenticator, "still_valid", None)
         if not user.is_active or (still is not None and not still(self)):
             self.valid = False
+        elif self.consumer is not None:
+            # The groups the consumer chose may depend on the user (syncbind.push).
+            self.consumer.choose_push_groups(self)
         return True
 
     def revalidate(self, session_key: str | None = None) -> bool:

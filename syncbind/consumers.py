@@ -108,15 +108,20 @@ class _Transport(AsyncWebsocketConsumer):
         except SyncbindError:
             return None
         self._hub.attach(connection)
-        for group in self.get_push_groups(connection):
-            connection.join(group)
+        self.choose_push_groups(connection)
         return connection
 
     def get_push_groups(self, connection: Connection) -> list[str]:
-        """Called (worker thread) when a connection opens: the push groups it joins
-        (:mod:`syncbind.push`), e.g. ``[f"team.{connection.user.team_id}"]``. None by
-        default."""
+        """Called (worker thread) when a connection opens, and again each time its user
+        is read again: the push groups it is in (:mod:`syncbind.push`), e.g.
+        ``[f"team.{connection.user.team_id}"]``. None by default."""
         return []
+
+    def choose_push_groups(self, connection: Connection) -> None:
+        """Put the connection in the groups ``get_push_groups()`` gives now, and out of
+        those it no longer gives (groups it joined itself with ``join()`` stay).
+        Called (worker thread) at the handshake and by ``Connection.refresh()``."""
+        self._hub.choose_groups(connection, self.get_push_groups(connection))
 
     def accepted_subprotocol(self) -> str | None:
         """The subprotocol to accept: "syncbind" when the client offered it (it must,

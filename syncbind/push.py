@@ -19,11 +19,16 @@ Connections join named groups with :meth:`~syncbind.connection.Connection.join`
 (in an ``@event`` method, after checking the user may) or from a consumer's
 ``get_push_groups()``.
 
-**Permissions.** When ``event`` names a bound stream (``"shop.Product.restocked"``),
-each receiving connection must pass that binding's permission classes for
-that action, as if it had sent the event; a connection that does not gets
-nothing. Other event names (``"chat.posted"`` with no such stream) are sent
-as they are: choose the group or user with care.
+**Who receives it** is decided again at delivery, for each recipient (see
+:mod:`syncbind.live.inbox`): a connection whose credentials ended since it was
+last checked (user deleted or deactivated, session gone, token revoked) is
+closed instead; when ``event`` names a bound stream (``"shop.Product.restocked"``)
+the connection must pass that binding's permission classes for that action;
+and a ``to_stream`` push whose data is about a row (a dict with an ``"id"``)
+reaches only the subscribers who may read that row. Other event names
+(``"chat.posted"`` with no such stream) are sent as they are: choose the group
+or user with care. The built-in actions (``retrieve``, ``list``, ``delete``...)
+are refused here: their frames mean a row or a page the client reads as such.
 """
 
 from __future__ import annotations
@@ -51,8 +56,33 @@ def _stream_name(stream: Any) -> str:
     return binding.get_stream()
 
 
+def _check_event(event: str) -> None:
+    """Refuse, at the call, a malformed event name or a built-in action's."""
+    from .bindings import BUILTIN_ACTIONS
+
+    _stream, action, _tag = protocol.parse_event(event)  # refused here, not at every hub
+    if action in BUILTIN_ACTIONS:
+        raise ValueError(
+            f"{event!r} names the built-in action {action!r}: a push of it would look like "
+            "a row or a page the client subscribed to. Name the event otherwise."
+        )
+
+
+def _row_id(data: Any) -> Any:
+    """The primary key a push's ``data`` is about (its ``"id"``), or None."""
+    if not isinstance(data, dict) or "id" not in data:
+        return None
+    pk = data["id"]
+    if pk is None:
+        raise ValueError('data["id"] is None: a push about a row names its primary key.')
+    if isinstance(pk, bool) or not isinstance(pk, int | str):
+        # Sent as the hub reads it back, through the binding's primary-key field.
+        pk = str(pk)
+    return pk
+
+
 def _message(target: list[Any], event: str, data: Any) -> dict[str, Any]:
-    protocol.parse_event(event)  # a malformed name is refused here, not at every hub
+    _check_event(event)
     return {
         "type": "syncbind.push",
         "target": target,
@@ -90,8 +120,11 @@ def to_stream(
     stream: Any, event: str, data: Any = None, *, on_commit: bool = True, using: str | None = None
 ) -> None:
     """Send ``event`` to every connection subscribed to something on ``stream`` (a
-    stream name, or a model a binding serves)."""
-    _send(_message(["stream", _stream_name(stream)], event, data), on_commit, using)
+    stream name, or a model a binding serves). When ``data`` is about a row (a dict
+    with an ``"id"``), only to those of them who may read that row."""
+    message = _message(["stream", _stream_name(stream)], event, data)
+    message["row"] = _row_id(data)
+    _send(message, on_commit, using)
 
 
 async def ato_user(user: Any, event: str, data: Any = None) -> None:

@@ -44,8 +44,11 @@ class Hub:
         # user pk -> open connections, for credential changes; and every connection.
         self.connections: dict[Any, weakref.WeakSet] = {}
         self.everyone: weakref.WeakSet = weakref.WeakSet()
-        # push group name -> connections that joined it.
+        # push group name -> connections in it; per connection, the groups its
+        # consumer's get_push_groups() chose and those it joined itself (join()).
         self.push_groups: dict[str, weakref.WeakSet] = {}
+        self.chosen_groups: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+        self.joined_groups: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
         self.markers: dict[str, asyncio.Event] = {}
         # stream -> pk -> the values last announced for that row.
         self.recent: dict[str, OrderedDict[Any, Any]] = {}
@@ -161,6 +164,8 @@ class Hub:
                 holding.discard(connection)
                 if not holding:
                     del self.connections[user_pk]
+            self.chosen_groups.pop(connection, None)
+            self.joined_groups.pop(connection, None)
             for name in list(self.push_groups):
                 self.push_groups[name].discard(connection)
                 if not self.push_groups[name]:
@@ -172,17 +177,42 @@ class Hub:
             )
 
     def join_group(self, connection: Any, name: str) -> None:
-        """Let ``connection`` receive pushes to the group ``name`` (syncbind.push)."""
+        """Let ``connection`` receive pushes to the group ``name`` (syncbind.push), until
+        it leaves it: joined by the connection's own code, not chosen by its consumer."""
         with self.lock:
-            self.push_groups.setdefault(name, weakref.WeakSet()).add(connection)
+            self.joined_groups.setdefault(connection, set()).add(name)
+            self._enter(connection, name)
 
     def leave_group(self, connection: Any, name: str) -> None:
+        """Undo :meth:`join_group` (a group the consumer chose stays while it does)."""
         with self.lock:
-            members = self.push_groups.get(name)
-            if members is not None:
-                members.discard(connection)
-                if not members:
-                    del self.push_groups[name]
+            self.joined_groups.get(connection, set()).discard(name)
+            if name not in self.chosen_groups.get(connection, ()):
+                self._exit(connection, name)
+
+    def choose_groups(self, connection: Any, names: Any) -> None:
+        """Make ``names`` the groups the consumer chose for ``connection``
+        (``get_push_groups()``): joins the new ones, leaves those no longer chosen
+        unless the connection joined them itself."""
+        chosen = {str(name) for name in names}
+        with self.lock:
+            before = self.chosen_groups.get(connection, set())
+            self.chosen_groups[connection] = chosen
+            joined = self.joined_groups.get(connection, set())
+            for name in chosen - before:
+                self._enter(connection, name)
+            for name in before - chosen - joined:
+                self._exit(connection, name)
+
+    def _enter(self, connection: Any, name: str) -> None:
+        self.push_groups.setdefault(name, weakref.WeakSet()).add(connection)
+
+    def _exit(self, connection: Any, name: str) -> None:
+        members = self.push_groups.get(name)
+        if members is not None:
+            members.discard(connection)
+            if not members:
+                del self.push_groups[name]
 
     def connections_of(self, user_pk: Any) -> list[Any]:
         with self.lock:
@@ -262,11 +292,16 @@ class Hub:
             await asyncio.sleep(0.001)
 
     async def _pushed(self, message: dict[str, Any]) -> None:
-        """Hand a server push to the local connections it is for (syncbind.push)."""
-        targets = inbox.push_targets(self, message.get("target"))
+        """Hand a server push to the local connections it is for (syncbind.push), each
+        decided again now (:func:`.inbox.permitted`); those whose credentials are
+        found to have ended are closed instead."""
+        targets = [c for c in inbox.push_targets(self, message.get("target")) if c.valid]
         if not targets:
             return
-        allowed = await run_in_pool(inbox.permitted, message.get("event"), targets)
+        allowed = await run_in_pool(inbox.permitted, self, message, targets)
+        for connection in targets:
+            if not connection.valid:
+                await connection.revoke()
         for connection in allowed:
             if connection.subscriptions is not None:
                 await connection.subscriptions.push(message.get("frame"))

@@ -2,8 +2,8 @@
 
 Change messages that arrive together are merged stream by stream (a burst of
 writes costs one evaluation per affected key), and a server push
-(:mod:`syncbind.push`) is addressed to the local connections it names and
-that the event's permission classes let through.
+(:mod:`syncbind.push`) is addressed to the local connections it names, each
+decided again at delivery (:func:`permitted`).
 """
 
 from __future__ import annotations
@@ -35,9 +35,69 @@ def push_targets(hub: Hub, target: Any) -> list[Any]:
     return []
 
 
-def permitted(event: Any, connections: list[Any]) -> list[Any]:
-    """The connections a push of ``event`` may reach: all of them, unless ``event`` names
-    a bound stream, whose permission classes each must pass for that action."""
+def permitted(hub: Hub, message: dict[str, Any], connections: list[Any]) -> list[Any]:
+    """The connections a push may reach, decided again for each at delivery (worker thread).
+
+    In order: the credentials of every recipient, checked in one batch whatever
+    the refresh interval (:func:`check_credentials`); the user read again where
+    the interval has passed (which chooses its push groups again); for a group,
+    whether it is still in it; for an event naming a bound stream, that
+    binding's permission classes; for a ``to_stream`` push about a row, whether
+    the subscriber may read that row (:func:`readers`). Connections found
+    invalid are marked so (the hub closes them).
+    """
+    connections = [c for c in connections if c.valid]
+    check_credentials(connections)
+    connections = [c for c in connections if c.valid and _refreshed_still_valid(c)]
+    kind, name = (message.get("target") or [None, None])[:2]
+    if kind == "group":
+        with hub.lock:
+            members = set(hub.push_groups.get(name, ()))
+        connections = [c for c in connections if c in members]
+    connections = _event_permitted(message.get("event"), connections)
+    if kind == "stream" and message.get("row") is not None:
+        connections = readers(name, message["row"], connections)
+    return connections
+
+
+def check_credentials(connections: list[Any]) -> None:
+    """Mark invalid each connection whose user is gone or inactive, or whose
+    authentication class no longer admits it: one query for the users, then one
+    ``still_valid_many()`` call per authentication class."""
+    from django.contrib.auth import get_user_model
+
+    signed_in = [c for c in connections if getattr(c.user, "is_authenticated", False)]
+    if not signed_in:
+        return
+    model = get_user_model()
+    users = model._default_manager.in_bulk({c.user.pk for c in signed_in})
+    by_class: dict[type, list[Any]] = {}
+    for connection in signed_in:
+        user = users.get(connection.user.pk)
+        if user is None or not user.is_active:
+            connection.valid = False
+        elif connection.authenticator is not None:
+            by_class.setdefault(type(connection.authenticator), []).append(connection)
+    for group in by_class.values():
+        fresh = [users[c.user.pk] for c in group]
+        for connection, holds in zip(
+            group, group[0].authenticator.still_valid_many(group, fresh), strict=True
+        ):
+            if not holds:
+                connection.valid = False
+
+
+def _refreshed_still_valid(connection: Any) -> bool:
+    """Re-read the user when USER_REFRESH_INTERVAL has passed; whether it may go on."""
+    if connection.refresh() and connection.valid and connection.subscriptions:
+        # What the subscriptions read may depend on the user: compile them again.
+        connection.subscriptions.rekey()
+    return bool(connection.valid)
+
+
+def _event_permitted(event: Any, connections: list[Any]) -> list[Any]:
+    """All of ``connections``, unless ``event`` names a bound stream, whose permission
+    classes each must pass for that action."""
     from .. import protocol
     from ..registry import registry
     from ..request import Request
@@ -46,16 +106,65 @@ def permitted(event: Any, connections: list[Any]) -> list[Any]:
         stream, action, tag = protocol.parse_event(event)
         binding_class = registry.get(stream)
     except SyncbindError:
-        return [c for c in connections if c.valid]
+        return connections
     message = protocol.Message(event=event, stream=stream, action=action, tag=tag)
     allowed = []
     for connection in connections:
+        request = Request(message, connection)
         try:
-            connection.refresh()
-            if not connection.valid:
-                continue
-            request = Request(message, connection)
             binding_class(request=request, action=action).check_permissions(request)
+        except SyncbindError:
+            continue
+        allowed.append(connection)
+    return allowed
+
+
+def readers(stream: str, pk: Any, connections: list[Any]) -> list[Any]:
+    """The connections that may read row ``pk`` of ``stream``, decided for each as a
+    retrieve of it would (the permission classes for ``retrieve``, the binding's own
+    ``get_object()`` if it has one, the object permissions), on the rows its
+    ``get_queryset()`` and ``filter_queryset()`` (no filters) give that user. Equal
+    reads are made once, and reads of one shape in one statement
+    (:func:`syncbind.rows.execute`)."""
+    from .. import protocol, reads, rows
+    from ..registry import registry
+    from ..request import Request
+    from .keys import INSTANCE
+
+    try:
+        binding_class = registry.get(stream)
+    except SyncbindError:
+        return []  # no binding here: nobody here is subscribed to it
+    message = protocol.Message(
+        event=protocol.join_event(stream, "retrieve"),
+        stream=stream,
+        action="retrieve",
+        data={"id": pk},
+    )
+    allowed: list[Any] = []
+    pending: list[tuple[Any, Any, Any]] = []
+    distinct: dict[Any, Any] = {}
+    for connection in connections:
+        request = Request(message, connection)
+        binding = binding_class(request=request, action="retrieve")
+        try:
+            binding.check_permissions(request)
+            value = binding.get_lookup_value()
+            if binding.get_subscription_key(INSTANCE, value)[1] is None:
+                binding.get_object()  # the binding's own get_object() decides too
+            # Lists scope in filter_queryset() as well: a row it hides is not sent.
+            read = reads.object_read(binding.filter_queryset(binding._queryset()), value)
+        except SyncbindError:
+            continue
+        read = distinct.setdefault(read.identity, read)
+        pending.append((connection, binding, read))
+    found = dict(zip(distinct, rows.execute(list(distinct.values())), strict=True))
+    for connection, binding, read in pending:
+        obj = found[read.identity]
+        try:
+            if obj is None:
+                continue
+            binding.check_object_permissions(binding.request, obj)
         except SyncbindError:
             continue
         allowed.append(connection)
