@@ -196,6 +196,8 @@ class Hub:
         unless the connection joined them itself."""
         chosen = {str(name) for name in names}
         with self.lock:
+            if connection not in self.everyone:
+                return  # closed meanwhile (a refresh running as it closed)
             before = self.chosen_groups.get(connection, set())
             self.chosen_groups[connection] = chosen
             joined = self.joined_groups.get(connection, set())
