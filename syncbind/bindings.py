@@ -30,6 +30,7 @@ from .mixins import (
     UpdateMixin,
 )
 from .permissions import READ_ACTIONS, PermissionsMixin
+from .protocol import Message, join_event
 from .serializers import ModelSerializer
 
 if TYPE_CHECKING:
@@ -194,22 +195,34 @@ class BindingBase(Lifecycle, ListingMixin, PermissionsMixin, LiveBindingMixin):
         return cls._serializer
 
     def get_related_queryset(self, field: Any, queryset: models.QuerySet) -> models.QuerySet:
-        """The rows a relation may name in this request's writes and filters.
+        """The rows a relation may name in this request's writes and filters, and show in
+        its related output fields.
 
-        Called for every foreign key and many-to-many field a write sets (and every
-        filter on a relation) with the field and the rows it would accept. By
-        default: those rows narrowed to what the related model's own binding's
-        ``get_queryset()`` gives this request's user, so another user's project
-        is refused exactly like a project that does not exist; ``queryset`` as
-        it is when no binding serves that model. Override to choose otherwise.
+        Called with the field (None for a filter) and the rows it would accept, for
+        every foreign key and many-to-many field a write sets, every filter on a
+        relation, and every foreign key a related output field (``"project__name"``)
+        follows. By default: those rows narrowed to what the related model's own
+        binding lists to this request's user (:meth:`related_rows`), so another
+        user's project is refused exactly like a project that does not exist;
+        ``queryset`` itself when no binding serves that model. Override to choose
+        otherwise (returning ``queryset`` itself narrows nothing).
         """
         from .registry import registry
 
         binding_class = registry.for_model(queryset.model)
         if binding_class is None:
             return queryset
-        related = binding_class(request=self.request, action="retrieve")
-        return queryset.filter(pk__in=related.get_queryset().values("pk"))
+        return queryset.filter(pk__in=self.related_rows(binding_class).values("pk"))
+
+    def related_rows(self, binding_class: type[BindingBase]) -> models.QuerySet:
+        """The rows of ``binding_class``'s stream this request's user may read: through
+        every hook that scopes them, ``get_queryset()`` then ``filter_queryset()``, as
+        for a ``list`` of that stream carrying no parameters (every page of it)."""
+        stream = binding_class.get_stream()
+        message = Message(event=join_event(stream, "list"), stream=stream, action="list")
+        request = self.request.with_message(message)
+        related = binding_class(request=request, action="list")
+        return related.filter_queryset(related._queryset())
 
     def validate(self, data: dict[str, Any], instance: models.Model | None = None) -> Any:
         """Validate a write of ``data`` (a create when ``instance`` is None) with the

@@ -1,4 +1,5 @@
-"""[syncbind/filters.py] Search and slow statements (issue 11, point 6).
+"""[syncbind/filters.py] Search and slow statements (issue 11, point 6); filters on relations
+(issue 21, point 4).
 
 With a to-many field in ``search_fields`` every word used to add a join:
 ``search {"query": "a a a a a a a a a"}`` took 5 s on SQLite and 12 s on
@@ -16,6 +17,7 @@ from syncbind.executor import shutdown_executor
 from syncbind.permissions import IsAuthenticated
 from syncbind.testing import override_bindings
 from tests import factories
+from tests.testapp.bindings import ListScopedProjectBinding
 from tests.testapp.models import Task
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -119,3 +121,54 @@ async def test_no_statement_outlives_the_timeout(make_client, db_call, settings,
     finally:
         settings.SYNCBIND = {}
         shutdown_executor()
+
+
+# -- filters on relations (issue 21, point 4) -------------------------------------------
+
+MISSING = 987654
+
+
+def no_request_id(reply):
+    return {name: value for name, value in reply.items() if name != "request_id"}
+
+
+class PublicTaskBinding(SyncBinding):
+    """Every task is listed to every user; projects are listed to their owner only."""
+
+    model = Task
+    stream = "testapp.PublicTask"
+    fields = ["id", "title", "project"]
+    filterset_fields = ["project"]
+    permission_classes = [IsAuthenticated]
+
+
+@override_bindings(PublicTaskBinding, ListScopedProjectBinding)
+async def test_a_filter_on_a_row_listed_only_to_another_user_answers_as_for_a_missing_one(
+    make_client, db_call
+):
+    """The oracle: bob's project (in no list of alice's) was accepted as a filter value,
+    where a missing id was refused, so alice could tell which project ids exist."""
+    alice, bob = await db_call(factories.UserFactory), await db_call(factories.UserFactory)
+    mine = await db_call(factories.ProjectFactory, owner=alice)
+    theirs = await db_call(factories.ProjectFactory, owner=bob)
+    await db_call(factories.TaskFactory, owner=bob, project=theirs, title="bob's")
+    await db_call(factories.TaskFactory, owner=alice, project=mine, title="alice's")
+    client = await make_client(alice)
+    stream = "testapp.PublicTask"
+    hidden = await client.send_event(f"{stream}.list", {"filters": {"project": theirs.pk}})
+    missing = await client.send_event(f"{stream}.list", {"filters": {"project": MISSING}})
+    assert no_request_id(hidden) == no_request_id(missing)
+    assert no_request_id(hidden) == {
+        "event": f"{stream}.list",
+        "error": {
+            "code": "invalid",
+            "message": "Invalid data.",
+            "fields": {
+                "project": [
+                    "Select a valid choice. That choice is not one of the available choices."
+                ]
+            },
+        },
+    }
+    own = await client.send_event(f"{stream}.list", {"filters": {"project": mine.pk}})
+    assert [row["title"] for row in own["data"]["rows"]] == ["alice's"]

@@ -18,6 +18,7 @@ from syncbind.permissions import BasePermission, IsAuthenticated
 from syncbind.serializers import ModelSerializer
 from syncbind.testing import override_bindings
 from tests import factories
+from tests.testapp.bindings import ListScopedProjectBinding
 from tests.testapp.models import Product, Task
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -511,3 +512,56 @@ async def test_a_user_whose_shape_changes_is_pushed_its_new_shape(
         assert (await clients[who].receive_push(f"{stream}.retrieve"))["data"] == row
         assert (await clients[who].receive_push(f"{stream}.list"))["data"]["rows"] == [row]
         await clients[who].assert_nothing_more()
+class ProjectNameTaskBinding(SyncBinding):
+    """Every task is read by every user, with its project's name (a related output field)."""
+
+    model = Task
+    stream = "testapp.NamedTask"
+    fields = ["id", "title", "project", "project__name"]
+    permission_classes = [IsAuthenticated]
+
+
+@override_bindings(ProjectNameTaskBinding, ListScopedProjectBinding)
+async def test_a_related_field_shows_only_rows_the_related_stream_lets_the_user_read(
+    make_client, db_call
+):
+    """Issue 21, point 4: projects are listed to their owner only (scoped in
+    filter_queryset), yet alice read bob's project's name through a task, and was
+    pushed each rename. A related row the user cannot read is shown as absent (null),
+    in replies and pushes alike."""
+    alice, bob = await db_call(factories.UserFactory), await db_call(factories.UserFactory)
+    project = await db_call(factories.ProjectFactory, owner=bob, name="bob's plan")
+    task = await db_call(factories.TaskFactory, owner=bob, project=project, title="public")
+    stream = "testapp.NamedTask"
+    a = await make_client(alice)
+    b = await make_client(bob)
+
+    def row(name):
+        return {"id": task.pk, "title": "public", "project": project.pk, "project__name": name}
+
+    assert (await a.send_event(f"{stream}.retrieve", {"id": task.pk}))["data"] == row(None)
+    assert (await a.send_event(f"{stream}.list", {}))["data"]["rows"] == [row(None)]
+    assert (await b.send_event(f"{stream}.retrieve", {"id": task.pk}))["data"] == row("bob's plan")
+    assert (await b.send_event(f"{stream}.list", {}))["data"]["rows"] == [row("bob's plan")]
+
+    # Bob renames his project: pushed to him; alice's rows did not change.
+    project.name = "renamed"
+    await db_call(project.save)
+    assert (await b.receive_push(f"{stream}.retrieve"))["data"] == row("renamed")
+    assert (await b.receive_push(f"{stream}.list"))["data"]["rows"] == [row("renamed")]
+    await b.assert_nothing_more()
+    await a.assert_nothing_more()
+
+    # The project becomes alice's: she is shown its name, bob no longer is.
+    project.owner = alice
+    await db_call(project.save)
+    assert (await a.receive_push(f"{stream}.retrieve"))["data"] == row("renamed")
+    page_a = await a.receive_push(f"{stream}.list")
+    assert page_a["data"] == (await fresh_read(a, f"{stream}.list", {}))[0]
+    assert page_a["data"]["rows"] == [row("renamed")]
+    assert (await b.receive_push(f"{stream}.retrieve"))["data"] == row(None)
+    page_b = await b.receive_push(f"{stream}.list")
+    assert page_b["data"] == (await fresh_read(b, f"{stream}.list", {}))[0]
+    assert page_b["data"]["rows"] == [row(None)]
+    await a.assert_nothing_more()
+    await b.assert_nothing_more()

@@ -1,4 +1,5 @@
-"""[syncbind/writes.py] Concurrent writes of one row lose nothing and bring nothing back (issue 11, point 8).
+"""[syncbind/writes.py] Concurrent writes of one row lose nothing and bring nothing back (issue 11,
+point 8); a write links only related rows the related stream lets the writer read (issue 21, point 4).
 
 Two writes of one row race: each binding below waits in ``perform_update`` /
 ``perform_delete`` (a ``threading.Barrier`` of two, with a short timeout) so
@@ -23,7 +24,8 @@ from syncbind.permissions import AllowAny
 from syncbind.protocol import Message
 from syncbind.testing import override_bindings
 from tests import factories
-from tests.testapp.models import Product
+from tests.testapp.bindings import ListScopedLabelBinding, ListScopedProjectBinding
+from tests.testapp.models import Product, Task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -123,3 +125,86 @@ def test_an_update_racing_a_delete_never_brings_the_row_back(stream, superuser):
         assert delete["data"]["success"] is True
         assert "data" in update or update["error"]["code"] == "not_found", update
         assert not Product.objects.filter(pk=product.pk).exists()
+
+
+# -- related rows a write may link (issue 21, point 4) ---------------------------------
+#
+# The project and label streams below scope in filter_queryset only: bob's project is
+# in no list alice can read, though its get_queryset() has every row. Linking alice's
+# task to it used to succeed, and to be told apart from linking a missing id.
+
+TASK = "testapp.Task"
+MISSING = 987654
+NOT_A_CHOICE = "Select a valid choice. That choice is not one of the available choices."
+
+
+def no_request_id(reply):
+    return {name: value for name, value in reply.items() if name != "request_id"}
+
+
+def new_task(**data):
+    return {"slug": "s", "title": "t", **data}
+
+
+@pytest.fixture
+async def alice_and_bobs_rows(make_client, db_call):
+    alice, bob = await db_call(factories.UserFactory), await db_call(factories.UserFactory)
+    rows = {
+        "mine": await db_call(factories.ProjectFactory, owner=alice),
+        "theirs": await db_call(factories.ProjectFactory, owner=bob),
+        "my_label": await db_call(factories.LabelFactory, owner=alice),
+        "their_label": await db_call(factories.LabelFactory, owner=bob),
+    }
+    return await make_client(alice), alice, rows
+
+
+def refused(action, fields):
+    return {
+        "event": f"{TASK}.{action}",
+        "error": {"code": "invalid", "message": "Invalid data.", "fields": fields},
+    }
+
+
+@override_bindings(ListScopedProjectBinding, ListScopedLabelBinding)
+async def test_a_foreign_key_to_a_row_listed_only_to_another_user_is_refused_like_a_missing_one(
+    alice_and_bobs_rows, db_call
+):
+    client, alice, rows = alice_and_bobs_rows
+    hidden = await client.send_event(f"{TASK}.create", new_task(project=rows["theirs"].pk))
+    missing = await client.send_event(f"{TASK}.create", new_task(project=MISSING))
+    assert no_request_id(hidden) == no_request_id(missing)
+    assert no_request_id(hidden) == refused("create", {"project": [NOT_A_CHOICE]})
+    assert await db_call(Task.objects.count) == 0
+
+    task = await db_call(factories.TaskFactory, owner=alice, project=rows["mine"])
+    hidden = await client.send_event(
+        f"{TASK}.update", {"id": task.pk, "project": rows["theirs"].pk}
+    )
+    missing = await client.send_event(f"{TASK}.update", {"id": task.pk, "project": MISSING})
+    assert no_request_id(hidden) == no_request_id(missing)
+    assert no_request_id(hidden) == refused("update", {"project": [NOT_A_CHOICE]})
+    assert await db_call(lambda: Task.objects.get(pk=task.pk).project_id) == rows["mine"].pk
+
+    own = await client.send_event(f"{TASK}.create", new_task(project=rows["mine"].pk))
+    assert own["data"]["row"]["project"] == rows["mine"].pk
+
+
+@override_bindings(ListScopedProjectBinding, ListScopedLabelBinding)
+async def test_a_many_to_many_value_listed_only_to_another_user_is_refused_like_a_missing_one(
+    alice_and_bobs_rows, db_call
+):
+    client, alice, rows = alice_and_bobs_rows
+    mine, theirs = rows["my_label"].pk, rows["their_label"].pk
+    hidden = await client.send_event(f"{TASK}.create", new_task(labels=[mine, theirs]))
+    missing = await client.send_event(f"{TASK}.create", new_task(labels=[mine, MISSING]))
+    # The message names the value sent, whichever it is.
+    message = "Select a valid choice. {} is not one of the available choices."
+    assert no_request_id(hidden) == refused("create", {"labels": [message.format(theirs)]})
+    assert no_request_id(missing) == refused("create", {"labels": [message.format(MISSING)]})
+    assert await db_call(Task.objects.count) == 0
+
+    task = await db_call(factories.TaskFactory, owner=alice, labels=[rows["my_label"]])
+    hidden = await client.send_event(f"{TASK}.update", {"id": task.pk, "labels": [theirs]})
+    assert no_request_id(hidden) == refused("update", {"labels": [message.format(theirs)]})
+    labels = await db_call(lambda: list(Task.objects.get(pk=task.pk).labels.values_list("pk")))
+    assert labels == [(mine,)]

@@ -175,3 +175,34 @@ class TaskBinding(OwnedBinding):
     }
     search_fields = ["title", "labels__name"]
     ordering_fields = ["title", "priority", "due"]
+
+
+class ListScopedBinding(SyncBinding):
+    """Rows belong to one user, scoped in ``filter_queryset`` only (``get_queryset`` is
+    every row): a list shows each user their own, a retrieve of another's is found."""
+
+    abstract = True
+    permission_classes = [IsAuthenticated]
+    read_only_fields = ["owner"]
+
+    def filter_queryset(self, queryset):
+        return super().filter_queryset(queryset).filter(owner=self.request.user)
+
+    def perform_create(self, write):
+        return write.save(owner=self.request.user)
+
+
+class ListScopedProjectBinding(ListScopedBinding):
+    """Bound in place of ProjectBinding by tests (``override_bindings``), never registered."""
+
+    abstract = True
+    model = Project
+    fields = ["id", "name", "owner"]
+
+
+class ListScopedLabelBinding(ListScopedBinding):
+    """Bound in place of LabelBinding by tests (``override_bindings``), never registered."""
+
+    abstract = True
+    model = Label
+    fields = ["id", "name", "owner"]
