@@ -151,7 +151,7 @@ class BindingBase(Lifecycle, ListingMixin, PermissionsMixin, LiveBindingMixin):
     def get_object(self) -> models.Model:
         """The row named by ``data["id"]`` within get_queryset, object permissions checked."""
         request = self.request
-        queryset = self.get_serializer().optimize(self.get_queryset())
+        queryset = self.read_queryset(self.get_queryset())
         pk = self.get_lookup_value()
         if self.action not in READ_ACTIONS:
             queryset = lock_row(queryset, pk)
@@ -164,7 +164,16 @@ class BindingBase(Lifecycle, ListingMixin, PermissionsMixin, LiveBindingMixin):
 
     def get_object_read(self, pk: Any) -> reads.ObjectRead:
         """The compiled read of row ``pk`` (what ``get_object`` reads, for subscriptions)."""
-        return reads.object_read(self.get_serializer().optimize(self._queryset()), pk)
+        return reads.object_read(self.read_queryset(self._queryset()), pk)
+
+    def read_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
+        """``queryset`` as reads read it: with the joins and prefetches the output needs,
+        and the related rows it shows marked for this user (``get_related_queryset``)."""
+        serializer = self.get_serializer()
+        queryset = serializer.optimize(queryset)
+        if isinstance(serializer, ModelSerializer):
+            queryset = serializer.mark_related(queryset, self.get_related_queryset)
+        return queryset
 
     def _queryset(self) -> models.QuerySet:
         queryset = self.get_queryset()
@@ -238,6 +247,9 @@ class BindingBase(Lifecycle, ListingMixin, PermissionsMixin, LiveBindingMixin):
     def write_result(self, instance: models.Model) -> dict[str, Any]:
         """The reply of create/update/save."""
         serializer = self.get_serializer()
+        if isinstance(serializer, ModelSerializer):
+            # Its relations may have changed since it was read: shown as a read would.
+            serializer.mark_row(instance, self.get_related_queryset)
         return {
             "success": True,
             "id": serializer.serialize_pk(instance.pk),

@@ -51,6 +51,7 @@ class ListingMixin:
         def get_model(cls) -> type[models.Model]: ...
         def get_serializer(self) -> Any: ...
         def _queryset(self) -> models.QuerySet: ...
+        def read_queryset(self, queryset: models.QuerySet) -> models.QuerySet: ...
         def get_related_queryset(
             self, field: Any, queryset: models.QuerySet
         ) -> models.QuerySet: ...
@@ -104,7 +105,7 @@ class ListingMixin:
         params = pagination.parse_page_params(
             self.request.data, self.get_page_size(), api_settings.MAX_PAGE_SIZE
         )
-        queryset = self.get_serializer().optimize(self.filter_queryset(self._queryset()))
+        queryset = self.read_queryset(self.filter_queryset(self._queryset()))
         return reads.page_read(queryset, params.page, params.limit)
 
     @default_read

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
+from django.db.models import Exists, OuterRef
 from django.db.models.constants import LOOKUP_SEP
 from django.db.models.fields.files import FieldFile
 from django.forms import ModelForm
@@ -28,6 +29,10 @@ from . import values
 from .writes import FormValidation
 
 _PRIMITIVES = (str, int, float, bool, type(None))
+
+# The annotation telling whether the row at the end of the n-th foreign-key path that
+# related fields follow may be shown (see ModelSerializer.mark_related).
+SHOWN = "syncbind_shown_{}"
 
 
 def to_json_safe(value: Any) -> Any:
@@ -154,9 +159,18 @@ class ModelSerializer(FormValidation):
         if related is not None:
             hops = [field.name for field in related[0]]
             last = related[1]
+            paths = [path for path, _field in self.related_hops]
+            marks = [
+                SHOWN.format(paths.index(LOOKUP_SEP.join(hops[: depth + 1])))
+                for depth in range(len(hops))
+            ]
 
             def related_value(obj: models.Model) -> Any:
-                for hop in hops:
+                row = obj
+                for hop, mark in zip(hops, marks, strict=True):
+                    # A related row the reader may not read is output as absent.
+                    if not getattr(row, mark, True):
+                        return None
                     obj = getattr(obj, hop)
                     if obj is None:
                         return None
@@ -219,6 +233,54 @@ class ModelSerializer(FormValidation):
                     found.append(path)
         return found
 
+    @cached_property
+    def related_hops(self) -> list[tuple[str, Any]]:
+        """``(foreign-key path, its last field)`` for every row related fields pass
+        through (``"project__owner__name"``: ``project``, then ``project__owner``)."""
+        found: list[tuple[str, Any]] = []
+        for name in self.field_names:
+            related = self.related_path(name)
+            fields = related[0] if related is not None else []
+            for depth in range(1, len(fields) + 1):
+                hops = fields[:depth]
+                path = LOOKUP_SEP.join(field.name for field in hops)
+                if path not in [known for known, _field in found]:
+                    found.append((path, hops[-1]))
+        return found
+
+    def related_marks(self, related: Callable[[Any, models.QuerySet], Any]) -> dict[str, Any]:
+        """The annotations marking, for each row related fields pass through, whether
+        ``related(field, rows)`` (the binding's ``get_related_queryset``) allows it;
+        none for a relation it leaves as it is."""
+        marks: dict[str, Any] = {}
+        for index, (path, field) in enumerate(self.related_hops):
+            rows = field.related_model._base_manager.all()
+            allowed = related(field, rows)
+            if allowed is rows:
+                continue
+            target = field.target_field.attname
+            marks[SHOWN.format(index)] = Exists(allowed.filter(**{target: OuterRef(path)}))
+        return marks
+
+    def mark_related(
+        self, queryset: models.QuerySet, related: Callable[[Any, models.QuerySet], Any]
+    ) -> models.QuerySet:
+        """``queryset`` reading, with each row, which related rows its related fields
+        may show: a related row that ``related`` does not allow is output as absent
+        (null), as if the foreign key were empty."""
+        marks = self.related_marks(related)
+        return queryset.annotate(**marks) if marks else queryset
+
+    def mark_row(self, obj: models.Model, related: Callable[[Any, models.QuerySet], Any]) -> None:
+        """Mark one row that was not read through :meth:`mark_related` (a write's) the same way."""
+        marks = self.related_marks(related)
+        if not marks:
+            return
+        rows = type(obj)._base_manager.using(obj._state.db).filter(pk=obj.pk)
+        found = rows.annotate(**marks).values(*marks).first() or {}
+        for name in marks:
+            setattr(obj, name, bool(found.get(name)))
+
     def optimize(self, queryset: models.QuerySet) -> models.QuerySet:
         """Add the joins and prefetches the output needs, so a page costs a constant
         number of queries whatever its size."""
@@ -229,14 +291,4 @@ class ModelSerializer(FormValidation):
     def depends_on(self) -> list[tuple[type[models.Model], str]]:
         """``(related model, foreign-key path from this model)`` for every model whose
         rows the output shows (a rename of a project changes its tasks' rows)."""
-        found: list[tuple[type[models.Model], str]] = []
-        for name in self.field_names:
-            related = self.related_path(name)
-            if related is None:
-                continue
-            for depth in range(1, len(related[0]) + 1):
-                hops = related[0][:depth]
-                entry = (hops[-1].related_model, LOOKUP_SEP.join(field.name for field in hops))
-                if entry not in found:
-                    found.append(entry)
-        return found
+        return [(field.related_model, path) for path, field in self.related_hops]

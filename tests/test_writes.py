@@ -20,7 +20,7 @@ from rest_framework import serializers
 
 from syncbind import SyncBinding, core
 from syncbind.connection import Connection
-from syncbind.permissions import AllowAny
+from syncbind.permissions import AllowAny, IsAuthenticated
 from syncbind.protocol import Message
 from syncbind.testing import override_bindings
 from tests import factories
@@ -208,3 +208,35 @@ async def test_a_many_to_many_value_listed_only_to_another_user_is_refused_like_
     assert no_request_id(hidden) == refused("update", {"labels": [message.format(theirs)]})
     labels = await db_call(lambda: list(Task.objects.get(pk=task.pk).labels.values_list("pk")))
     assert labels == [(mine,)]
+
+
+class NamedTaskBinding(SyncBinding):
+    """Every task may be read and retitled by every user; each shows its project's name."""
+
+    model = Task
+    stream = "testapp.NamedTask"
+    fields = ["id", "title", "slug", "project", "project__name"]
+    permission_classes = [IsAuthenticated]
+
+    def perform_create(self, write):
+        return write.save(owner=self.request.user)
+
+
+@override_bindings(NamedTaskBinding, ListScopedProjectBinding)
+async def test_a_write_reply_shows_related_rows_as_a_read_does(alice_and_bobs_rows, db_call):
+    client, alice, rows = alice_and_bobs_rows
+    theirs = await db_call(factories.TaskFactory, owner=alice, project=rows["theirs"])
+    stream = "testapp.NamedTask"
+    updated = await client.send_event(f"{stream}.update", {"id": theirs.pk, "title": "new"})
+    assert updated["data"]["row"]["project__name"] is None
+    read = await client.send_event(f"{stream}.retrieve", {"id": theirs.pk, "subscribe": False})
+    assert read["data"] == updated["data"]["row"]
+    # Moved into her own project by the same write: its name is shown at once.
+    moved = await client.send_event(
+        f"{stream}.update", {"id": theirs.pk, "project": rows["mine"].pk}
+    )
+    assert moved["data"]["row"]["project__name"] == rows["mine"].name
+    created = await client.send_event(
+        f"{stream}.create", {"title": "t", "slug": "s", "project": rows["mine"].pk}
+    )
+    assert created["data"]["row"]["project__name"] == rows["mine"].name
