@@ -240,3 +240,40 @@ async def test_a_write_reply_shows_related_rows_as_a_read_does(alice_and_bobs_ro
         f"{stream}.create", {"title": "t", "slug": "s", "project": rows["mine"].pk}
     )
     assert created["data"]["row"]["project__name"] == rows["mine"].name
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Task
+        fields = ["id", "project", "labels", "slug", "title"]
+
+
+class DRFTaskBinding(SyncBinding):
+    model = Task
+    stream = "testapp.DRFTask"
+    serializer_class = TaskSerializer
+    permission_classes = [IsAuthenticated]
+
+    def perform_create(self, write):
+        return write.save(owner=self.request.user)
+
+
+@override_bindings(DRFTaskBinding, ListScopedProjectBinding, ListScopedLabelBinding)
+async def test_drf_serializer_relations_link_only_rows_the_related_stream_lists(
+    alice_and_bobs_rows, db_call
+):
+    client, _alice, rows = alice_and_bobs_rows
+    stream = "testapp.DRFTask"
+    hidden = await client.send_event(f"{stream}.create", new_task(project=rows["theirs"].pk))
+    missing = await client.send_event(f"{stream}.create", new_task(project=MISSING))
+    assert hidden["error"]["fields"] == {
+        "project": [f'Invalid pk "{rows["theirs"].pk}" - object does not exist.']
+    }
+    assert missing["error"]["fields"] == {
+        "project": [f'Invalid pk "{MISSING}" - object does not exist.']
+    }
+    labels = await client.send_event(f"{stream}.create", new_task(labels=[rows["their_label"].pk]))
+    assert labels["error"]["fields"] == {
+        "labels": [f'Invalid pk "{rows["their_label"].pk}" - object does not exist.']
+    }
+    assert await db_call(Task.objects.count) == 0
