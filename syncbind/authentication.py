@@ -218,7 +218,10 @@ def make_token(user: Any) -> str:
     its hash), and is valid for ``TOKEN_MAX_AGE`` seconds, until the password
     changes, or until :func:`revoke_tokens` is called for the user.
     """
-    payload = {"u": user.pk, "t": int(time.time() * 1000), "h": _fingerprint(user)}
+    from .live.credentials import user_key
+
+    # The key as text: a UUID (or any other) primary key signs as JSON.
+    payload = {"u": user_key(user), "t": int(time.time() * 1000), "h": _fingerprint(user)}
     return _signer().sign_object(payload, compress=False)
 
 

@@ -40,6 +40,7 @@ from django.db import transaction
 
 from . import protocol
 from .live.changes import send
+from .live.credentials import user_key
 from .live.keys import CONNECTIONS_GROUP
 
 __all__ = ["ato_group", "ato_stream", "ato_user", "to_group", "to_stream", "to_user"]
@@ -105,8 +106,7 @@ def to_user(
     user: Any, event: str, data: Any = None, *, on_commit: bool = True, using: str | None = None
 ) -> None:
     """Send ``event`` to every open connection of ``user`` (a user or its primary key)."""
-    pk = getattr(user, "pk", user)
-    _send(_message(["user", pk], event, data), on_commit, using)
+    _send(_message(["user", user_key(user)], event, data), on_commit, using)
 
 
 def to_group(

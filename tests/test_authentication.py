@@ -9,9 +9,10 @@ routing; and tokens travel as a subprotocol, not in the URL (access logs).
 
 import pytest
 
-from syncbind.authentication import make_token
+from syncbind.authentication import TokenAuthentication, _signer, make_token
 from syncbind.testing import connect
 from tests import factories
+from tests.testapp.models import UUIDUser
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -78,3 +79,15 @@ async def test_tokens_in_the_url_are_not_read(consumer_app, db_call, settings):
     user = await db_call(factories.UserFactory)
     with pytest.raises(ConnectionRefusedError):
         await connect(None, application=consumer_app, path=f"/ws/?token={make_token(user)}")
+
+
+async def test_a_token_names_its_user_by_the_text_of_its_primary_key(db_call):
+    """A user model with a UUID primary key has tokens too (JSON has no UUID type), and
+    the text of an integer key finds that user."""
+    uuid_user = await db_call(UUIDUser.objects.create, username="uuid-user")
+    assert _signer().unsign_object(make_token(uuid_user))["u"] == str(uuid_user.pk)
+
+    user = await db_call(factories.UserFactory)
+    token = make_token(user)
+    assert _signer().unsign_object(token)["u"] == str(user.pk)
+    assert await db_call(TokenAuthentication().verify, token) == user

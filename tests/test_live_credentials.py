@@ -17,9 +17,10 @@ from django.urls import path
 
 from syncbind import BindingConsumer
 from syncbind.authentication import make_token, revoke_tokens
+from syncbind.live.credentials import announce
 from syncbind.testing import connect
 from tests import factories
-from tests.testapp.models import Note
+from tests.testapp.models import Note, UUIDUser
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -183,3 +184,17 @@ async def test_unrelated_users_keep_their_sockets(make_client, db_call):
     await db_call(deactivate_other)
     await client.assert_nothing_more()
     assert (await client.send_event(f"{NOTE}.list", {}))["data"]["count"] == 1
+
+
+async def test_a_user_whose_primary_key_is_a_uuid_is_cut_at_once(make_client, db_call):
+    """The credential message names the user in the hub's wire form (channels-redis
+    cannot pack a UUID): the socket of the user it names is checked and closed."""
+    user = await db_call(UUIDUser.objects.create, username="uuid-user")
+    other = await db_call(UUIDUser.objects.create, username="uuid-other")
+    client, bystander = await make_client(user), await make_client(other)
+
+    await db_call(UUIDUser.objects.filter(pk__in=[user.pk, other.pk]).update, is_active=False)
+    await db_call(announce, user.pk)
+
+    assert await client.receive_close() == 4003
+    await bystander.assert_nothing_more()

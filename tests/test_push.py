@@ -14,7 +14,7 @@ from syncbind.permissions import IsAuthenticated
 from syncbind.testing import override_bindings
 from tests import factories
 from tests.conftest import CONSUMERS
-from tests.testapp.models import Note, Product
+from tests.testapp.models import Note, Product, UUIDUser
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,6 +65,31 @@ async def test_to_user_accepts_a_primary_key(make_client, db_call):
     a = await make_client(alice)
     await db_call(push.to_user, alice.pk, "inbox.new", None)
     assert await a.receive() == frame("inbox.new", None)
+
+
+async def test_to_user_accepts_the_text_of_a_primary_key(make_client, db_call):
+    """A key read from a URL or a JSON body names the same user as the integer."""
+    alice = await db_call(factories.UserFactory)
+    a = await make_client(alice)
+    await db_call(push.to_user, str(alice.pk), "inbox.new", {"from": "text"})
+    assert await a.receive() == frame("inbox.new", {"from": "text"})
+    await a.assert_nothing_more()
+
+
+async def test_to_user_reaches_a_user_whose_primary_key_is_a_uuid(make_client, db_call):
+    """channels-redis packs messages with msgpack, which has no UUID type: the push
+    names its user in one wire form, the form the hub indexes connections by."""
+    alice = await db_call(UUIDUser.objects.create, username="alice")
+    bob = await db_call(UUIDUser.objects.create, username="bob")
+    a, b = await make_client(alice), await make_client(bob)
+
+    for n, target in enumerate([alice, alice.pk, str(alice.pk)]):
+        await db_call(push.to_user, target, "inbox.new", {"n": n})
+        assert await a.receive() == frame("inbox.new", {"n": n})
+    await push.ato_user(alice, "inbox.new", {"n": "async"})
+    assert await a.receive() == frame("inbox.new", {"n": "async"})
+    await a.assert_nothing_more()
+    await b.assert_nothing_more()
 
 
 @override_bindings(TeamNotes)

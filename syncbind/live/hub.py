@@ -23,6 +23,7 @@ from typing import Any
 
 from ..executor import run_in_pool
 from . import inbox
+from .credentials import user_key
 from .groups import Membership
 from .keys import CONNECTIONS_GROUP, INSTANCE, KeyState, SubscriptionKey, group_name
 from .subscriptions import Subscription
@@ -41,7 +42,8 @@ class Hub:
         self.rows: dict[str, dict[Any, set[KeyState]]] = {}
         self.pages: dict[str, set[KeyState]] = {}
         self.key_counts: dict[str, int] = {}
-        # user pk -> open connections, for credential changes; and every connection.
+        # user key (credentials.user_key) -> open connections, for credential changes and
+        # pushes to users; and every connection.
         self.connections: dict[Any, weakref.WeakSet] = {}
         self.everyone: weakref.WeakSet = weakref.WeakSet()
         # push group name -> connections in it; per connection, the groups its
@@ -146,24 +148,24 @@ class Hub:
 
     # -- connections (for credential changes) --------------------------------------------
     def attach(self, connection: Any) -> None:
-        user_pk = getattr(connection.user, "pk", None)
+        key = user_key(connection.user)
         with self.lock:
             self.everyone.add(connection)
-            if user_pk is not None:
-                self.connections.setdefault(user_pk, weakref.WeakSet()).add(connection)
+            if key is not None:
+                self.connections.setdefault(key, weakref.WeakSet()).add(connection)
             joined = self.layer is None or CONNECTIONS_GROUP in self.joined
         if not joined:
             self._on_loop(self.membership.join(CONNECTIONS_GROUP))
 
     def detach(self, connection: Any) -> None:
-        user_pk = getattr(connection.user, "pk", None)
+        key = user_key(connection.user)
         with self.lock:
             self.everyone.discard(connection)
-            holding = self.connections.get(user_pk)
+            holding = self.connections.get(key)
             if holding is not None:
                 holding.discard(connection)
                 if not holding:
-                    del self.connections[user_pk]
+                    del self.connections[key]
             self.chosen_groups.pop(connection, None)
             self.joined_groups.pop(connection, None)
             for name in list(self.push_groups):
@@ -216,9 +218,11 @@ class Hub:
             if not members:
                 del self.push_groups[name]
 
-    def connections_of(self, user_pk: Any) -> list[Any]:
+    def connections_of(self, user: Any) -> list[Any]:
+        """The open connections of ``user`` (a user, its primary key or its user key)."""
+        key = user_key(user)
         with self.lock:
-            return list(self.connections.get(user_pk, ()))
+            return list(self.connections.get(key, ()))
 
     def _on_loop(self, coro: Any) -> None:
         """Run ``coro`` on the hub's loop and wait for it (from a worker thread)."""

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 def push_targets(hub: Hub, target: Any) -> list[Any]:
     """The local connections a push's ``target`` ([kind, name]) names."""
     kind, name = (target or [None, None])[:2]
+    if kind == "user":
+        return hub.connections_of(name)
     with hub.lock:
-        if kind == "user":
-            return list(hub.connections.get(name, ()))
         if kind == "group":
             return list(hub.push_groups.get(name, ()))
         if kind == "stream":

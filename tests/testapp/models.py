@@ -1,6 +1,7 @@
 import uuid
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -11,6 +12,17 @@ class User(AbstractUser):
     channels-binding example ("Changed Username")."""
 
     username = models.CharField(max_length=150, unique=True)
+
+
+class UUIDUser(AbstractBaseUser):
+    """A user whose primary key is a UUID. AUTH_USER_MODEL cannot change per test: the
+    tests of user keys on channel-layer messages connect as one of these."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    username = models.CharField(max_length=150, unique=True)
+    is_active = models.BooleanField(default=True)
+
+    USERNAME_FIELD = "username"
 
 
 class Category(models.Model):
