@@ -65,13 +65,17 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
 
 
 def origin_allowed(scope: dict[str, Any]) -> bool:
-    """Whether a browser handshake's Origin is this site (its Host) or one of
-    ``CSRF_TRUSTED_ORIGINS``: Django's CSRF rule, for WebSocket handshakes.
+    """Whether a browser handshake's Origin is this site (the socket's scheme, its Host
+    and port) or one of ``CSRF_TRUSTED_ORIGINS``: Django's CSRF rule, for WebSocket
+    handshakes.
 
     Browsers send an Origin with every WebSocket handshake, and the session
     cookie with it, whatever site opened it; refusing other origins is what
     stops another site from using a visitor's session (cross-site WebSocket
-    hijacking). A handshake without an Origin is not from a browser.
+    hijacking). A handshake without an Origin is not from a browser. The
+    scheme counts as in Django's CSRF check: a ``wss://`` socket is opened by
+    ``https://`` pages, a ``ws://`` one by ``http://`` pages, so a plain-HTTP
+    page (anyone on the network can write one) does not pass for the site.
     """
     origin = _header(scope, b"origin")
     if origin is None:
@@ -79,11 +83,9 @@ def origin_allowed(scope: dict[str, Any]) -> bool:
     parts = urlsplit(origin)
     if not parts.hostname:
         return False
-    host = _header(scope, b"x-forwarded-host") if settings.USE_X_FORWARDED_HOST else None
-    host = (host or _header(scope, b"host") or "").split(",")[0].strip().lower()
-    netloc = parts.netloc.lower()
-    if host and netloc == host:
+    if _same_site(parts, scope):
         return True
+    netloc = parts.netloc.lower()
     for trusted in settings.CSRF_TRUSTED_ORIGINS:
         trusted_parts = urlsplit(trusted)
         pattern = trusted_parts.netloc.lower()
@@ -92,6 +94,42 @@ def origin_allowed(scope: dict[str, Any]) -> bool:
         if trusted_parts.scheme == parts.scheme and is_same_domain(netloc, pattern):
             return True
     return False
+
+
+_PAGE_SCHEMES = {"ws": "http", "wss": "https"}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def socket_scheme(scope: dict[str, Any]) -> str | None:
+    """The scheme of the pages this socket belongs with ("http" for ws, "https" for wss),
+    as Django's ``request.scheme``: ``SECURE_PROXY_SSL_HEADER`` when set and present,
+    else the scope's "scheme" (the server's, from its TLS or its forwarded-headers
+    handling); None when the server does not say."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        name, secure = settings.SECURE_PROXY_SSL_HEADER
+        header = name.removeprefix("HTTP_").replace("_", "-").lower().encode("latin-1")
+        value = _header(scope, header)
+        if value is not None:
+            return "https" if value.split(",", 1)[0].strip() == secure else "http"
+    return _PAGE_SCHEMES.get(scope.get("scheme", ""))
+
+
+def _same_site(origin: Any, scope: dict[str, Any]) -> bool:
+    """Whether ``origin`` (split) has the socket's scheme (where known), host and port."""
+    scheme = socket_scheme(scope)
+    if scheme is not None and origin.scheme != scheme:
+        return False
+    host = _header(scope, b"x-forwarded-host") if settings.USE_X_FORWARDED_HOST else None
+    host = (host or _header(scope, b"host") or "").split(",")[0].strip()
+    if not host:
+        return False
+    served = urlsplit(f"//{host}")
+    try:
+        default = _DEFAULT_PORTS.get(origin.scheme)
+        origin_port, host_port = origin.port or default, served.port or default
+    except ValueError:  # a port that is not a number
+        return False
+    return origin.hostname == served.hostname and origin_port == host_port
 
 
 class SessionAuthentication(BaseAuthentication):
