@@ -11,6 +11,10 @@ actually uses a DRF serializer, and DRF permission classes need nothing from it.
   looks like a DRF view (``get_queryset()`` without arguments, ``action``) and a
   request whose ``method`` maps the action (retrieve → GET, create → POST,
   update → PATCH, save → PUT, delete → DELETE).
+
+DRF's unique validators look at every row of the table; a clash they find with
+a row the writer cannot see is answered as the native serializer answers it
+("This value is not available.", see :mod:`syncbind.writes`).
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from collections.abc import Hashable
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models
 
 from .exceptions import ValidationError
 from .serializers import to_json_safe
+from .writes import UNAVAILABLE
 
 
 class ViewProxy:
@@ -77,6 +83,44 @@ def errors_to_fields(errors: Any) -> dict[str, list[str]]:
     return {
         (NON_FIELD_ERRORS if key == non_field else key): _messages(value)
         for key, value in errors.items()
+    }
+
+
+def _visible_clash(serializer: Any, name: str, visible: Any) -> bool:
+    """Whether a row ``visible`` holds has the value sent for the field ``name``."""
+    from rest_framework.exceptions import ValidationError as DRFValidationError
+
+    field = serializer.fields.get(name)
+    if field is None or name not in serializer.initial_data:
+        return False
+    try:
+        value = field.to_internal_value(serializer.initial_data[name])
+        return bool(visible.filter(**{"__".join(field.source_attrs): value}).exists())
+    except (DRFValidationError, DjangoValidationError, ValueError, TypeError):
+        return False
+
+
+def mask_unique_errors(serializer: Any, visible: Any) -> Any:
+    """``serializer.errors`` with each unique clash the writer may not learn of replaced
+    by UNAVAILABLE, as the native path does: a field's clash with a row outside
+    ``visible`` (None: no masking), and every clash of several fields together."""
+    from rest_framework.settings import api_settings as drf_settings
+
+    errors = serializer.errors
+    if visible is None or not isinstance(errors, dict):
+        return errors
+    non_field = drf_settings.NON_FIELD_ERRORS_KEY
+
+    def masked(name: str, detail: Any) -> Any:
+        if getattr(detail, "code", None) != "unique":
+            return detail
+        if name != non_field and _visible_clash(serializer, name, visible):
+            return detail
+        return UNAVAILABLE
+
+    return {
+        name: [masked(name, d) for d in details] if isinstance(details, list) else details
+        for name, details in errors.items()
     }
 
 
@@ -180,5 +224,5 @@ class DRFSerializerAdapter:
         if refused:
             raise ValidationError(refused)
         if not serializer.is_valid():
-            raise ValidationError(errors_to_fields(serializer.errors))
+            raise ValidationError(errors_to_fields(mask_unique_errors(serializer, visible)))
         return DRFWrite(serializer)

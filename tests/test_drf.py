@@ -8,6 +8,7 @@ import sys
 import pytest
 from rest_framework import permissions as drf_permissions
 from rest_framework import serializers
+from rest_framework.validators import UniqueTogetherValidator
 
 from syncbind import SyncBinding
 from syncbind.permissions import IsAuthenticated
@@ -15,7 +16,8 @@ from syncbind.registry import registry
 from syncbind.testing import connect
 from tests import factories
 from tests.servers import ROOT
-from tests.testapp.models import Product
+from tests.testapp.bindings import OwnedBinding
+from tests.testapp.models import Product, Task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,11 +65,30 @@ class DRFModelPermsBinding(SyncBinding):
     permission_classes = [drf_permissions.DjangoModelPermissions]
 
 
+class TaskSerializer(serializers.ModelSerializer):
+    """DRF's own unique checks: UniqueValidator on ``slug`` (the model's unique=True) and
+    a UniqueTogetherValidator, both over every row of the table."""
+
+    class Meta:
+        model = Task
+        fields = ["id", "slug", "title", "priority"]
+        validators = [UniqueTogetherValidator(Task.objects.all(), ["title", "priority"])]
+
+
+class DRFTaskBinding(OwnedBinding):
+    """testapp.Task (each user sees only their own rows) through a DRF serializer."""
+
+    model = Task
+    stream = "drf.Task"
+    serializer_class = TaskSerializer
+
+
 @pytest.fixture(autouse=True)
 def drf_bindings():
     saved = registry.snapshot()
     registry.register(DRFProductBinding)
     registry.register(DRFModelPermsBinding)
+    registry.register(DRFTaskBinding)
     yield
     registry.restore(saved)
 
@@ -182,6 +203,52 @@ async def test_drf_bindings_push_per_user(db_call):
         # The serializer reads request.user: each subscriber gets its own evaluation.
         assert (await a.receive_push(f"{S}.retrieve"))["data"]["viewer"] == "ann"
         assert (await b.receive_push(f"{S}.retrieve"))["data"]["viewer"] == "ben"
+
+
+async def test_a_unique_clash_with_a_hidden_row_answers_as_the_native_binding(db_call):
+    """Issue 21, point 8: DRF's UniqueValidator said "task with this slug already
+    exists." of another user's row. It now answers what the native binding
+    (testapp.Task, the same rows) answers; a clash with the writer's own row is
+    still described."""
+    alice, bob = await db_call(factories.UserFactory), await db_call(factories.UserFactory)
+    await db_call(factories.TaskFactory, owner=bob, slug="bobs-slug")
+    own = await db_call(factories.TaskFactory, owner=alice, slug="alices-slug")
+    unavailable = {
+        "code": "invalid",
+        "message": "Invalid data.",
+        "fields": {"slug": ["This value is not available."]},
+    }
+    async with connect(alice) as client:
+        for stream in ("drf.Task", "testapp.Task"):
+            created = await client.send_event(
+                f"{stream}.create", {"slug": "bobs-slug", "title": "t"}
+            )
+            assert created["error"] == unavailable
+            updated = await client.send_event(
+                f"{stream}.update", {"id": own.pk, "slug": "bobs-slug"}
+            )
+            assert updated["error"] == unavailable
+
+        visible = await client.send_event("drf.Task.create", {"slug": "alices-slug", "title": "t"})
+        assert visible["error"]["fields"] == {"slug": ["task with this slug already exists."]}
+    assert await db_call(Task.objects.count) == 2
+    assert await db_call(lambda: Task.objects.get(pk=own.pk).slug) == "alices-slug"
+
+
+async def test_a_unique_together_clash_is_not_described(db_call):
+    """As the native binding answers a unique_together clash: under ``__all__``, whoever's
+    row it is (DRF named the fields that clash)."""
+    alice, bob = await db_call(factories.UserFactory), await db_call(factories.UserFactory)
+    await db_call(factories.TaskFactory, owner=bob, title="theirs", priority=1)
+    await db_call(factories.TaskFactory, owner=alice, title="mine", priority=1)
+    async with connect(alice) as client:
+        for title in ("theirs", "mine"):
+            data = {"slug": f"new-{title}", "title": title, "priority": 1}
+            reply = await client.send_event("drf.Task.create", data)
+            assert reply["error"]["fields"] == {"__all__": ["This value is not available."]}
+        data = {"slug": "new", "title": "theirs", "priority": 2}
+        assert (await client.send_event("drf.Task.create", data))["data"]["success"]
+    assert await db_call(Task.objects.count) == 3
 
 
 def test_syncbind_works_without_drf(transactional_db):
