@@ -64,22 +64,27 @@ def check_credentials(connections: list[Any]) -> None:
     """Mark invalid each connection whose user is gone or inactive, or whose
     authentication class no longer admits it: one query for the users, then one
     ``still_valid_many()`` call per authentication class."""
-    from django.contrib.auth import get_user_model
-
     signed_in = [c for c in connections if getattr(c.user, "is_authenticated", False)]
     if not signed_in:
         return
-    model = get_user_model()
-    users = model._default_manager.in_bulk({c.user.pk for c in signed_in})
+    # Users are read again from their own model (``__class__`` sees through Channels'
+    # lazy wrapper): one query per user model, in practice one.
+    by_model: dict[type, set[Any]] = {}
+    for connection in signed_in:
+        by_model.setdefault(connection.user.__class__, set()).add(connection.user.pk)
+    users: dict[tuple[type, Any], Any] = {}
+    for model, pks in by_model.items():
+        for pk, user in model._default_manager.in_bulk(pks).items():
+            users[(model, pk)] = user
     by_class: dict[type, list[Any]] = {}
     for connection in signed_in:
-        user = users.get(connection.user.pk)
+        user = users.get((connection.user.__class__, connection.user.pk))
         if user is None or not user.is_active:
             connection.valid = False
         elif connection.authenticator is not None:
             by_class.setdefault(type(connection.authenticator), []).append(connection)
     for group in by_class.values():
-        fresh = [users[c.user.pk] for c in group]
+        fresh = [users[(c.user.__class__, c.user.pk)] for c in group]
         for connection, holds in zip(
             group, group[0].authenticator.still_valid_many(group, fresh), strict=True
         ):
