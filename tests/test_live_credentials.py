@@ -12,15 +12,18 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
 from django.test import Client
 from django.urls import path
 
 from syncbind import BindingConsumer
 from syncbind.authentication import make_token, revoke_tokens
+from syncbind.live import credentials
 from syncbind.live.credentials import announce
-from syncbind.testing import connect
+from syncbind.testing import connect, settle
 from tests import factories
-from tests.testapp.models import Note, UUIDUser
+from tests.testapp.models import Note, Product, UUIDUser
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -198,3 +201,304 @@ async def test_a_user_whose_primary_key_is_a_uuid_is_cut_at_once(make_client, db
 
     assert await client.receive_close() == 4003
     await bystander.assert_nothing_more()
+# -- permissions and groups (issue 21, point 5) ------------------------------------------
+#
+# Django caches a user's permissions on the user object; a session socket holds
+# Channels' lazy wrapper around it. Each test grants product permissions
+# (DjangoModelPermissions: view to read, change/delete to write), opens a socket
+# as a browser (session cookie) or an API client (token), takes them away the
+# way the admin or a script would, and checks what the same socket may still do.
+
+P = "testapp.Product"
+DENIED = {
+    "code": "permission_denied",
+    "message": "You do not have permission to perform this action.",
+}
+
+
+def product_permissions(*actions):
+    codenames = [f"{action}_product" for action in actions]
+    return list(
+        Permission.objects.filter(content_type__app_label="testapp", codename__in=codenames)
+    )
+
+
+@pytest.fixture(params=["session", "token"])
+async def open_socket(request, db_call, settings):
+    """``await open_socket(user)``: a socket opened with a session cookie or with a token
+    (under the test's SYNCBIND settings, with TokenAuthentication added)."""
+    clients = []
+
+    async def open_(user):
+        settings.SYNCBIND = {**TOKEN_AUTH, **getattr(settings, "SYNCBIND", {})}
+        if request.param == "session":
+            _, headers = await db_call(logged_in_browser, user)
+            client = await connect(None, application=session_app(), headers=headers)
+        else:
+            token = await db_call(make_token, user)
+            client = await connect(
+                None,
+                application=BindingConsumer.as_asgi(),
+                subprotocols=["syncbind", f"syncbind.token.{token}"],
+            )
+        clients.append(client)
+        return client
+
+    yield open_
+    for client in clients:
+        await client.close()
+
+
+def grant_directly(user, actions):
+    user.user_permissions.add(*product_permissions(*actions))
+
+
+def grant_through_group(user, actions):
+    group = Group.objects.create(name=f"editors of {user.pk}")
+    group.permissions.add(*product_permissions(*actions))
+    user.groups.add(group)
+
+
+# How change/delete are taken away, and how they were granted.
+REVOCATIONS = {
+    "user.user_permissions.remove": (
+        grant_directly,
+        lambda user: user.user_permissions.remove(*product_permissions("change", "delete")),
+    ),
+    "user.user_permissions.clear": (grant_directly, lambda user: user.user_permissions.clear()),
+    "permission.user_set.remove": (
+        grant_directly,
+        lambda user: [p.user_set.remove(user) for p in product_permissions("change", "delete")],
+    ),
+    "user.groups.remove": (
+        grant_through_group,
+        lambda user: user.groups.remove(*user.groups.all()),
+    ),
+    "user.groups.clear": (grant_through_group, lambda user: user.groups.clear()),
+    "group.user_set.remove": (
+        grant_through_group,
+        lambda user: [g.user_set.remove(user) for g in user.groups.all()],
+    ),
+    "group.user_set.clear": (
+        grant_through_group,
+        lambda user: [g.user_set.clear() for g in user.groups.all()],
+    ),
+    "group.permissions.remove": (
+        grant_through_group,
+        lambda user: [
+            g.permissions.remove(*product_permissions("change", "delete"))
+            for g in user.groups.all()
+        ],
+    ),
+    "group.permissions.clear": (
+        grant_through_group,
+        lambda user: [g.permissions.clear() for g in user.groups.all()],
+    ),
+    "permission.group_set.remove": (
+        grant_through_group,
+        lambda user: [
+            p.group_set.remove(*user.groups.all()) for p in product_permissions("change", "delete")
+        ],
+    ),
+    "group deleted": (grant_through_group, lambda user: user.groups.all().delete()),
+    "permission deleted": (
+        grant_directly,
+        lambda user: [p.delete() for p in product_permissions("change", "delete")],
+    ),
+}
+
+
+def revoke_in_a_transaction(revoke, pk):
+    with transaction.atomic():
+        revoke(get_user_model().objects.get(pk=pk))
+
+
+async def assert_writes_refused(client, product, db_call):
+    """update and delete are refused on the same socket, and the row is as it was."""
+    update = await client.send_event(f"{P}.update", {"id": product.pk, "name": "hijacked"})
+    assert update["error"] == DENIED
+    delete = await client.send_event(f"{P}.delete", {"id": product.pk})
+    assert delete["error"] == DENIED
+    assert await db_call(lambda: list(Product.objects.values_list("pk", "name"))) == [
+        (product.pk, product.name)
+    ]
+
+
+@pytest.mark.parametrize("how", REVOCATIONS)
+async def test_revoked_write_permissions_refuse_the_open_socket_at_once(how, open_socket, db_call):
+    grant, revoke = REVOCATIONS[how]
+    user = await db_call(factories.UserFactory, perms=["testapp.view_product"])
+    await db_call(grant, user, ["change", "delete"])
+    product = await db_call(factories.ProductFactory, name="original")
+    client = await open_socket(user)
+    # Allowed once: Django has cached the user's permissions on the socket's user.
+    allowed = await client.send_event(f"{P}.update", {"id": product.pk, "name": "original"})
+    assert allowed["data"]["row"]["name"] == "original"
+
+    await db_call(revoke_in_a_transaction, revoke, user.pk)
+    await settle()
+
+    await assert_writes_refused(client, product, db_call)
+    # What was not taken away still works.
+    assert (await client.send_event(f"{P}.retrieve", {"id": product.pk}))["data"][
+        "id"
+    ] == product.pk
+
+
+async def test_a_revoked_write_permission_keeps_what_the_socket_may_still_read(
+    open_socket, db_call
+):
+    user = await db_call(factories.UserFactory, perms=["testapp.view_product"])
+    await db_call(grant_directly, user, ["change"])
+    product = await db_call(factories.ProductFactory, name="followed")
+    client = await open_socket(user)
+    await client.send_event(f"{P}.retrieve", {"id": product.pk})
+
+    await db_call(revoke_in_a_transaction, REVOCATIONS["user.user_permissions.remove"][1], user.pk)
+    await settle()
+    await client.assert_nothing_more()  # the subscription is not ended: view still holds
+
+    await db_call(Product.objects.filter(pk=product.pk).update, name="renamed")
+    await db_call(lambda: Product.objects.get(pk=product.pk).save())
+    assert (await client.receive_push(f"{P}.retrieve"))["data"]["name"] == "renamed"
+
+
+@pytest.mark.parametrize("how", ["user.user_permissions.remove", "group.permissions.remove"])
+async def test_a_revoked_view_permission_ends_reads_and_subscriptions(how, open_socket, db_call):
+    grant = grant_directly if how.startswith("user") else grant_through_group
+    user = await db_call(factories.UserFactory)
+    await db_call(grant, user, ["view"])
+    product = await db_call(factories.ProductFactory, name="followed")
+    client = await open_socket(user)
+    assert (await client.send_event(f"{P}.retrieve", {"id": product.pk}))["data"]["id"]
+    assert (await client.send_event(f"{P}.list#all", {}))["data"]["count"] == 1
+
+    def revoke(user):
+        view = product_permissions("view")
+        if how.startswith("user"):
+            user.user_permissions.remove(*view)
+        else:
+            user.groups.get().permissions.remove(*view)
+
+    await db_call(revoke_in_a_transaction, revoke, user.pk)
+    # Each subscription ends with a frame that says why (not silence).
+    assert await client.receive_ended(f"{P}.retrieve") == {
+        "event": f"{P}.retrieve",
+        "ended": DENIED,
+        "data": {"id": product.pk},
+    }
+    assert await client.receive_ended(f"{P}.list#all") == {
+        "event": f"{P}.list#all",
+        "ended": DENIED,
+    }
+    assert (await client.send_event(f"{P}.retrieve", {"id": product.pk}))["error"] == DENIED
+    assert (await client.send_event(f"{P}.list", {}))["error"] == DENIED
+    # A change to the rows it followed pushes nothing.
+    await db_call(Product.objects.filter(pk=product.pk).update, name="secret")
+    await db_call(lambda: Product.objects.get(pk=product.pk).save())
+    await client.assert_nothing_more()
+
+
+async def test_joining_a_group_grants_its_permissions_at_once(open_socket, db_call):
+    user = await db_call(factories.UserFactory, perms=["testapp.view_product"])
+    product = await db_call(factories.ProductFactory, name="original")
+    client = await open_socket(user)
+    # Refused once: Django has cached that the user has no change permission.
+    assert (await client.send_event(f"{P}.delete", {"id": product.pk}))["error"] == DENIED
+
+    def join(user):
+        group = Group.objects.create(name="deleters")
+        group.permissions.add(*product_permissions("delete"))
+        group.user_set.add(user)
+
+    await db_call(revoke_in_a_transaction, join, user.pk)
+    await settle()
+    assert (await client.send_event(f"{P}.delete", {"id": product.pk}))["data"]
+    assert not await db_call(Product.objects.filter(pk=product.pk).exists)
+
+
+async def test_a_group_change_reaches_every_member_in_bounded_messages(
+    open_socket, db_call, monkeypatch
+):
+    monkeypatch.setattr(credentials, "USERS_PER_MESSAGE", 2)
+    sent = []
+    original_send = credentials.send
+    monkeypatch.setattr(
+        credentials,
+        "send",
+        lambda group, message, what: (sent.append(message), original_send(group, message, what)),
+    )
+    members = [await db_call(factories.UserFactory) for _ in range(3)]
+    group = await db_call(Group.objects.create, name="editors")
+    await db_call(lambda: group.permissions.add(*product_permissions("view", "change")))
+    await db_call(lambda: group.user_set.add(*members))
+    product = await db_call(factories.ProductFactory, name="original")
+    clients = [await open_socket(member) for member in members]
+    for client in clients:
+        assert (await client.send_event(f"{P}.update", {"id": product.pk, "name": "x"}))["data"]
+    sent.clear()
+
+    await db_call(lambda: group.permissions.remove(*product_permissions("change")))
+    await settle()
+    pks = sorted(member.pk for member in members)
+    assert sent == [
+        {"type": "syncbind.auth", "users": pks[:2]},
+        {"type": "syncbind.auth", "users": pks[2:]},
+    ]
+    for client in clients:
+        reply = await client.send_event(f"{P}.update", {"id": product.pk, "name": "y"})
+        assert reply["error"] == DENIED
+    assert (await db_call(Product.objects.get, pk=product.pk)).name == "x"
+
+
+# -- the interval alone: changes no signal announces --------------------------------------
+
+
+def remove_through_the_table(user, *actions):
+    """As raw SQL would: a QuerySet.delete() on the through table sends no m2m_changed."""
+    through = get_user_model().user_permissions.through
+    through.objects.filter(user_id=user.pk, permission__in=product_permissions(*actions)).delete()
+
+
+async def test_permissions_removed_behind_the_signals_count_once_the_interval_passes(
+    open_socket, db_call, settings
+):
+    settings.SYNCBIND = {"USER_REFRESH_INTERVAL": 0}
+    user = await db_call(factories.UserFactory)
+    await db_call(grant_directly, user, ["view", "change", "delete"])
+    product = await db_call(factories.ProductFactory, name="original")
+    client = await open_socket(user)
+    assert (await client.send_event(f"{P}.update", {"id": product.pk, "name": "original"}))["data"]
+    assert (await client.send_event(f"{P}.retrieve", {"id": product.pk}))["data"]
+
+    await db_call(remove_through_the_table, user, "change", "delete")
+    await client.assert_nothing_more()  # nothing was announced
+    await assert_writes_refused(client, product, db_call)
+
+    await db_call(remove_through_the_table, user, "view")
+    # The next push re-reads the user: the subscription ends instead of pushing the row.
+    await db_call(Product.objects.filter(pk=product.pk).update, name="secret")
+    await db_call(lambda: Product.objects.get(pk=product.pk).save())
+    assert await client.receive_ended(f"{P}.retrieve") == {
+        "event": f"{P}.retrieve",
+        "ended": DENIED,
+        "data": {"id": product.pk},
+    }
+    await client.assert_nothing_more()
+    assert (await client.send_event(f"{P}.retrieve", {"id": product.pk}))["error"] == DENIED
+
+
+async def test_a_request_after_the_interval_ends_what_may_no_longer_be_read(
+    open_socket, db_call, settings
+):
+    settings.SYNCBIND = {"USER_REFRESH_INTERVAL": 0}
+    user = await db_call(factories.UserFactory)
+    await db_call(grant_directly, user, ["view"])
+    product = await db_call(factories.ProductFactory)
+    client = await open_socket(user)
+    await client.send_event(f"{P}.list", {})
+
+    await db_call(remove_through_the_table, user, "view")
+    assert (await client.send_event(f"{P}.retrieve", {"id": product.pk}))["error"] == DENIED
+    assert await client.receive_ended(f"{P}.list") == {"event": f"{P}.list", "ended": DENIED}
+    await client.assert_nothing_more()
