@@ -8,8 +8,10 @@ A WebSocket lives for hours. Its user is read again, and its credentials
 checked again (the session still exists and still belongs to the user, the
 token is not revoked), every ``USER_REFRESH_INTERVAL`` seconds before its next
 request or push, and at once when the user is saved or deleted, logs out, or
-has their tokens revoked (:mod:`syncbind.live.credentials`). A connection whose
-credentials no longer hold is closed with code 4003.
+has their tokens revoked, or their permissions or groups change
+(:mod:`syncbind.live.credentials`). A connection whose credentials no longer
+hold is closed with code 4003; a subscription the user may no longer read is
+ended (:meth:`Connection.reauthorize`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ObjectDoesNotExist
+from django.utils.functional import LazyObject, empty
 
 from .exceptions import AuthenticationFailed, NotAuthenticated
 from .settings import api_settings
@@ -81,7 +84,8 @@ class Connection:
         passed (or ``force``). Returns whether it did. Sync (a worker thread).
 
         Django caches permissions on the user object; re-reading it drops those
-        caches, so revoked permissions count too. A deleted or deactivated user,
+        caches (on the user behind Channels' lazy wrapper of a session socket), so
+        revoked permissions count too. A deleted or deactivated user,
         an ended session, a changed password or a revoked token make the
         connection invalid.
         """
@@ -93,13 +97,14 @@ class Connection:
         if not force and (interval is None or now - self.checked_at < interval):
             return False
         self.checked_at = now
+        real = _unwrapped(user)
         try:
-            user.refresh_from_db()
+            real.refresh_from_db()
         except ObjectDoesNotExist:
             self.valid = False
             return True
         for cache in _PERMISSION_CACHES:
-            user.__dict__.pop(cache, None)
+            vars(real).pop(cache, None)
         still = getattr(self.authenticator, "still_valid", None)
         if not user.is_active or (still is not None and not still(self)):
             self.valid = False
@@ -109,12 +114,12 @@ class Connection:
         return True
 
     def revalidate(self, session_key: str | None = None) -> bool:
-        """Check at once (the user's credentials changed); ``session_key`` names a
-        session that just ended. Returns whether the connection may go on."""
+        """Check at once (the user's credentials or permissions changed); ``session_key``
+        names a session that just ended. Returns whether the connection may go on."""
         if session_key is not None and session_key == _session_key(self.scope):
             self.valid = False
-        else:
-            self.refresh(force=True)
+        elif self.refresh(force=True) and self.valid:
+            self.reauthorize()
         return self.valid
 
     def check(self) -> None:
@@ -122,9 +127,17 @@ class Connection:
         refreshed = self.refresh()
         if not self.valid:
             raise AuthenticationFailed("Your credentials are no longer valid; connect again.")
-        if refreshed and self.subscriptions:
-            # What the subscriptions read may depend on the user: compile them again.
-            self.subscriptions.rekey()
+        if refreshed:
+            self.reauthorize()
+
+    def reauthorize(self) -> list[Any]:
+        """The user was read again: end the subscriptions it may no longer read (each
+        with an ``ended`` frame), and compile the others again, as what they read may
+        depend on the user. Returns the ones whose keys moved (worker thread)."""
+        if self.subscriptions is None:
+            return []
+        self.subscriptions.end_refused()
+        return self.subscriptions.rekey()
 
     async def revoke(self) -> None:
         """Close the connection (its credentials no longer hold). On the event loop."""
@@ -146,6 +159,17 @@ class Connection:
             loop.create_task(self.revoke())
         else:
             asyncio.run_coroutine_threadsafe(self.revoke(), loop)
+
+
+def _unwrapped(user: Any) -> Any:
+    """The user object itself, behind Channels' (and Django's) lazy wrappers: the
+    object Django caches permissions on."""
+    while isinstance(user, LazyObject):
+        lazy: Any = user  # its _wrapped and _setup() are not in Django's type stubs
+        if lazy._wrapped is empty:
+            lazy._setup()
+        user = lazy._wrapped
+    return user
 
 
 def _session_key(scope: dict[str, Any]) -> str | None:

@@ -5,8 +5,8 @@ A request frame is one JSON object::
     {"event": "<stream>.<action>[#<tag>]", "data": {...}, "request_id": <any JSON>}
 
 :func:`parse_frame` turns it into a :class:`Message` or raises
-:class:`InvalidFrame`; :func:`reply`, :func:`error_reply` and :func:`push` build
-what goes back. docs/protocol.md describes the same thing for clients.
+:class:`InvalidFrame`; :func:`reply`, :func:`error_reply`, :func:`push` and
+:func:`ended` build what goes back. docs/protocol.md describes the same thing for clients.
 """
 
 from __future__ import annotations
@@ -181,6 +181,16 @@ def error_reply(
 def push(event: str, data: Any) -> dict[str, Any]:
     """A server-initiated message (live subscriptions)."""
     return {"event": event, "data": data}
+
+
+def ended(event: str, error: dict[str, Any], pk: Any = _MISSING) -> dict[str, Any]:
+    """The frame that ends a live subscription: its push event, why (``error`` as the
+    exception handler made it: a code and a message) and, for a row, its id. No more
+    pushes follow under that event for that row or page."""
+    out: dict[str, Any] = {"event": event, "ended": error}
+    if pk is not _MISSING:
+        out["data"] = {"id": pk}
+    return out
 
 
 def encode(content: Any) -> str:

@@ -85,9 +85,10 @@ def frames_for(state: KeyState, subs: list[Subscription], outcome: Any, cache: d
             if not connection.valid:
                 connection.revoke_soon()
                 continue
-            # The user was read again: its subscriptions are compiled again, and the
-            # ones whose reads changed moved; those are evaluated on their own.
-            for moved in connection.subscriptions.rekey():
+            # The user was read again: the subscriptions it may no longer read end, the
+            # others are compiled again, and the ones whose reads changed moved; those
+            # are evaluated on their own.
+            for moved in connection.reauthorize():
                 if moved.state is not None:
                     out.extend(alone(moved))
             if not sub.active:

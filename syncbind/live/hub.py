@@ -313,9 +313,12 @@ class Hub:
                 await connection.subscriptions.push(message.get("frame"))
 
     async def _credentials_changed(self, message: dict[str, Any]) -> None:
-        for connection in self.connections_of(message.get("user")):
-            if not await run_in_pool(connection.revalidate, message.get("session")):
-                await connection.revoke()
+        # One user (credentials), or many whose permissions may have changed.
+        users = message.get("users") or [message.get("user")]
+        for user_pk in users:
+            for connection in self.connections_of(user_pk):
+                if not await run_in_pool(connection.revalidate, message.get("session")):
+                    await connection.revoke()
 
 
 def _attach(state: KeyState, sub: Subscription) -> None:

@@ -15,11 +15,13 @@ of those alone the request is refused with ``limit_exceeded``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from .. import protocol
 from ..exceptions import LimitExceeded, SyncbindError
 from ..settings import api_settings
 from .keys import INSTANCE, SubscriptionKey
@@ -118,6 +120,8 @@ class ConnectionSubscriptions:
         self.busy = 0
         self.deferred: list[str] = []
         self.closed = False
+        # Pushes started from worker threads (push_soon), kept until they are written.
+        self._sending: set[asyncio.Task] = set()
 
     # -- called from worker threads ------------------------------------------------
     def _make_room(self, key: SubscriptionKey, event: str, request: Any) -> list[Subscription]:
@@ -291,7 +295,51 @@ class ConnectionSubscriptions:
             moved.append(new)
         return moved
 
+    def end_refused(self) -> int:
+        """End every subscription whose permission classes now refuse its reader (the
+        user's permissions changed), each with an ``ended`` frame. Returns how many."""
+        from ..registry import registry
+
+        count = 0
+        for sub in self.all():
+            try:
+                binding = registry.get(sub.key.stream)(request=sub.request, action=sub.action)
+            except SyncbindError:
+                continue  # no binding any more: rekey() drops it
+            try:
+                binding.check_permissions(sub.request)
+            except SyncbindError as refused:
+                self.end_subscription(sub, refused, binding)
+                count += 1
+        return count
+
+    def end_subscription(
+        self, sub: Subscription, error: BaseException, binding: Any = None
+    ) -> None:
+        """Drop ``sub`` and tell the client why, in an ``ended`` frame (worker thread)."""
+        self.discard(sub)
+        described = api_settings.EXCEPTION_HANDLER(
+            error, {"request": sub.request, "binding": binding}
+        )
+        if sub.key.kind == INSTANCE:
+            frame = protocol.ended(sub.event, described, sub.key.pk)
+        else:
+            frame = protocol.ended(sub.event, described)
+        self.push_soon(protocol.encode(frame))
+
+    def push_soon(self, frame: str) -> None:
+        """:meth:`push` from any thread: after the reply being handled, if any."""
+        self.hub.loop.call_soon_threadsafe(self._push_or_defer, frame)
+
     # -- called on the event loop -----------------------------------------------------
+    def _push_or_defer(self, frame: str) -> None:
+        if self.busy:
+            self.deferred.append(frame)
+            return
+        task = self.hub.loop.create_task(self._push_now(frame))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
     def begin(self) -> None:
         self.busy += 1
 

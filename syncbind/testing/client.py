@@ -176,8 +176,16 @@ class SyncbindClient:
     async def receive_push(self, event: str, timeout: float | None = None) -> dict[str, Any]:
         """The next push with exactly this event name (tag included)."""
         return await self._receive_matching(
-            lambda m: m.get("event") == event and "request_id" not in m and "error" not in m,
+            lambda m: m.get("event") == event and _is_push(m) and "ended" not in m,
             timeout,
+        )
+
+    async def receive_ended(self, event: str, timeout: float | None = None) -> dict[str, Any]:
+        """The next frame ending a subscription pushed as ``event`` (tag included): the
+        whole frame, ``{"event", "ended": {"code", "message"}}`` and, for a row,
+        ``"data": {"id": pk}``."""
+        return await self._receive_matching(
+            lambda m: m.get("event") == event and _is_push(m) and "ended" in m, timeout
         )
 
     async def assert_nothing_more(self, timeout: float | None = None) -> None:
@@ -215,6 +223,10 @@ class SyncbindClient:
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.close()
+
+
+def _is_push(message: dict[str, Any]) -> bool:
+    return "request_id" not in message and "error" not in message
 
 
 class _Opening:
