@@ -505,3 +505,38 @@ async def test_a_request_after_the_interval_ends_what_may_no_longer_be_read(
     assert (await client.send_event(f"{P}.retrieve", {"id": product.pk}))["error"] == DENIED
     assert await client.receive_ended(f"{P}.list") == {"event": f"{P}.list", "ended": DENIED}
     await client.assert_nothing_more()
+
+
+async def test_a_rolled_back_change_announces_nothing_and_grants_stay(
+    open_socket, db_call, monkeypatch
+):
+    user = await db_call(factories.UserFactory, perms=["testapp.view_product"])
+    await db_call(grant_directly, user, ["delete"])
+    product = await db_call(factories.ProductFactory)
+    client = await open_socket(user)
+    await settle()
+    sent = []
+    monkeypatch.setattr(credentials, "send", lambda group, message, what: sent.append(message))
+
+    class Undo(Exception):
+        pass
+
+    def revoke_then_roll_back():
+        with pytest.raises(Undo), transaction.atomic():
+            REVOCATIONS["user.user_permissions.remove"][1](user)
+            raise Undo
+
+    await db_call(revoke_then_roll_back)
+    await settle()
+    assert sent == []
+    assert (await client.send_event(f"{P}.delete", {"id": product.pk}))["data"]
+
+
+def test_a_user_model_without_permissions_mixin_has_no_relations_to_watch():
+    """A custom user model without ``groups``/``user_permissions``: nothing to connect."""
+    assert credentials.permission_relations(Note) == {}
+    user_model = get_user_model()
+    assert credentials.permission_relations(user_model) == {
+        "user_permissions": user_model.user_permissions.through,
+        "groups": user_model.groups.through,
+    }

@@ -469,6 +469,23 @@ def test_push_has_event_and_data_only():
     assert protocol.push("a.b.update", {"id": 1}) == {"event": "a.b.update", "data": {"id": 1}}
 
 
+def test_an_ended_frame_names_the_event_the_reason_and_the_row():
+    reason = {"code": "permission_denied", "message": "No."}
+    row = protocol.ended("shop.Product.retrieve#detail", reason, 7)
+    assert protocol.encode(row) == (
+        '{"event":"shop.Product.retrieve#detail",'
+        '"ended":{"code":"permission_denied","message":"No."},"data":{"id":7}}'
+    )
+    page = protocol.ended("shop.Product.list", {"code": "limit_exceeded", "message": "Too many."})
+    assert protocol.encode(page) == (
+        '{"event":"shop.Product.list","ended":{"code":"limit_exceeded","message":"Too many."}}'
+    )
+    # A row whose primary key is null or a UUID keeps it as the row's id.
+    key = uuid.UUID(int=1)
+    assert protocol.ended("a.B.retrieve", reason, key)["data"] == {"id": key}
+    assert protocol.ended("a.B.retrieve", reason, None)["data"] == {"id": None}
+
+
 def test_encode_is_compact_and_handles_django_types():
     content = {
         "d": decimal.Decimal("1.10"),
