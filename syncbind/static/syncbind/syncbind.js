@@ -83,7 +83,9 @@ export class SyncBind {
   /**
    * Send a list/search/retrieve and call render(data) with the reply and with every
    * later push for it. For a retrieve, a deletion calls render(null, {deleted: true}).
-   * Errors call render(null, {error}). Returns {close()} which unsubscribes.
+   * Errors call render(null, {error}). When the server ends the subscription (the user
+   * may no longer read it), render(null, {error, ended: true}) is the last call.
+   * Returns {close()} which unsubscribes.
    * After a reconnect the request is sent again, so the view stays current.
    */
   live(event, data, render) {
@@ -103,19 +105,28 @@ export class SyncBind {
       if (message.event.startsWith(`${stream}.delete`)) render(null, {deleted: true});
       else render(payload, {});
     };
+    const stop = () => {
+      this.lives.delete(entry);
+      pushes.forEach((name) => this.off(name, onPush));
+    };
     const entry = {
+      pushes,
       request: () => this.send(event, data).then(
         (payload) => render(payload, {}),
         (error) => render(null, {error}),
       ),
+      // The server ended the subscription: no more pushes, and none asked for again.
+      ended: (error) => {
+        stop();
+        render(null, {error, ended: true});
+      },
     };
     pushes.forEach((name) => this.on(name, onPush));
     this.lives.add(entry);
     entry.request();
     return {
       close: () => {
-        this.lives.delete(entry);
-        pushes.forEach((name) => this.off(name, onPush));
+        stop();
         // The tag names exactly this view's subscription.
         return this.send(joinEvent(stream, "unsubscribe", tag), {}).catch(() => {});
       },
@@ -201,7 +212,17 @@ export class SyncBind {
       return;
     }
     if (message.error) return; // an error without a request we know of (a malformed frame)
+    if (message.ended) return this._ended(message);
     (this.handlers.get(message.event) || []).forEach((handler) => handler(message.data, message));
+  }
+
+  _ended(message) {
+    // A subscription the server ended (docs/protocol.md): its live() view, if any, and
+    // the "ended" handlers are told; push handlers are not (there is no data to show).
+    const error = new SyncBindError(message.ended, message.event);
+    [...this.lives].filter((entry) => entry.pushes.includes(message.event))
+      .forEach((entry) => entry.ended(error));
+    (this.handlers.get("ended") || []).forEach((handler) => handler(error, message));
   }
 
   _failPending(code, text) {
