@@ -201,6 +201,8 @@ async def test_a_user_whose_primary_key_is_a_uuid_is_cut_at_once(make_client, db
 
     assert await client.receive_close() == 4003
     await bystander.assert_nothing_more()
+
+
 # -- permissions and groups (issue 21, point 5) ------------------------------------------
 #
 # Django caches a user's permissions on the user object; a session socket holds
@@ -445,8 +447,8 @@ async def test_a_group_change_reaches_every_member_in_bounded_messages(
     await settle()
     pks = sorted(member.pk for member in members)
     assert sent == [
-        {"type": "syncbind.auth", "users": pks[:2]},
-        {"type": "syncbind.auth", "users": pks[2:]},
+        {"type": "syncbind.auth", "users": [str(pk) for pk in pks[:2]]},
+        {"type": "syncbind.auth", "users": [str(pk) for pk in pks[2:]]},
     ]
     for client in clients:
         reply = await client.send_event(f"{P}.update", {"id": product.pk, "name": "y"})

@@ -512,6 +512,8 @@ async def test_a_user_whose_shape_changes_is_pushed_its_new_shape(
         assert (await clients[who].receive_push(f"{stream}.retrieve"))["data"] == row
         assert (await clients[who].receive_push(f"{stream}.list"))["data"]["rows"] == [row]
         await clients[who].assert_nothing_more()
+
+
 class ProjectNameTaskBinding(SyncBinding):
     """Every task is read by every user, with its project's name (a related output field)."""
 

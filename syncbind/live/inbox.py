@@ -94,9 +94,9 @@ def check_credentials(connections: list[Any]) -> None:
 
 def _refreshed_still_valid(connection: Any) -> bool:
     """Re-read the user when USER_REFRESH_INTERVAL has passed; whether it may go on."""
-    if connection.refresh() and connection.valid and connection.subscriptions:
-        # What the subscriptions read may depend on the user: compile them again.
-        connection.subscriptions.rekey()
+    if connection.refresh() and connection.valid:
+        # Subscriptions the user may no longer read end; the others are compiled again.
+        connection.reauthorize()
     return bool(connection.valid)
 
 
