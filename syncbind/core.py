@@ -91,5 +91,8 @@ def handle(
 ) -> str | OnLoop:
     """A WebSocket frame → the reply frame (worker thread)."""
     message = parse(text, connection, binary=binary)
-    reply = message if isinstance(message, dict) else dispatch(message, connection, on_loop=on_loop)
-    return reply if isinstance(reply, OnLoop) else protocol.encode(reply)
+    if isinstance(message, dict):
+        return protocol.encode(message)
+    with protocol.encoding_reply():
+        reply = dispatch(message, connection, on_loop=on_loop)
+        return reply if isinstance(reply, OnLoop) else protocol.encode_reply(reply)

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,3 +199,47 @@ def ended(event: str, error: dict[str, Any], pk: Any = _MISSING) -> dict[str, An
 def encode(content: Any) -> str:
     """One frame's text: DjangoJSONEncoder's types (datetimes, Decimal, UUID, lazy strings)."""
     return json.dumps(content, cls=DjangoJSONEncoder, separators=(",", ":"))
+
+
+# Texts of reply data encoded while a reply is being made (see encode_reply).
+_encoded: ContextVar[dict[int, tuple[Any, str]] | None] = ContextVar(
+    "syncbind_encoded", default=None
+)
+
+
+def encode_data(data: Any) -> str:
+    """``encode(data)``; inside :func:`encoding_reply`, the reply whose data this is
+    reuses the text rather than encoding it again."""
+    text = encode(data)
+    known = _encoded.get()
+    if known is not None:
+        known[id(data)] = (data, text)  # the data is held, so its id stays its own
+    return text
+
+
+@contextmanager
+def encoding_reply() -> Iterator[None]:
+    """The scope in which :func:`encode_data` texts are kept for :func:`encode_reply`."""
+    token = _encoded.set({})
+    try:
+        yield
+    finally:
+        _encoded.reset(token)
+
+
+def encode_reply(content: Any) -> str:
+    """``encode(content)``, splicing in the text of its ``data`` if :func:`encode_data`
+    already made it (a subscribing read encodes its data for the subscription)."""
+    known = _encoded.get()
+    if not known or not isinstance(content, dict) or "data" not in content:
+        return encode(content)
+    data = content["data"]
+    found = known.get(id(data))
+    if found is None or found[0] is not data:
+        return encode(content)
+    # What json.dumps writes for a dict with these separators, one member at a time.
+    members = (
+        f"{encode(name)}:{found[1] if name == 'data' else encode(value)}"
+        for name, value in content.items()
+    )
+    return "{" + ",".join(members) + "}"

@@ -70,6 +70,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_SUBSCRIPTION_KEYS": 100,
     # Largest request (its frame, in bytes) that may subscribe: its data is kept.
     "MAX_SUBSCRIPTION_REQUEST_BYTES": 16384,
+    # Bytes (encoded) of the pages one connection's subscriptions keep to update them
+    # in place; None is unlimited.
+    "MAX_SUBSCRIPTION_BYTES": 4 * 1024 * 1024,
     # Reads of one shape evaluated together, in one statement, by a push.
     "LIVE_BATCH_SIZE": 100,
 }

@@ -4,7 +4,8 @@ For each key, the new state is serialized once (and a row state once
 however many keys show it); then, for each subscriber, its user and
 credentials are checked again when due, its permission classes (and object
 permissions, for a row), and a frame goes out only when it differs from the
-last one that subscriber received.
+last one that subscriber received (compared by digest: no subscriber keeps
+the data it was sent).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from .. import protocol, rows
 from ..exceptions import NotFound, SyncbindError
 from .affected import InPlace
 from .keys import INSTANCE
-from .subscriptions import DELETED, FirstReply, Subscription
+from .subscriptions import DELETED, Subscription, digest
 
 if TYPE_CHECKING:
     from .keys import KeyState
@@ -75,6 +76,7 @@ def frames_for(state: KeyState, subs: list[Subscription], outcome: Any, cache: d
         data_text = protocol.encode(outcome)
     else:
         data, data_text = page(cache, state, binding, outcome)
+    state_digest: bytes | None = None
     out: list[tuple] = []
     for sub in subs:
         if not sub.active:
@@ -114,12 +116,11 @@ def frames_for(state: KeyState, subs: list[Subscription], outcome: Any, cache: d
                 # Every row subscription names its delete event.
                 out.append((sub, frame(cast(str, sub.delete_event), delete), DELETED))
             continue
-        if isinstance(sub.last, FirstReply):
-            # The first reply is kept as data: compared as data (JSON-safe on both sides).
-            if sub.last.data != data:
-                out.append((sub, frame(sub.event, data_text), data_text))
-        elif sub.last != data_text:
-            out.append((sub, frame(sub.event, data_text), data_text))
+        # What each subscriber last received is kept as the digest of its text.
+        if state_digest is None:
+            state_digest = digest(data_text)
+        if sub.last != state_digest:
+            out.append((sub, frame(sub.event, data_text), state_digest))
     return out
 
 
@@ -189,7 +190,7 @@ def page(cache: dict, state: KeyState, binding: Any, outcome: Any) -> tuple[Any,
     else:
         text = protocol.encode(data)
         same.append((data, text))
-    state.page = (count, data["rows"], pks)
+    state.keep_page(count, data["rows"], pks, len(text))
     state.pks = set(pks)
     state.version += 1
     return data, text

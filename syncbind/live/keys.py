@@ -54,6 +54,7 @@ class KeyState:
         "subs",
         "pks",
         "page",
+        "size",
         "version",
         "__weakref__",
     )
@@ -72,12 +73,16 @@ class KeyState:
         # (count, serialized rows, primary keys in order).
         self.pks: set[Any] = set()
         self.page: tuple[int, list[Any], list[Any]] | None = None
+        # The size of that page encoded, in bytes: what keeping it costs (see
+        # ConnectionSubscriptions.keep, which holds a connection's pages to a limit).
+        self.size = 0
         # Bumped by every evaluation: a first reply read before one is older than it.
         self.version = 0
 
-    def saw(self, pks: Any, data: Any = None, version: int | None = None) -> None:
-        """A subscriber's first reply showed ``data`` (its rows' primary keys ``pks``);
-        ``version`` is this key's version when that subscriber subscribed."""
+    def saw(self, pks: Any, data: Any = None, version: int | None = None, size: int = 0) -> None:
+        """A subscriber's first reply showed ``data`` (its rows' primary keys ``pks``,
+        ``size`` bytes encoded); ``version`` is this key's version when that
+        subscriber subscribed."""
         if self.key.kind == INSTANCE:
             return
         pks = list(pks)
@@ -85,7 +90,12 @@ class KeyState:
         if version != self.version:
             return  # evaluated since that reply was read: the evaluation is newer
         if isinstance(data, dict) and isinstance(data.get("rows"), list):
-            self.page = (data["count"], data["rows"], pks)
+            self.keep_page(data["count"], data["rows"], pks, size)
+
+    def keep_page(self, count: int, shown: list[Any], pks: list[Any], size: int) -> None:
+        """Keep the page last shown (to update it in place), ``size`` bytes encoded."""
+        self.page = (count, shown, pks)
+        self.size = size
 
 
 def group_name(stream: str) -> str:

@@ -3,8 +3,12 @@
 A :class:`Subscription` is one connection's interest in one key, pushed under
 one event name. :class:`ConnectionSubscriptions` holds a connection's, enforces
 its limits (``MAX_SUBSCRIPTIONS``, ``MAX_SUBSCRIPTION_KEYS``,
-``MAX_SUBSCRIPTION_REQUEST_BYTES``), and orders its pushes after the reply
-that is being handled.
+``MAX_SUBSCRIPTION_REQUEST_BYTES``, ``MAX_SUBSCRIPTION_BYTES``), and orders its
+pushes after the reply that is being handled.
+
+What a subscription last received is kept as a digest of its text, never as
+the data; the pages kept to be updated in place (``KeyState.page``) are what
+``MAX_SUBSCRIPTION_BYTES`` counts.
 
 The subscriptions reads make by themselves (every retrieve, list and search
 subscribes) are the most recent ones: past a limit the oldest of them is
@@ -16,6 +20,7 @@ of those alone the request is refused with ``limit_exceeded``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 from collections import Counter
@@ -37,14 +42,10 @@ DELETED = object()  # the last thing sent was a delete
 RENEWED_NOTHING = object()  # a subscription that did not replace another
 
 
-class FirstReply:
-    """The data of a subscription's first reply, not encoded (the request path
-    never encodes its reply twice; the first push compares decoded states)."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: Any) -> None:
-        self.data = data
+def digest(text: str) -> bytes:
+    """What a subscriber keeps of a state it was sent: a fixed-size digest of its text
+    (a push is sent when its digest differs)."""
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 class Subscription:
@@ -94,11 +95,19 @@ class Subscription:
         self.replaced: Any = RENEWED_NOTHING
 
     def sent(self, data: Any, pks: Any = ()) -> None:
-        """Record the first reply's data and the rows it showed (worker thread)."""
-        if self.last is PENDING:
-            self.last = FirstReply(data)
+        """Record the first reply's digest and the rows it showed (worker thread);
+        raises LimitExceeded when the page it keeps would not fit (``keep``).
+
+        The reply reuses the text encoded here (``protocol.encode_data``), so the
+        request path still encodes its data once.
+        """
+        text = protocol.encode_data(data)
         if self.state is not None:
-            self.state.saw(pks, data, self.version)
+            self.state.saw(pks, data, self.version, len(text))
+            # Before the digest: a refused renewal keeps what the client last received.
+            self.owner.keep(self)
+        if self.last is PENDING:
+            self.last = digest(text)
 
 
 class ConnectionSubscriptions:
@@ -173,6 +182,53 @@ class ConnectionSubscriptions:
             self._count(oldest.key, -1)
             evicted.append(oldest)
         return evicted
+
+    def kept_bytes(self) -> int:
+        """What this connection's pages keep, encoded (each key counted once).
+        Called with ``self.lock`` held."""
+        states = {id(sub.state): sub.state for sub in self.items.values() if sub.state}
+        return sum(state.size for state in states.values())
+
+    def keep(self, sub: Subscription) -> None:
+        """Hold the pages of this connection to ``MAX_SUBSCRIPTION_BYTES`` now that
+        ``sub``'s first read showed its page (worker thread).
+
+        As for the count limits, the oldest subscriptions reads made by themselves
+        make room (those keeping a page); past the limit with explicit ones alone,
+        ``sub`` is refused with ``limit_exceeded`` (and dropped by the read).
+        """
+        limit = api_settings.MAX_SUBSCRIPTION_BYTES
+        if limit is None or sub.state is None or not sub.state.size:
+            return
+        evicted: list[Subscription] = []
+        with self.lock:
+            if self.key_counts.get(sub.key, 0) > 1:
+                return  # another of this connection's subscriptions keeps that page
+            while self.kept_bytes() > limit:
+                oldest = next(
+                    (
+                        other
+                        for other in self.items.values()
+                        if not other.explicit
+                        and other.key != sub.key
+                        and other.state is not None
+                        and other.state.size
+                    ),
+                    None,
+                )
+                if oldest is None:
+                    for other in evicted:  # nothing made room after all: put them back
+                        self.items[(other.key, other.event)] = other
+                        self._count(other.key, +1)
+                    raise LimitExceeded(
+                        f"The pages this connection follows may keep at most {limit} bytes "
+                        "of rows, and this one would go past that; unsubscribe from some first."
+                    )
+                del self.items[(oldest.key, oldest.event)]
+                self._count(oldest.key, -1)
+                evicted.append(oldest)
+        for gone in evicted:
+            self.hub.remove(gone)
 
     def subscribe(
         self,

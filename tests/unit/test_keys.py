@@ -105,6 +105,22 @@ def test_row_keys_from_several_replies_accumulate():
     assert state.page == (6, [{"id": 2}, {"id": 3}], [2, 3])
 
 
+def test_a_kept_page_counts_its_encoded_size():
+    """What MAX_SUBSCRIPTION_BYTES counts: the size of the page a key keeps, and
+    only while that page is the one kept."""
+    state = KeyState(page_key(), object, None)
+    assert state.size == 0
+    state.saw([1, 2], PAGE_DATA, version=0, size=72)
+    assert state.size == 72
+    state.saw([7], {"count": 1, "rows": [{"id": 7}]}, version=1, size=5000)  # stale reply
+    assert (state.page, state.size) == ((5, PAGE_DATA["rows"], [1, 2]), 72)
+    state.keep_page(1, [{"id": 7}], [7], 40)  # an evaluation's page
+    assert (state.page, state.size) == ((1, [{"id": 7}], [7]), 40)
+    row_state = KeyState(instance_key(), object, None)
+    row_state.saw([3], PAGE_DATA, version=0, size=72)
+    assert row_state.size == 0
+
+
 @pytest.mark.parametrize("data", [None, [], {"rows": "not a list"}, {"count": 1}, "x"])
 def test_data_that_is_not_a_page_keeps_only_the_row_keys(data):
     state = KeyState(page_key(), object, None)
