@@ -1,71 +1,217 @@
 """[syncbind/permissions.py] The authorization matrix: who may do what, for every event and for pushes."""
 
+import logging
+
 import pytest
 
+from syncbind import event, protocol
+from syncbind.bindings import BindingBase
+from syncbind.connection import Connection
+from syncbind.registry import registry
+from syncbind.request import Request
 from syncbind.testing import connect
 from tests import factories
-from tests.testapp.models import Note, Product
+from tests.testapp.bindings import ProductBinding
+from tests.testapp.models import Category, Note, Product
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 P = "testapp.Product"
 ALL_PRODUCT_PERMS = [f"testapp.{p}_product" for p in ("view", "add", "change", "delete")]
 
+
+class QuerysetProductBinding(ProductBinding):
+    """The Product binding declared channels-binding style: ``queryset``, no ``model``."""
+
+    model = None
+    queryset = Product.objects.all()
+    stream = "perms.QuerysetProduct"
+
+
+class HookProductBinding(ProductBinding):
+    """The Product binding declared through hooks only: no ``model``, no ``queryset``."""
+
+    model = None
+    stream = "perms.HookProduct"
+
+    @classmethod
+    def get_model(cls):
+        return Product
+
+    def get_queryset(self):
+        return Product.objects.all()
+
+
+# The registry needs get_model() to work, so these two are never registered: they
+# are run through the lifecycle directly (as the core runs a registered binding).
+
+
+class QuerysetOnlyBinding(BindingBase):
+    """Names its rows only through ``get_queryset()`` (as a DRF view may)."""
+
+    stream = "perms.QuerysetOnly"
+
+    def get_queryset(self):
+        return Product.objects.all()
+
+    @event(atomic=False)  # atomic would need get_model() for the database
+    def wipe(self, request):
+        return {"deleted": self.get_queryset().delete()[0]}
+
+
+class ModelessBinding(BindingBase):
+    """Names no model at all: model permissions cannot say who may use it."""
+
+    stream = "perms.Modeless"
+
+    @event(atomic=False)  # atomic would need get_model() for the database
+    def wipe(self, request):
+        return {"deleted": Product.objects.all().delete()[0]}
+
+
+# How the Product binding is declared -> its stream.
+STYLES = {
+    "model =": P,
+    "queryset =": QuerysetProductBinding.stream,
+    "get_queryset()": HookProductBinding.stream,
+}
+
+
+@pytest.fixture
+def perms_bindings():
+    saved = registry.snapshot()
+    for binding in (QuerysetProductBinding, HookProductBinding):
+        registry.register(binding)
+    yield
+    registry.restore(saved)
+
+
 USERS = {
     "anonymous": None,
     "no permissions": {},
     "view permission": {"perms": ["testapp.view_product"]},
+    "add permission only": {"perms": ["testapp.add_product"]},
+    "change permission only": {"perms": ["testapp.change_product"]},
     "model permissions": {"perms": ALL_PRODUCT_PERMS},
     "superuser": {"is_superuser": True},
 }
 OK = "ok"
 DENIED, ANON = "permission_denied", "not_authenticated"
+READ = (ANON, DENIED, OK, DENIED, DENIED, OK, OK)
+ADD = (ANON, DENIED, DENIED, OK, DENIED, OK, OK)
+CHANGE = (ANON, DENIED, DENIED, DENIED, OK, OK, OK)
+DELETE = (ANON, DENIED, DENIED, DENIED, DENIED, OK, OK)
 
-# event -> expected outcome per user kind, in USERS order
+# case -> (action, expected outcome per user kind, in USERS order)
 MATRIX = {
-    "retrieve": (ANON, DENIED, OK, OK, OK),
-    "list": (ANON, DENIED, OK, OK, OK),
-    "search": (ANON, DENIED, OK, OK, OK),
-    "subscribe": (ANON, DENIED, OK, OK, OK),
-    "create": (ANON, DENIED, DENIED, OK, OK),
-    "update": (ANON, DENIED, DENIED, OK, OK),
-    "save": (ANON, DENIED, DENIED, OK, OK),
-    "delete": (ANON, DENIED, DENIED, OK, OK),
-    "restock": (ANON, DENIED, DENIED, OK, OK),
-    "ping": (OK, OK, OK, OK, OK),
+    "retrieve": ("retrieve", READ),
+    "list": ("list", READ),
+    "search": ("search", READ),
+    "subscribe": ("subscribe", READ),
+    "create": ("create", ADD),
+    "update": ("update", CHANGE),
+    "save with id": ("save", CHANGE),  # an update
+    "save without id": ("save", ADD),  # a create
+    "delete": ("delete", DELETE),
+    "restock": ("restock", CHANGE),  # a custom event: perms_map "*"
+    "ping": ("ping", (OK,) * len(USERS)),  # @event(permission_classes=[AllowAny])
 }
 
 
-def _data(action, product, category):
+def case_data(case, product):
+    new = {"name": "new", "price": "1", "category": product.category_id}
     return {
         "retrieve": {"id": product.pk},
         "subscribe": {"id": product.pk},
         "update": {"id": product.pk, "name": "changed"},
-        "save": {"id": product.pk, "name": "changed"},
+        "save with id": {"id": product.pk, "name": "changed"},
+        "save without id": new,
         "delete": {"id": product.pk},
         "restock": {"id": product.pk},
-        "create": {"name": "new", "price": "1", "category": category.pk},
+        "create": new,
         "search": {"query": "p"},
-    }.get(action, {})
+    }.get(case, {})
 
 
-@pytest.mark.parametrize("action", MATRIX)
+def rows():
+    """What a refused event must leave unchanged."""
+    return list(Product.objects.order_by("pk").values()), Category.objects.count()
+
+
+@pytest.mark.parametrize("case", MATRIX)
 @pytest.mark.parametrize("kind", USERS)
-async def test_product_matrix(kind, action, consumer_app, db_call, settings):
+@pytest.mark.parametrize("style", STYLES)
+async def test_product_matrix(style, kind, case, consumer_app, db_call, settings, perms_bindings):
     settings.SYNCBIND = {"ANONYMOUS_CONNECTION_ALLOWED": True}
     product = await db_call(factories.ProductFactory)
-    before = await db_call(lambda: list(Product.objects.values()))
+    before = await db_call(rows)
     user = None if USERS[kind] is None else await db_call(factories.UserFactory, **USERS[kind])
-    expected = MATRIX[action][list(USERS).index(kind)]
+    action, outcomes = MATRIX[case]
+    expected = outcomes[list(USERS).index(kind)]
     async with connect(user, application=consumer_app) as client:
-        reply = await client.send_event(f"{P}.{action}", _data(action, product, product.category))
+        reply = await client.send_event(f"{STYLES[style]}.{action}", case_data(case, product))
     if expected == OK:
         assert "data" in reply, reply
     else:
-        assert reply["error"]["code"] == expected
+        assert reply["error"] == ERRORS[expected]
         # A refusal writes nothing and reveals nothing about the row.
-        assert await db_call(lambda: list(Product.objects.values())) == before
+        assert await db_call(rows) == before
         assert str(product.name) not in str(reply)
+
+
+ERRORS = {
+    DENIED: {
+        "code": "permission_denied",
+        "message": "You do not have permission to perform this action.",
+    },
+    ANON: {
+        "code": "not_authenticated",
+        "message": "Authentication credentials were not provided.",
+    },
+}
+
+
+def run_unregistered(binding_class, action, user):
+    """The reply ``binding_class`` gives ``user`` for ``action``, through the lifecycle."""
+    stream = binding_class.get_stream()
+    message = protocol.Message(event=f"{stream}.{action}", stream=stream, action=action)
+    request = Request(message, Connection(user=user))
+    return binding_class(request=request, action=action).dispatch()
+
+
+@pytest.mark.parametrize("perms", [[], ["testapp.view_product"], ["testapp.change_product"]])
+def test_model_found_through_get_queryset(perms):
+    """A binding naming its rows only in get_queryset() gets that model's permissions."""
+    factories.ProductFactory()
+    reply = run_unregistered(QuerysetOnlyBinding, "wipe", factories.UserFactory(perms=perms))
+    if perms == ["testapp.change_product"]:  # a custom event: change
+        assert reply["data"] == {"deleted": 1}
+    else:
+        assert reply["error"] == ERRORS[DENIED]
+        assert Product.objects.count() == 1
+
+
+@pytest.mark.parametrize("kind", ["model permissions", "superuser"])
+def test_no_model_fails_closed(kind, caplog):
+    """Without a model DjangoModelPermissions cannot decide: it refuses everyone, and says why."""
+    factories.ProductFactory()
+    user = factories.UserFactory(**USERS[kind])
+    with caplog.at_level(logging.WARNING, logger="syncbind"):
+        reply = run_unregistered(ModelessBinding, "wipe", user)
+    assert reply["error"] == ERRORS[DENIED]
+    assert Product.objects.count() == 1
+    assert [
+        (record.levelname, record.getMessage())
+        for record in caplog.records
+        if record.name.startswith("syncbind")
+    ] == [
+        (
+            "WARNING",
+            "DjangoModelPermissions refused perms.Modeless.wipe: "
+            "tests.test_permissions.ModelessBinding names no model "
+            "(set model or queryset, or permission_classes).",
+        )
+    ]
 
 
 async def test_anonymous_refused_by_default(consumer_app):
