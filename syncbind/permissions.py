@@ -5,9 +5,15 @@ touch a row. Classes combine with ``&``, ``|`` and ``~``.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
+from django.db import models
+
+from .request import effective_action
 from .settings import api_settings
+
+logger = logging.getLogger("syncbind")
 
 READ_ACTIONS = frozenset({"retrieve", "list", "search", "subscribe", "unsubscribe"})
 
@@ -117,12 +123,23 @@ class IsAdminUser(BasePermission):
 
 
 class DjangoModelPermissions(BasePermission):
-    """Django's model permissions: ``view`` to read, ``add``/``change``/``delete`` to write.
+    """Django's model permissions, decided by the action (never by a transport's method):
 
-    ``save`` needs ``change`` when it carries an ``id`` and ``add`` otherwise;
-    custom events need ``change`` unless ``perms_map`` says otherwise (keys are
-    action names, ``"*"`` is the fallback). Superusers pass; anonymous users
-    never do.
+    ============================================  ==========================
+    retrieve, list, search, subscribe             ``view``
+    unsubscribe                                   none
+    create                                        ``add``
+    update                                        ``change``
+    save                                          ``change`` with an ``id``, else ``add``
+    delete                                        ``delete``
+    a custom event                                ``perms_map["*"]``: ``change``
+    ============================================  ==========================
+
+    ``perms_map`` keys are action names (``"*"`` is the fallback). The model is
+    the binding's ``get_model()``, else the model of its ``get_queryset()`` (as
+    DRF reads a view's queryset); a binding naming neither is refused to
+    everyone, superusers included, with a warning in the log. Superusers pass
+    otherwise; anonymous users never do.
     """
 
     perms_map: dict[str, list[str]] = {
@@ -139,19 +156,38 @@ class DjangoModelPermissions(BasePermission):
     authenticated_users_only = True
 
     def get_required_permissions(self, action: str, request, model) -> list[str]:
-        if action == "save":
-            action = "update" if request.data.get("id") is not None else "create"
-        templates = self.perms_map.get(action, self.perms_map["*"])
+        templates = self.perms_map.get(effective_action(action, request.data), self.perms_map["*"])
         names = {"app_label": model._meta.app_label, "model_name": model._meta.model_name}
         return [template % names for template in templates]
+
+    def get_model(self, binding) -> type[models.Model] | None:
+        """The model whose permissions apply (None: the binding names none)."""
+        try:
+            return binding.get_model()
+        except TypeError:  # neither model nor queryset: ask get_queryset(), as DRF does
+            pass
+        try:
+            queryset = binding.get_queryset()
+        except TypeError:  # the default get_queryset() needs get_model()
+            return None
+        return queryset.model if isinstance(queryset, models.QuerySet) else None
 
     def has_permission(self, request, binding) -> bool:
         user = request.user
         if not user or (not user.is_authenticated and self.authenticated_users_only):
             return False
-        if binding.model is None:
-            return True
-        return user.has_perms(self.get_required_permissions(binding.action, request, binding.model))
+        model = self.get_model(binding)
+        if model is None:
+            logger.warning(
+                "%s refused %s: %s.%s names no model (set model or queryset, or "
+                "permission_classes).",
+                type(self).__name__,
+                request.event,
+                type(binding).__module__,
+                type(binding).__qualname__,
+            )
+            return False
+        return user.has_perms(self.get_required_permissions(binding.action, request, model))
 
 
 class DjangoModelPermissionsOrAnonReadOnly(DjangoModelPermissions):

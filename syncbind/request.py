@@ -9,6 +9,8 @@ from django.contrib.auth.models import AnonymousUser
 
 from .protocol import Message
 
+# The HTTP method each built-in action stands for: what DRF permission classes
+# read as ``request.method`` (custom events are POST; save is POST when it creates).
 ACTION_METHODS = {
     "retrieve": "GET",
     "list": "GET",
@@ -20,6 +22,23 @@ ACTION_METHODS = {
     "save": "PUT",
     "delete": "DELETE",
 }
+BUILTIN_ACTIONS = frozenset(ACTION_METHODS)
+
+
+def effective_action(action: str, data: dict[str, Any]) -> str:
+    """What ``action`` does with ``data``: ``save`` is an ``update`` when ``data``
+    names an ``id`` and a ``create`` otherwise; every other action is itself."""
+    if action == "save":
+        return "update" if data.get("id") is not None else "create"
+    return action
+
+
+def action_method(action: str, data: dict[str, Any]) -> str:
+    """The HTTP method ``action`` stands for (see ``ACTION_METHODS``), whatever
+    method or URL carried it."""
+    if effective_action(action, data) == "create":
+        return "POST"
+    return ACTION_METHODS.get(action, "POST")
 
 
 class Request:
