@@ -6,15 +6,27 @@ import subprocess
 import sys
 
 import pytest
+from django.test import Client
 from rest_framework import permissions as drf_permissions
 from rest_framework import serializers
 from rest_framework.validators import UniqueTogetherValidator
 
-from syncbind import SyncBinding
+from syncbind import SyncBinding, event
 from syncbind.permissions import IsAuthenticated
 from syncbind.registry import registry
 from syncbind.testing import connect
 from tests import factories
+from tests.permission_matrix import (
+    BUILTIN_ROUTE_ALLOW,
+    DENIED,
+    ERRORS,
+    OK,
+    assert_http_outcome,
+    case_data,
+    http_cases,
+    http_send,
+    rows,
+)
 from tests.servers import ROOT
 from tests.testapp.bindings import OwnedBinding
 from tests.testapp.models import Product, Task
@@ -61,7 +73,7 @@ class DRFProductBinding(SyncBinding):
 class DRFModelPermsBinding(SyncBinding):
     model = Product
     stream = "drf.Guarded"
-    fields = ["id", "name"]
+    fields = ["id", "name", "price", "category"]
     permission_classes = [drf_permissions.DjangoModelPermissions]
 
 
@@ -81,6 +93,26 @@ class DRFTaskBinding(OwnedBinding):
     model = Task
     stream = "drf.Task"
     serializer_class = TaskSerializer
+class RecordMethod(drf_permissions.BasePermission):
+    """Grants everything; notes the ``request.method`` each event showed it."""
+
+    seen: list[str] = []
+
+    def has_permission(self, request, view):
+        self.seen.append(request.method)
+        return True
+
+
+class DRFRecordedBinding(SyncBinding):
+    model = Product
+    stream = "drf.Recorded"
+    fields = ["id", "name", "price", "category"]
+    search_fields = ["name"]
+    permission_classes = [RecordMethod]
+
+    @event(atomic=False)
+    def touch(self, request):
+        return {"touched": True}
 
 
 @pytest.fixture(autouse=True)
@@ -89,6 +121,7 @@ def drf_bindings():
     registry.register(DRFProductBinding)
     registry.register(DRFModelPermsBinding)
     registry.register(DRFTaskBinding)
+    registry.register(DRFRecordedBinding)
     yield
     registry.restore(saved)
 
@@ -190,6 +223,113 @@ async def test_drf_django_model_permissions(db_call):
         assert (await client.send_event("drf.Guarded.delete", {"id": product.pk}))["error"][
             "code"
         ] == "permission_denied"
+
+
+# What DRF's DjangoModelPermissions asks: GET nothing, POST add, PUT/PATCH change,
+# DELETE delete; so each action must show it the method of what it does.
+DRF_USERS = {
+    "no permissions": [],
+    "add permission only": ["testapp.add_product"],
+    "change permission only": ["testapp.change_product"],
+    "delete permission only": ["testapp.delete_product"],
+}
+D = DENIED
+DRF_MATRIX = {
+    "retrieve": ("retrieve", (OK, OK, OK, OK)),
+    "list": ("list", (OK, OK, OK, OK)),
+    "create": ("create", (D, OK, D, D)),
+    "update": ("update", (D, D, OK, D)),
+    "save with id": ("save", (D, D, OK, D)),  # PUT
+    "save without id": ("save", (D, OK, D, D)),  # a create: POST
+    "delete": ("delete", (D, D, D, OK)),
+}
+G = "drf.Guarded"
+
+
+@pytest.mark.parametrize("case", DRF_MATRIX)
+@pytest.mark.parametrize("kind", DRF_USERS)
+async def test_drf_django_model_permissions_follow_the_action(kind, case, db_call):
+    product = await db_call(factories.ProductFactory)
+    before = await db_call(rows)
+    user = await db_call(factories.UserFactory, perms=DRF_USERS[kind])
+    action, outcomes = DRF_MATRIX[case]
+    expected = outcomes[list(DRF_USERS).index(kind)]
+    async with connect(user) as client:
+        reply = await client.send_event(f"{G}.{action}", case_data(case, product))
+    if expected == OK:
+        assert "data" in reply, reply
+    else:
+        assert reply["error"] == ERRORS[expected]
+        assert await db_call(rows) == before
+
+
+@pytest.mark.parametrize(("route", "case"), http_cases(DRF_MATRIX))
+@pytest.mark.parametrize("kind", DRF_USERS)
+def test_drf_django_model_permissions_over_http(kind, route, case):
+    """``POST events/`` carrying an update is PATCH to DRF, not the POST that carried it."""
+    product = factories.ProductFactory()
+    before = rows()
+    client = Client()
+    client.force_login(factories.UserFactory(perms=DRF_USERS[kind]))
+    action, outcomes = DRF_MATRIX[case]
+    response = http_send(client, route, G, case, action, case_data(case, product))
+    if route == "POST <stream>/<action>/":  # built-in actions only: not a custom event
+        assert (response.status_code, response["Allow"]) == (405, BUILTIN_ROUTE_ALLOW)
+        assert rows() == before
+        return
+    expected = outcomes[list(DRF_USERS).index(kind)]
+    assert_http_outcome(response, route, expected)
+    if expected != OK:
+        assert rows() == before
+
+
+METHODS = {
+    "retrieve": "GET",
+    "list": "GET",
+    "search": "GET",
+    "subscribe": "GET",
+    "unsubscribe": "GET",
+    "create": "POST",
+    "update": "PATCH",
+    "save with id": "PUT",
+    "save without id": "POST",
+    "delete": "DELETE",
+    "touch": "POST",
+}
+
+
+def method_cases(product):
+    return [
+        (case, "save" if case.startswith("save") else case, case_data(case, product))
+        for case in METHODS
+    ]
+
+
+async def test_drf_permissions_see_the_method_of_the_action_over_websocket(db_call):
+    product = await db_call(factories.ProductFactory)
+    user = await db_call(factories.UserFactory)
+    seen = {}
+    async with connect(user) as client:
+        for case, action, data in method_cases(product):
+            RecordMethod.seen.clear()
+            reply = await client.send_event(f"drf.Recorded.{action}", data)
+            assert "data" in reply, (case, reply)
+            seen[case] = RecordMethod.seen[0]
+    assert seen == METHODS
+
+
+def test_drf_permissions_see_the_method_of_the_action_over_http():
+    """Whatever method carried it: the envelope is always POST."""
+    product = factories.ProductFactory()
+    client = Client()
+    client.force_login(factories.UserFactory())
+    seen = {}
+    for case, action, data in method_cases(product):
+        RecordMethod.seen.clear()
+        response = http_send(client, "POST events/", "drf.Recorded", case, action, data)
+        assert response.status_code == 200, (case, response.content)
+        seen[case] = RecordMethod.seen[0]
+    assert seen == METHODS
 
 
 async def test_drf_bindings_push_per_user(db_call):

@@ -12,13 +12,20 @@ from syncbind.request import Request
 from syncbind.testing import connect
 from tests import factories
 from tests.testapp.bindings import ProductBinding
-from tests.testapp.models import Category, Note, Product
+from tests.permission_matrix import (
+    ANON,
+    DENIED,
+    ERRORS,
+    MATRIX,
+    OK,
+    USERS,
+    P,
+    case_data,
+    rows,
+)
+from tests.testapp.models import Note, Product
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-P = "testapp.Product"
-ALL_PRODUCT_PERMS = [f"testapp.{p}_product" for p in ("view", "add", "change", "delete")]
-
 
 class QuerysetProductBinding(ProductBinding):
     """The Product binding declared channels-binding style: ``queryset``, no ``model``."""
@@ -73,7 +80,7 @@ class ModelessBinding(BindingBase):
 STYLES = {
     "model =": P,
     "queryset =": QuerysetProductBinding.stream,
-    "get_queryset()": HookProductBinding.stream,
+    "get_model() + get_queryset()": HookProductBinding.stream,
 }
 
 
@@ -84,58 +91,6 @@ def perms_bindings():
         registry.register(binding)
     yield
     registry.restore(saved)
-
-
-USERS = {
-    "anonymous": None,
-    "no permissions": {},
-    "view permission": {"perms": ["testapp.view_product"]},
-    "add permission only": {"perms": ["testapp.add_product"]},
-    "change permission only": {"perms": ["testapp.change_product"]},
-    "model permissions": {"perms": ALL_PRODUCT_PERMS},
-    "superuser": {"is_superuser": True},
-}
-OK = "ok"
-DENIED, ANON = "permission_denied", "not_authenticated"
-READ = (ANON, DENIED, OK, DENIED, DENIED, OK, OK)
-ADD = (ANON, DENIED, DENIED, OK, DENIED, OK, OK)
-CHANGE = (ANON, DENIED, DENIED, DENIED, OK, OK, OK)
-DELETE = (ANON, DENIED, DENIED, DENIED, DENIED, OK, OK)
-
-# case -> (action, expected outcome per user kind, in USERS order)
-MATRIX = {
-    "retrieve": ("retrieve", READ),
-    "list": ("list", READ),
-    "search": ("search", READ),
-    "subscribe": ("subscribe", READ),
-    "create": ("create", ADD),
-    "update": ("update", CHANGE),
-    "save with id": ("save", CHANGE),  # an update
-    "save without id": ("save", ADD),  # a create
-    "delete": ("delete", DELETE),
-    "restock": ("restock", CHANGE),  # a custom event: perms_map "*"
-    "ping": ("ping", (OK,) * len(USERS)),  # @event(permission_classes=[AllowAny])
-}
-
-
-def case_data(case, product):
-    new = {"name": "new", "price": "1", "category": product.category_id}
-    return {
-        "retrieve": {"id": product.pk},
-        "subscribe": {"id": product.pk},
-        "update": {"id": product.pk, "name": "changed"},
-        "save with id": {"id": product.pk, "name": "changed"},
-        "save without id": new,
-        "delete": {"id": product.pk},
-        "restock": {"id": product.pk},
-        "create": new,
-        "search": {"query": "p"},
-    }.get(case, {})
-
-
-def rows():
-    """What a refused event must leave unchanged."""
-    return list(Product.objects.order_by("pk").values()), Category.objects.count()
 
 
 @pytest.mark.parametrize("case", MATRIX)
@@ -157,18 +112,6 @@ async def test_product_matrix(style, kind, case, consumer_app, db_call, settings
         # A refusal writes nothing and reveals nothing about the row.
         assert await db_call(rows) == before
         assert str(product.name) not in str(reply)
-
-
-ERRORS = {
-    DENIED: {
-        "code": "permission_denied",
-        "message": "You do not have permission to perform this action.",
-    },
-    ANON: {
-        "code": "not_authenticated",
-        "message": "Authentication credentials were not provided.",
-    },
-}
 
 
 def run_unregistered(binding_class, action, user):

@@ -1,0 +1,130 @@
+"""Who may do what: the permission matrix the WebSocket, HTTP and DRF tests share."""
+
+import json
+
+from tests.testapp.models import Category, Product
+
+P = "testapp.Product"
+ALL_PRODUCT_PERMS = [f"testapp.{p}_product" for p in ("view", "add", "change", "delete")]
+
+USERS = {
+    "anonymous": None,
+    "no permissions": {},
+    "view permission": {"perms": ["testapp.view_product"]},
+    "add permission only": {"perms": ["testapp.add_product"]},
+    "change permission only": {"perms": ["testapp.change_product"]},
+    "model permissions": {"perms": ALL_PRODUCT_PERMS},
+    "superuser": {"is_superuser": True},
+}
+OK = "ok"
+DENIED, ANON = "permission_denied", "not_authenticated"
+READ = (ANON, DENIED, OK, DENIED, DENIED, OK, OK)
+ADD = (ANON, DENIED, DENIED, OK, DENIED, OK, OK)
+CHANGE = (ANON, DENIED, DENIED, DENIED, OK, OK, OK)
+DELETE = (ANON, DENIED, DENIED, DENIED, DENIED, OK, OK)
+
+# case -> (action, expected outcome per user kind in USERS order, under syncbind's
+# DjangoModelPermissions)
+MATRIX = {
+    "retrieve": ("retrieve", READ),
+    "list": ("list", READ),
+    "search": ("search", READ),
+    "subscribe": ("subscribe", READ),
+    "create": ("create", ADD),
+    "update": ("update", CHANGE),
+    "save with id": ("save", CHANGE),  # an update
+    "save without id": ("save", ADD),  # a create
+    "delete": ("delete", DELETE),
+    "restock": ("restock", CHANGE),  # a custom event: perms_map "*"
+    "ping": ("ping", (OK,) * len(USERS)),  # @event(permission_classes=[AllowAny])
+}
+
+ERRORS = {
+    DENIED: {
+        "code": "permission_denied",
+        "message": "You do not have permission to perform this action.",
+    },
+    ANON: {
+        "code": "not_authenticated",
+        "message": "Authentication credentials were not provided.",
+    },
+}
+STATUS = {DENIED: 403, ANON: 401}
+
+
+def case_data(case, product):
+    """The message data of ``case`` about ``product``."""
+    new = {"name": "new", "price": "1", "category": product.category_id}
+    return {
+        "retrieve": {"id": product.pk},
+        "subscribe": {"id": product.pk},
+        "update": {"id": product.pk, "name": "changed"},
+        "save with id": {"id": product.pk, "name": "changed"},
+        "save without id": new,
+        "delete": {"id": product.pk},
+        "restock": {"id": product.pk},
+        "create": new,
+        "search": {"query": "p"},
+    }.get(case, {})
+
+
+def rows():
+    """What a refused event must leave unchanged."""
+    return list(Product.objects.order_by("pk").values()), Category.objects.count()
+
+
+# -- HTTP ---------------------------------------------------------------------------
+# The built-in actions' own routes: case -> (method, URL under the stream, from data).
+REST_ROUTES = {
+    "retrieve": ("get", "{id}/"),
+    "list": ("get", ""),
+    "search": ("get", ""),
+    "create": ("post", ""),
+    "update": ("patch", "{id}/"),
+    "save with id": ("put", "{id}/"),
+    "delete": ("delete", "{id}/"),
+    "restock": ("post", "restock/"),
+    "ping": ("post", "ping/"),
+}
+# How an event reaches the HTTP API: its own route, the envelope, or the custom-event
+# URL (``POST <stream>/<action>/``), which takes custom events only.
+HTTP_ROUTES = ("own route", "POST events/", "POST <stream>/<action>/")
+BUILTIN_ROUTE_ALLOW = "GET, PATCH, PUT, DELETE"
+
+
+def http_cases(cases):
+    """Every (route, case) pair the HTTP API has a URL for."""
+    return [
+        (route, case)
+        for route in HTTP_ROUTES
+        for case in cases
+        if route != "own route" or case in REST_ROUTES
+    ]
+
+
+def http_send(client, route, stream, case, action, data):
+    """Send ``case`` over HTTP by ``route``; returns the response."""
+    if route == "POST events/":
+        envelope = {"event": f"{stream}.{action}", "data": data}
+        return client.post("/api/events/", json.dumps(envelope), content_type="application/json")
+    if route == "POST <stream>/<action>/":
+        return client.post(
+            f"/api/{stream}/{action}/", json.dumps(data), content_type="application/json"
+        )
+    method, path = REST_ROUTES[case]
+    url = f"/api/{stream}/{path.format(id=data.get('id'))}"
+    if method == "get":
+        return client.get(url, {"query": data["query"]} if "query" in data else {})
+    body = {key: value for key, value in data.items() if key != "id" or method == "post"}
+    send = getattr(client, method)
+    return send(url, json.dumps(body), content_type="application/json")
+
+
+def assert_http_outcome(response, route, expected):
+    """``response`` is what the HTTP API answers for ``expected`` on ``route``."""
+    error = response.json().get("error") if response.content else None
+    if expected == OK:
+        assert response.status_code in (200, 201), response.content
+        assert error is None, error
+    else:
+        assert (response.status_code, error) == (STATUS[expected], ERRORS[expected])
