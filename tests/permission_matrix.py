@@ -2,6 +2,7 @@
 
 import json
 
+from syncbind.request import BUILTIN_ACTIONS
 from tests.testapp.models import Category, Product
 
 P = "testapp.Product"
@@ -73,6 +74,21 @@ def rows():
     return list(Product.objects.order_by("pk").values()), Category.objects.count()
 
 
+def expected(matrix, users, kind):
+    """``{case: outcome}`` for user ``kind`` (a column of ``matrix``)."""
+    column = list(users).index(kind)
+    return {case: outcomes[column] for case, (_action, outcomes) in matrix.items()}
+
+
+def outcome(reply):
+    """OK, or the code of the error ``reply`` carries (whose text must be the code's)."""
+    if "data" in reply:
+        return OK
+    error = reply["error"]
+    assert error == ERRORS.get(error["code"], error), error
+    return error["code"]
+
+
 # -- HTTP ---------------------------------------------------------------------------
 # The built-in actions' own routes: case -> (method, URL under the stream, from data).
 REST_ROUTES = {
@@ -89,17 +105,21 @@ REST_ROUTES = {
 # How an event reaches the HTTP API: its own route, the envelope, or the custom-event
 # URL (``POST <stream>/<action>/``), which takes custom events only.
 HTTP_ROUTES = ("own route", "POST events/", "POST <stream>/<action>/")
-BUILTIN_ROUTE_ALLOW = "GET, PATCH, PUT, DELETE"
+NOT_ALLOWED = "405, Allow: GET, PATCH, PUT, DELETE"
 
 
-def http_cases(cases):
-    """Every (route, case) pair the HTTP API has a URL for."""
-    return [
-        (route, case)
-        for route in HTTP_ROUTES
-        for case in cases
-        if route != "own route" or case in REST_ROUTES
-    ]
+def http_expected(matrix, users, kind, route):
+    """``{case: outcome}`` over ``route``: what ``expected`` says, for the cases the
+    route carries; a built-in action on the custom-event URL is NOT_ALLOWED."""
+    wanted = expected(matrix, users, kind)
+    if route == "own route":
+        return {case: wanted[case] for case in matrix if case in REST_ROUTES}
+    if route == "POST <stream>/<action>/":
+        return {
+            case: NOT_ALLOWED if matrix[case][0] in BUILTIN_ACTIONS else wanted[case]
+            for case in matrix
+        }
+    return wanted
 
 
 def http_send(client, route, stream, case, action, data):
@@ -120,11 +140,31 @@ def http_send(client, route, stream, case, action, data):
     return send(url, json.dumps(body), content_type="application/json")
 
 
-def assert_http_outcome(response, route, expected):
-    """``response`` is what the HTTP API answers for ``expected`` on ``route``."""
-    error = response.json().get("error") if response.content else None
-    if expected == OK:
-        assert response.status_code in (200, 201), response.content
-        assert error is None, error
-    else:
-        assert (response.status_code, error) == (STATUS[expected], ERRORS[expected])
+def http_outcome(response):
+    """OK, NOT_ALLOWED, or the code of the error the response carries, with its status."""
+    if response.status_code == 405:
+        assert response.content == b""
+        return f"405, Allow: {response['Allow']}"
+    if response.status_code in (200, 201):
+        assert "error" not in response.json()
+        return OK
+    error = response.json()["error"]
+    assert (response.status_code, error) == (STATUS.get(error["code"]), ERRORS.get(error["code"]))
+    return error["code"]
+
+
+def http_matrix(client, route, stream, matrix, make_product):
+    """Every case ``route`` carries, sent by ``client``: ``{case: outcome}``. A refusal
+    must leave the rows as they were and not show the row."""
+    seen = {}
+    for case, (action, _outcomes) in matrix.items():
+        if route == "own route" and case not in REST_ROUTES:
+            continue
+        product = make_product()
+        before = rows()
+        response = http_send(client, route, stream, case, action, case_data(case, product))
+        seen[case] = http_outcome(response)
+        if seen[case] != OK:
+            assert rows() == before, case
+            assert product.name not in response.content.decode(), case
+    return seen

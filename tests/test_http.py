@@ -7,20 +7,8 @@ from django.test import AsyncClient, Client
 
 from syncbind.authentication import make_token
 from syncbind.testing import connect
-from syncbind.request import BUILTIN_ACTIONS
 from tests import factories
-from tests.permission_matrix import (
-    BUILTIN_ROUTE_ALLOW,
-    MATRIX,
-    OK,
-    USERS,
-    P,
-    assert_http_outcome,
-    case_data,
-    http_cases,
-    http_send,
-    rows,
-)
+from tests.permission_matrix import HTTP_ROUTES, MATRIX, USERS, P, http_expected, http_matrix
 from tests.testapp.models import Product
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -181,26 +169,14 @@ async def test_http_write_pushes_to_websocket_subscribers(superuser, db_call):
         assert (await db_call(Product.objects.get, pk=product.pk)).name == "over http"
 
 
-@pytest.mark.parametrize(("route", "case"), http_cases(MATRIX))
+@pytest.mark.parametrize("route", HTTP_ROUTES)
 @pytest.mark.parametrize("kind", USERS)
-def test_permissions_follow_the_action_whatever_the_route(kind, route, case, settings):
+def test_permissions_follow_the_action_whatever_the_route(kind, route, settings):
     """Over every route an event needs what it needs over WebSocket (tests/test_permissions.py),
     whatever the HTTP method; built-in actions have one route each, not the custom-event URL."""
     settings.SYNCBIND = {"ANONYMOUS_CONNECTION_ALLOWED": True}
-    product = factories.ProductFactory()
-    before = rows()
     client = Client()
     if USERS[kind] is not None:
         client.force_login(factories.UserFactory(**USERS[kind]))
-    action, outcomes = MATRIX[case]
-    response = http_send(client, route, P, case, action, case_data(case, product))
-    if route == "POST <stream>/<action>/" and action in BUILTIN_ACTIONS:
-        assert (response.status_code, response["Allow"]) == (405, BUILTIN_ROUTE_ALLOW)
-        assert response.content == b""
-        assert rows() == before
-        return
-    expected = outcomes[list(USERS).index(kind)]
-    assert_http_outcome(response, route, expected)
-    if expected != OK:
-        assert rows() == before
-        assert product.name not in response.content.decode()
+    seen = http_matrix(client, route, P, MATRIX, factories.ProductFactory)
+    assert seen == http_expected(MATRIX, USERS, kind, route)
