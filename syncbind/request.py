@@ -113,16 +113,15 @@ class Request:
 
     @property
     def method(self) -> str:
-        """The HTTP method this action corresponds to (what DRF permission classes read).
+        """The HTTP method of the ACTION (what DRF permission classes read), on every
+        transport: retrieve/list/search/subscribe/unsubscribe GET, create POST,
+        update PATCH, save PUT when it updates and POST when it creates, delete
+        DELETE, custom events POST.
 
-        Over HTTP it is the real method; over WebSocket, retrieve/list/search/
-        subscribe/unsubscribe are GET, create POST, update PATCH, save PUT,
-        delete DELETE and custom events POST.
+        Never the method the HTTP API received: ``POST events/`` may carry a
+        delete. That one is ``http_request.method``.
         """
-        http_request = self.http_request
-        if http_request is not None:
-            return http_request.method
-        return ACTION_METHODS.get(self.action, "POST")
+        return action_method(self.action, self.data)
 
     @property
     def query_params(self) -> dict[str, Any]:

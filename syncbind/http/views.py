@@ -9,7 +9,7 @@
 ``PATCH <stream>/<id>/``   update
 ``PUT <stream>/<id>/``     save
 ``DELETE <stream>/<id>/``  delete
-``POST <stream>/<event>/`` a custom event
+``POST <stream>/<event>/`` a custom event (built-in actions: 405)
 ``POST events/``           the WebSocket envelope ``{"event", "data"}``
 =========================  ==========================================
 
@@ -30,6 +30,7 @@ from .. import core, protocol, values
 from ..connection import open_http
 from ..exceptions import STATUS_BY_CODE, BadRequest, SyncbindError, TooLarge
 from ..executor import run_in_pool
+from ..request import BUILTIN_ACTIONS
 from ..settings import api_settings
 
 # Query parameters of a list that are not filters.
@@ -152,8 +153,15 @@ MEMBER_ACTIONS = {"GET": "retrieve", "PATCH": "update", "PUT": "save", "DELETE":
 
 @pooled
 def member(request: HttpRequest, stream: str, key: str) -> HttpResponse:
-    """A row (``GET``/``PATCH``/``PUT``/``DELETE``), or a custom event (``POST``)."""
+    """A row (``GET``/``PATCH``/``PUT``/``DELETE``), or a custom event (``POST``).
+
+    ``POST <stream>/<built-in action>/`` is refused (405): each built-in action
+    has its one route, so the method a proxy, a log or CSRF sees is what the
+    request does (``events/`` takes any event, as the WebSocket does).
+    """
     action = key if request.method == "POST" else MEMBER_ACTIONS.get(request.method or "")
+    if action in BUILTIN_ACTIONS and request.method == "POST":
+        return HttpResponse(status=405, headers={"Allow": "GET, PATCH, PUT, DELETE"})
     if action is None:
         return HttpResponse(status=405, headers={"Allow": "GET, PATCH, PUT, DELETE, POST"})
     try:
