@@ -121,13 +121,22 @@ def register_module(module: Any) -> list[type[BindingBase]]:
             isinstance(value, type)
             and issubclass(value, BindingBase)
             and value.__module__.startswith(module.__name__)
-            and (value.model is not None or value.queryset is not None)
+            and _names_model(value)
             # Only the class that says ``abstract = True`` is abstract, not its subclasses.
             and not vars(value).get("abstract", False)
         ):
             registry.register(value)
             found.append(value)
     return found
+
+
+def _names_model(binding_class: type[BindingBase]) -> bool:
+    """Whether ``get_model()`` names a model (bases that name none are not bindings yet)."""
+    try:
+        binding_class.get_model()
+    except TypeError:
+        return False
+    return True
 
 
 def autodiscover(module_name: str = "bindings") -> None:

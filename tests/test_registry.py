@@ -1,5 +1,6 @@
 """[syncbind/registry.py, syncbind/settings.py, syncbind/checks.py] Settings, system checks, registry and autodiscovery."""
 
+import types
 import warnings
 
 import pytest
@@ -9,7 +10,7 @@ from django.test import override_settings
 from syncbind import SyncBinding
 from syncbind.authentication import SessionAuthentication
 from syncbind.permissions import DjangoModelPermissions, IsAuthenticated
-from syncbind.registry import AlreadyRegistered, autodiscover, registry
+from syncbind.registry import AlreadyRegistered, autodiscover, register_module, registry
 from syncbind.settings import DEFAULTS, api_settings
 from tests.pkgapp.models import Thing
 from tests.testapp.models import Product
@@ -203,3 +204,25 @@ def test_an_old_style_authentication_class_fails_the_checks():
     with override_settings(SYNCBIND={"AUTHENTICATION_CLASSES": [path]}):
         errors = [e for e in checks.run_checks(tags=["syncbind"]) if e.id == "syncbind.E011"]
     assert [e.msg for e in errors] == [f"Authentication class {path} has no authenticate()."]
+
+
+def test_a_binding_naming_its_model_through_get_model_is_discovered(temporary_binding):
+    """Discovery asks get_model(), not the ``model``/``queryset`` attributes."""
+    module = types.ModuleType("tests.hooked_bindings")
+
+    class Hooked(SyncBinding):
+        stream = "hooked.Product"
+        fields = ["id", "name"]
+
+        @classmethod
+        def get_model(cls):
+            return Product
+
+    class NoModel(SyncBinding):  # a base: names no model
+        fields = ["id"]
+
+    for binding in (Hooked, NoModel):
+        binding.__module__ = module.__name__
+        setattr(module, binding.__name__, binding)
+    assert register_module(module) == [Hooked]
+    assert registry.get("hooked.Product") is Hooked
