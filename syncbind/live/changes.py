@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, cast
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -113,11 +113,11 @@ def shown_by(model: Any) -> list[tuple[str, Any, str]]:
     if concrete not in _shown:
         found = []
         for binding in registry.all():
-            if binding.serializer_class is not None:
-                continue
             try:
-                # Without serializer_class the serializer is syncbind's own.
-                depends = cast(ModelSerializer, binding().get_serializer()).depends_on()
+                serializer = binding().get_serializer()
+                if not isinstance(serializer, ModelSerializer):  # a DRF serializer's own reads
+                    continue
+                depends = serializer.depends_on()
             except Exception:  # a binding the system checks report: nothing follows from it
                 continue
             for related, path in depends:
