@@ -9,8 +9,10 @@ actually uses a DRF serializer, and DRF permission classes need nothing from it.
   ``DjangoModelPermissions``, your own with ``has_object_permission``) go in
   ``permission_classes`` beside syncbind's: they are called with a view that
   looks like a DRF view (``get_queryset()`` without arguments, ``action``) and a
-  request whose ``method`` maps the action (retrieve → GET, create → POST,
-  update → PATCH, save → PUT, delete → DELETE).
+  request whose ``method`` is the action's on every transport (retrieve, list,
+  search, subscribe, unsubscribe → GET; create → POST; update → PATCH; save →
+  PUT when it updates, POST when it creates; delete → DELETE; custom events →
+  POST), never the method the HTTP API received.
 
 DRF's unique validators look at every row of the table; a clash they find with
 a row the writer cannot see is answered as the native serializer answers it
@@ -50,7 +52,13 @@ class ViewProxy:
 
 
 class DRFPermission:
-    """Adapts a DRF-style permission (``has_permission(request, view)``) to a binding."""
+    """Adapts a DRF-style permission (``has_permission(request, view)``) to a binding.
+
+    The permission sees the syncbind request, whose ``method`` is the action's
+    (:func:`syncbind.request.action_method`), and the binding through
+    :class:`ViewProxy`, so DRF's ``DjangoModelPermissions`` takes the model from
+    ``get_queryset()``.
+    """
 
     def __init__(self, permission: Any) -> None:
         self.permission = permission
