@@ -15,6 +15,7 @@ from django.db import models
 from .decorators import event
 from .deprecation import accepts_legacy_request
 from .listing import check_parameters
+from .request import effective_action
 
 if TYPE_CHECKING:
     # The mixins are combined with BindingBase, whose hooks they call.
@@ -109,8 +110,9 @@ class SaveMixin(_Binding):
 
     @event
     def save(self, request) -> dict[str, Any]:
-        """``create`` when ``data`` has no ``id``, ``update`` otherwise."""
-        if request.data.get("id") is None:
+        """``create`` when ``data`` has no ``id``, ``update`` otherwise (as the
+        permissions decide it: :func:`~syncbind.request.effective_action`)."""
+        if effective_action("save", request.data) == "create":
             data = {key: value for key, value in request.data.items() if key != "id"}
             # The hooks read self.request: they see the request without its "id".
             self.request = request.with_message(replace(request.message, data=data))
