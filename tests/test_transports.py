@@ -10,6 +10,7 @@ from django.test import AsyncClient
 
 from syncbind import AsyncBindingConsumer, BindingConsumer
 from syncbind.exceptions import STATUS_BY_CODE
+from syncbind.request import BUILTIN_ACTIONS
 from syncbind.testing import connect
 from tests import factories
 from tests.rows import product_row
@@ -71,6 +72,10 @@ REST = {  # action -> (method, with the id in the path)
 
 async def via_http_rest(user, event, data):
     stream, action = event.rsplit(".", 1)
+    if action in BUILTIN_ACTIONS and not (action in REST and (action != "save" or "id" in data)):
+        # A built-in action without a route of its own (save without an id): the
+        # envelope, as POST <stream>/<action>/ takes custom events only.
+        return await via_http_envelope(user, event, data)
     client = await _http_client(user)
     data = dict(data)
     if action in REST and (action != "save" or "id" in data):

@@ -42,11 +42,22 @@ class User:
 
 
 def request(user=None, data=None):
-    return SimpleNamespace(user=AnonymousUser() if user is None else user, data=data or {})
+    return SimpleNamespace(
+        user=AnonymousUser() if user is None else user, data=data or {}, event="shop.Thing.ping"
+    )
 
 
-def binding(action="list", model=Product):
-    return SimpleNamespace(action=action, model=model)
+def no_model():
+    raise TypeError("names neither model nor queryset")
+
+
+def binding(action="list", model=Product, queryset=no_model):
+    """A binding as permissions see it: its hooks only (``model=None``: get_model() fails)."""
+    return SimpleNamespace(
+        action=action,
+        get_model=(lambda: model) if model is not None else no_model,
+        get_queryset=queryset,
+    )
 
 
 OBJ = object()
@@ -288,9 +299,24 @@ def test_model_permissions_refuse_anonymous_users_without_asking():
     assert user.asked == []
 
 
-def test_model_permissions_without_a_model_only_need_authentication():
-    assert DjangoModelPermissions().has_permission(request(User()), binding("ping", None))
-    assert not DjangoModelPermissions().has_permission(request(), binding("ping", None))
+def test_model_permissions_take_the_model_from_get_queryset_without_get_model():
+    user = User(perms={"testapp.change_product"})
+    rows = binding("ping", None, queryset=lambda: Product.objects.all())
+    assert DjangoModelPermissions().has_permission(request(user), rows) is True
+    assert user.asked == [["testapp.change_product"]]
+
+
+@pytest.mark.parametrize("queryset", [no_model, lambda: None, list], ids=["raises", "None", "list"])
+def test_model_permissions_without_a_model_refuse_everyone(queryset, caplog):
+    superuser = User(perms={"testapp.change_product"})
+    superuser.has_perms = lambda perms: True  # as Django's for an active superuser
+    for user in (User(), superuser):
+        assert (
+            DjangoModelPermissions().has_permission(request(user), binding("ping", None, queryset))
+            is False
+        )
+    assert not DjangoModelPermissions().has_permission(request(), binding("ping", None, queryset))
+    assert [record.levelname for record in caplog.records] == ["WARNING", "WARNING"]
 
 
 @pytest.mark.parametrize("action", sorted(READ_ACTIONS))
