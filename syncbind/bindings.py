@@ -275,8 +275,3 @@ class SyncBinding(
 
 class ReadOnlyBinding(RetrieveMixin, ListMixin, SearchMixin, SubscribeMixin, BindingBase):
     """retrieve, list, search, subscribe and unsubscribe only."""
-
-
-#: The actions every full binding serves (its mixins' events): the event names the
-#: protocol gives a meaning of its own (replies, row and page pushes).
-BUILTIN_ACTIONS: frozenset[str] = frozenset(SyncBinding.events)

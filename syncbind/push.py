@@ -42,6 +42,7 @@ from . import protocol
 from .live.changes import send
 from .live.credentials import user_key
 from .live.keys import CONNECTIONS_GROUP
+from .request import BUILTIN_ACTIONS
 
 __all__ = ["ato_group", "ato_stream", "ato_user", "to_group", "to_stream", "to_user"]
 
@@ -59,8 +60,6 @@ def _stream_name(stream: Any) -> str:
 
 def _check_event(event: str) -> None:
     """Refuse, at the call, a malformed event name or a built-in action's."""
-    from .bindings import BUILTIN_ACTIONS
-
     _stream, action, _tag = protocol.parse_event(event)  # refused here, not at every hub
     if action in BUILTIN_ACTIONS:
         raise ValueError(

@@ -22,6 +22,8 @@ ACTION_METHODS = {
     "save": "PUT",
     "delete": "DELETE",
 }
+#: The actions every full binding serves (its mixins' events): the event names the
+#: protocol gives a meaning of its own (replies, row and page pushes).
 BUILTIN_ACTIONS = frozenset(ACTION_METHODS)
 
 

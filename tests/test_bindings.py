@@ -146,3 +146,11 @@ async def test_drf_serializer_relations_are_scoped_too(two_users, db_call):
     )
     assert ok["data"]["row"]["project"] == mine.pk
     assert await db_call(Task.objects.count) == 1
+
+
+def test_the_built_in_actions_are_the_events_of_a_full_binding():
+    # One list (syncbind.request) serves permissions, the HTTP routes and the names
+    # server pushes may not take: it must be what SyncBinding's mixins serve.
+    from syncbind.request import BUILTIN_ACTIONS
+
+    assert frozenset(SyncBinding.events) == BUILTIN_ACTIONS

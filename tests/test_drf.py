@@ -94,6 +94,8 @@ class DRFTaskBinding(OwnedBinding):
     model = Task
     stream = "drf.Task"
     serializer_class = TaskSerializer
+
+
 class RecordMethod(drf_permissions.BasePermission):
     """Grants everything; notes the ``request.method`` each event showed it."""
 
