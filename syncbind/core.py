@@ -40,7 +40,7 @@ class OnLoop:
         self.binding = binding
 
     async def reply(self) -> str:
-        return protocol.encode(await self.binding.adispatch())
+        return protocol.frame_text(await self.binding.adispatch())
 
 
 def parse(
@@ -95,4 +95,4 @@ def handle(
         return protocol.encode(message)
     with protocol.encoding_reply():
         reply = dispatch(message, connection, on_loop=on_loop)
-        return reply if isinstance(reply, OnLoop) else protocol.encode_reply(reply)
+    return reply if isinstance(reply, OnLoop) else protocol.frame_text(reply)

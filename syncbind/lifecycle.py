@@ -71,20 +71,20 @@ class Lifecycle:
 
     def dispatch(self) -> dict[str, Any]:
         """Handle the message to completion: ``initial()``, the handler (inside
-        ``transaction.atomic()`` when its ``@event`` says so), the reply. Sync."""
+        ``transaction.atomic()`` when its ``@event`` says so), the reply, encoded
+        within the same transaction (see :class:`~syncbind.protocol.Reply`). Sync."""
         request = self.request
         try:
             self.initial()
             handler, spec = self.get_handler()
             if inspect.iscoroutinefunction(handler):
-                result = async_to_sync(handler)(request)
-            elif spec.atomic:
+                return protocol.reply(request.message, async_to_sync(handler)(request))
+            if spec.atomic:
                 using = router.db_for_write(self.get_model())  # type: ignore[attr-defined]
+                # Encoded before the commit: a reply that cannot be sent undoes the event.
                 with transaction.atomic(using=using):
-                    result = handler(request)
-            else:
-                result = handler(request)
-            return protocol.reply(request.message, result)
+                    return protocol.reply(request.message, handler(request))
+            return protocol.reply(request.message, handler(request))
         except Exception as exc:
             return self.handle_exception(exc)
 

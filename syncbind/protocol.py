@@ -163,11 +163,25 @@ def parse_envelope(content: Any, size: int = 0) -> Message:
     )
 
 
-def reply(message: Message, data: Any) -> dict[str, Any]:
-    """The success reply to ``message``."""
-    out: dict[str, Any] = {"event": message.event, "data": data}
+class Reply(dict[str, Any]):
+    """A success reply, its ``data`` already encoded (``data_text``).
+
+    Made where the handler returns, inside its transaction: a result JSON cannot
+    carry fails there (and rolls the handler's writes back) rather than after
+    the commit, and the transports send the text without encoding it again.
+    """
+
+    __slots__ = ("data_text",)
+    data_text: str
+
+
+def reply(message: Message, data: Any) -> Reply:
+    """The success reply to ``message``; raises TypeError or ValueError when
+    ``data`` cannot be encoded."""
+    out = Reply(event=message.event, data=data)
     if message.has_request_id:
         out["request_id"] = message.request_id
+    out.data_text = _data_text(data)
     return out
 
 
@@ -201,7 +215,7 @@ def encode(content: Any) -> str:
     return json.dumps(content, cls=DjangoJSONEncoder, separators=(",", ":"))
 
 
-# Texts of reply data encoded while a reply is being made (see encode_reply).
+# Texts of reply data encoded while a reply is being made (see encoding_reply).
 _encoded: ContextVar[dict[int, tuple[Any, str]] | None] = ContextVar(
     "syncbind_encoded", default=None
 )
@@ -219,7 +233,7 @@ def encode_data(data: Any) -> str:
 
 @contextmanager
 def encoding_reply() -> Iterator[None]:
-    """The scope in which :func:`encode_data` texts are kept for :func:`encode_reply`."""
+    """The scope in which :func:`encode_data` texts are kept for :func:`reply`."""
     token = _encoded.set({})
     try:
         yield
@@ -227,19 +241,25 @@ def encoding_reply() -> Iterator[None]:
         _encoded.reset(token)
 
 
-def encode_reply(content: Any) -> str:
-    """``encode(content)``, splicing in the text of its ``data`` if :func:`encode_data`
-    already made it (a subscribing read encodes its data for the subscription)."""
+def _data_text(data: Any) -> str:
+    # A subscribing read has encoded its data for the subscription already.
     known = _encoded.get()
-    if not known or not isinstance(content, dict) or "data" not in content:
+    found = known.get(id(data)) if known else None
+    if found is not None and found[0] is data:
+        return found[1]
+    return encode(data)
+
+
+def frame_text(content: dict[str, Any]) -> str:
+    """A reply's frame text; a :class:`Reply`'s is built around its encoded data."""
+    if not isinstance(content, Reply):
         return encode(content)
-    data = content["data"]
-    found = known.get(id(data))
-    if found is None or found[0] is not data:
-        return encode(content)
-    # What json.dumps writes for a dict with these separators, one member at a time.
-    members = (
-        f"{encode(name)}:{found[1] if name == 'data' else encode(value)}"
-        for name, value in content.items()
-    )
-    return "{" + ",".join(members) + "}"
+    text = f'{{"event":{encode(content["event"])},"data":{content.data_text}'
+    if "request_id" in content:
+        text += f',"request_id":{encode(content["request_id"])}'
+    return text + "}"
+
+
+def data_text(content: dict[str, Any]) -> str:
+    """The text of a success reply's ``data`` (the body of an HTTP response)."""
+    return content.data_text if isinstance(content, Reply) else encode(content["data"])

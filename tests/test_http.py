@@ -9,7 +9,7 @@ from syncbind.authentication import make_token
 from syncbind.testing import connect
 from tests import factories
 from tests.permission_matrix import HTTP_ROUTES, MATRIX, USERS, P, http_expected, http_matrix
-from tests.testapp.models import Product
+from tests.testapp.models import Category, Product
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -180,3 +180,31 @@ def test_permissions_follow_the_action_whatever_the_route(kind, route, settings)
         client.force_login(factories.UserFactory(**USERS[kind]))
     seen = http_matrix(client, route, P, MATRIX, factories.ProductFactory)
     assert seen == http_expected(MATRIX, USERS, kind, route)
+
+
+@pytest.mark.parametrize("kind", ["object", "instance"])
+def test_an_event_reply_that_cannot_be_encoded_is_a_json_500(logged_in, kind):
+    response = logged_in.post("/api/testapp.Product/unencodable/", **body({"kind": kind}))
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "error": {"code": "server_error", "message": "A server error occurred."}
+    }
+    assert not Category.objects.filter(name="written before the reply").exists()
+
+
+def test_an_exception_escaping_the_core_is_a_json_500(logged_in, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr("syncbind.core.dispatch", broken)
+    for response in (
+        logged_in.get("/api/testapp.Product/"),
+        logged_in.post("/api/events/", **body({"event": "testapp.Product.ping"})),
+    ):
+        assert response.status_code == 500
+        assert response["Content-Type"] == "application/json"
+        assert response.json()["error"] == {
+            "code": "server_error",
+            "message": "A server error occurred.",
+        }

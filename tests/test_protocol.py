@@ -7,9 +7,12 @@ and the database is unchanged unless the request was a legitimate write.
 
 import asyncio
 import json
+import logging
 import warnings
+from decimal import Decimal
 
 import pytest
+from django.core.serializers.json import DjangoJSONEncoder
 from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -274,3 +277,39 @@ async def test_generated_frames_over_the_socket(make_client, superuser, db_call)
         assert_clean(reply)
     assert "data" in await client.send_event("testapp.Product.ping")
     assert await db_call(snapshot) == before
+
+
+# -- a reply JSON cannot carry (issue 21, point 10) -------------------------------------
+
+SERVER_ERROR = {"code": "server_error", "message": "A server error occurred."}
+
+
+@pytest.mark.parametrize("kind", ["object", "instance"])
+async def test_an_event_reply_that_cannot_be_encoded_rolls_back(
+    make_client, superuser, db_call, caplog, kind
+):
+    client = await make_client(superuser)
+    with caplog.at_level(logging.ERROR, logger="syncbind"):
+        reply = await client.send_event("testapp.Product.unencodable", {"kind": kind})
+    assert reply == {
+        "event": "testapp.Product.unencodable",
+        "error": SERVER_ERROR,
+        "request_id": reply["request_id"],
+    }
+    assert "is not JSON serializable" in caplog.text  # the traceback stays on the server
+    assert not await db_call(Category.objects.filter(name="written before the reply").exists)
+    # The same socket answers the next message.
+    assert (await client.send_event("testapp.Product.ping"))["data"]["pong"] is True
+    await client.assert_nothing_more()
+
+
+def test_a_reply_is_encoded_once(superuser, monkeypatch):
+    factories.ProductFactory(price="2.50")
+    converted = []
+    default = DjangoJSONEncoder.default
+    monkeypatch.setattr(
+        DjangoJSONEncoder, "default", lambda self, o: converted.append(o) or default(self, o)
+    )
+    text = core.handle('{"event": "testapp.Product.price_range"}', core.Connection(user=superuser))
+    assert json.loads(text)["data"] == {"min": "2.50", "max": "2.50"}
+    assert converted == [Decimal("2.50"), Decimal("2.50")]  # min and max, once each

@@ -14,7 +14,8 @@
 =========================  ==========================================
 
 Bodies are the reply's ``data`` (the envelope for ``events/``); errors are
-``{"error": {...}}`` with the status of their code.
+``{"error": {...}}`` with the status of their code, JSON even for a server
+error (500).
 """
 
 from __future__ import annotations
@@ -76,11 +77,18 @@ def respond(
     envelope view, the whole reply."""
     if "error" in reply:
         status = STATUS_BY_CODE.get(reply["error"]["code"], 500)
-        content = reply if envelope else {"error": reply["error"]}
+        text = protocol.encode(reply if envelope else {"error": reply["error"]})
     else:
         status = 201 if created else 200
-        content = reply if envelope else reply["data"]
-    return HttpResponse(protocol.encode(content), status=status, content_type="application/json")
+        text = protocol.frame_text(reply) if envelope else protocol.data_text(reply)
+    return HttpResponse(text, status=status, content_type="application/json")
+
+
+def crashed(exc: Exception, *, envelope: bool = False) -> HttpResponse:
+    """The JSON response for an exception that escaped the core (logged by the
+    exception handler, never described to the client)."""
+    error = api_settings.EXCEPTION_HANDLER(exc, {"request": None, "binding": None})
+    return respond(protocol.error_reply(error), envelope=envelope)
 
 
 def _failure(error: SyncbindError, message: protocol.Message | None = None) -> dict[str, Any]:
@@ -116,19 +124,25 @@ def _list_data(request: HttpRequest) -> tuple[str, dict[str, Any]]:
     return ("search" if "query" in data else "list"), data
 
 
-def pooled(view):
-    """Serve a sync view from syncbind's worker pool.
+def pooled(view=None, *, envelope: bool = False):
+    """Serve a sync view from syncbind's worker pool, answering JSON whatever happens.
 
     Under ASGI, Django runs sync views on one shared thread; going through the
     pool gives HTTP requests the same parallelism as WebSocket messages. CSRF is
     checked by SessionAuthentication, so the views themselves are exempt (token
-    clients have no CSRF cookie).
+    clients have no CSRF cookie). An exception that escapes the view is a JSON
+    ``server_error`` (500), not Django's HTML page.
     """
+    if view is None:
+        return lambda view: pooled(view, envelope=envelope)
 
     @csrf_exempt
     @wraps(view)
     async def run(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return await run_in_pool(view, request, *args, **kwargs)
+        try:
+            return await run_in_pool(view, request, *args, **kwargs)
+        except Exception as exc:
+            return crashed(exc, envelope=envelope)
 
     return run
 
@@ -176,7 +190,7 @@ def member(request: HttpRequest, stream: str, key: str) -> HttpResponse:
     return respond(_dispatch(request, message))
 
 
-@pooled
+@pooled(envelope=True)
 def events(request: HttpRequest) -> HttpResponse:
     """``POST`` the WebSocket envelope; the reply is the WebSocket reply, with its status."""
     if request.method != "POST":

@@ -94,6 +94,12 @@ class ProductBinding(SyncBinding):
     async def async_echo(self, request):
         return {"echo": request.data.get("value")}
 
+    @event
+    def unencodable(self, request):
+        # A common mistake: a reply JSON cannot carry, returned after a write.
+        category = Category.objects.create(name="written before the reply")
+        return category if request.data.get("kind") == "instance" else {"value": object()}
+
 
 class CategoryBinding(SyncBinding):
     model = Category
