@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from django.db import connections, models
+from django.db import connections, models, router
 
-from . import reads
+from . import reads, values
 from .decorators import MARK, EventSpec
 from .deprecation import accepts_legacy_request, adapt_legacy_attributes, adapt_legacy_hooks
 from .exceptions import NotFound, ValidationError
@@ -141,10 +141,16 @@ class BindingBase(Lifecycle, ListingMixin, PermissionsMixin, LiveBindingMixin):
         value = request.data["id"]
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise ValidationError({"id": ["Invalid id."]})
+        model = self.get_model()
         try:
-            return self.get_model()._meta.pk.to_python(value)
+            pk = model._meta.pk.to_python(value)
         except Exception:
             raise ValidationError({"id": ["Invalid id."]}) from None
+        ops = connections[router.db_for_read(model)].ops
+        problem = values.out_of_range(model._meta.pk, [pk], ops)
+        if problem:
+            raise ValidationError({"id": [problem]})
+        return pk
 
     @default_read
     @accepts_legacy_request(0)

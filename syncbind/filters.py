@@ -2,7 +2,8 @@
 
 Filters go through a django-filter FilterSet (``filterset_class``, or one built
 from ``filterset_fields``), so only declared names and lookups are accepted and
-values are parsed by form fields. Search follows DRF's SearchFilter: every word
+values are parsed by form fields; before that, a boolean filter takes only a
+boolean (or "true"/"false") and an integer only what its column holds. Search follows DRF's SearchFilter: every word
 must match at least one of ``search_fields`` (icontains). Ordering accepts only
 ``ordering_fields`` and always ends with the primary key, so pages are stable.
 """
@@ -16,8 +17,9 @@ from functools import reduce
 from typing import Any
 
 import django_filters
+from django import forms
 from django.core.exceptions import FieldDoesNotExist
-from django.db import models
+from django.db import connections, models, router
 
 from . import values
 from .exceptions import ValidationError
@@ -67,6 +69,50 @@ def _in_range(value: Any) -> str | None:
     return None
 
 
+# The lookups whose value is compared with the column as it is (a number for an integer).
+COMPARED = frozenset({"exact", "in", "range", "lt", "lte", "gt", "gte"})
+
+
+def _model_field(model: type[models.Model], path: str) -> Any:
+    """The model field a filter's ``field_name`` ends on, or None."""
+    field: Any = None
+    for part in path.split("__"):
+        if field is not None:
+            if not field.is_relation:
+                return None
+            model = field.related_model
+        try:
+            field = model._meta.get_field(part)
+        except FieldDoesNotExist:
+            return None
+    return field
+
+
+def _refused_values(filterset: Any, data: dict[str, Any]) -> dict[str, list[str]]:
+    """Errors for boolean filters given anything but a boolean (or "true"/"false",
+    as a query string carries them), and for integers beyond their column's range;
+    ``data``'s booleans become ``True``/``False``."""
+    errors: dict[str, list[str]] = {}
+    model = filterset.queryset.model
+    ops = connections[router.db_for_read(model)].ops
+    for name, value in data.items():
+        spec = filterset.filters[name]
+        if issubclass(spec.field_class, forms.BooleanField):
+            try:
+                data[name] = values.as_boolean(value, text=True)
+            except ValueError as exc:
+                errors[name] = [str(exc)]
+            continue
+        field = _model_field(model, spec.field_name) if isinstance(spec.field_name, str) else None
+        if field is None or spec.lookup_expr not in COMPARED:
+            continue
+        items = value.split(",") if isinstance(value, str) else [value]
+        problem = values.out_of_range(field, items, ops)
+        if problem:
+            errors[name] = [problem]
+    return errors
+
+
 def apply_filters(
     filterset_class, queryset: models.QuerySet, filters: Any, request: Any = None, related=None
 ) -> models.QuerySet:
@@ -90,6 +136,10 @@ def apply_filters(
     unknown = {name: ["Unknown filter."] for name in filters if name not in filterset.filters}
     if unknown:
         raise ValidationError(unknown)
+    # Before the form reads ``data``: its fields would query with these values.
+    refused = _refused_values(filterset, data)
+    if refused:
+        raise ValidationError(refused)
     if related is not None:
         for form_field in filterset.form.fields.values():
             choices = getattr(form_field, "queryset", None)

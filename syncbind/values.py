@@ -8,7 +8,9 @@ nested deeper than ``MAX_JSON_DEPTH``. A value that fails is ``invalid``,
 named by its top-level key (or, inside ``filters``, by the filter's name).
 
 The serializer and the filters check what only a field's type tells: that a
-datetime exists in every time zone (years 1 to 9999), that a decimal fits.
+datetime exists in every time zone (years 1 to 9999), that a decimal fits,
+that an integer fits its column (:func:`out_of_range`: the field's own range on
+PostgreSQL, 64 bits on SQLite), and that a boolean is one (:func:`as_boolean`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import json
 import math
 import re
 from typing import Any
+
+from django.db import models
 
 from .settings import api_settings
 
@@ -149,3 +153,76 @@ def format_decimal(value: decimal.Decimal, places: int | None, digits: int | Non
         context = decimal.Context(prec=max(digits or 0, value.adjusted() + places + 1, 28) + 2)
         value = value.quantize(decimal.Decimal(1).scaleb(-places), context=context)
     return format(value, "f")
+
+
+# -- integers and booleans ----------------------------------------------------------
+
+
+def column_range(field: Any, ops: Any) -> tuple[int, int] | None:
+    """The integers the column of ``field`` holds (``ops``: the database's
+    ``connection.ops``), or None when it is not an integer column. A relation
+    stands for the field it points to; a positive field's column is the signed
+    type under its check constraint, so a comparison with a negative number is fine."""
+    if getattr(field, "is_relation", False):
+        field = getattr(field, "target_field", None) or field.related_model._meta.pk
+    if not isinstance(field, models.IntegerField):
+        return None
+    try:
+        low, high = ops.integer_field_range(field.get_internal_type())
+    except KeyError:  # a custom integer type the backend does not list
+        low, high = INTEGER_RANGE
+    high = INTEGER_RANGE[1] if high is None else high
+    low = INTEGER_RANGE[0] if low is None else low
+    return (-high - 1 if low == 0 else low), high
+
+
+def _number(item: Any) -> int | decimal.Decimal | None:
+    """``item`` as the number a form or lookup would make of it, or None if it is
+    not one (then the field's own validation has its say)."""
+    if isinstance(item, bool):
+        return None
+    if isinstance(item, int):
+        return item
+    if isinstance(item, float):
+        return decimal.Decimal(item) if math.isfinite(item) else None
+    if isinstance(item, str):
+        try:
+            number = decimal.Decimal(item.strip())
+        except (decimal.InvalidOperation, ValueError):
+            return None
+        return number if number.is_finite() else None
+    return None
+
+
+def out_of_range(field: Any, items: list[Any], ops: Any) -> str | None:
+    """Why one of ``items`` (values sent for ``field``) cannot reach its integer
+    column, or None. Beyond the column's range a database fails (SQLite: 64 bits)
+    or compares what it cannot store."""
+    bounds = column_range(field, ops)
+    if bounds is None:
+        return None
+    low, high = bounds
+    for item in items:
+        number = _number(item)
+        if number is None:
+            continue
+        if number > high:
+            return f"Ensure this value is less than or equal to {high}."
+        if number < low:
+            return f"Ensure this value is greater than or equal to {low}."
+    return None
+
+
+BOOLEAN = "Must be a valid boolean."
+# What a boolean filter takes besides JSON booleans: a query string carries only text.
+BOOLEAN_TEXT = {"true": True, "false": False}
+
+
+def as_boolean(value: Any, *, text: bool = False) -> bool:
+    """``value`` if it is a JSON boolean (or, with ``text``, "true" or "false");
+    ValueError otherwise."""
+    if isinstance(value, bool):
+        return value
+    if text and isinstance(value, str) and value in BOOLEAN_TEXT:
+        return BOOLEAN_TEXT[value]
+    raise ValueError(BOOLEAN)

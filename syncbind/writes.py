@@ -2,7 +2,8 @@
 
 The form brings required fields, choices, ``max_length``, unique checks and
 ``Model.clean()``. Around it: fields that are unknown or not writable are
-refused, JSON fields take ``{}`` and ``[]`` as values, relations accept only
+refused, JSON fields take ``{}`` and ``[]`` as values, booleans only JSON
+booleans, integers and related keys only what their column holds, relations accept only
 the rows ``get_related_queryset()`` allows, a unique clash with a row the
 writer cannot see is not described, and values the database cannot keep as
 they are (datetimes beyond years 1-9999 in some time zone, decimals SQLite
@@ -90,9 +91,49 @@ class JSONValueField(forms.Field):
         return value
 
 
+_OMITTED = object()
+
+
+class JSONBooleanInput(forms.CheckboxInput):
+    """A boolean as the request carried it: an HTML checkbox's rules ("on", any
+    non-empty text, ``1``) do not apply to JSON."""
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
+        return data.get(name, _OMITTED)
+
+    def value_omitted_from_data(self, data: Any, files: Any, name: str) -> bool:
+        return name not in data
+
+
+class JSONBooleanField(forms.Field):
+    """``true`` or ``false`` (``null`` too for a nullable field); anything else is
+    "Must be a valid boolean." as a DRF serializer says. Omitted, it is false
+    (or null), as Django's form reads an unchecked box."""
+
+    widget = JSONBooleanInput
+
+    def __init__(self, *, nullable: bool, **kwargs: Any) -> None:
+        self.nullable = nullable
+        super().__init__(required=False, **kwargs)
+
+    def to_python(self, value: Any) -> bool | None:
+        if value is _OMITTED:
+            return None if self.nullable else False
+        if value is None:
+            if self.nullable:
+                return None
+            raise forms.ValidationError("This field cannot be null.", code="null")
+        try:
+            return values.as_boolean(value)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from None
+
+
 def _formfield(model_field: models.Field, **kwargs: Any) -> forms.Field | None:
     if isinstance(model_field, models.JSONField):
         return JSONValueField(required=False, label=model_field.verbose_name)
+    if isinstance(model_field, models.BooleanField) and not model_field.choices:
+        return JSONBooleanField(nullable=model_field.null, label=model_field.verbose_name)
     return model_field.formfield(**kwargs)
 
 
@@ -174,6 +215,19 @@ class FormValidation:
             return error["message"]
         return UNAVAILABLE
 
+    def _in_range(self, data: dict[str, Any]) -> dict[str, list[str]]:
+        """Errors for integers (and keys of related rows) beyond their column's
+        range: found before any query, where SQLite would fail on them."""
+        errors: dict[str, list[str]] = {}
+        ops = connections[router.db_for_write(self.model)].ops
+        for name, value in data.items():
+            field = self.model_field(name)
+            items = list(value) if isinstance(value, list | tuple) else [value]
+            problem = None if field is None else values.out_of_range(field, items, ops)
+            if problem:
+                errors[name] = [problem]
+        return errors
+
     def _storable(self, cleaned: dict[str, Any]) -> dict[str, list[str]]:
         """Errors for valid values the database still cannot store as they are."""
         errors: dict[str, list[str]] = {}
@@ -216,6 +270,9 @@ class FormValidation:
         }
         if refused:
             raise ValidationError(refused)
+        out_of_range = self._in_range(data)
+        if out_of_range:
+            raise ValidationError(out_of_range)
         names = tuple(sorted(data)) if partial else tuple(sorted(self.writable_fields))
         errors = self._json_presence(data, names, creating=instance is None)
         form_data = dict(data)

@@ -4,6 +4,7 @@ and the database unchanged."""
 import json
 
 import pytest
+from django.db import connection
 
 from syncbind import protocol
 from tests import factories
@@ -12,6 +13,8 @@ from tests.testapp.models import Category, Product
 pytestmark = pytest.mark.django_db(transaction=True)
 
 P = "testapp.Product"
+# The largest id an AutoField's column holds: SQLite's integers, PostgreSQL's integer.
+LARGEST_ID = 2**63 - 1 if connection.vendor == "sqlite" else 2**31 - 1
 
 # (frame as text, expected event in the reply, expected code, expected fields or None)
 MALFORMED = [
@@ -77,8 +80,8 @@ MALFORMED = [
     (
         '{"event": "testapp.Product.retrieve", "data": {"id": 99999999999999999999999}}',
         "testapp.Product.retrieve",
-        "not_found",
-        None,
+        "invalid",
+        {"id": [f"Ensure this value is less than or equal to {LARGEST_ID}."]},
     ),
     (
         '{"event": "testapp.Product.retrieve", "data": {}}',

@@ -10,6 +10,7 @@ no statement may outlive ``STATEMENT_TIMEOUT``.
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from syncbind import SyncBinding, event
@@ -17,7 +18,7 @@ from syncbind.executor import shutdown_executor
 from syncbind.permissions import IsAuthenticated
 from syncbind.testing import override_bindings
 from tests import factories
-from tests.testapp.bindings import ListScopedProjectBinding
+from tests.testapp.bindings import ListScopedProjectBinding, TaskBinding
 from tests.testapp.models import Task
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -172,3 +173,58 @@ async def test_a_filter_on_a_row_listed_only_to_another_user_answers_as_for_a_mi
     }
     own = await client.send_event(f"{stream}.list", {"filters": {"project": mine.pk}})
     assert [row["title"] for row in own["data"]["rows"]] == ["alice's"]
+
+
+# -- boolean filters (issue 21, point 9) ------------------------------------------------------
+
+
+class DoneTaskBinding(TaskBinding):
+    stream = "testapp.DoneTask"
+    filterset_fields = {"done": ["exact"], "due": ["isnull"]}
+
+
+@pytest.fixture
+async def done_tasks(make_client, db_call):
+    user = await db_call(factories.UserFactory)
+    done = await db_call(factories.TaskFactory, owner=user, done=True)
+    open_ = await db_call(factories.TaskFactory, owner=user, done=False)
+    return await make_client(user), done, open_
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(True, "done"), ("true", "done"), (False, "open"), ("false", "open")]
+)
+@override_bindings(DoneTaskBinding)
+async def test_a_boolean_filter_takes_booleans_and_their_text(done_tasks, value, expected):
+    client, done, open_ = done_tasks
+    page = await client.send_event("testapp.DoneTask.list", {"filters": {"done": value}})
+    assert [row["id"] for row in page["data"]["rows"]] == [
+        {"done": done, "open": open_}[expected].pk
+    ]
+
+
+@pytest.mark.parametrize("value", ["maybe", "True", "1", 1, 0, [], None, ""])
+@override_bindings(DoneTaskBinding)
+async def test_a_boolean_filter_refuses_anything_else(done_tasks, value):
+    client, _, _ = done_tasks
+    for name in ("done", "due__isnull"):
+        page = await client.send_event("testapp.DoneTask.list", {"filters": {name: value}})
+        assert page["error"] == {
+            "code": "invalid",
+            "message": "Invalid data.",
+            "fields": {name: ["Must be a valid boolean."]},
+        }
+
+
+@override_bindings(DoneTaskBinding)
+def test_boolean_filters_over_http_are_true_or_false(transactional_db):
+    user = factories.UserFactory()
+    done = factories.TaskFactory(owner=user, done=True)
+    factories.TaskFactory(owner=user, done=False)
+    client = Client()
+    client.force_login(user)
+    page = client.get("/api/testapp.DoneTask/?done=true")
+    assert [row["id"] for row in page.json()["rows"]] == [done.pk]
+    refused = client.get("/api/testapp.DoneTask/?done=yes")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["fields"] == {"done": ["Must be a valid boolean."]}

@@ -138,7 +138,7 @@ HTTP_CASES = [
     ("get", "/api/testapp.Product/?limit=0", None, 400, "invalid"),
     ("get", "/api/testapp.Product/?query=" + "a" * 10_000, None, 400, "invalid"),
     ("get", "/api/testapp.Product/abc/", None, 400, "invalid"),
-    ("get", "/api/testapp.Product/99999999999999999999/", None, 404, "not_found"),
+    ("get", "/api/testapp.Product/99999999999999999999/", None, 400, "invalid"),
     (
         "post",
         "/api/testapp.Product/",

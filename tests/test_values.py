@@ -11,11 +11,13 @@ written, and the connection must keep working.
 import logging
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
 
 from syncbind.serializers import to_json_safe
+from syncbind.testing import override_bindings
 from tests import factories
+from tests.testapp.bindings import TaskBinding
 from tests.testapp.models import Task
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -185,10 +187,117 @@ async def test_update_touches_auto_now_fields(task_client, db_call):
     assert to_json_safe(stored) == reply["data"]["row"]["updated"]
 
 
-async def test_a_number_no_column_holds_matches_nothing(task_client):
+# -- integers beyond their column (issue 21, point 9) -------------------------------------
+
+HUGE = 2**70
+
+
+class RangeTaskBinding(TaskBinding):
+    stream = "testapp.RangeTask"
+    filterset_fields = {
+        "id": ["exact", "in"],
+        "priority": ["exact", "in", "lt", "range"],
+        "labels": ["exact"],
+        "project": ["exact"],
+    }
+
+
+def largest():
+    """What SQLite stores in any integer column; PostgreSQL's integer (IntegerField, AutoField)."""
+    return {"sqlite": 2**63 - 1, "postgresql": 2**31 - 1}[connection.vendor]
+
+
+# (action, data, the field named in the error); each reached SQL with the number.
+RANGE_CASES = [
+    ("create", {"labels": [HUGE]}, "labels"),
+    ("create", {"labels": [1, str(HUGE)]}, "labels"),
+    ("create", {"project": HUGE}, "project"),
+    ("create", {"priority": HUGE}, "priority"),
+    ("list", {"filters": {"priority__in": [HUGE]}}, "priority__in"),
+    ("list", {"filters": {"priority__in": f"1,{HUGE}"}}, "priority__in"),
+    ("list", {"filters": {"priority": HUGE}}, "priority"),
+    ("list", {"filters": {"priority__lt": float(HUGE)}}, "priority__lt"),
+    ("list", {"filters": {"priority__range": [0, HUGE]}}, "priority__range"),
+    ("list", {"filters": {"id__in": [HUGE]}}, "id__in"),
+    ("list", {"filters": {"id": str(HUGE)}}, "id"),
+    ("list", {"filters": {"labels": [HUGE]}}, "labels"),
+    ("list", {"filters": {"project": HUGE}}, "project"),
+    ("retrieve", {"id": HUGE}, "id"),
+    ("retrieve", {"id": str(HUGE)}, "id"),
+    ("update", {"id": HUGE, "title": "x"}, "id"),
+    ("delete", {"id": HUGE}, "id"),
+    ("subscribe", {"id": HUGE}, "id"),
+]
+
+
+@pytest.mark.parametrize(("action", "data", "field"), RANGE_CASES, ids=range(len(RANGE_CASES)))
+@override_bindings(RangeTaskBinding)
+async def test_integers_beyond_their_column_are_invalid(
+    task_client, db_call, caplog, action, data, field
+):
+    client, user, task = task_client
+    base = {"slug": "new-slug", "title": "t"} if action == "create" else {}
+    before = await db_call(rows)
+    with caplog.at_level(logging.WARNING, logger="syncbind"):
+        reply = await client.send_event(f"testapp.RangeTask.{action}", {**base, **data})
+    assert reply["error"] == {
+        "code": "invalid",
+        "message": "Invalid data.",
+        "fields": {field: [f"Ensure this value is less than or equal to {largest()}."]},
+    }
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert await db_call(rows) == before
+    assert (await client.send_event(f"{TASK}.retrieve", {"id": task.pk}))["data"]["id"] == task.pk
+
+
+@override_bindings(RangeTaskBinding)
+async def test_negative_integers_beyond_their_column_are_invalid(task_client):
     client, _, _ = task_client
-    page = await client.send_event(f"{TASK}.list", {"filters": {"priority": 2**70}})
-    assert page["data"]["count"] == 0
+    reply = await client.send_event("testapp.RangeTask.list", {"filters": {"id__in": [-HUGE]}})
+    assert reply["error"]["fields"] == {
+        "id__in": [f"Ensure this value is greater than or equal to {-largest() - 1}."]
+    }
+
+
+@override_bindings(RangeTaskBinding)
+async def test_each_column_has_its_own_range(task_client, db_call):
+    """2**40 fits SQLite's integers but not PostgreSQL's ``integer`` (IntegerField, AutoField)."""
+    client, user, task = task_client
+    label = await db_call(factories.LabelFactory, owner=user)
+    big = 2**40
+    replies = [
+        await client.send_event("testapp.RangeTask.list", {"filters": {"priority": big}}),
+        await client.send_event("testapp.RangeTask.list", {"filters": {"id__in": [task.pk, big]}}),
+        await client.send_event("testapp.RangeTask.retrieve", {"id": big}),
+        await client.send_event(
+            "testapp.RangeTask.create", {"slug": "s", "title": "t", "labels": [label.pk, big]}
+        ),
+    ]
+    if connection.vendor == "postgresql":
+        assert [reply["error"]["fields"] for reply in replies] == [
+            {"priority": ["Ensure this value is less than or equal to 2147483647."]},
+            {"id__in": ["Ensure this value is less than or equal to 2147483647."]},
+            {"id": ["Ensure this value is less than or equal to 2147483647."]},
+            {"labels": ["Ensure this value is less than or equal to 2147483647."]},
+        ]
+        return
+    assert replies[0]["data"]["count"] == 0
+    assert [row["id"] for row in replies[1]["data"]["rows"]] == [task.pk]
+    assert replies[2]["error"]["code"] == "not_found"
+    assert replies[3]["error"]["fields"] == {
+        "labels": [f"Select a valid choice. {big} is not one of the available choices."]
+    }
+
+
+def test_an_id_beyond_its_column_over_http_is_400(transactional_db):
+    user = factories.UserFactory()
+    client = Client()
+    client.force_login(user)
+    response = client.get(f"/api/testapp.Task/{HUGE}/")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "id": [f"Ensure this value is less than or equal to {largest()}."]
+    }
 
 
 async def test_numbers_and_lists_are_accepted_by_in_filters(task_client):

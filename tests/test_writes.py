@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connections
+from django.test import Client
 from rest_framework import serializers
 
 from syncbind import SyncBinding, core
@@ -277,3 +278,71 @@ async def test_drf_serializer_relations_link_only_rows_the_related_stream_lists(
         "labels": [f'Invalid pk "{rows["their_label"].pk}" - object does not exist.']
     }
     assert await db_call(Task.objects.count) == 0
+
+
+# -- booleans (issue 21, point 9) ---------------------------------------------------------
+
+BOOLEAN = "Must be a valid boolean."
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("maybe", BOOLEAN),
+        ("true", BOOLEAN),
+        ("on", BOOLEAN),
+        (1, BOOLEAN),
+        (0, BOOLEAN),
+        ([], BOOLEAN),
+        ({}, BOOLEAN),
+        (None, "This field cannot be null."),
+    ],
+)
+async def test_a_boolean_field_takes_only_json_booleans(make_client, db_call, value, message):
+    user = await db_call(factories.UserFactory)
+    task = await db_call(factories.TaskFactory, owner=user, done=True)
+    client = await make_client(user)
+    created = await client.send_event(
+        "testapp.Task.create", {"slug": "s", "title": "t", "done": value}
+    )
+    updated = await client.send_event("testapp.Task.update", {"id": task.pk, "done": value})
+    for reply in (created, updated):
+        assert reply["error"] == {
+            "code": "invalid",
+            "message": "Invalid data.",
+            "fields": {"done": [message]},
+        }
+    assert await db_call(lambda: list(Task.objects.values_list("pk", "done"))) == [(task.pk, True)]
+
+
+async def test_json_booleans_are_stored(make_client, db_call):
+    user = await db_call(factories.UserFactory)
+    client = await make_client(user)
+    done = await client.send_event("testapp.Task.create", {"slug": "a", "title": "t", "done": True})
+    undone = await client.send_event(
+        "testapp.Task.update", {"id": done["data"]["id"], "done": False}
+    )
+    omitted = await client.send_event("testapp.Task.create", {"slug": "b", "title": "t"})
+    assert (done["data"]["row"]["done"], undone["data"]["row"]["done"]) == (True, False)
+    assert omitted["data"]["row"]["done"] is False  # the model's default
+    stored = await db_call(lambda: list(Task.objects.order_by("slug").values_list("slug", "done")))
+    assert stored == [("a", False), ("b", False)]
+
+
+def test_a_boolean_over_http_is_a_json_boolean(transactional_db):
+    user = factories.UserFactory()
+    client = Client()
+    client.force_login(user)
+    refused = client.post(
+        "/api/testapp.Task/",
+        data={"slug": "s", "title": "t", "done": "yes"},
+        content_type="application/json",
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["fields"] == {"done": [BOOLEAN]}
+    created = client.post(
+        "/api/testapp.Task/",
+        data={"slug": "s", "title": "t", "done": True},
+        content_type="application/json",
+    )
+    assert created.status_code == 201 and created.json()["row"]["done"] is True

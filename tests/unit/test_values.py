@@ -9,10 +9,16 @@ import json
 import math
 
 import pytest
+from django.db import models
+from django.db.backends.postgresql.operations import (
+    DatabaseOperations as PostgreSQLOperations,
+)
+from django.db.backends.sqlite3.operations import DatabaseOperations as SQLiteOperations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syncbind import protocol, values
+from tests.testapp.models import Task
 
 # Explicit alphabets: st.text()'s default writes a codec cache to .hypothesis/.
 CHARS = st.characters(blacklist_categories=("Cs",))
@@ -334,3 +340,81 @@ def test_format_decimal_has_exactly_the_places_and_no_exponent(
         assert len(fraction) == places
         assert ("." in text) is (places > 0)
         assert abs(decimal.Decimal(text) - value) <= decimal.Decimal(5).scaleb(-places - 1)
+
+
+# -- integer columns and booleans (issue 21, point 9) ----------------------------------
+
+POSTGRESQL = PostgreSQLOperations(connection=None)
+SQLITE = SQLiteOperations(connection=None)
+I16, I32, I64 = (-(2**15), 2**15 - 1), (-(2**31), 2**31 - 1), (-(2**63), 2**63 - 1)
+
+
+@pytest.mark.parametrize(
+    ("field", "postgresql"),
+    [
+        (models.SmallIntegerField(), I16),
+        (models.IntegerField(), I32),
+        (models.BigIntegerField(), I64),
+        (models.PositiveSmallIntegerField(), I16),  # the column's type, not its check
+        (models.PositiveIntegerField(), I32),
+        (models.AutoField(primary_key=True), I32),
+        (models.BigAutoField(primary_key=True), I64),
+        (Task._meta.get_field("project"), I32),  # the related row's AutoField
+        (Task._meta.get_field("labels"), I32),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, models.Field) else None,
+)
+def test_each_integer_column_has_its_range(field, postgresql):
+    assert values.column_range(field, POSTGRESQL) == postgresql
+    assert values.column_range(field, SQLITE) == I64
+
+
+@pytest.mark.parametrize(
+    "field", [models.DecimalField(), models.CharField(), models.FloatField(), models.UUIDField()]
+)
+def test_other_columns_have_no_integer_range(field):
+    assert values.column_range(field, POSTGRESQL) is None
+    assert values.out_of_range(field, [2**70], POSTGRESQL) is None
+
+
+@pytest.mark.parametrize(
+    ("item", "problem"),
+    [
+        (32767, None),
+        (32768, "Ensure this value is less than or equal to 32767."),
+        (-32769, "Ensure this value is greater than or equal to -32768."),
+        ("32768", "Ensure this value is less than or equal to 32767."),
+        (" 4e4 ", "Ensure this value is less than or equal to 32767."),
+        (4e4, "Ensure this value is less than or equal to 32767."),
+        ("1e999999999", "Ensure this value is less than or equal to 32767."),
+        ("not a number", None),  # the field's own validation answers
+        ("NaN", None),
+        (True, None),
+        (None, None),
+        ([40000], None),
+    ],
+)
+def test_out_of_range_reads_numbers_as_a_form_would(item, problem):
+    assert values.out_of_range(models.SmallIntegerField(), [1, item], POSTGRESQL) == problem
+
+
+@given(st.integers())
+@FAST
+def test_out_of_range_is_exactly_outside_the_column(number):
+    inside = I64[0] <= number <= I64[1]
+    assert (values.out_of_range(models.BigIntegerField(), [number], SQLITE) is None) == inside
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_booleans_are_booleans(value):
+    assert values.as_boolean(value) is value
+    assert values.as_boolean(json.dumps(value), text=True) is value
+
+
+@pytest.mark.parametrize("value", ["true", "false", "True", "1", "on", "", 1, 0, None, [], {}])
+def test_anything_else_is_not_a_boolean(value):
+    with pytest.raises(ValueError, match="Must be a valid boolean."):
+        values.as_boolean(value)
+    if value not in ("true", "false"):
+        with pytest.raises(ValueError, match="Must be a valid boolean."):
+            values.as_boolean(value, text=True)
