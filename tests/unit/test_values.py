@@ -10,10 +10,8 @@ import math
 
 import pytest
 from django.db import models
-from django.db.backends.postgresql.operations import (
-    DatabaseOperations as PostgreSQLOperations,
-)
-from django.db.backends.sqlite3.operations import DatabaseOperations as SQLiteOperations
+from django.db.backends.postgresql.base import DatabaseWrapper as PostgreSQL
+from django.db.backends.sqlite3.base import DatabaseWrapper as SQLite
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -344,8 +342,9 @@ def test_format_decimal_has_exactly_the_places_and_no_exponent(
 
 # -- integer columns and booleans (issue 21, point 9) ----------------------------------
 
-POSTGRESQL = PostgreSQLOperations(connection=None)
-SQLITE = SQLiteOperations(connection=None)
+# Each backend's operations, whichever database the tests run on.
+POSTGRESQL = PostgreSQL.ops_class(connection=None)
+SQLITE = SQLite.ops_class(connection=None)
 I16, I32, I64 = (-(2**15), 2**15 - 1), (-(2**31), 2**31 - 1), (-(2**63), 2**63 - 1)
 
 
