@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.db import models
+
 from ..exceptions import SyncbindError
 
 if TYPE_CHECKING:
@@ -69,13 +71,13 @@ def check_credentials(connections: list[Any]) -> None:
         return
     # Users are read again from their own model (``__class__`` sees through Channels'
     # lazy wrapper): one query per user model, in practice one.
-    by_model: dict[type, set[Any]] = {}
+    by_model: dict[type[models.Model], set[Any]] = {}
     for connection in signed_in:
         by_model.setdefault(connection.user.__class__, set()).add(connection.user.pk)
     users: dict[tuple[type, Any], Any] = {}
     for model, pks in by_model.items():
-        for pk, user in model._default_manager.in_bulk(pks).items():
-            users[(model, pk)] = user
+        for pk, found in model._default_manager.in_bulk(pks).items():
+            users[(model, pk)] = found
     by_class: dict[type, list[Any]] = {}
     for connection in signed_in:
         user = users.get((connection.user.__class__, connection.user.pk))
