@@ -9,12 +9,12 @@ described either.
 """
 
 import pytest
-from rest_framework import serializers
 
 from syncbind import SyncBinding
 from syncbind.permissions import IsAuthenticated
 from syncbind.testing import override_bindings
 from tests import factories
+from tests.drf_bindings import DRFTaskBinding
 from tests.testapp.models import Task
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -112,22 +112,6 @@ async def test_the_hook_chooses_otherwise(two_users):
     client, _, _, _, theirs, _, _ = two_users
     reply = await client.send_event("testapp.OpenTask.create", task(project=theirs.pk))
     assert reply["data"]["row"]["project"] == theirs.pk
-
-
-class TaskSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Task
-        fields = ["id", "project", "labels", "slug", "title"]
-
-
-class DRFTaskBinding(SyncBinding):
-    model = Task
-    stream = "testapp.DRFTask"
-    serializer_class = TaskSerializer
-    permission_classes = [IsAuthenticated]
-
-    def perform_create(self, write):
-        return write.save(owner=self.request.user)
 
 
 @override_bindings(DRFTaskBinding)

@@ -25,6 +25,7 @@ from syncbind.permissions import AllowAny, IsAuthenticated
 from syncbind.protocol import Message
 from syncbind.testing import override_bindings
 from tests import factories
+from tests.drf_bindings import DRFTaskBinding
 from tests.testapp.bindings import ListScopedLabelBinding, ListScopedProjectBinding
 from tests.testapp.models import Product, Task
 
@@ -241,22 +242,6 @@ async def test_a_write_reply_shows_related_rows_as_a_read_does(alice_and_bobs_ro
         f"{stream}.create", {"title": "t", "slug": "s", "project": rows["mine"].pk}
     )
     assert created["data"]["row"]["project__name"] == rows["mine"].name
-
-
-class TaskSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Task
-        fields = ["id", "project", "labels", "slug", "title"]
-
-
-class DRFTaskBinding(SyncBinding):
-    model = Task
-    stream = "testapp.DRFTask"
-    serializer_class = TaskSerializer
-    permission_classes = [IsAuthenticated]
-
-    def perform_create(self, write):
-        return write.save(owner=self.request.user)
 
 
 @override_bindings(DRFTaskBinding, ListScopedProjectBinding, ListScopedLabelBinding)
