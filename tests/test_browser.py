@@ -1,12 +1,14 @@
 """The sample site in a real browser: Playwright driving Debian's headless Chromium.
 
 Two pages stay in sync without reloads; admin edits appear live; validation errors
-appear next to their fields; the raw WebSocket snippet works from the console; and
-after the server restarts the page reconnects and keeps updating.
+appear next to their fields; the raw WebSocket snippet works from the console;
+after the server restarts the page reconnects and keeps updating; and live views
+the server ends (a permission taken away) see their end and nothing after it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -293,3 +295,151 @@ def test_demo_edit_from_another_process_reaches_the_page(browser, site):
     expect(row(page, "Seed Tray")).to_contain_text("Garden")  # the category's name, not its id
     manage(site, "demo_edit", "--port", str(site["port"]), "--product", "Seed Tray")
     expect(row(page, "Seed Tray")).to_contain_text("5.50")
+
+
+def new_user(site, username, codenames):
+    """Create ``username`` (password ``username``) holding the shop's ``codenames``; returns
+    the pk of its view_product permission (its value in the admin's permission widget).
+
+    Made in another process: creating rows needs no signal, unlike the change under test.
+    """
+    return manage(
+        site,
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model; "
+        "from django.contrib.auth.models import Permission; "
+        f"user = get_user_model().objects.create_user({username!r}, password={username!r}); "
+        "shop = Permission.objects.filter(content_type__app_label='shop'); "
+        f"user.user_permissions.add(*shop.filter(codename__in={codenames!r})); "
+        "print(shop.get(codename='view_product').pk)",
+    )
+
+
+def revoke_in_the_admin(browser, site, username, permission_pk):
+    """Take a permission from a user the way a staff member would: the user's admin page,
+    in the server process, whose signals reach its connections."""
+    from playwright.sync_api import expect
+
+    admin = logged_in_page(browser, site)
+    base = f"http://127.0.0.1:{site['port']}"
+    admin.goto(f"{base}/admin/auth/user/?q={username}")
+    admin.locator("#result_list tbody th a", has_text=username).click()
+    admin.select_option("#id_user_permissions_to", value=permission_pk)
+    admin.click("#id_user_permissions_remove")
+    admin.click("input[name=_save]")
+    expect(admin.locator("ul.messagelist li.success")).to_contain_text(username)
+
+
+# The page's own connection: live views of a product row and of a page of products
+# (tagged, so that their frames can be told apart), push handlers on the same events,
+# an "ended" handler, and a live view of the user's notes, which it may still read.
+ENDED_PAGE_SETUP = """async (pk) => {
+    const { SyncBind } = await import("/static/syncbind/syncbind.js");
+    const mine = new SyncBind();
+    const render = (calls) => (data, info) => calls.push({
+        name: data && (data.name || (data.rows && data.rows.map((row) => row.name || row.text).join())),
+        code: info.error ? info.error.code : null,
+        ended: info.ended === true,
+    });
+    window.mine = mine;
+    window.seen = {row: [], page: [], notes: [], pushes: [], ended: []};
+    for (const event of ["shop.Product.retrieve#followed-row", "shop.Product.delete#followed-row",
+                         "shop.Product.list#followed-page", "shop.Product.search#followed-page"]) {
+        mine.on(event, (data, message) => seen.pushes.push(message.event));
+    }
+    mine.on("ended", (error, message) => seen.ended.push(
+        {event: message.event, code: error.code, ended: message.ended, data: message.data || null}
+    ));
+    mine.live("shop.Product.retrieve#followed-row", {id: pk}, render(seen.row));
+    mine.live("shop.Product.list#followed-page", {filters: {name__icontains: "Compost"}}, render(seen.page));
+    mine.live("shop.Note.list#notes", {}, render(seen.notes));
+}"""
+
+DENIED = "permission_denied"
+FOLLOWED = ["shop.Product.list#followed-page", "shop.Product.retrieve#followed-row"]
+
+
+def test_a_revoked_permission_ends_live_views_in_the_page(browser, site):
+    """The server's ``ended`` frame (docs/protocol.md) in syncbind.js: each live() view
+    gets render(null, {error, ended: true}) last, "ended" handlers run and push handlers
+    do not, nothing more reaches the ended views, and a reconnect does not ask for them
+    again."""
+    permission = new_user(site, "bob", ["view_product", "view_category"])
+    page = logged_in_page(browser, site, "bob")
+    sent = []  # every frame the page writes, on any of its sockets
+    page.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(frame)))
+    editor = logged_in_page(browser, site)  # demo, who keeps every permission
+    pk = editor.evaluate(
+        """async () => {
+            const found = await sb.send("shop.Product.list", {filters: {name__icontains: "Compost"}});
+            const pk = found.rows[0].id;
+            window.watched = [];
+            sb.live("shop.Product.retrieve#watch", {id: pk}, (row) => watched.push(row.name));
+            return pk;
+        }"""
+    )
+    page.evaluate(ENDED_PAGE_SETUP, pk)
+    page.wait_for_function("seen.row.length && seen.page.length && seen.notes.length")
+    editor.wait_for_function("watched.length === 1")
+
+    # Before the revocation the views follow the row, through the push handlers too.
+    rename = 'async ([pk, name]) => { await sb.send("shop.Product.update", {id: pk, name}); }'
+    editor.evaluate(rename, [pk, "Compost Bin (before)"])
+    page.wait_for_function(
+        "seen.row.at(-1).name === 'Compost Bin (before)' && "
+        "seen.page.at(-1).name === 'Compost Bin (before)' && seen.pushes.length === 2"
+    )
+    assert sorted(page.evaluate("seen.pushes")) == FOLLOWED
+    assert page.evaluate("seen.ended") == []
+
+    revoke_in_the_admin(browser, site, "bob", permission)
+    page.wait_for_function("seen.ended.length === 2")
+    ended = page.evaluate("seen")
+    last = {"name": None, "code": DENIED, "ended": True}
+    assert ended["row"][-1] == last and ended["page"][-1] == last
+    denied = {
+        "code": DENIED,
+        "message": "You do not have permission to perform this action.",
+    }
+    assert sorted(ended["ended"], key=lambda e: e["event"]) == [
+        {"event": "shop.Product.list#followed-page", "code": DENIED, "ended": denied, "data": None},
+        {
+            "event": "shop.Product.retrieve#followed-row",
+            "code": DENIED,
+            "ended": denied,
+            "data": {"id": pk},
+        },
+    ]
+    assert sorted(ended["pushes"]) == FOLLOWED
+
+    # A later change to the row: once the editor's own view of it shows the change, the
+    # server has handled it (one process handles changes in order); then a note the user
+    # may still read reaches its view, after anything that change could have sent.
+    editor.evaluate(rename, [pk, "Compost Bin (after)"])
+    editor.wait_for_function("watched.includes('Compost Bin (after)')")
+    page.evaluate('async () => { await mine.send("shop.Note.create", {text: "still here"}); }')
+    page.wait_for_function("seen.notes.at(-1).name === 'still here'")
+    after = page.evaluate("seen")
+    assert after["row"] == ended["row"] and after["page"] == ended["page"]
+    assert after["pushes"] == ended["pushes"] and after["ended"] == ended["ended"]
+
+    # After a server restart the page asks again for the views it follows, and for
+    # those only: the notes' view, not the ended ones.
+    before_restart = len(sent)
+    renders = len(after["notes"])
+    site["server"].__exit__(None, None, None)
+    site["server"] = site["start"]()
+    site["server"].__enter__()
+    page.wait_for_function(
+        f"seen.notes.length > {renders} && seen.notes.at(-1).name === 'still here'",
+        timeout=20_000,
+    )
+    # The page re-sends its live views in the order it opened them, the notes' last:
+    # once that frame is seen, any request for an ended view would have been seen too.
+    events = [json.loads(frame)["event"] for frame in sent[before_restart:]]
+    assert "shop.Note.list#notes" in events
+    assert not [event for event in events if event.endswith(("#followed-row", "#followed-page"))]
+    final = page.evaluate("seen")
+    assert final["row"] == ended["row"] and final["page"] == ended["page"]
+    assert final["pushes"] == ended["pushes"] and final["ended"] == ended["ended"]
