@@ -15,6 +15,7 @@ from django.db import models
 from .decorators import event
 from .deprecation import accepts_legacy_request
 from .listing import check_parameters
+from .live.binding import KEEP
 from .request import effective_action
 
 if TYPE_CHECKING:
@@ -31,9 +32,10 @@ class RetrieveMixin(_Binding):
     def retrieve(self, request) -> dict[str, Any]:
         """``{"id": pk}`` → the serialized row (``not_found`` outside the queryset)."""
         check_parameters(request.data, ROW_PARAMETERS)
-        if not self.get_auto_subscribe():
+        subscribing = self.get_auto_subscribe()
+        if not subscribing:
             return self.get_serializer().serialize(self.get_object())
-        return self.live_object(self.get_lookup_value())[1]
+        return self.live_object(self.get_lookup_value(), explicit=subscribing == KEEP)[1]
 
 
 class ListMixin(_Binding):

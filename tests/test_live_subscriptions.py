@@ -27,21 +27,65 @@ P = "testapp.Product"
 PER_KEY = 24 * 1024
 PER_SUBSCRIPTION = 4 * 1024
 
+# What ends a subscription a read made by itself, to make room (issue 23, point 3).
+KEEP_HINT = (
+    'ended to make room for a newer one. Send "subscribe": true with a read to keep '
+    "its subscription."
+)
+
+
+def evicted_by_count(most):
+    return {
+        "code": "limit_exceeded",
+        "message": f"This connection reached its limit of {most} live subscriptions: this "
+        f"subscription, the oldest one a read made by itself, {KEEP_HINT}",
+    }
+
+
+def evicted_by_keys(most):
+    return {
+        "code": "limit_exceeded",
+        "message": f"This connection reached its limit of {most} different rows and pages "
+        f"followed: this subscription, the oldest one a read made by itself, {KEEP_HINT}",
+    }
+
+
+def evicted_by_bytes(limit):
+    return {
+        "code": "limit_exceeded",
+        "message": f"The pages this connection follows reached their limit of {limit} bytes "
+        f"of rows: this subscription, the oldest one a read made by itself, {KEEP_HINT}",
+    }
+
+
+async def ended_frames(client, count):
+    """The next ``count`` ended frames, in order: those kept while replies were awaited,
+    then those still arriving."""
+    frames = [message for message in client.pending if "ended" in message]
+    client.pending = [message for message in client.pending if "ended" not in message]
+    while len(frames) < count:
+        frames.append(await client.receive())
+    return frames
+
 
 async def test_reads_keep_the_most_recent_subscriptions(make_client, superuser, settings, db_call):
-    """Every retrieve/list/search subscribes: past the limit the oldest of those goes."""
+    """Every retrieve/list/search subscribes: past the limit the oldest of those ends, and
+    the client is told."""
     settings.SYNCBIND = {"MAX_SUBSCRIPTIONS": 5}
     product = await db_call(factories.ProductFactory)
     client = await make_client(superuser)
     for index in range(8):
         assert "data" in await client.send_event(f"{P}.list#t{index}", {})
+    assert await ended_frames(client, 3) == [
+        {"event": f"{P}.list#t{index}", "ended": evicted_by_count(5)} for index in range(3)
+    ]
     assert get_hub().subscriber_count(P) == 5
     product.name = "pushed to the five latest"
     await db_call(product.save)
     for index in range(3, 8):
         push = await client.receive_push(f"{P}.list#t{index}")
         assert push["data"]["rows"][0]["name"] == "pushed to the five latest"
-    await client.assert_nothing_more()  # t0-t2 were dropped
+    await client.assert_nothing_more()  # t0-t2 ended
 
 
 async def test_explicit_subscriptions_per_connection(make_client, superuser, settings, db_call):
@@ -52,7 +96,11 @@ async def test_explicit_subscriptions_per_connection(make_client, superuser, set
     for product in products[:5]:
         reply = await client.send_event(f"{P}.subscribe", {"id": product.pk})
         assert reply["data"] == {"success": True}
-    # The read's subscription made room; the explicit ones are kept.
+    # The read's subscription made room (and the client was told); the explicit ones are kept.
+    assert await client.receive_ended(f"{P}.list#read") == {
+        "event": f"{P}.list#read",
+        "ended": evicted_by_count(5),
+    }
     refused = await client.send_event(f"{P}.subscribe", {"id": products[5].pk})
     assert refused["error"]["code"] == "limit_exceeded"
     assert "5 live subscriptions" in refused["error"]["message"]
@@ -119,6 +167,9 @@ async def test_one_client_cannot_multiply_the_cost_of_every_write(
         )
         assert "data" in reply
     assert get_hub().key_count(P) == 100  # the 100 most recent
+    # Each of the 50 others ended with a frame (all under the one event).
+    ended = {"event": f"{P}.list", "ended": evicted_by_keys(100)}
+    assert await ended_frames(client, 50) == [ended] * 50
 
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -199,7 +250,8 @@ async def test_pages_kept_per_connection_are_bounded_in_bytes(make_client, setti
     """Pages are kept to be updated in place: lists evict the oldest past MAX_SUBSCRIPTION_BYTES.
 
     Ten pages of ten 20 KB rows (200 KB each) under a 450 KB limit: every list is
-    answered, the two latest stay live, and the memory kept is those two pages.
+    answered, the two latest stay live (the eight others end, each with a frame),
+    and the memory kept is those two pages.
     """
     settings.SYNCBIND = {"MAX_SUBSCRIPTION_BYTES": 450_000}
     user = await db_call(factories.UserFactory)
@@ -218,6 +270,9 @@ async def test_pages_kept_per_connection_are_bounded_in_bytes(make_client, setti
     grown = await retained_by(list_ten_pages)
     assert get_hub().subscriber_count(T) == 2
     assert grown < 2 * 450_000 + 10 * PER_KEY, f"{grown} bytes kept by 10 pages"
+    assert await ended_frames(client, 8) == [
+        {"event": f"{T}.list#p{page}", "ended": evicted_by_bytes(450_000)} for page in range(1, 9)
+    ]
     # Only the two latest pages are pushed to.
     for task in (tasks[0], tasks[80], tasks[95]):
         task.title = f"renamed {task.pk}"
@@ -310,3 +365,147 @@ async def test_a_subscribing_read_encodes_its_page_once(make_client, db_call, mo
     page_size = len(original(reply["data"]))
     assert page_size > 10 * BLOB
     assert page_size <= sum(encoded) < page_size + 1000
+
+
+# -- Issue 23, point 3: views are never dropped silently ---------------------------------
+
+
+@pytest.mark.parametrize("how", ["read", "subscribe"])
+async def test_a_live_view_survives_a_thousand_reads(make_client, superuser, db_call, how):
+    """A live view (a read with "subscribe": true, or a subscribe event) is never evicted:
+    a single-page app that reads a thousand other pages still has it, and every
+    subscription the reads evict is announced."""
+    products = await db_call(lambda: [factories.ProductFactory() for _ in range(2)])
+    client = await make_client(superuser)
+    row, page = products[0].pk, {"limit": 2}
+    if how == "read":
+        reply = await client.send_event(f"{P}.retrieve#row", {"id": row, "subscribe": True})
+        assert reply["data"]["id"] == row
+        reply = await client.send_event(f"{P}.list#page", {**page, "subscribe": True})
+    else:
+        reply = await client.send_event(f"{P}.subscribe#row", {"id": row})
+        assert reply["data"] == {"success": True}
+        reply = await client.send_event(f"{P}.subscribe#page", page)
+    assert [product["id"] for product in reply["data"]["rows"]] == [row, products[1].pk]
+    for number in range(1, 1001):  # a thousand different pages of one row
+        reply = await client.send_event(f"{P}.list#b{number}", {"limit": 1, "page": number})
+        assert "data" in reply
+    # The two views and 98 reads fill MAX_SUBSCRIPTION_KEYS (100): the 902 oldest
+    # reads' subscriptions ended, each told so, oldest first.
+    assert await ended_frames(client, 902) == [
+        {"event": f"{P}.list#b{number}", "ended": evicted_by_keys(100)} for number in range(1, 903)
+    ]
+    assert get_hub().subscriber_count(P) == 100
+    products[0].name = "still live"
+    await db_call(products[0].save)
+    assert (await client.receive_push(f"{P}.retrieve#row"))["data"]["name"] == "still live"
+    pushed = (await client.receive_push(f"{P}.list#page"))["data"]
+    assert pushed["rows"][0]["name"] == "still live"
+    await client.assert_nothing_more()  # the latest reads show pages past the end
+
+
+async def test_each_evicted_subscription_is_announced_after_the_reply(
+    make_client, superuser, settings, db_call
+):
+    settings.SYNCBIND = {"MAX_SUBSCRIPTIONS": 2}
+    products = await db_call(lambda: [factories.ProductFactory() for _ in range(2)])
+    client = await make_client(superuser)
+    assert "data" in await client.send_event(f"{P}.retrieve", {"id": products[0].pk})
+    assert "data" in await client.send_event(f"{P}.list#all", {})
+    await client.assert_nothing_more()
+    reply = await client.send_event(f"{P}.retrieve#other", {"id": products[1].pk})
+    assert reply["data"]["id"] == products[1].pk
+    # Nothing came before the reply; right after it, the oldest read's subscription ends.
+    assert client.pending == []
+    assert await client.receive() == {
+        "event": f"{P}.retrieve",
+        "ended": evicted_by_count(2),
+        "data": {"id": products[0].pk},
+    }
+    reply = await client.send_event(f"{P}.list#first", {"limit": 1})
+    assert [row["id"] for row in reply["data"]["rows"]] == [products[0].pk]
+    assert client.pending == []
+    assert await client.receive() == {"event": f"{P}.list#all", "ended": evicted_by_count(2)}
+    # What ended is pushed nothing more; the two latest are.
+    products[0].name = "renamed"
+    await db_call(products[0].save)
+    pushed = await client.receive_push(f"{P}.list#first")
+    assert pushed["data"]["rows"][0]["name"] == "renamed"
+    await client.assert_nothing_more()
+
+
+async def test_kept_subscriptions_past_the_limit_are_refused(
+    make_client, superuser, settings, db_call
+):
+    """Past a limit made of kept subscriptions alone, a new kept one is refused and
+    nothing is evicted; a read's auto-subscription made room before that."""
+    settings.SYNCBIND = {"MAX_SUBSCRIPTIONS": 3}
+    products = await db_call(lambda: [factories.ProductFactory() for _ in range(4)])
+    client = await make_client(superuser)
+    assert "data" in await client.send_event(f"{P}.retrieve#auto", {"id": products[0].pk})
+    kept = {"id": products[1].pk, "subscribe": True}
+    assert "data" in await client.send_event(f"{P}.retrieve#a", kept)
+    assert "data" in await client.send_event(f"{P}.subscribe#b", {"id": products[2].pk})
+    assert "data" in await client.send_event(f"{P}.list#c", {"subscribe": True})
+    assert await client.receive_ended(f"{P}.retrieve#auto") == {
+        "event": f"{P}.retrieve#auto",
+        "ended": evicted_by_count(3),
+        "data": {"id": products[0].pk},
+    }
+    full = {
+        "code": "limit_exceeded",
+        "message": "This connection already has 3 live subscriptions, the most allowed; "
+        "unsubscribe from some first.",
+    }
+    for event, data in (
+        (f"{P}.retrieve#d", {"id": products[3].pk, "subscribe": True}),
+        (f"{P}.subscribe#d", {"id": products[3].pk}),
+        (f"{P}.list#d", {"limit": 1, "subscribe": True}),
+        (f"{P}.list#d", {"limit": 1}),  # a read has nothing of its own to evict either
+    ):
+        refused = await client.send_event(event, data)
+        assert refused == {"event": event, "error": full, "request_id": refused["request_id"]}
+    await client.assert_nothing_more()  # nothing evicted
+    assert get_hub().subscriber_count(P) == 3
+    products[1].name = "kept"
+    await db_call(products[1].save)
+    assert (await client.receive_push(f"{P}.retrieve#a"))["data"]["name"] == "kept"
+    assert (await client.receive_push(f"{P}.list#c"))["data"]["rows"][1]["name"] == "kept"
+    products[2].name = "kept too"
+    await db_call(products[2].save)
+    assert (await client.receive_push(f"{P}.retrieve#b"))["data"]["name"] == "kept too"
+    assert (await client.receive_push(f"{P}.list#c"))["data"]["rows"][2]["name"] == "kept too"
+    await client.assert_nothing_more()
+
+
+async def test_a_kept_read_subscribes_where_reads_do_not(
+    make_client, superuser, db_call, monkeypatch
+):
+    """ "subscribe": true asks for the subscription, whatever auto_subscribe says."""
+    from tests.testapp.bindings import ProductBinding
+
+    monkeypatch.setattr(ProductBinding, "auto_subscribe", False)
+    product = await db_call(factories.ProductFactory)
+    client = await make_client(superuser)
+    assert "data" in await client.send_event(f"{P}.retrieve#plain", {"id": product.pk})
+    kept = {"id": product.pk, "subscribe": True}
+    assert "data" in await client.send_event(f"{P}.retrieve#kept", kept)
+    assert get_hub().subscriber_count(P) == 1
+    product.name = "pushed"
+    await db_call(product.save)
+    assert (await client.receive_push(f"{P}.retrieve#kept"))["data"]["name"] == "pushed"
+    await client.assert_nothing_more()
+
+
+@pytest.mark.parametrize("value", ["true", 1, None])
+async def test_subscribe_is_true_or_false(make_client, superuser, db_call, value):
+    product = await db_call(factories.ProductFactory)
+    client = await make_client(superuser)
+    for event, data in (
+        (f"{P}.retrieve", {"id": product.pk, "subscribe": value}),
+        (f"{P}.list", {"subscribe": value}),
+    ):
+        reply = await client.send_event(event, data)
+        assert reply["error"]["code"] == "invalid"
+        assert reply["error"]["fields"] == {"subscribe": ["Must be true or false."]}
+    assert get_hub().subscriber_count(P) == 0

@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final, Literal
 
 from django.core.exceptions import ImproperlyConfigured
 
 from .. import reads, rows
-from ..exceptions import NotFound
+from ..exceptions import NotFound, ValidationError
 from ..settings import api_settings
 from .keys import INSTANCE, PAGE, SubscriptionKey
 
@@ -31,6 +31,10 @@ _logged: set[tuple[type, str]] = set()
 
 # The request parameters that define a page (a tag only names the push).
 PAGE_PARAMS = ("filters", "query", "ordering", "page", "limit")
+
+#: What ``get_auto_subscribe()`` answers for a read that asks to keep its subscription
+#: (``"subscribe": true``): a live view, which no other read evicts.
+KEEP: Final = "keep"
 
 
 def default_read(func: Any) -> Any:
@@ -58,11 +62,20 @@ class LiveBindingMixin:
 
     request: Any
 
-    def get_auto_subscribe(self) -> bool:
-        """Whether retrieve/list/search subscribe: the request's ``"subscribe": false``
-        opts out, then ``auto_subscribe``, then the AUTO_SUBSCRIBE setting."""
-        if self.request.data.get("subscribe") is False:
-            return False
+    def get_auto_subscribe(self) -> bool | Literal["keep"]:
+        """Whether retrieve/list/search subscribe, and how.
+
+        The request's ``"subscribe": true`` answers :data:`KEEP`: the read subscribes
+        and its subscription is kept (like a ``subscribe`` event's, never evicted by
+        other reads), whatever ``auto_subscribe`` says. ``"subscribe": false`` opts
+        out. Without it, ``auto_subscribe``, then the AUTO_SUBSCRIBE setting: True
+        makes a subscription the oldest of which may end to make room for newer ones.
+        """
+        if "subscribe" in self.request.data:
+            asked = self.request.data["subscribe"]
+            if not isinstance(asked, bool):
+                raise ValidationError({"subscribe": ["Must be true or false."]})
+            return KEEP if asked else False
         if self.auto_subscribe is not None:
             return self.auto_subscribe
         return bool(api_settings.AUTO_SUBSCRIBE)
@@ -183,7 +196,8 @@ class LiveBindingMixin:
 
     def live_object(self, pk: Any, explicit: bool = False) -> tuple[Any, dict[str, Any]]:
         """Subscribe to row ``pk``, then read it: ``(instance, serialized row)``.
-        ``explicit``: a subscribe event's (kept), not a read's (the oldest may go)."""
+        ``explicit``: kept (a subscribe event's, or a read's with ``"subscribe": true``),
+        not a read's by itself (the oldest of which may end)."""
         with self.subscribing(INSTANCE, pk, explicit=explicit) as (sub, read):
             if read is None:
                 obj = self.get_object()  # type: ignore[attr-defined]
@@ -200,9 +214,10 @@ class LiveBindingMixin:
     def live_page(self, force: bool = False) -> dict[str, Any]:
         """The page, subscribing the connection to it first (list, search, subscribe;
         ``force``: a subscribe event's, kept rather than the oldest to go)."""
-        if not (force or self.get_auto_subscribe()):
+        subscribing = KEEP if force else self.get_auto_subscribe()
+        if not subscribing:
             return self.get_page()  # type: ignore[attr-defined]
-        with self.subscribing(PAGE, explicit=force) as (sub, read):
+        with self.subscribing(PAGE, explicit=subscribing == KEEP) as (sub, read):
             if read is None:
                 data = self.get_page()  # type: ignore[attr-defined]
                 pks: Any = ()

@@ -11,10 +11,13 @@ the data; the pages kept to be updated in place (``KeyState.page``) are what
 ``MAX_SUBSCRIPTION_BYTES`` counts.
 
 The subscriptions reads make by themselves (every retrieve, list and search
-subscribes) are the most recent ones: past a limit the oldest of them is
-dropped. So a client that browses thousands of rows keeps the latest live
-and never errs; ``subscribe`` events say "keep this", and past a limit made
-of those alone the request is refused with ``limit_exceeded``.
+subscribes) are the most recent ones: past a limit the oldest of them ends, and
+the client is sent an ``ended`` frame (``limit_exceeded``, naming the limit) for
+each. So a client that browses thousands of rows keeps the latest live and never
+errs. Kept subscriptions (``subscribe`` events, and reads sending
+``"subscribe": true``: live views) are never ended to make room; past a limit
+made of those alone the request is refused with ``limit_exceeded``. Nothing ends
+without a frame saying so, except at the client's request or with the socket.
 """
 
 from __future__ import annotations
@@ -40,6 +43,13 @@ logger = logging.getLogger("syncbind.live")
 PENDING = object()  # the first reply is not settled yet
 DELETED = object()  # the last thing sent was a delete
 RENEWED_NOTHING = object()  # a subscription that did not replace another
+
+
+# Why a subscription a read made by itself ended (after what limit was reached).
+MAKING_ROOM = (
+    "this subscription, the oldest one a read made by itself, ended to make room for a "
+    'newer one. Send "subscribe": true with a read to keep its subscription.'
+)
 
 
 def digest(text: str) -> bytes:
@@ -89,7 +99,8 @@ class Subscription:
         self.active = True
         # The key's version when this subscription was made (see KeyState.saw).
         self.version: int | None = None
-        # Made by a subscribe event (never evicted), not by a read subscribing itself.
+        # Kept: made by a subscribe event or a read asking for it (never evicted),
+        # not by a read subscribing by itself.
         self.explicit = False
         # What the subscription this one replaced had last sent.
         self.replaced: Any = RENEWED_NOTHING
@@ -133,13 +144,16 @@ class ConnectionSubscriptions:
         self._sending: set[asyncio.Task] = set()
 
     # -- called from worker threads ------------------------------------------------
-    def _make_room(self, key: SubscriptionKey, event: str, request: Any) -> list[Subscription]:
-        """Enforce the limits before ``(key, event)`` is added; returns what was evicted.
+    def _make_room(
+        self, key: SubscriptionKey, event: str, request: Any
+    ) -> list[tuple[Subscription, str]]:
+        """Enforce the limits before ``(key, event)`` is added; returns what was evicted,
+        each with why (to be ended with a frame once the lock is released).
 
         Called with ``self.lock`` held. Subscriptions a read made by itself (retrieve,
         list, search) form a bounded most-recent set: the oldest of them makes room.
-        Explicit ``subscribe`` ones are never dropped; past the limit with those
-        alone, the request is refused.
+        Kept ones are never dropped; past the limit with those alone, the request
+        is refused.
         """
         size = getattr(request.message, "size", 0)
         limit = api_settings.MAX_SUBSCRIPTION_REQUEST_BYTES
@@ -152,13 +166,16 @@ class ConnectionSubscriptions:
             return []  # replaces itself
         most = api_settings.MAX_SUBSCRIPTIONS
         most_keys = api_settings.MAX_SUBSCRIPTION_KEYS
-        evicted: list[Subscription] = []
+        evicted: list[tuple[Subscription, str]] = []
 
-        def over() -> str | None:
+        def over() -> tuple[str, str] | None:
+            """The limit reached, if any: (the refusal, why an eviction ends)."""
             if most is not None and len(self.items) >= most:
                 return (
                     f"This connection already has {most} live subscriptions, the most allowed; "
-                    "unsubscribe from some first."
+                    "unsubscribe from some first.",
+                    f"This connection reached its limit of {most} live subscriptions: "
+                    + MAKING_ROOM,
                 )
             if (
                 most_keys is not None
@@ -167,21 +184,37 @@ class ConnectionSubscriptions:
             ):
                 return (
                     f"This connection already follows {most_keys} different rows and pages, "
-                    "the most allowed; unsubscribe from some first."
+                    "the most allowed; unsubscribe from some first.",
+                    f"This connection reached its limit of {most_keys} different rows and "
+                    "pages followed: " + MAKING_ROOM,
                 )
             return None
 
         while (problem := over()) is not None:
             oldest = next((sub for sub in self.items.values() if not sub.explicit), None)
             if oldest is None:
-                for sub in evicted:  # nothing made room after all: put them back
-                    self.items[(sub.key, sub.event)] = sub
-                    self._count(sub.key, +1)
-                raise LimitExceeded(problem)
-            del self.items[(oldest.key, oldest.event)]
-            self._count(oldest.key, -1)
-            evicted.append(oldest)
+                self._put_back(evicted)  # nothing made room after all
+                raise LimitExceeded(problem[0])
+            self._evict(oldest)
+            evicted.append((oldest, problem[1]))
         return evicted
+
+    def _evict(self, sub: Subscription) -> None:
+        """Take ``sub`` out of this connection's (``self.lock`` held)."""
+        del self.items[(sub.key, sub.event)]
+        self._count(sub.key, -1)
+
+    def _put_back(self, evicted: list[tuple[Subscription, str]]) -> None:
+        """Undo evictions that did not make room after all (``self.lock`` held)."""
+        for sub, _why in evicted:
+            self.items[(sub.key, sub.event)] = sub
+            self._count(sub.key, +1)
+
+    def _end_evicted(self, evicted: list[tuple[Subscription, str]]) -> None:
+        """End what made room, each with an ``ended`` frame saying which limit (worker
+        thread, lock released)."""
+        for sub, why in evicted:
+            self.end_subscription(sub, LimitExceeded(why))
 
     def kept_bytes(self) -> int:
         """What this connection's pages keep, encoded (each key counted once).
@@ -194,13 +227,15 @@ class ConnectionSubscriptions:
         ``sub``'s first read showed its page (worker thread).
 
         As for the count limits, the oldest subscriptions reads made by themselves
-        make room (those keeping a page); past the limit with explicit ones alone,
-        ``sub`` is refused with ``limit_exceeded`` (and dropped by the read).
+        make room (those keeping a page), each ended with a frame; past the limit
+        with kept ones alone, ``sub`` is refused with ``limit_exceeded`` (and
+        dropped by the read).
         """
         limit = api_settings.MAX_SUBSCRIPTION_BYTES
         if limit is None or sub.state is None or not sub.state.size:
             return
-        evicted: list[Subscription] = []
+        why = f"The pages this connection follows reached their limit of {limit} bytes of rows: "
+        evicted: list[tuple[Subscription, str]] = []
         with self.lock:
             if self.key_counts.get(sub.key, 0) > 1:
                 return  # another of this connection's subscriptions keeps that page
@@ -217,18 +252,14 @@ class ConnectionSubscriptions:
                     None,
                 )
                 if oldest is None:
-                    for other in evicted:  # nothing made room after all: put them back
-                        self.items[(other.key, other.event)] = other
-                        self._count(other.key, +1)
+                    self._put_back(evicted)  # nothing made room after all
                     raise LimitExceeded(
                         f"The pages this connection follows may keep at most {limit} bytes "
                         "of rows, and this one would go past that; unsubscribe from some first."
                     )
-                del self.items[(oldest.key, oldest.event)]
-                self._count(oldest.key, -1)
-                evicted.append(oldest)
-        for gone in evicted:
-            self.hub.remove(gone)
+                self._evict(oldest)
+                evicted.append((oldest, why + MAKING_ROOM))
+        self._end_evicted(evicted)
 
     def subscribe(
         self,
@@ -253,8 +284,7 @@ class ConnectionSubscriptions:
                 sub.explicit = sub.explicit or old.explicit
             self.items[(key, event)] = sub
             self._count(key, +1)
-        for gone in evicted:
-            self.hub.remove(gone)
+        self._end_evicted(evicted)
         if old is None:
             self.hub.add(sub, binding_class, read)
         else:
@@ -318,7 +348,8 @@ class ConnectionSubscriptions:
 
     def rekey(self) -> list[Subscription]:
         """Compile every subscription's read again (the user was re-read); move the
-        ones whose read changed. Returns those, now under their new keys."""
+        ones whose read changed. Returns those, now under their new keys. One that
+        cannot be made again, or no longer fits the limits, ends with a frame."""
         moved = []
         for sub in self.all():
             from ..registry import registry
@@ -327,9 +358,8 @@ class ConnectionSubscriptions:
                 binding_class = registry.get(sub.key.stream)
                 binding = binding_class(request=sub.request, action=sub.action)
                 key, read = binding.get_subscription_key(sub.key.kind, sub.key.pk)
-            except Exception:
-                logger.debug("dropping a subscription that cannot be made again", exc_info=True)
-                self.discard(sub)
+            except Exception as error:
+                self.end_subscription(sub, error)
                 continue
             if key == sub.key:
                 continue
@@ -345,7 +375,8 @@ class ConnectionSubscriptions:
                     sub.delete_event,
                     explicit=sub.explicit,
                 )
-            except SyncbindError:
+            except SyncbindError as refused:
+                self.end_subscription(sub, refused)  # discarded above: only the frame
                 continue
             new.last = sub.last
             moved.append(new)
@@ -361,7 +392,7 @@ class ConnectionSubscriptions:
             try:
                 binding = registry.get(sub.key.stream)(request=sub.request, action=sub.action)
             except SyncbindError:
-                continue  # no binding any more: rekey() drops it
+                continue  # no binding any more: rekey() ends it
             try:
                 binding.check_permissions(sub.request)
             except SyncbindError as refused:
