@@ -443,3 +443,33 @@ def test_a_revoked_permission_ends_live_views_in_the_page(browser, site):
     final = page.evaluate("seen")
     assert final["row"] == ended["row"] and final["page"] == ended["page"]
     assert final["pushes"] == ended["pushes"] and final["ended"] == ended["ended"]
+
+
+def test_a_live_view_outlives_many_plain_reads(browser, site):
+    """live() keeps its subscription ("subscribe": true): a page that reads 150 other
+    pages still sees its row change, and each plain read's subscription ended to make
+    room reaches the "ended" handlers (issue 23, point 3)."""
+    page = logged_in_page(browser, site)
+    page.evaluate(
+        """async () => {
+            window.names = [];
+            window.endings = [];
+            sb.on("ended", (error, message) => endings.push(`${message.event} ${error.code}`));
+            sb.live("shop.Product.retrieve#kept", {id: 3}, (row, info) => names.push(row ? row.name : info));
+        }"""
+    )
+    page.wait_for_function("names.length === 1")
+    page.evaluate(
+        """async () => {
+            for (let number = 1; number <= 150; number++) {
+                await sb.send("shop.Product.list#browse", {limit: 1, page: number});
+            }
+            await sb.send("shop.Product.update", {id: 3, name: "kept through the reads"});
+        }"""
+    )
+    page.wait_for_function("names.includes('kept through the reads')")
+    # MAX_SUBSCRIPTION_KEYS (100) less the page's own live views: at least 50 ended.
+    page.wait_for_function("endings.length >= 50")
+    endings = page.evaluate("endings")
+    assert set(endings) == {"shop.Product.list#browse limit_exceeded"}
+    assert page.evaluate("names.every((name) => typeof name === 'string')")

@@ -83,8 +83,10 @@ export class SyncBind {
   /**
    * Send a list/search/retrieve and call render(data) with the reply and with every
    * later push for it. For a retrieve, a deletion calls render(null, {deleted: true}).
-   * Errors call render(null, {error}). When the server ends the subscription (the user
-   * may no longer read it), render(null, {error, ended: true}) is the last call.
+   * Errors call render(null, {error}). A live view's subscription is kept ("subscribe":
+   * true): other reads never evict it (past the server's limits, the request is refused
+   * with limit_exceeded). When the server ends the subscription (the user may no longer
+   * read it), render(null, {error, ended: true}) is the last call.
    * Returns {close()} which unsubscribes.
    * After a reconnect the request is sent again, so the view stays current.
    */
@@ -95,6 +97,9 @@ export class SyncBind {
     // (two untagged views of one stream would share a subscription on the server).
     const tag = parts.tag || `sb-live-${this.nextLive++}`;
     event = joinEvent(stream, action, tag);
+    // "subscribe": true keeps the view's subscription: reads made since never evict it.
+    const reads = ["retrieve", "list", "search"];
+    const sent = reads.includes(action) ? {...data, subscribe: true} : data;
     const pushes = [event];
     if (action === "retrieve") pushes.push(joinEvent(stream, "delete", tag));
     // A page is pushed as "search" when it has a query, as "list" otherwise (docs/protocol.md).
@@ -111,7 +116,7 @@ export class SyncBind {
     };
     const entry = {
       pushes,
-      request: () => this.send(event, data).then(
+      request: () => this.send(event, sent).then(
         (payload) => render(payload, {}),
         (error) => render(null, {error}),
       ),
@@ -219,6 +224,8 @@ export class SyncBind {
   _ended(message) {
     // A subscription the server ended (docs/protocol.md): its live() view, if any, and
     // the "ended" handlers are told; push handlers are not (there is no data to show).
+    // A plain read's subscription ended to make room for newer ones reaches the
+    // "ended" handlers alone (live() views are kept, so never end that way).
     const error = new SyncBindError(message.ended, message.event);
     [...this.lives].filter((entry) => entry.pushes.includes(message.event))
       .forEach((entry) => entry.ended(error));
