@@ -509,3 +509,32 @@ async def test_subscribe_is_true_or_false(make_client, superuser, db_call, value
         assert reply["error"]["code"] == "invalid"
         assert reply["error"]["fields"] == {"subscribe": ["Must be true or false."]}
     assert get_hub().subscriber_count(P) == 0
+
+
+async def test_a_subscription_that_cannot_be_made_again_ends_with_a_frame(
+    make_client, superuser, settings, db_call, monkeypatch
+):
+    """When the user is read again every subscription is compiled again; one whose
+    read now fails ends with a frame saying why, rather than vanishing."""
+    from syncbind.exceptions import PermissionDenied
+    from tests.testapp.bindings import ProductBinding
+
+    settings.SYNCBIND = {"USER_REFRESH_INTERVAL": 0}  # the user is read again at each push
+    product = await db_call(factories.ProductFactory)
+    client = await make_client(superuser)
+    kept = {"id": product.pk, "subscribe": True}
+    assert "data" in await client.send_event(f"{P}.retrieve#row", kept)
+
+    def closed(self):
+        raise PermissionDenied("The catalogue is closed.")
+
+    monkeypatch.setattr(ProductBinding, "get_queryset", closed)
+    product.name = "not for anyone"
+    await db_call(product.save)
+    assert await client.receive_ended(f"{P}.retrieve#row") == {
+        "event": f"{P}.retrieve#row",
+        "ended": {"code": "permission_denied", "message": "The catalogue is closed."},
+        "data": {"id": product.pk},
+    }
+    await client.assert_nothing_more()
+    assert get_hub().subscriber_count(P) == 0
