@@ -20,8 +20,6 @@ _EXPORTS = {
     "notify": "syncbind.live.notify",
     "notify_update": "syncbind.live.notify",
 }
-# Old names, kept (with a warning) until 0.3.
-_DEPRECATED = {"SyncConsumer": "syncbind.consumers", "AsyncConsumer": "syncbind.consumers"}
 
 __all__ = [
     "AsyncBindingConsumer",
@@ -45,8 +43,6 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     if name == "push":
         return import_module("syncbind.push")
-    if name in _DEPRECATED:
-        return getattr(import_module(_DEPRECATED[name]), name)  # warns
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'syncbind' has no attribute {name!r}")

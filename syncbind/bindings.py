@@ -14,7 +14,6 @@ from django.db import connections, models, router
 
 from . import reads, values
 from .decorators import MARK, EventSpec
-from .deprecation import accepts_legacy_request, adapt_legacy_attributes, adapt_legacy_hooks
 from .exceptions import NotFound, ValidationError
 from .lifecycle import Lifecycle
 from .listing import ListingMixin
@@ -93,8 +92,6 @@ class BindingBase(Lifecycle, ListingMixin, PermissionsMixin, LiveBindingMixin):
                 if isinstance(spec, EventSpec):
                     events[spec.name] = (attr, spec)
         cls.events = events
-        adapt_legacy_hooks(cls)
-        adapt_legacy_attributes(cls)
         # A per-class cache, reset so a subclass never reuses its parent's.
         cls._serializer = None
 
@@ -120,7 +117,6 @@ class BindingBase(Lifecycle, ListingMixin, PermissionsMixin, LiveBindingMixin):
         return cls.events.get(name)
 
     # -- data -------------------------------------------------------------------
-    @accepts_legacy_request(0)
     def get_queryset(self) -> models.QuerySet:
         """The rows ``self.request.user`` may read; called for every read, write and push.
 
@@ -132,7 +128,6 @@ class BindingBase(Lifecycle, ListingMixin, PermissionsMixin, LiveBindingMixin):
             return self.queryset.all()
         return self.get_model()._default_manager.all()
 
-    @accepts_legacy_request(0)
     def get_lookup_value(self) -> Any:
         """The primary key named by ``request.data["id"]``, checked by the pk field."""
         request = self.request
@@ -153,7 +148,6 @@ class BindingBase(Lifecycle, ListingMixin, PermissionsMixin, LiveBindingMixin):
         return pk
 
     @default_read
-    @accepts_legacy_request(0)
     def get_object(self) -> models.Model:
         """The row named by ``data["id"]`` within get_queryset, object permissions checked."""
         request = self.request

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import warnings
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -30,7 +29,6 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import core, protocol
 from .connection import REVOKED_CLOSE_CODE, Connection, open_websocket
-from .deprecation import REMOVAL, RemovedInSyncbind03Warning
 from .exceptions import SyncbindError
 from .executor import run_in_pool
 from .live.hub import get_hub
@@ -240,18 +238,3 @@ class AsyncBindingConsumer(_Transport):
     async def send_json(self, content: Any, close: bool = False) -> None:
         await self.send(text_data=protocol.encode(content), close=close)
 
-
-_RENAMED = {"SyncConsumer": BindingConsumer, "AsyncConsumer": AsyncBindingConsumer}
-
-
-def __getattr__(name: str) -> Any:
-    new = _RENAMED.get(name)
-    if new is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"syncbind.{name} is now {new.__name__} (the old name shadowed Channels' own "
-        f"consumers); it stops working in syncbind {REMOVAL}.",
-        RemovedInSyncbind03Warning,
-        stacklevel=2,
-    )
-    return new

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django.db import models
 
 from . import filters, pagination, reads, rows
-from .deprecation import accepts_legacy_request
 from .exceptions import ValidationError
 from .live.binding import default_read
 from .settings import api_settings
@@ -79,7 +78,6 @@ class ListingMixin:
         ordering = self.ordering or self.get_model()._meta.ordering or ["pk"]
         return [ordering] if isinstance(ordering, str) else list(ordering)
 
-    @accepts_legacy_request(1)
     def filter_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
         """Apply the request's ``filters``, ``query`` (search only) and ``ordering``."""
         request = self.request
@@ -109,7 +107,6 @@ class ListingMixin:
         return reads.page_read(queryset, params.page, params.limit)
 
     @default_read
-    @accepts_legacy_request(0)
     def get_page(self) -> dict[str, Any]:
         """The page described by ``request.data``: ``{"page", "limit", "count", "rows"}``."""
         read = self.get_page_read()

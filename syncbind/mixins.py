@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 
 from .decorators import event
-from .deprecation import accepts_legacy_request
 from .listing import check_parameters
 from .live.binding import KEEP
 from .request import effective_action
@@ -82,7 +81,6 @@ class CreateMixin(_Binding):
         instance = self.perform_create(write)
         return self.write_result(instance)
 
-    @accepts_legacy_request(1)
     def perform_create(self, write) -> models.Model:
         """Save a validated new row and return it. Runs inside the event's transaction."""
         return write.save()
@@ -98,7 +96,6 @@ class UpdateMixin(_Binding):
         instance = self.perform_update(write)
         return self.write_result(instance)
 
-    @accepts_legacy_request(1)
     def perform_update(self, write) -> models.Model:
         """Save a validated change of an existing row (only its fields) and return it."""
         return write.save()
@@ -132,6 +129,5 @@ class DeleteMixin(_Binding):
         self.perform_delete(obj)
         return {"success": True, "id": self.get_serializer().serialize_pk(pk)}
 
-    @accepts_legacy_request(1)
     def perform_delete(self, obj: models.Model) -> None:
         obj.delete()
