@@ -30,7 +30,6 @@ from .exceptions import AuthenticationFailed, PermissionDenied
 from .settings import api_settings
 
 TOKEN_SALT = "syncbind.token"
-SUBPROTOCOL = "syncbind"
 TOKEN_SUBPROTOCOL_PREFIX = "syncbind.token."
 
 

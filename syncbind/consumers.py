@@ -34,10 +34,9 @@ from .executor import run_in_pool
 from .live.hub import get_hub
 from .live.subscriptions import ConnectionSubscriptions
 from .outbox import Outbox
+from .protocol import SUBPROTOCOL
 from .settings import api_settings
 from .throttling import RateLimit
-
-SUBPROTOCOL = "syncbind"
 
 
 class _Transport(AsyncWebsocketConsumer):
@@ -237,4 +236,3 @@ class AsyncBindingConsumer(_Transport):
 
     async def send_json(self, content: Any, close: bool = False) -> None:
         await self.send(text_data=protocol.encode(content), close=close)
-

@@ -24,6 +24,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from . import values
 from .exceptions import BadRequest, SyncbindError, TooLarge, ValidationError
 
+# The WebSocket subprotocol a client offers (with a token, for TokenAuthentication)
+# and the server accepts; docs/protocol.md.
+SUBPROTOCOL = "syncbind"
+
 # ASCII only: no look-alike letters, no spaces, no empty segments. The action is
 # the last dotted segment, the stream everything before it.
 EVENT_RE = re.compile(
