@@ -201,25 +201,6 @@ class DjangoModelPermissionsOrAnonReadOnly(DjangoModelPermissions):
         return super().has_permission(request, binding)
 
 
-def overrides_object_permission(permission: Any) -> bool:
-    """True when ``permission`` may refuse single objects (so pushes must be per user)."""
-    if isinstance(permission, (_And, _Or)):  # noqa: UP038 (the | of these classes combines them)
-        return overrides_object_permission(permission.first) or overrides_object_permission(
-            permission.second
-        )
-    if isinstance(permission, _Not):
-        return overrides_object_permission(permission.operand)
-    inner = getattr(permission, "permission", None)  # a wrapped DRF permission
-    if inner is not None:
-        method = getattr(type(inner), "has_object_permission", None)
-        return (
-            method is not None
-            and getattr(method, "__qualname__", "") != "BasePermission.has_object_permission"
-        )
-    method = getattr(type(permission), "has_object_permission", None)
-    return method is not None and method is not BasePermission.has_object_permission
-
-
 class PermissionsMixin:
     """How a binding checks its permission classes (part of ``BindingBase``)."""
 

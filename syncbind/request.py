@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
@@ -125,14 +124,6 @@ class Request:
         """
         return action_method(self.action, self.data)
 
-    @property
-    def query_params(self) -> dict[str, Any]:
-        return self.data
-
     def with_message(self, message: Message) -> Request:
         """This request for another message (same connection)."""
         return Request(message, self.connection, user=self._user)
-
-    def with_data(self, data: dict[str, Any]) -> Request:
-        """This request with other ``data``."""
-        return self.with_message(replace(self.message, data=data))

@@ -21,7 +21,6 @@ from syncbind.permissions import (
     IsAdminUser,
     IsAuthenticated,
     PermissionsMixin,
-    overrides_object_permission,
 )
 from tests.testapp.models import Product
 
@@ -341,38 +340,6 @@ def test_authenticated_users_need_the_model_permission_with_anon_read_only():
 
 def test_read_actions():
     assert frozenset({"retrieve", "list", "search", "subscribe", "unsubscribe"}) == READ_ACTIONS
-
-
-# -- overrides_object_permission -----------------------------------------------------
-
-
-class DRFOwnerOnly(drf_permissions.BasePermission):
-    def has_object_permission(self, request, view, obj):
-        return False
-
-
-@pytest.mark.parametrize(
-    ("permission", "overrides"),
-    [
-        (AllowAny(), False),
-        (IsAuthenticated(), False),
-        (IsAdminUser(), False),
-        (DjangoModelPermissions(), False),
-        (EventOnly(), True),
-        (ObjectOnly(), False),
-        ((IsAuthenticated & IsAdminUser)(), False),
-        ((IsAuthenticated | EventOnly)(), True),
-        ((EventOnly & IsAuthenticated)(), True),
-        ((~EventOnly)(), True),
-        ((IsAuthenticated & ~(AllowAny | EventOnly))(), True),
-        (DRFPermission(drf_permissions.IsAuthenticated()), False),
-        (DRFPermission(DRFOwnerOnly()), True),
-        (Plain(), True),
-    ],
-    ids=str,
-)
-def test_overrides_object_permission(permission, overrides):
-    assert overrides_object_permission(permission) is overrides
 
 
 # -- PermissionsMixin ----------------------------------------------------------------
