@@ -113,6 +113,31 @@ def check_authentication_classes(app_configs=None, **kwargs):
     ]
 
 
+@checks.register("syncbind")
+def check_legacy_settings(app_configs=None, **kwargs):
+    """channels-binding's settings dict is read, but should be renamed (syncbind.W015)."""
+    from django.conf import settings
+
+    from .settings import LEGACY_IGNORED, LEGACY_KEYS, LEGACY_SETTING
+
+    legacy = getattr(settings, LEGACY_SETTING, None)
+    if legacy is None:
+        return []
+    steps = [f"Rename {LEGACY_SETTING} to SYNCBIND"]
+    steps += [f"{old} to {new}" for old, new in LEGACY_KEYS.items() if old in legacy]
+    dropped = sorted(key for key in LEGACY_IGNORED if key in legacy)
+    if dropped:
+        steps.append(f"and delete {', '.join(dropped)}")
+    return [
+        checks.Warning(
+            f"settings.{LEGACY_SETTING} (channels-binding's name) is read as SYNCBIND; "
+            "keys in SYNCBIND win over it.",
+            hint=f"{', '.join(steps)} (docs/migrating.md).",
+            id="syncbind.W015",
+        )
+    ]
+
+
 def _session_auth_in_use() -> bool:
     from .authentication import SessionAuthentication
     from .settings import api_settings

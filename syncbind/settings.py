@@ -7,13 +7,13 @@ and the cache is dropped whenever Django's ``setting_changed`` fires (tests use
 ``override_settings``).
 
 Projects moving over from the older ``channels_binding`` package may keep their
-``CHANNELS_BINDING`` dict for a while: it is read with a DeprecationWarning,
-including its misspelt ``AUTHENTIFICATION_CLASSES`` key.
+``CHANNELS_BINDING`` dict for a while: it is read, including its misspelt
+``AUTHENTIFICATION_CLASSES`` key, and ``manage.py check`` warns about it
+(``syncbind.W015``, :mod:`syncbind.checks`).
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from django.conf import settings
@@ -82,9 +82,10 @@ IMPORT_STRINGS = frozenset(
     {"AUTHENTICATION_CLASSES", "DEFAULT_PERMISSION_CLASSES", "EXCEPTION_HANDLER"}
 )
 
-# channels_binding's keys and class paths, mapped to ours. Its only authentication
-# class returned scope["user"] (what AuthMiddlewareStack put there), as ours does;
-# AUTO_CONNECT_MODEL_SIGNALS was read by nothing (signals are always connected here).
+# channels_binding's name for the settings dict, its keys and class paths, mapped to
+# ours. Its only authentication class returned scope["user"] (what AuthMiddlewareStack
+# put there), as ours does; AUTO_CONNECT_MODEL_SIGNALS was read by nothing (signals are always connected here).
+LEGACY_SETTING = "CHANNELS_BINDING"
 LEGACY_KEYS = {"AUTHENTIFICATION_CLASSES": "AUTHENTICATION_CLASSES"}
 LEGACY_IGNORED = frozenset({"AUTO_CONNECT_MODEL_SIGNALS"})
 LEGACY_PATHS = {
@@ -137,15 +138,9 @@ class SyncbindSettings:
     @staticmethod
     def _read_user() -> dict[str, Any]:
         current = getattr(settings, "SYNCBIND", None)
-        legacy = getattr(settings, "CHANNELS_BINDING", None)
+        legacy = getattr(settings, LEGACY_SETTING, None)
         if legacy is None:
             return dict(current or {})
-        warnings.warn(
-            "The CHANNELS_BINDING setting is deprecated; rename it to SYNCBIND "
-            "(and AUTHENTIFICATION_CLASSES to AUTHENTICATION_CLASSES).",
-            DeprecationWarning,
-            stacklevel=3,
-        )
         merged = {
             LEGACY_KEYS.get(key, key): value
             for key, value in legacy.items()
@@ -174,7 +169,7 @@ api_settings = SyncbindSettings()
 
 
 def _reload_settings(*, setting: str, **kwargs: Any) -> None:
-    if setting in {"SYNCBIND", "CHANNELS_BINDING"}:
+    if setting in {"SYNCBIND", LEGACY_SETTING}:
         api_settings.reload()
 
 

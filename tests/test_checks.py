@@ -8,6 +8,7 @@ from syncbind.checks import (
     check_channel_layer,
     check_deployment,
     check_import_strings,
+    check_legacy_settings,
 )
 
 TOKEN_AUTH = ["syncbind.authentication.TokenAuthentication"]
@@ -107,3 +108,46 @@ def test_the_in_memory_layer_without_debug_is_a_warning():
     redis = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}}
     with override_settings(DEBUG=False, CHANNEL_LAYERS=redis):
         assert check_channel_layer() == []
+
+
+# channels-binding 1.9.8's defaults, written out.
+CHANNELS_BINDING = {
+    "AUTHENTIFICATION_CLASSES": ("channels_binding.authentification.DefaultDjangoUser",),
+    "ANONYMOUS_CONNECTION_ALLOWED": True,
+    "DEFAULT_PAGE_SIZE": 10,
+    "AUTO_CONNECT_MODEL_SIGNALS": True,
+}
+
+
+def test_a_channels_binding_dict_is_a_warning_that_names_what_to_rename():
+    with override_settings(CHANNELS_BINDING=CHANNELS_BINDING):
+        (warning,) = check_legacy_settings()
+    assert (warning.id, warning.level) == ("syncbind.W015", checks.WARNING)
+    assert warning.msg == (
+        "settings.CHANNELS_BINDING (channels-binding's name) is read as SYNCBIND; "
+        "keys in SYNCBIND win over it."
+    )
+    assert warning.hint == (
+        "Rename CHANNELS_BINDING to SYNCBIND, AUTHENTIFICATION_CLASSES to "
+        "AUTHENTICATION_CLASSES, and delete AUTO_CONNECT_MODEL_SIGNALS (docs/migrating.md)."
+    )
+    with override_settings(CHANNELS_BINDING={"DEFAULT_PAGE_SIZE": 10}):
+        (warning,) = check_legacy_settings()
+    assert warning.hint == "Rename CHANNELS_BINDING to SYNCBIND (docs/migrating.md)."
+    with override_settings(SYNCBIND={"DEFAULT_PAGE_SIZE": 10}):
+        assert check_legacy_settings() == []
+
+
+def test_manage_py_check_shows_the_channels_binding_warning_and_nothing_else_warns(recwarn):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out, err = StringIO(), StringIO()
+    with override_settings(CHANNELS_BINDING=CHANNELS_BINDING, DEBUG=True):  # no W013
+        call_command("check", "--tag", "syncbind", stdout=out, stderr=err)
+    shown = err.getvalue()
+    assert "?: (syncbind.W015) settings.CHANNELS_BINDING (channels-binding's name)" in shown
+    assert "\tHINT: Rename CHANNELS_BINDING to SYNCBIND, AUTHENTIFICATION_CLASSES" in shown
+    assert "System check identified 1 issue (0 silenced)." in shown
+    assert [str(w.message) for w in recwarn] == []  # a warning nobody would see: gone

@@ -1,7 +1,6 @@
 """[syncbind/registry.py, syncbind/settings.py, syncbind/checks.py] Settings, system checks, registry and autodiscovery."""
 
 import types
-import warnings
 
 import pytest
 from django.core import checks
@@ -56,25 +55,14 @@ def test_channels_binding_fallback():
         "AUTO_CONNECT_MODEL_SIGNALS": True,
     }
     with override_settings(SYNCBIND=None, CHANNELS_BINDING=legacy):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            assert (SessionAuthentication,) == api_settings.AUTHENTICATION_CLASSES
-        assert any(
-            issubclass(w.category, DeprecationWarning) and "CHANNELS_BINDING" in str(w.message)
-            for w in caught
-        )
+        assert (SessionAuthentication,) == api_settings.AUTHENTICATION_CLASSES
         assert api_settings.ANONYMOUS_CONNECTION_ALLOWED is True
         assert api_settings.DEFAULT_PAGE_SIZE == 10
         assert "AUTO_CONNECT_MODEL_SIGNALS" not in api_settings.user_settings  # read by nothing
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            errors = [e.id for e in checks.run_checks(tags=["syncbind"]) if e.level >= checks.ERROR]
-        assert errors == []
-    with (
-        override_settings(CHANNELS_BINDING=legacy, SYNCBIND={"DEFAULT_PAGE_SIZE": 7}),
-        warnings.catch_warnings(),
-    ):
-        warnings.simplefilter("ignore", DeprecationWarning)
+        found = checks.run_checks(tags=["syncbind"])
+        assert [e.id for e in found if e.level >= checks.ERROR] == []
+        assert "syncbind.W015" in [e.id for e in found]
+    with override_settings(CHANNELS_BINDING=legacy, SYNCBIND={"DEFAULT_PAGE_SIZE": 7}):
         assert api_settings.DEFAULT_PAGE_SIZE == 7  # SYNCBIND wins
         assert api_settings.ANONYMOUS_CONNECTION_ALLOWED is True
 
