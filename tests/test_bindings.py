@@ -138,3 +138,15 @@ def test_the_built_in_actions_are_the_events_of_a_full_binding():
     from syncbind.request import BUILTIN_ACTIONS
 
     assert frozenset(SyncBinding.events) == BUILTIN_ACTIONS
+
+
+@pytest.mark.parametrize(
+    "hook",
+    ["get_queryset", "get_lookup_value", "get_object", "filter_queryset", "get_page"]
+    + ["perform_create", "perform_update", "perform_delete"],
+)
+def test_the_base_hooks_are_called_directly_without_an_adapter(hook):
+    # No wrapper translating an old request-first call: one frame per hook call.
+    method = getattr(SyncBinding, hook)
+    assert not hasattr(method, "__wrapped__")
+    assert method.__qualname__.endswith(f".{hook}")

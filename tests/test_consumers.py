@@ -42,3 +42,16 @@ async def test_a_consumer_with_events_on_the_loop_makes_it_only_for_those(
         reply = await client.send_event("testapp.Product.async_echo", {"x": 1})
         assert "data" in reply
         assert len(channels_closes) == 2
+
+
+def test_the_pre_release_consumer_names_are_gone():
+    # syncbind was never released under them: no alias, no warning, an import error.
+    import syncbind
+    from syncbind import consumers
+
+    with pytest.raises(ImportError, match="SyncConsumer"):
+        from syncbind import SyncConsumer  # noqa: F401
+    with pytest.raises(AttributeError, match="AsyncConsumer"):
+        syncbind.AsyncConsumer  # noqa: B018
+    assert not hasattr(consumers, "SyncConsumer")
+    assert not hasattr(consumers, "AsyncConsumer")
