@@ -65,13 +65,13 @@ class _Transport(AsyncWebsocketConsumer):
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch closes stale database connections before every message,
-        # with a hop to its shared sync thread (aclose_old_connections): a tenth of
-        # the server's CPU per message in syncbind's profile. syncbind runs no ORM
-        # code on that thread; its workers close their connections around each call
-        # (syncbind.executor). Only code awaited on the loop may use Django's async
-        # ORM, which runs there: AsyncBindingConsumer's connect()/disconnect() keep
-        # Channels' way, and websocket_receive makes the hop before an ``async def``
-        # event it awaits on the loop.
+        # with a hop to its shared sync thread (aclose_old_connections; its cost is in
+        # BENCHMARKS.md, "What was changed in syncbind because of these measurements").
+        # syncbind runs no ORM code on that thread; its workers close their connections
+        # around each call (syncbind.executor). Only code awaited on the loop may use
+        # Django's async ORM, which runs there: AsyncBindingConsumer's
+        # connect()/disconnect() keep Channels' way, and websocket_receive makes the
+        # hop before an ``async def`` event it awaits on the loop.
         if self.events_on_loop and message.get("type") != "websocket.receive":
             await super().dispatch(message)
             return

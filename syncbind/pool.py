@@ -1,14 +1,11 @@
 """The worker pool: many threads for waiting, few for running.
 
-The pool has ``THREAD_POOL_SIZE`` threads (16 by default) so that a slow
-query does not hold up the connections behind it. When nothing waits,
-though, extra threads only cost CPU: each call wakes a sleeping thread, and
-runnable threads hand Python's GIL to each other. In the benchmark (50
-connections of fast requests on SQLite, BENCHMARKS.md) a pool whose 16
-threads all took work spent 1.00 ms of server CPU per retrieve and 2.26 ms per
-list; the same pool letting one of them take work spent 0.77 ms and 1.61 ms,
-the hand-written consumer 0.77 ms and 1.38 ms. So only ``MAX_RUNNING_THREADS``
-workers take new work (by default one where Python has a GIL, since only one
+The pool has ``THREAD_POOL_SIZE`` threads so that a slow query does not hold
+up the connections behind it. When nothing waits, though, extra threads only
+cost CPU: each call wakes a sleeping thread, and runnable threads hand
+Python's GIL to each other (what that costs per message is measured in
+BENCHMARKS.md, "What was changed in syncbind because of these measurements").
+So only ``MAX_RUNNING_THREADS`` workers take new work (by default one where Python has a GIL, since only one
 thread runs Python at a time and the event loop's thread is already one):
 
 - a worker that finishes a call takes the next queued one at once, without
@@ -18,11 +15,11 @@ thread runs Python at a time and the event loop's thread is already one):
 - a worker waiting on the database does not count as running (an execute
   wrapper on every worker connection, installed by :mod:`syncbind.db`; not
   on SQLite, whose statements run in this process, on a CPU): an idle worker
-  is woken for the queued calls, so slow queries overlap as on any pool of 16.
+  is woken for the queued calls, so slow queries overlap as on any pool.
 - a worker that has been running one call (or since its last statement) for
   ``THREAD_HANDOFF`` seconds while calls are queued stops counting too, and
   another worker is woken: binding code that blocks on something else (an
-  HTTP call, a lock, a sleep) holds up the queue for a few milliseconds at
+  HTTP call, a lock, a sleep) holds up the queue for ``THREAD_HANDOFF`` at
   most, and calls that wait on each other cannot deadlock the pool.
 """
 
