@@ -1,8 +1,5 @@
 """Live subscriptions: rows and pages pushed again after every committed change.
 
-- :mod:`.keys` — what a subscription is keyed by, and its scope;
-- :mod:`.hub` — one per process: local subscriptions, one evaluation per key, fan-out;
-- :mod:`.changes` — changes recorded per transaction and sent after commit;
-- :mod:`.signals` — the thin model-signal receivers feeding :mod:`.changes`;
-- :mod:`.notify` — ``syncbind.notify()`` for bulk operations, which send no signals.
+Each module here opens with what it does; docs/architecture.md ("A change")
+follows one change from ``save()`` to the frames its subscribers receive.
 """
