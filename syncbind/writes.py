@@ -82,7 +82,7 @@ class JSONValueField(forms.Field):
     """A JSON field's value as the request carried it, already decoded.
 
     Django's form field wants JSON text and takes ``{}`` and ``[]`` for "no
-    value"; here they are values like any other (see ``ModelSerializer._json_presence``).
+    value"; here they are values like any other (see :meth:`FormValidation._json_presence`).
     """
 
     empty_values = [None, "", [], (), {}]
