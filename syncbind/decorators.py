@@ -47,7 +47,7 @@ def event(func=None, *, name=None, permission_classes=None, atomic=True):
     """Mark a binding method as the handler of ``<stream>.<name>``.
 
     The method is called as ``method(self, request)`` in a worker thread (or
-    awaited, if it is ``async def``, by AsyncConsumer) and its return value is
+    awaited, if it is ``async def``, by AsyncBindingConsumer) and its return value is
     the reply's ``data``. ``permission_classes`` replaces the binding's for this
     event; ``atomic`` wraps the call in ``transaction.atomic()`` (default True).
     """

@@ -28,7 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_PERMISSION_CLASSES": ("syncbind.permissions.DjangoModelPermissions",),
     "DEFAULT_PAGE_SIZE": 25,
     "MAX_PAGE_SIZE": 100,
-    # Worker threads that run binding code for SyncConsumer (and AsyncConsumer).
+    # Worker threads that run binding code for both consumers and the HTTP views.
     "THREAD_POOL_SIZE": 16,
     # Of those, how many take new work while the others wait on the database; None:
     # 1 where Python has a GIL, the CPUs where it has none. See syncbind.pool.
