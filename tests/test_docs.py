@@ -71,7 +71,10 @@ def run(command, cwd, env):
 def make_project(tmp_path):
     project = tmp_path / "project"
     shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("__pycache__", "db.sqlite3"))
-    env = {**os.environ, "PYTHONPATH": str(project), "DJANGO_SETTINGS_MODULE": "mysite.settings"}
+    # ROOT after the project: the syncbind under test is this checkout's, not an
+    # editable install's (a git worktree's tests would otherwise run another copy).
+    path = os.pathsep.join([str(project), str(ROOT)])
+    env = {**os.environ, "PYTHONPATH": path, "DJANGO_SETTINGS_MODULE": "mysite.settings"}
     env.pop("SYNCBIND_TEST_DB", None)
     return project, env
 
@@ -116,3 +119,21 @@ def test_the_readme_asgi_py_serves_static_files_and_logged_in_websockets(tmp_pat
     write_files(project, readme)
     code, output = run([sys.executable, "check_asgi.py"], project, env)
     assert (code, output.strip().splitlines()[-1:]) == (0, ["asgi ok"]), output
+
+
+def test_docs_testing_md_runs_without_daphne(tmp_path):
+    """The plugin and its client need nothing that syncbind does not install: daphne
+    (which ``channels.testing`` imports) made unimportable, the page's tests pass."""
+    project, env = make_project(tmp_path)
+    doc = ROOT / "docs" / "testing.md"
+    blocks = [b for b in runnable_blocks(ROOT / "README.md") + runnable_blocks(doc) if b["file"]]
+    write_files(project, blocks)
+    tests = [b["file"] for b in blocks if re.search(r"(^|/)test_[^/]*\.py$", b["file"])]
+    assert tests
+    script = (
+        "import sys; sys.modules['daphne'] = None; import pytest; "
+        f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', *{tests!r}]))"
+    )
+    code, output = run([sys.executable, "-c", script], project, env)
+    assert code == 0, output
+    assert "daphne" not in output

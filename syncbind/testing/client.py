@@ -3,8 +3,8 @@
 :class:`SyncbindClient` matches replies to requests, keeps pushes that arrive
 meanwhile and asserts on what (no longer) arrives. It reads and writes through a
 transport: :class:`CommunicatorTransport` drives an ASGI application in this
-process (Channels' ``WebsocketCommunicator``), :class:`WebSocketTransport` a
-real server over the network (the ``websockets`` package). :func:`connect` and
+process (a ``WebsocketCommunicator``: syncbind's, or Channels'),
+:class:`WebSocketTransport` a real server over the network (the ``websockets`` package). :func:`connect` and
 :func:`connect_url` open one of each.
 """
 
@@ -17,9 +17,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from channels.testing.websocket import WebsocketCommunicator
+from asgiref.testing import ApplicationCommunicator
 
 from .. import protocol
+from .communicator import WebsocketCommunicator
 
 # What a transport reads: a text frame, or the close of the connection (with its code).
 TEXT = "text"
@@ -104,7 +105,8 @@ class SyncbindClient:
     """A connection that speaks the syncbind protocol, over any :class:`Transport`."""
 
     def __init__(self, transport: Transport | WebsocketCommunicator, timeout: float = 5.0):
-        if isinstance(transport, WebsocketCommunicator):
+        # Channels' WebsocketCommunicator, like syncbind's, is an asgiref communicator.
+        if isinstance(transport, ApplicationCommunicator):
             transport = CommunicatorTransport(transport)
         self.transport = transport
         self.timeout = timeout
