@@ -33,7 +33,7 @@ $(VENV)/.installed-dist: $(PY) pyproject.toml
 	@touch $@
 
 $(VENV)/.installed-demo: $(PY) pyproject.toml
-	$(PIP) install -q -e ".[server]"
+	$(PIP) install -q -e ".[server,redis]"
 	@touch $@
 
 install: $(VENV)/.installed-test

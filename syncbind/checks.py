@@ -236,6 +236,35 @@ def check_deployment(app_configs=None, **kwargs):
 
 
 @checks.register("syncbind")
+def check_channel_layer_backends(app_configs=None, **kwargs):
+    """Every configured channel layer's BACKEND imports (syncbind.E012).
+
+    Channels imports a backend only when the layer is first used: a site without
+    channels-redis installed would pass ``check`` and then fail its first request.
+    """
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    errors = []
+    for alias, config in (getattr(settings, "CHANNEL_LAYERS", None) or {}).items():
+        backend = (config or {}).get("BACKEND", "")
+        try:
+            import_string(backend)
+        except ImportError as exc:
+            errors.append(
+                checks.Error(
+                    f"CHANNEL_LAYERS[{alias!r}] names the backend {backend!r}, which cannot be "
+                    f"imported: {exc}.",
+                    hint="Install the package that provides it (channels-redis: pip install "
+                    "'syncbind[redis]') or correct the path: without its channel layer the site "
+                    "fails at the first page or push.",
+                    id="syncbind.E012",
+                )
+            )
+    return errors
+
+
+@checks.register("syncbind")
 def check_channel_layer(app_configs=None, **kwargs):
     """The in-memory layer keeps pushes inside one process (syncbind.W013)."""
     from django.conf import settings

@@ -6,6 +6,7 @@ from django.test import override_settings
 
 from syncbind.checks import (
     check_channel_layer,
+    check_channel_layer_backends,
     check_deployment,
     check_import_strings,
     check_legacy_settings,
@@ -151,3 +152,40 @@ def test_manage_py_check_shows_the_channels_binding_warning_and_nothing_else_war
     assert "\tHINT: Rename CHANNELS_BINDING to SYNCBIND, AUTHENTIFICATION_CLASSES" in shown
     assert "System check identified 1 issue (0 silenced)." in shown
     assert [str(w.message) for w in recwarn] == []  # a warning nobody would see: gone
+
+
+def test_a_channel_layer_backend_that_does_not_import_is_an_error():
+    layers = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer"},
+        "pushes": {"BACKEND": "nonexistent.Layer"},
+    }
+    with override_settings(CHANNEL_LAYERS=layers):
+        errors = check_channel_layer_backends()
+    assert [(e.id, e.level, e.msg) for e in errors] == [
+        (
+            "syncbind.E012",
+            checks.ERROR,
+            "CHANNEL_LAYERS['pushes'] names the backend 'nonexistent.Layer', which cannot be "
+            "imported: No module named 'nonexistent'.",
+        )
+    ]
+    assert errors[0].hint == (
+        "Install the package that provides it (channels-redis: pip install 'syncbind[redis]') "
+        "or correct the path: without its channel layer the site fails at the first page or push."
+    )
+
+
+def test_the_check_command_fails_on_a_missing_channel_layer_backend():
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    missing = {"default": {"BACKEND": "nonexistent.Layer"}}
+    with (
+        override_settings(CHANNEL_LAYERS=missing),
+        pytest.raises(SystemCheckError, match="syncbind.E012"),
+    ):
+        call_command("check")
+    with override_settings(
+        CHANNEL_LAYERS={"default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}}
+    ):
+        assert check_channel_layer_backends() == []

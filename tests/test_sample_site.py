@@ -777,3 +777,18 @@ def test_make_demo_on_a_busy_port_says_so(tmp_path):
     assert done.stdout.strip() == (
         f"Port {taken} is in use: stop what runs there, or choose another: make demo PORT=8001"
     )
+
+
+def test_make_demo_installs_what_its_options_need(tmp_path):
+    """``make demo REDIS_URL=...`` needs channels-redis: the demo's install has it."""
+    installed = tmp_path / ".installed-demo"
+    done = subprocess.run(
+        ["make", "-n", "-B", str(installed), f"VENV={tmp_path}", f"PY={sys.executable}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    installs = [line for line in done.stdout.splitlines() if " -m pip install " in line]
+    assert installs[-1] == f'{sys.executable} -m pip install -q -e ".[server,redis]"'
