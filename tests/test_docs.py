@@ -137,3 +137,32 @@ def test_docs_testing_md_runs_without_daphne(tmp_path):
     code, output = run([sys.executable, "-c", script], project, env)
     assert code == 0, output
     assert "daphne" not in output
+
+
+GUNICORN_LINE = re.compile(r"gunicorn mysite\.asgi:application\s+-k\s+(\S+)\s+-w\s+\d+")
+
+
+def test_the_documented_gunicorn_worker_is_installed_by_the_server_extra():
+    """The gunicorn lines name a worker class that imports without a deprecation warning,
+    from packages that ``syncbind[server]`` installs."""
+    import tomllib
+    import warnings
+
+    from django.utils.module_loading import import_string
+    from gunicorn.workers.base import Worker
+
+    documented = {
+        match[1]
+        for doc in (ROOT / "README.md", ROOT / "docs" / "deployment.md")
+        for match in GUNICORN_LINE.finditer(doc.read_text())
+    }
+    assert documented == {"uvicorn_worker.UvicornWorker"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        assert issubclass(import_string("uvicorn_worker.UvicornWorker"), Worker)
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    server = {
+        re.split(r"[\[<>=]", requirement)[0]
+        for requirement in extras["optional-dependencies"]["server"]
+    }
+    assert server == {"uvicorn", "uvicorn-worker", "gunicorn"}
