@@ -264,9 +264,13 @@ def check_channel_layer_backends(app_configs=None, **kwargs):
     return errors
 
 
-@checks.register("syncbind")
+@checks.register("syncbind", deploy=True)
 def check_channel_layer(app_configs=None, **kwargs):
-    """The in-memory layer keeps pushes inside one process (syncbind.W013)."""
+    """The in-memory layer keeps pushes inside one process (syncbind.W013, ``check --deploy``).
+
+    A deployment check only: Django's test runner turns DEBUG off and runs ``check``,
+    where one process and the in-memory layer are what a test run wants.
+    """
     from django.conf import settings
 
     from .settings import api_settings

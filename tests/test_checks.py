@@ -100,6 +100,20 @@ def test_tokens_in_urls_are_a_deploy_warning():
         del authentication.InTheURL
 
 
+def test_the_in_memory_layer_is_a_deploy_warning_only(capsys):
+    """Django's test runner turns DEBUG off and runs ``check``: it must not warn there."""
+    from django.test.runner import DiscoverRunner
+
+    memory = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    with override_settings(DEBUG=False, CHANNEL_LAYERS=memory, ALLOWED_HOSTS=["example.com"]):
+        DiscoverRunner(verbosity=1).run_checks(databases=set())
+        assert "syncbind.W013" not in ids(checks.run_checks())
+        assert "syncbind.W013" in ids(checks.run_checks(include_deployment_checks=True))
+    printed = capsys.readouterr()
+    assert "System check identified no issues" in printed.out
+    assert "W013" not in printed.out + printed.err
+
+
 def test_the_in_memory_layer_without_debug_is_a_warning():
     memory = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     with override_settings(DEBUG=False, CHANNEL_LAYERS=memory):

@@ -112,7 +112,7 @@ def test_check_names_unknown_fields(temporary_binding):
 
 
 def test_clean_project_passes_checks():
-    # Errors only: the test settings' in-memory layer with DEBUG off is warned about (W013).
+    # Errors only: other warnings depend on the test settings.
     assert [e for e in checks.run_checks() if e.id.startswith("syncbind.E")] == []
 
 
