@@ -473,3 +473,32 @@ def test_a_live_view_outlives_many_plain_reads(browser, site):
     endings = page.evaluate("endings")
     assert set(endings) == {"shop.Product.list#browse limit_exceeded"}
     assert page.evaluate("names.every((name) => typeof name === 'string')")
+
+
+def test_the_client_reports_each_connection_attempt(browser, site):
+    """docs/javascript.md: status handlers hear "connecting" when an attempt starts,
+    the first one and each reconnection, then "open" or "closed"."""
+    page = logged_in_page(browser, site)
+    result = page.evaluate(
+        """async (port) => {
+            const { SyncBind } = await import("/static/syncbind/syncbind.js");
+            const statuses = [];
+            const connected = new SyncBind();
+            connected.on("status", (status) => statuses.push(status));
+            await connected.send("shop.Product.retrieve", {id: 1});
+            const untilOpen = [...statuses];
+            connected.close();
+            // Nothing listens on that port: each attempt fails and is retried.
+            const refused = [];
+            const nowhere = new SyncBind(`ws://127.0.0.1:${port}/ws/`, {minDelay: 50, maxDelay: 50});
+            nowhere.on("status", (status) => refused.push(status));
+            while (refused.length < 4) await new Promise((resolve) => setTimeout(resolve, 20));
+            nowhere.close();
+            return {untilOpen, refused: refused.slice(0, 4)};
+        }""",
+        free_port(),
+    )
+    assert result == {
+        "untilOpen": ["connecting", "open"],
+        "refused": ["connecting", "closed", "connecting", "closed"],
+    }

@@ -154,6 +154,11 @@ export class SyncBind {
 
   async _connect() {
     this.status = "connecting";
+    // Told after a microtask: handlers added right after `new SyncBind()` hear the
+    // first attempt too, as they hear each reconnection attempt.
+    await null;
+    if (this.closed) return;
+    this._emitStatus();
     let protocols;
     try {
       protocols = await this._protocols();
