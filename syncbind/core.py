@@ -61,7 +61,7 @@ def bind(message: protocol.Message, connection: Connection | None) -> Any:
     """The binding instance that handles ``message`` (``unknown_event`` if none)."""
     binding_class = registry.get(message.stream)
     if binding_class.get_event(message.action) is None:
-        raise UnknownEvent()
+        raise UnknownEvent.no_event(message.stream, message.action)
     return binding_class(request=Request(message, connection), action=message.action)
 
 

@@ -55,6 +55,16 @@ class UnknownEvent(SyncbindError):
     default_message = "Unknown event."
     status = 404
 
+    # Stream and event names are public (the protocol lists them): saying which one
+    # is unknown tells a client nothing it could not read in the docs.
+    @classmethod
+    def no_stream(cls, stream: str) -> UnknownEvent:
+        return cls(f"No stream named {stream!r}.")
+
+    @classmethod
+    def no_event(cls, stream: str, action: str) -> UnknownEvent:
+        return cls(f"The stream {stream!r} has no event {action!r}.")
+
 
 class NotFound(SyncbindError):
     code = "not_found"

@@ -42,7 +42,7 @@ class Lifecycle:
         """The bound method that handles this message's action, and its ``@event`` spec."""
         found = self.get_event(self.action or "")  # type: ignore[attr-defined]
         if found is None:
-            raise UnknownEvent()
+            raise UnknownEvent.no_event(self.get_stream(), self.action or "")  # type: ignore[attr-defined]
         attr, spec = found
         return getattr(self, attr), spec
 

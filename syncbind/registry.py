@@ -69,7 +69,7 @@ class Registry:
         try:
             return self._bindings[stream]
         except KeyError:
-            raise UnknownEvent() from None
+            raise UnknownEvent.no_stream(stream) from None
 
     def is_registered(self, stream: str) -> bool:
         return stream in self._bindings

@@ -245,9 +245,29 @@ async def test_request_id_is_echoed_on_errors(make_client, superuser):
     await client.send_raw('{"event": "nope.Nothing.list", "request_id": "r1"}')
     assert await client.receive() == {
         "event": "nope.Nothing.list",
-        "error": {"code": "unknown_event", "message": "Unknown event."},
+        "error": {"code": "unknown_event", "message": "No stream named 'nope.Nothing'."},
         "request_id": "r1",
     }
+
+
+async def test_unknown_event_says_whether_the_stream_or_the_event_is_unknown(
+    make_client, superuser
+):
+    client = await make_client(superuser)
+    for event, message in [
+        ("nope.Nothing.list", "No stream named 'nope.Nothing'."),
+        ("testapp.product.list", "No stream named 'testapp.product'."),
+        (f"{P}.frobnicate", f"The stream '{P}' has no event 'frobnicate'."),
+        (f"{P}.frobnicate#tagged", f"The stream '{P}' has no event 'frobnicate'."),
+        # A method of the binding that is not an @event is no event either.
+        (f"{P}.get_queryset", f"The stream '{P}' has no event 'get_queryset'."),
+    ]:
+        reply = await client.send_event(event)
+        assert reply == {
+            "event": event,
+            "error": {"code": "unknown_event", "message": message},
+            "request_id": reply["request_id"],
+        }
 
 
 WRITE_ERRORS = [

@@ -692,10 +692,13 @@ async def test_changes_are_pushed_to_subscribers(port, demo_cookies, alice_cooki
 async def test_bad_requests(port, demo_cookies):
     async with websocket(port, demo_cookies) as client:
         assert await client.call("shop.Product.explode", request_id="a") == error(
-            "shop.Product.explode", "unknown_event", "Unknown event.", request_id="a"
+            "shop.Product.explode",
+            "unknown_event",
+            "The stream 'shop.Product' has no event 'explode'.",
+            request_id="a",
         )
         assert await client.call("shop.Basket.list") == error(
-            "shop.Basket.list", "unknown_event", "Unknown event."
+            "shop.Basket.list", "unknown_event", "No stream named 'shop.Basket'."
         )
         assert await client.send_raw("{not json") == error(
             None, "bad_request", "The message is not valid JSON."

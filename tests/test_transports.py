@@ -274,7 +274,12 @@ CASES = [
         lambda w: {},
         lambda w: error("server_error", "A server error occurred."),
     ),
-    ("unknown event", "nosuch", lambda w: {}, lambda w: error("unknown_event", "Unknown event.")),
+    (
+        "unknown event",
+        "nosuch",
+        lambda w: {},
+        lambda w: error("unknown_event", f"The stream '{P}' has no event 'nosuch'."),
+    ),
 ]
 
 
