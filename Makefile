@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 help:
 	@echo "make demo   - serve the sample site on http://127.0.0.1:8000 (SQLite, in-memory layer; PORT=...)"
-	@echo "make demo-edit - with the demo running, change a product from another process"
+	@echo "make demo-edit - with the demo running, change a product from another process (PORT=... as for make demo)"
 	@echo "make test   - install the test tools and run the whole suite"
 	@echo "make bench  - benchmark syncbind against its peers (QUICK=1: about 6 minutes)"
 	@echo "make dist   - build the sdist and wheel into dist/ and check them"

@@ -751,13 +751,32 @@ def test_demo_edit_explains_what_it_cannot_do(port, site_env):
     done = demo_edit(site_env, closed)
     assert done.returncode == 1
     assert f"No demo server answers on port {closed}" in done.stderr
-    assert "start it with make demo" in done.stderr
+    assert done.stderr.strip().endswith(
+        "start it with make demo, or give the port it runs on: make demo-edit PORT=8001"
+    )
 
     done = demo_edit(site_env, port, "--product", "Nothing such")
     assert "No product is named 'Nothing such'" in done.stderr
 
     done = demo_edit(site_env, port, "--direct", "--price", "6.75")
     assert "The in-memory layer does not cross processes" in done.stderr
+    # Saved, and said so without claiming that the pages show it.
+    assert done.returncode == 0
+    assert done.stdout.strip() == "Trowel: 6.75 -> 6.75; saved here only: no open page shows it."
+
+
+def test_make_demo_edit_goes_to_the_port_given(tmp_path):
+    installed = tmp_path / ".installed-demo"  # -o: do not install anything
+    done = subprocess.run(
+        ["make", "-n", "-o", str(installed), "demo-edit", "PORT=8123", f"VENV={tmp_path}"]
+        + [f"PY={sys.executable}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].endswith("manage.py demo_edit --port 8123")
 
 
 def test_make_demo_on_a_busy_port_says_so(tmp_path):

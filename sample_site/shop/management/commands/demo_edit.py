@@ -41,17 +41,19 @@ class Command(BaseCommand):
             raise CommandError(f"No product is named {product!r} (run manage.py demo_setup).")
         old_price = row.price
         new_price = price if price is not None else old_price + 1
+        shown = "open pages show it now."
         if direct:
             if "InMemory" in settings.CHANNEL_LAYERS["default"]["BACKEND"]:
                 self.stderr.write(
                     "The in-memory layer does not cross processes: this save reaches no page. "
                     "Run the demo with REDIS_URL set, or leave out --direct."
                 )
+                shown = "saved here only: no open page shows it."
             row.price = new_price
             row.save(update_fields=["price"])
         else:
             self.patch(port, row.pk, {"price": str(new_price)})
-        self.stdout.write(f"{row.name}: {old_price} -> {new_price}; open pages show it now.")
+        self.stdout.write(f"{row.name}: {old_price} -> {new_price}; {shown}")
 
     def patch(self, port, pk, fields):
         demo = get_user_model().objects.get(username="demo")
@@ -71,5 +73,6 @@ class Command(BaseCommand):
             raise CommandError(f"The server refused the edit: {error.read().decode()}") from error
         except OSError as error:
             raise CommandError(
-                f"No demo server answers on port {port} ({error}): start it with make demo."
+                f"No demo server answers on port {port} ({error}): start it with make demo, "
+                "or give the port it runs on: make demo-edit PORT=8001"
             ) from error
