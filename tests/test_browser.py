@@ -502,3 +502,20 @@ def test_the_client_reports_each_connection_attempt(browser, site):
         "untilOpen": ["connecting", "open"],
         "refused": ["connecting", "closed", "connecting", "closed"],
     }
+
+
+def test_delete_buttons_only_for_users_who_may_delete(browser, site):
+    """alice may change products but not delete them: her rows have no delete button."""
+    from playwright.sync_api import expect
+
+    alice = logged_in_page(browser, site, "alice")
+    expect(alice.locator("#connection")).to_have_text("live")
+    expect(alice.locator("#products tbody tr").first).to_be_visible()
+    rows = alice.locator("#products tbody tr").count()
+    expect(alice.locator("#products button.edit")).to_have_count(rows)
+    expect(alice.locator("#products button.delete")).to_have_count(0)
+
+    demo = logged_in_page(browser, site)
+    expect(demo.locator("#products tbody tr").first).to_be_visible()
+    rows = demo.locator("#products tbody tr").count()
+    expect(demo.locator("#products button.delete")).to_have_count(rows)
