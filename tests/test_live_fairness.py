@@ -1,0 +1,190 @@
+"""[syncbind/live/hub.py, lanes.py, frames.py] No user's work holds up another's (issue 23, point 5).
+
+One user with many subscriptions that cannot be decided in Python made every
+write to their table delay every other user's pushes: the hub processed one
+stream's changes at a time, one stream's batches could take every evaluation
+slot, and a connection due for a user refresh compiled all its subscriptions
+again in the middle of a fan-out. Here each of those costs is made to block
+on an event the test sets only once the other user got what they were owed,
+so the old code fails by timeout, not by a measured delay.
+"""
+
+import asyncio
+import threading
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from syncbind import SyncBinding, push
+from syncbind.permissions import IsAuthenticated
+from syncbind.testing import connect, override_bindings
+from tests import factories
+from tests.testapp.models import Product
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SLOW = "testapp.SlowProduct"
+CATEGORY = "testapp.Category"
+# User A's sockets, and the lists each follows (each on a filter of its own).
+SOCKETS = 3
+LISTS = 10
+
+
+class Gate:
+    """Makes SlowProductBinding's work wait, once armed, until the test releases it."""
+
+    def __init__(self) -> None:
+        self.armed: str | None = None  # "page" or "key": which work waits
+        self.entered = threading.Event()
+        self.released = threading.Event()
+
+    def wait_here(self, where: str) -> None:
+        if self.armed == where:
+            self.entered.set()
+            # Bounded, so that a failing test cannot hang the session.
+            self.released.wait(30)
+
+
+gate = Gate()
+
+
+@pytest.fixture(autouse=True)
+def _gate():
+    global gate
+    gate = Gate()
+    yield
+    gate.released.set()
+
+
+class SlowProductBinding(SyncBinding):
+    """Products, listed by a get_page() of its own (so each page is evaluated alone,
+    by the binding), whose pages and keys wait on the gate when it is armed."""
+
+    model = Product
+    stream = SLOW
+    fields = ["id", "name"]
+    filterset_fields = {"name": ["icontains"]}
+    permission_classes = [IsAuthenticated]
+
+    def get_page(self):
+        gate.wait_here("page")
+        return super().get_page()
+
+    def get_subscription_key(self, kind, pk=None):
+        gate.wait_here("key")
+        return super().get_subscription_key(kind, pk)
+
+
+async def entered():
+    """Wait until the gate holds a worker (it is a threading event: waited in a thread)."""
+    assert await asyncio.to_thread(gate.entered.wait, 10), "nothing reached the gate"
+
+
+async def user_a_following(db_call, app):
+    """User A: SOCKETS sockets, each following LISTS lists of slow products."""
+    user = await db_call(factories.UserFactory, perms=["testapp.view_category"])
+    clients = [await connect(user, application=app) for _ in range(SOCKETS)]
+    for number, client in enumerate(clients):
+        for index in range(LISTS):
+            name = f"n{number}x{index}"
+            reply = await client.send_event(
+                f"{SLOW}.list#{name}", {"filters": {"name__icontains": name}}
+            )
+            assert reply["data"]["count"] == 0
+    return user, clients
+
+
+async def assert_a_got_every_list(clients):
+    for number, client in enumerate(clients):
+        for index in range(LISTS):
+            frame = await client.receive_push(f"{SLOW}.list#n{number}x{index}")
+            assert frame["data"]["count"] == 1
+        await client.assert_nothing_more()
+
+
+@override_bindings(SlowProductBinding)
+async def test_a_stream_evaluating_at_length_holds_up_no_other_stream_push_or_credential(
+    consumer_app, db_call
+):
+    user_a, clients_a = await user_a_following(db_call, consumer_app)
+    user_b = await db_call(factories.UserFactory, perms=["testapp.view_category"])
+    user_c = await db_call(factories.UserFactory)
+    category = await db_call(factories.CategoryFactory, name="before")
+    client_b = await connect(user_b, application=consumer_app)
+    client_c = await connect(user_c, application=consumer_app)
+    try:
+        assert (await client_b.send_event(f"{CATEGORY}.retrieve", {"id": category.pk}))["data"]
+        gate.armed = "page"
+        # One product on every one of A's lists: each of them is evaluated, and waits.
+        every_name = " ".join(f"n{n}x{i}" for n in range(SOCKETS) for i in range(LISTS))
+        await db_call(factories.ProductFactory, name=every_name)
+        await entered()
+
+        category.name = "after"
+        await db_call(category.save)
+        frame = await client_b.receive_push(f"{CATEGORY}.retrieve")
+        assert frame["data"]["name"] == "after"
+        await db_call(push.to_user, user_b, "chat.posted", {"text": "hello"})
+        assert (await client_b.receive_push("chat.posted"))["data"] == {"text": "hello"}
+        await db_call(get_user_model().objects.filter(pk=user_c.pk).update, is_active=False)
+        await db_call(lambda: get_user_model().objects.get(pk=user_c.pk).save())
+        assert await client_c.receive_close() == 4003
+        assert not gate.released.is_set()  # all this while A's lists were still evaluated
+    finally:
+        gate.released.set()
+    await assert_a_got_every_list(clients_a)
+    await client_b.assert_nothing_more()
+    for client in [*clients_a, client_b]:
+        await client.close()
+
+
+@override_bindings(SlowProductBinding)
+async def test_a_connection_due_for_a_refresh_holds_up_no_one_else(
+    consumer_app, db_call, settings
+):
+    settings.SYNCBIND = {"USER_REFRESH_INTERVAL": 0}  # each push finds the user due
+    user_a, clients_a = await user_a_following(db_call, consumer_app)
+    user_b = await db_call(factories.UserFactory, perms=["testapp.view_category"])
+    category = await db_call(factories.CategoryFactory, name="before")
+    client_b = await connect(user_b, application=consumer_app)
+    client_a = clients_a[0]
+    try:
+        for client in (client_a, client_b):
+            assert (await client.send_event(f"{CATEGORY}.retrieve", {"id": category.pk}))["data"]
+        # A's next refresh compiles its SLOW subscriptions again: that waits.
+        gate.armed = "key"
+        category.name = "after"
+        await db_call(category.save)
+        await entered()
+        frame = await client_b.receive_push(f"{CATEGORY}.retrieve")
+        assert frame["data"]["name"] == "after"
+        assert not gate.released.is_set()
+    finally:
+        gate.released.set()
+    # A's frame was held until its own refresh ran, then sent.
+    assert (await client_a.receive_push(f"{CATEGORY}.retrieve"))["data"]["name"] == "after"
+    await client_a.assert_nothing_more()
+    await client_b.assert_nothing_more()
+    for client in [*clients_a, client_b]:
+        await client.close()
+
+
+@override_bindings(SlowProductBinding)
+async def test_a_held_frame_is_never_sent_to_a_user_who_may_no_longer_read_it(
+    consumer_app, db_call, settings
+):
+    """Holding a frame for the refresh must not leak it: the user lost the permission
+    meanwhile, so the refresh ends the subscription instead of sending it."""
+    settings.SYNCBIND = {"USER_REFRESH_INTERVAL": 0}
+    user = await db_call(factories.UserFactory, perms=["testapp.view_category"])
+    category = await db_call(factories.CategoryFactory, name="before")
+    client = await connect(user, application=consumer_app)
+    assert (await client.send_event(f"{CATEGORY}.retrieve", {"id": category.pk}))["data"]
+    through = get_user_model().user_permissions.through
+    await db_call(lambda: through.objects.filter(user_id=user.pk).delete())  # no signal
+    category.name = "secret"
+    await db_call(category.save)
+    ended = await client.receive_ended(f"{CATEGORY}.retrieve")
+    assert ended["ended"]["code"] == "permission_denied" and "secret" not in str(ended)
+    await client.assert_nothing_more()
+    await client.close()
