@@ -92,11 +92,9 @@ class Connection:
         user = self.user
         if not getattr(user, "is_authenticated", False) or not self.valid:
             return False
-        interval = api_settings.USER_REFRESH_INTERVAL
-        now = time.monotonic()
-        if not force and (interval is None or now - self.checked_at < interval):
+        if not force and not self.refresh_due():
             return False
-        self.checked_at = now
+        self.checked_at = time.monotonic()
         real = _unwrapped(user)
         try:
             real.refresh_from_db()
@@ -112,6 +110,13 @@ class Connection:
             # The groups the consumer chose may depend on the user (syncbind.push).
             self.consumer.choose_push_groups(self)
         return True
+
+    def refresh_due(self) -> bool:
+        """Whether :meth:`refresh` would read the user again now (no query)."""
+        if not getattr(self.user, "is_authenticated", False) or not self.valid:
+            return False
+        interval = api_settings.USER_REFRESH_INTERVAL
+        return interval is not None and time.monotonic() - self.checked_at >= interval
 
     def revalidate(self, session_key: str | None = None) -> bool:
         """Check at once (the user's credentials or permissions changed); ``session_key``

@@ -139,9 +139,7 @@ async def test_a_stream_evaluating_at_length_holds_up_no_other_stream_push_or_cr
 
 
 @override_bindings(SlowProductBinding)
-async def test_a_connection_due_for_a_refresh_holds_up_no_one_else(
-    consumer_app, db_call, settings
-):
+async def test_a_connection_due_for_a_refresh_holds_up_no_one_else(consumer_app, db_call, settings):
     settings.SYNCBIND = {"USER_REFRESH_INTERVAL": 0}  # each push finds the user due
     user_a, clients_a = await user_a_following(db_call, consumer_app)
     user_b = await db_call(factories.UserFactory, perms=["testapp.view_category"])

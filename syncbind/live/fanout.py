@@ -12,8 +12,9 @@
    key is evaluated by its read, once whatever the number of its
    subscribers; keys whose reads have one shape together, ``LIVE_BATCH_SIZE``
    per statement (:func:`syncbind.rows.execute`). Work runs in the worker
-   pool, on at most half of its threads, so that requests keep the rest; a
-   row state is serialized once however many keys show it.
+   pool, on at most half of its threads, so that requests keep the rest, and
+   one stream on all of them but one (:class:`.lanes.FairSlots`); a row state
+   is serialized once however many keys show it.
 3. **Sent to whom.** Each subscriber's own permission classes (and object
    permissions, for a row) are checked before each push; a refused push sends
    nothing. A subscriber receives a frame only when it differs from the last
@@ -25,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import rows
 from ..exceptions import SyncbindError
@@ -34,6 +36,7 @@ from ..registry import registry
 from ..settings import api_settings
 from . import affected, frames
 from .changes import DELETE, decode_values
+from .lanes import FairSlots
 from .matching import ABSENT, UNKNOWN
 from .subscriptions import Subscription
 
@@ -47,6 +50,7 @@ logger = logging.getLogger("syncbind.live")
 EXACT_CHUNK = 200
 
 Job = tuple["KeyState", Any, list[Subscription]]
+T = TypeVar("T")
 
 
 class Change:
@@ -105,16 +109,11 @@ async def process(hub: Hub, stream: Any, wire_changes: Any) -> None:
             queried.append(job)
         else:
             exact.append((job, outcome))
-    semaphore = _semaphore(hub)
-
-    async def run(function: Any, work: Any) -> list[tuple]:
-        async with semaphore:
-            return await run_in_pool(function, work)
-
+    lane = ("stream", stream)
     batches = plan(queried)
-    tasks = [run(evaluate, batch) for batch in batches]
+    tasks = [in_slot(hub, lane, evaluate, batch) for batch in batches]
     tasks += [
-        run(settle_exact, exact[start : start + EXACT_CHUNK])
+        in_slot(hub, lane, settle_exact, exact[start : start + EXACT_CHUNK])
         for start in range(0, len(exact), EXACT_CHUNK)
     ]
     results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -124,11 +123,7 @@ async def process(hub: Hub, stream: Any, wire_changes: Any) -> None:
         if isinstance(result, BaseException):
             logger.error("syncbind failed to evaluate subscriptions", exc_info=result)
             continue
-        for sub, frame, last in result:
-            if sub.active:
-                sub.last = last
-                await sub.owner.push(frame)
-                pushed += 1
+        pushed += await send(result)
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug(
             "syncbind: %s: %d keys settled from %d fetched rows, %d evaluated in %d batches, "
@@ -150,10 +145,26 @@ def _needs_push(job: tuple[KeyState, Any]) -> bool:
     return op == DELETE or state.binding_class.post_save_retrieve
 
 
-def _semaphore(hub: Hub) -> asyncio.Semaphore:
+async def send(frames: list[tuple]) -> int:
+    """Push evaluated frames, ``(subscription, frame, last)``, to the subscriptions still
+    active; returns how many went out."""
+    pushed = 0
+    for sub, frame, last in frames:
+        if sub.active:
+            sub.last = last
+            await sub.owner.push(frame)
+            pushed += 1
+    return pushed
+
+
+async def in_slot(hub: Hub, lane: Any, function: Callable[..., T], *args: Any) -> T:
+    """Run ``function`` in the worker pool within the evaluations' budget: half the
+    pool's threads, shared fairly between lanes (:class:`.lanes.FairSlots`), so that
+    requests keep the rest and no stream or user takes them all."""
     if hub.evaluations is None:
-        hub.evaluations = asyncio.Semaphore(max(1, api_settings.THREAD_POOL_SIZE // 2))
-    return hub.evaluations
+        hub.evaluations = FairSlots(api_settings.THREAD_POOL_SIZE // 2)
+    async with hub.evaluations.slot(lane):
+        return await run_in_pool(function, *args)
 
 
 # -- evaluation ----------------------------------------------------------------------

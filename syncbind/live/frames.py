@@ -56,7 +56,16 @@ def frame(event: str, data_text: str) -> str:
     return f'{{"event":{protocol.encode(event)},"data":{data_text}}}'
 
 
-def frames_for(state: KeyState, subs: list[Subscription], outcome: Any, cache: dict) -> list[tuple]:
+def frames_for(
+    state: KeyState, subs: list[Subscription], outcome: Any, cache: dict, refreshed: bool = False
+) -> list[tuple]:
+    """The frames of a key's subscribers, ``(subscription, frame, last)`` (worker thread).
+
+    A subscriber whose connection is due for a user refresh is held: its
+    connection's refresh job (:meth:`.hub.Hub.holds`) reads the user again and
+    evaluates it alone (``refreshed``), so that no fan-out waits for one
+    connection's refresh, and nothing is sent on permissions not yet re-read.
+    """
     key = state.key
     binding_class = state.binding_class
     data_text: Any = None
@@ -83,26 +92,16 @@ def frames_for(state: KeyState, subs: list[Subscription], outcome: Any, cache: d
             continue
         request = sub.request
         connection = request.connection
-        if connection is not None and connection.refresh():
-            if not connection.valid:
-                connection.revoke_soon()
-                continue
-            # The user was read again: the subscriptions it may no longer read end, the
-            # others are compiled again, and the ones whose reads changed moved; those
-            # are evaluated on their own.
-            for moved in connection.reauthorize():
-                if moved.state is not None:
-                    out.extend(alone(moved))
-            if not sub.active:
-                continue
+        if connection is not None and not refreshed and sub.owner.hub.holds(connection, sub):
+            continue
         if connection is not None and not connection.valid:
             continue
         checker = binding_class(request=request, action=sub.action)
         if binding is not None and checker.get_serializer_identity() != key.shape:
             # Its output has another shape since it subscribed (a user saved is read
-            # again at once): keyed again and evaluated on its own, never sent this one.
-            if connection is not None:
-                out.extend(keyed_again(connection))
+            # again at once): keyed again by the refresh job, never sent this one.
+            if connection is not None and not refreshed:
+                sub.owner.hub.holds(connection, sub, rekey=True)
             continue
         try:
             checker.check_permissions(request)
@@ -124,13 +123,10 @@ def frames_for(state: KeyState, subs: list[Subscription], outcome: Any, cache: d
     return out
 
 
-def keyed_again(connection: Any) -> list[tuple]:
-    """Compile a connection's subscriptions again; those that moved are evaluated alone."""
-    out: list[tuple] = []
-    for moved in connection.subscriptions.rekey():
-        if moved.state is not None:
-            out.extend(alone(moved))
-    return out
+def each_alone(subs: list[Subscription]) -> list[tuple]:
+    """Evaluate each subscription on its own, for a connection whose user was just read
+    again (its refresh job, worker thread)."""
+    return [found for sub in subs if sub.state is not None for found in alone(sub)]
 
 
 def alone(sub: Subscription) -> list[tuple]:
@@ -142,7 +138,7 @@ def alone(sub: Subscription) -> list[tuple]:
             return []
     else:
         outcome = rows.execute_one(state.read)
-    return frames_for(state, [sub], outcome, {})
+    return frames_for(state, [sub], outcome, {}, refreshed=True)
 
 
 def row(cache: dict, state: KeyState, binding: Any, obj: Any) -> Any:

@@ -26,6 +26,7 @@ from . import inbox
 from .credentials import user_key
 from .groups import Membership
 from .keys import CONNECTIONS_GROUP, INSTANCE, KeyState, SubscriptionKey, group_name
+from .lanes import FairSlots, Lanes
 from .subscriptions import Subscription
 
 logger = logging.getLogger("syncbind.live")
@@ -55,10 +56,12 @@ class Hub:
         # stream -> pk -> the values last announced for that row.
         self.recent: dict[str, OrderedDict[Any, Any]] = {}
         self.membership = Membership(loop, self.deliver)
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        # Bounds the worker threads evaluations take (see fanout).
-        self.evaluations: asyncio.Semaphore | None = None
-        self._processor: asyncio.Task | None = None
+        # Each stream's changes, the pushes, the credential messages apart (.lanes).
+        self.lanes = Lanes(loop, self.process)
+        # Bounds the worker threads evaluations take, fairly between lanes (see fanout).
+        self.evaluations: FairSlots | None = None
+        # Connection -> its subscriptions whose frames wait for its refresh job.
+        self.held: dict[Any, set[Subscription]] = {}
 
     @property
     def layer(self) -> Any:
@@ -241,21 +244,9 @@ class Hub:
 
     # -- messages (event loop) -------------------------------------------------------------
     async def deliver(self, message: dict[str, Any]) -> None:
-        """Take a message from the groups; processed in order, bursts merged."""
-        self._queue.put_nowait(message)
-        if self._processor is None or self._processor.done():
-            self._processor = self.loop.create_task(self._process_loop(), name="syncbind-fanout")
-
-    async def _process_loop(self) -> None:
-        while not self._queue.empty():
-            messages = [self._queue.get_nowait()]
-            while not self._queue.empty():
-                messages.append(self._queue.get_nowait())
-            for message in inbox.merge(messages):
-                try:
-                    await self.process(message)
-                except Exception:
-                    logger.exception("syncbind hub failed to process a message")
+        """Take a message from the groups: into its lane (:mod:`.lanes`), where each
+        stream's changes are processed in order, bursts merged, apart from the others."""
+        self.lanes.put(message)
 
     async def process(self, message: dict[str, Any]) -> None:
         """Act on one (merged) group message."""
@@ -319,6 +310,62 @@ class Hub:
             for connection in self.connections_of(user_pk):
                 if not await run_in_pool(connection.revalidate, message.get("session")):
                     await connection.revoke()
+
+    # -- refresh jobs ------------------------------------------------------------------------
+    def holds(self, connection: Any, sub: Subscription, rekey: bool = False) -> bool:
+        """Whether ``sub``'s frame must wait for its connection's refresh job (any thread).
+
+        It must while that job is pending, or when the connection is due for a user
+        refresh (or, with ``rekey``, its subscriptions must be compiled again): the
+        job is then started, one at a time per connection. The frames held are
+        evaluated again once the job has read the user again, never sent before.
+        """
+        with self.lock:
+            held = self.held.get(connection)
+            if held is None:
+                if not rekey and not connection.refresh_due():
+                    return False
+                held = self.held[connection] = set()
+                self.loop.call_soon_threadsafe(
+                    self.lanes.start_job, self._refresh(connection), "syncbind-refresh"
+                )
+            held.add(sub)
+            return True
+
+    async def _refresh(self, connection: Any) -> None:
+        """A connection's refresh job: read its user again, compile its subscriptions
+        again, then evaluate alone those that moved and those whose frames were held."""
+        from . import fanout, frames
+
+        lane = ("refresh", user_key(connection.user))
+        try:
+            subs = await fanout.in_slot(self, lane, _refreshed, connection)
+            if not connection.valid:
+                with self.lock:
+                    del self.held[connection]
+                await connection.revoke()
+                return
+            while True:
+                with self.lock:
+                    held = self.held[connection]
+                    subs = [*subs, *(sub for sub in held if sub.active)]
+                    if not subs:
+                        del self.held[connection]
+                        return
+                    self.held[connection] = set()
+                await fanout.send(await fanout.in_slot(self, lane, frames.each_alone, subs))
+                subs = []
+        except Exception:
+            logger.exception("syncbind could not refresh a connection's user")
+            with self.lock:
+                self.held.pop(connection, None)
+
+
+def _refreshed(connection: Any) -> list[Subscription]:
+    """Read the user again if due, and compile the subscriptions again (worker thread):
+    those that moved; none once the credentials are found to have ended."""
+    connection.refresh()
+    return connection.reauthorize() if connection.valid else []
 
 
 def _attach(state: KeyState, sub: Subscription) -> None:
