@@ -28,7 +28,12 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import core, protocol
-from .connection import REVOKED_CLOSE_CODE, Connection, open_websocket
+from .connection import (
+    REVOKED_CLOSE_CODE,
+    TOO_MANY_CONNECTIONS_CLOSE_CODE,
+    Connection,
+    open_websocket,
+)
 from .exceptions import SyncbindError
 from .executor import run_in_pool
 from .live.hub import get_hub
@@ -43,6 +48,9 @@ class _Transport(AsyncWebsocketConsumer):
     """What both consumers share: the outbox, the handshake, the request path."""
 
     connection: Connection | None = None
+    # Why open_connection() refused the handshake, when a close code says it:
+    # (code, reason); None refuses it with HTTP 403.
+    refusal: tuple[int, str] | None = None
     # No channel-layer channel per connection: live pushes come from the process's
     # hub, which joins each stream's group once. A per-connection channel would cost
     # a layer receive per socket (and, on channels-redis, a slow teardown). Set
@@ -104,9 +112,27 @@ class _Transport(AsyncWebsocketConsumer):
             )
         except SyncbindError:
             return None
-        self._hub.attach(connection)
+        most = api_settings.MAX_CONNECTIONS_PER_USER
+        if not self._hub.admit(connection, most):
+            self.refusal = (
+                TOO_MANY_CONNECTIONS_CLOSE_CODE,
+                f"This user already has {most} connections open to this server, the most "
+                "allowed; close one first.",
+            )
+            return None
         self.choose_push_groups(connection)
         return connection
+
+    def refuse(self) -> None:
+        """Refuse the handshake (open_connection() returned None): HTTP 403, or, for a
+        limit, accepted and closed at once with a code and a reason, which a browser
+        sees (it is never told an HTTP status)."""
+        if self.refusal is None:
+            self._emit({"type": "websocket.close"})
+            return
+        code, reason = self.refusal
+        self._emit({"type": "websocket.accept", "subprotocol": self.accepted_subprotocol()})
+        self._emit({"type": "websocket.close", "code": code, "reason": reason})
 
     def get_push_groups(self, connection: Connection) -> list[str]:
         """Called (worker thread) when a connection opens, and again each time its user
@@ -181,7 +207,7 @@ class BindingConsumer(_Transport):
         """Called (worker thread) at the handshake: accept or refuse it."""
         self.connection = self.open_connection()
         if self.connection is None:
-            self.close()
+            self.refuse()
         else:
             self.accept(self.accepted_subprotocol())
 
@@ -227,7 +253,7 @@ class AsyncBindingConsumer(_Transport):
     async def connect(self) -> None:
         self.connection = await run_in_pool(self.open_connection)
         if self.connection is None:
-            await self.close()
+            self.refuse()
         else:
             await self.accept(self.accepted_subprotocol())
 

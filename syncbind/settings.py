@@ -68,6 +68,11 @@ DEFAULTS: dict[str, Any] = {
     # Live subscriptions one connection may hold, and distinct rows/pages it may follow.
     "MAX_SUBSCRIPTIONS": 200,
     "MAX_SUBSCRIPTION_KEYS": 100,
+    # Distinct rows/pages one user may follow across their connections, and WebSockets
+    # one user may hold open, in each process (None: unlimited; anonymous ones are not
+    # counted). A handshake past the latter is closed at once with code 4029.
+    "MAX_SUBSCRIPTION_KEYS_PER_USER": 300,
+    "MAX_CONNECTIONS_PER_USER": 20,
     # Largest request (its frame, in bytes) that may subscribe: its data is kept.
     "MAX_SUBSCRIPTION_REQUEST_BYTES": 16384,
     # Bytes (encoded) of the pages one connection's subscriptions keep to update them

@@ -16,6 +16,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from syncbind import SyncBinding, push
+from syncbind.connection import TOO_MANY_CONNECTIONS_CLOSE_CODE
+from syncbind.live.hub import get_hub
 from syncbind.permissions import IsAuthenticated
 from syncbind.testing import connect, override_bindings
 from tests import factories
@@ -188,3 +190,82 @@ async def test_a_held_frame_is_never_sent_to_a_user_who_may_no_longer_read_it(
     assert ended["ended"]["code"] == "permission_denied" and "secret" not in str(ended)
     await client.assert_nothing_more()
     await client.close()
+
+
+# -- limits per user ----------------------------------------------------------------------------
+
+
+async def test_a_user_past_max_connections_per_user_is_told_so_with_4029(
+    consumer_app, db_call, settings
+):
+    settings.SYNCBIND = {"MAX_CONNECTIONS_PER_USER": 2}
+    user, other = await db_call(lambda: [factories.UserFactory(), factories.UserFactory()])
+    first = await connect(user, application=consumer_app)
+    second = await connect(user, application=consumer_app)
+    third = await connect(user, application=consumer_app)  # accepted, then closed at once
+    assert await third.communicator.receive_output() == {
+        "type": "websocket.close",
+        "code": TOO_MANY_CONNECTIONS_CLOSE_CODE,
+        "reason": "This user already has 2 connections open to this server, the most "
+        "allowed; close one first.",
+    }
+    assert TOO_MANY_CONNECTIONS_CLOSE_CODE == 4029
+    assert len(get_hub().connections_of(user)) == 2
+    someone_else = await connect(other, application=consumer_app)  # a limit per user
+    await first.close()
+    again = await connect(user, application=consumer_app)  # a place was freed
+    assert (await again.send_event("testapp.Product.ping", {}))["data"]["pong"] is True
+    for client in (second, someone_else, again):
+        await client.close()
+
+
+async def test_a_user_past_max_subscription_keys_per_user_makes_room_or_is_refused(
+    consumer_app, db_call, settings
+):
+    """The keys followed on all of a user's connections count: a read's own subscription
+    makes room on its connection (with an ``ended`` frame), a kept one is refused."""
+    settings.SYNCBIND = {"MAX_SUBSCRIPTION_KEYS_PER_USER": 3}
+    user = await db_call(factories.UserFactory, perms=["testapp.view_category"])
+    rows = await db_call(lambda: [factories.CategoryFactory() for _ in range(4)])
+    first = await connect(user, application=consumer_app)
+    second = await connect(user, application=consumer_app)
+    for row in rows[:2]:
+        kept = {"id": row.pk, "subscribe": True}
+        assert "data" in await first.send_event(f"{CATEGORY}.retrieve#{row.pk}", kept)
+    assert "data" in await second.send_event(
+        f"{CATEGORY}.retrieve#{rows[2].pk}", {"id": rows[2].pk}
+    )
+    # A key the user follows already costs nothing more.
+    shared = {"id": rows[0].pk, "subscribe": True}
+    assert "data" in await second.send_event(f"{CATEGORY}.retrieve#{rows[0].pk}", shared)
+
+    assert "data" in await second.send_event(
+        f"{CATEGORY}.retrieve#{rows[3].pk}", {"id": rows[3].pk}
+    )
+    assert await second.receive_ended(f"{CATEGORY}.retrieve#{rows[2].pk}") == {
+        "event": f"{CATEGORY}.retrieve#{rows[2].pk}",
+        "ended": {
+            "code": "limit_exceeded",
+            "message": "This user reached their limit of 3 different rows and pages followed "
+            "on their connections: this subscription, the oldest one a read made by itself, "
+            'ended to make room for a newer one. Send "subscribe": true with a read to keep '
+            "its subscription.",
+        },
+        "data": {"id": rows[2].pk},
+    }
+    event = f"{CATEGORY}.retrieve#{rows[2].pk}"
+    refused = await first.send_event(event, {"id": rows[2].pk, "subscribe": True})
+    assert refused == {
+        "event": event,
+        "error": {
+            "code": "limit_exceeded",
+            "message": "This user already follows 3 different rows and pages on their "
+            "connections, the most allowed; unsubscribe from some first.",
+        },
+        "request_id": refused["request_id"],
+    }
+    await first.assert_nothing_more()
+    await second.assert_nothing_more()
+    assert get_hub().key_count(CATEGORY) == 3
+    for client in (first, second):
+        await client.close()

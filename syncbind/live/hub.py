@@ -62,6 +62,7 @@ class Hub:
         self.evaluations: FairSlots | None = None
         # Connection -> its subscriptions whose frames wait for its refresh job.
         self.held: dict[Any, set[Subscription]] = {}
+        self._admitting = threading.Lock()
 
     @property
     def layer(self) -> Any:
@@ -220,6 +221,21 @@ class Hub:
             members.discard(connection)
             if not members:
                 del self.push_groups[name]
+
+    def admit(self, connection: Any, most: int | None) -> bool:
+        """Attach ``connection`` unless its user already has ``most`` connections open in
+        this process (None: no limit; anonymous ones are not counted). Any thread."""
+        # One handshake at a time counts and attaches, so that none passes on a count
+        # another is about to raise.
+        with self._admitting:
+            if (
+                most is not None
+                and user_key(connection.user) is not None
+                and len(self.connections_of(connection.user)) >= most
+            ):
+                return False
+            self.attach(connection)
+            return True
 
     def connections_of(self, user: Any) -> list[Any]:
         """The open connections of ``user`` (a user, its primary key or its user key)."""

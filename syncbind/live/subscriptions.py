@@ -3,8 +3,9 @@
 A :class:`Subscription` is one connection's interest in one key, pushed under
 one event name. :class:`ConnectionSubscriptions` holds a connection's, enforces
 its limits (``MAX_SUBSCRIPTIONS``, ``MAX_SUBSCRIPTION_KEYS``,
-``MAX_SUBSCRIPTION_REQUEST_BYTES``, ``MAX_SUBSCRIPTION_BYTES``), and orders its
-pushes after the reply that is being handled.
+``MAX_SUBSCRIPTION_KEYS_PER_USER``, ``MAX_SUBSCRIPTION_REQUEST_BYTES``,
+``MAX_SUBSCRIPTION_BYTES``), and orders its pushes after the reply that is
+being handled.
 
 What a subscription last received is kept as a digest of its text, never as
 the data; the pages kept to be updated in place (``KeyState.page``) are what
@@ -145,7 +146,11 @@ class ConnectionSubscriptions:
 
     # -- called from worker threads ------------------------------------------------
     def _make_room(
-        self, key: SubscriptionKey, event: str, request: Any
+        self,
+        key: SubscriptionKey,
+        event: str,
+        request: Any,
+        elsewhere: frozenset[SubscriptionKey] = frozenset(),
     ) -> list[tuple[Subscription, str]]:
         """Enforce the limits before ``(key, event)`` is added; returns what was evicted,
         each with why (to be ended with a frame once the lock is released).
@@ -153,7 +158,9 @@ class ConnectionSubscriptions:
         Called with ``self.lock`` held. Subscriptions a read made by itself (retrieve,
         list, search) form a bounded most-recent set: the oldest of them makes room.
         Kept ones are never dropped; past the limit with those alone, the request
-        is refused.
+        is refused. ``elsewhere``: the keys the user follows on their other
+        connections (``MAX_SUBSCRIPTION_KEYS_PER_USER``; only this connection's
+        subscriptions make room).
         """
         size = getattr(request.message, "size", 0)
         limit = api_settings.MAX_SUBSCRIPTION_REQUEST_BYTES
@@ -166,6 +173,7 @@ class ConnectionSubscriptions:
             return []  # replaces itself
         most = api_settings.MAX_SUBSCRIPTIONS
         most_keys = api_settings.MAX_SUBSCRIPTION_KEYS
+        most_user = api_settings.MAX_SUBSCRIPTION_KEYS_PER_USER
         evicted: list[tuple[Subscription, str]] = []
 
         def over() -> tuple[str, str] | None:
@@ -187,6 +195,18 @@ class ConnectionSubscriptions:
                     "the most allowed; unsubscribe from some first.",
                     f"This connection reached its limit of {most_keys} different rows and "
                     "pages followed: " + MAKING_ROOM,
+                )
+            if (
+                most_user is not None
+                and key not in self.key_counts
+                and key not in elsewhere
+                and len(elsewhere.union(self.key_counts)) >= most_user
+            ):
+                return (
+                    f"This user already follows {most_user} different rows and pages on "
+                    "their connections, the most allowed; unsubscribe from some first.",
+                    f"This user reached their limit of {most_user} different rows and pages "
+                    "followed on their connections: " + MAKING_ROOM,
                 )
             return None
 
@@ -274,10 +294,11 @@ class ConnectionSubscriptions:
     ) -> Subscription:
         sub = Subscription(self, key, event, request, action, delete_event)
         sub.explicit = explicit
+        elsewhere = self._followed_elsewhere()
         with self.lock:
             if self.closed:
                 raise SyncbindError("The connection is closed.")
-            evicted = self._make_room(key, event, request)
+            evicted = self._make_room(key, event, request, elsewhere)
             old = self.items.pop((key, event), None)
             if old is not None:
                 self._count(old.key, -1)
@@ -292,6 +313,21 @@ class ConnectionSubscriptions:
             sub.replaced = old.last
             self.hub.replace(old, sub, binding_class, read)
         return sub
+
+    def _followed_elsewhere(self) -> frozenset[SubscriptionKey]:
+        """The keys this connection's user follows on their other connections in this
+        process, for ``MAX_SUBSCRIPTION_KEYS_PER_USER`` (each read under its own lock,
+        none held: subscriptions of one user made at the same moment on two of their
+        connections may each pass the limit by one)."""
+        if api_settings.MAX_SUBSCRIPTION_KEYS_PER_USER is None or self.connection is None:
+            return frozenset()
+        keys: set[SubscriptionKey] = set()
+        for other in self.hub.connections_of(self.connection.user):
+            theirs = other.subscriptions
+            if other is not self.connection and theirs is not None:
+                with theirs.lock:
+                    keys.update(theirs.key_counts)
+        return frozenset(keys)
 
     def _count(self, key: SubscriptionKey, delta: int) -> None:
         self.key_counts[key] += delta
