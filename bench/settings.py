@@ -89,7 +89,8 @@ ASGI_APPLICATION = "bench.asgi.application"
 
 # syncbind runs with its defaults (a pool of 16 threads, DjangoModelPermissions);
 # BENCH_THREAD_POOL_SIZE and BENCH_MAX_RUNNING_THREADS override the pool.
-SYNCBIND = {}
+# The benchmark opens its connections with one session: one user holds them all.
+SYNCBIND: dict = {"MAX_CONNECTIONS_PER_USER": None}
 if os.environ.get("BENCH_THREAD_POOL_SIZE"):
     SYNCBIND["THREAD_POOL_SIZE"] = int(os.environ["BENCH_THREAD_POOL_SIZE"])
 if os.environ.get("BENCH_MAX_RUNNING_THREADS"):

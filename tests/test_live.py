@@ -614,10 +614,12 @@ def _count_evaluation_queries(monkeypatch):
 
 @pytest.mark.parametrize("subscribers", [10, 200])
 async def test_one_save_costs_constant_queries_whatever_the_subscribers(
-    subscribers, consumer_app, db_call, monkeypatch
+    subscribers, consumer_app, db_call, monkeypatch, settings
 ):
     from syncbind.testing import connect
 
+    # Three users hold every socket: more than MAX_CONNECTIONS_PER_USER allows each.
+    settings.SYNCBIND = {"MAX_CONNECTIONS_PER_USER": None}
     users = await db_call(
         lambda: [factories.UserFactory(perms=["testapp.view_product"]) for _ in range(3)]
     )
