@@ -56,8 +56,9 @@ class Hub:
         # stream -> pk -> the values last announced for that row.
         self.recent: dict[str, OrderedDict[Any, Any]] = {}
         self.membership = Membership(loop, self.deliver)
-        # Each stream's changes, the pushes, the credential messages apart (.lanes).
-        self.lanes = Lanes(loop, self.process)
+        # Each stream's changes, the pushes, the credential messages apart (.lanes);
+        # process() is looked up at each message, so that it may be wrapped.
+        self.lanes = Lanes(loop, lambda message: self.process(message))
         # Bounds the worker threads evaluations take, fairly between lanes (see fanout).
         self.evaluations: FairSlots | None = None
         # Connection -> its subscriptions whose frames wait for its refresh job.
