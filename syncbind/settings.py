@@ -63,6 +63,9 @@ DEFAULTS: dict[str, Any] = {
     "CHANNEL_LAYER": "default",
     # Seconds between renewals of the hub's group memberships (they expire in channels-redis).
     "GROUP_REFRESH_INTERVAL": 3600,
+    # Announcements (changes, pushes, credential changes) a process keeps waiting for
+    # the channel layer; past it the oldest are dropped (and the loss logged).
+    "MAX_PENDING_ANNOUNCEMENTS": 10000,
     # A change batch with more primary keys than this is sent as "anything may have changed".
     "MAX_CHANGES_PER_MESSAGE": 500,
     # Live subscriptions one connection may hold, and distinct rows/pages it may follow.

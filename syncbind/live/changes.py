@@ -21,16 +21,15 @@ where ``before``/``after`` are a dict of values, ``false`` (no such row),
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connections, transaction
 
 from ..registry import registry
 from ..serializers import ModelSerializer, to_json_safe
 from ..settings import api_settings
+from .announcer import announce
 from .keys import group_name
 from .matching import ABSENT, SAME, UNKNOWN
 
@@ -165,38 +164,14 @@ def _open_batch(connection: Any) -> Batch:
     return batch
 
 
-_failure = threading.Event()
-
-
-def _group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
-    try:
-        async_to_sync(layer.group_send)(group, message)
-    except Exception:
-        # After an outage the pool may still hold connections the server closed;
-        # the first use of one fails, a second attempt gets a fresh connection.
-        async_to_sync(layer.group_send)(group, message)
-
-
 def send(group: str, message: dict[str, Any], what: str) -> None:
-    """Send ``message`` to ``group``; failures are logged once per outage, never raised."""
+    """Announce ``message`` to ``group`` (:mod:`.announcer`): queued and sent by the
+    process's announcer thread, so the caller never waits on the channel layer;
+    failures are logged once per outage, never raised."""
     layer = get_channel_layer(api_settings.CHANNEL_LAYER)
     if layer is None:
         return
-    try:
-        _group_send(layer, group, message)
-    except Exception:
-        if not _failure.is_set():
-            _failure.set()
-            logger.error(
-                "syncbind could not announce %s; pushes are lost until the channel layer "
-                "answers again",
-                what,
-                exc_info=True,
-            )
-    else:
-        if _failure.is_set():
-            _failure.clear()
-            logger.warning("syncbind announces changes again")
+    announce(layer, group, message, what)
 
 
 def _add_shown(batch: Batch, limit: int) -> None:

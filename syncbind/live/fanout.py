@@ -36,9 +36,10 @@ from ..registry import registry
 from ..settings import api_settings
 from . import affected, frames
 from .changes import DELETE, decode_values
+from .keys import INSTANCE
 from .lanes import FairSlots
 from .matching import ABSENT, UNKNOWN
-from .subscriptions import Subscription
+from .subscriptions import DELETED, Subscription
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -109,7 +110,52 @@ async def process(hub: Hub, stream: Any, wire_changes: Any) -> None:
             queried.append(job)
         else:
             exact.append((job, outcome))
-    lane = ("stream", stream)
+    batches, pushed, evaluated = await _evaluate_and_push(hub, ("stream", stream), exact, queried)
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "syncbind: %s: %d keys settled from %d fetched rows, %d evaluated in %d batches, "
+            "in %.1f ms; %d pushes queued in %.1f ms",
+            stream,
+            len(exact),
+            len(fresh),
+            len(queried),
+            batches,
+            (evaluated - started) * 1000,
+            pushed,
+            (time.perf_counter() - evaluated) * 1000,
+        )
+
+
+async def reevaluate(hub: Hub, stream: str, states: Any) -> None:
+    """Evaluate ``states`` (keys of ``stream``) again by their reads and push to each
+    subscriber what differs from what it last received (keys subscribed while their
+    stream's group was being joined: a change announced meanwhile did not reach this
+    process). Row subscribers of a binding without ``post_save_retrieve`` are told of
+    a delete only."""
+    with hub.lock:
+        jobs = [(state, None, list(state.subs)) for state in states if state.subs]
+    if jobs:
+        await _evaluate_and_push(hub, ("stream", stream), [], jobs, keep=_reevaluated_push)
+
+
+def _reevaluated_push(sub: Subscription, frame: str, last: Any) -> bool:
+    state = sub.state
+    if (
+        state is not None
+        and state.key.kind == INSTANCE
+        and not state.binding_class.post_save_retrieve
+        and last is not DELETED
+    ):
+        return False
+    # A first reply still on its way may show this state already: compared with it then.
+    return not sub.defer_catch_up(frame, last)
+
+
+async def _evaluate_and_push(
+    hub: Hub, lane: Any, exact: list[tuple[Job, Any]], queried: list[Job], keep: Any = None
+) -> tuple[int, int, float]:
+    """Evaluate the jobs in the worker pool, within ``lane``'s share of the evaluation
+    budget, and push their frames: ``(batches, pushes, time evaluated)``."""
     batches = plan(queried)
     tasks = [in_slot(hub, lane, evaluate, batch) for batch in batches]
     tasks += [
@@ -123,20 +169,8 @@ async def process(hub: Hub, stream: Any, wire_changes: Any) -> None:
         if isinstance(result, BaseException):
             logger.error("syncbind failed to evaluate subscriptions", exc_info=result)
             continue
-        pushed += await send(result)
-    if logger.isEnabledFor(logging.DEBUG):
-        logger.debug(
-            "syncbind: %s: %d keys settled from %d fetched rows, %d evaluated in %d batches, "
-            "in %.1f ms; %d pushes queued in %.1f ms",
-            stream,
-            len(exact),
-            len(fresh),
-            len(queried),
-            len(batches),
-            (evaluated - started) * 1000,
-            pushed,
-            (time.perf_counter() - evaluated) * 1000,
-        )
+        pushed += await send(result, keep)
+    return len(batches), pushed, evaluated
 
 
 def _needs_push(job: tuple[KeyState, Any]) -> bool:
@@ -145,13 +179,14 @@ def _needs_push(job: tuple[KeyState, Any]) -> bool:
     return op == DELETE or state.binding_class.post_save_retrieve
 
 
-async def send(frames: list[tuple]) -> int:
+async def send(frames: list[tuple], keep: Any = None) -> int:
     """Push evaluated frames, ``(subscription, frame, last)``, to the subscriptions still
-    active; returns how many went out."""
+    active (and, with ``keep``, that it keeps); returns how many went out."""
     pushed = 0
     for sub, frame, last in frames:
-        if sub.active:
+        if sub.active and (keep is None or keep(sub, frame, last)):
             sub.last = last
+            sub.catch_up = None  # newer than what a join caught up on
             await sub.owner.push(frame)
             pushed += 1
     return pushed

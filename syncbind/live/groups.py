@@ -5,7 +5,11 @@ stream appears and leaves it when the last one goes, so a burst of
 subscribing connections costs at most one ``group_add`` per stream per
 process. Memberships expire in channels-redis, so they are renewed every
 ``GROUP_REFRESH_INTERVAL``; a restarted Redis has forgotten them, so after a
-receive failure they are made again once the layer answers.
+receive failure they are made again once the layer answers. A join that fails
+(the layer does not answer) is tried again every second until it succeeds or
+the group is no longer wanted. Each successful join of a group is reported to
+``on_join`` (the hub then evaluates again what was subscribed while it was
+pending: a change announced before the join did not reach this process).
 
 Stopping does not rely on one cancel reaching the layer's ``receive()``: on
 Python 3.11 redis-py sends each command under ``asyncio.wait_for``, which
@@ -41,11 +45,18 @@ class Membership:
     """The groups one hub has joined, and the tasks that receive and renew them."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, deliver: Callable[[dict], Awaitable[None]]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        deliver: Callable[[dict], Awaitable[None]],
+        on_join: Callable[[str], None] | None = None,
     ) -> None:
         self.loop = loop
         self.deliver = deliver
+        self.on_join = on_join
         self.joined: set[str] = set()
+        # Groups whose join failed, tried again until they succeed or are left.
+        self.failed: set[str] = set()
+        self._retry_task: asyncio.Task | None = None
         self.channel: str | None = None
         self._lock = asyncio.Lock()
         self._receive_task: asyncio.Task | None = None
@@ -60,11 +71,13 @@ class Membership:
             self._layer = get_channel_layer(api_settings.CHANNEL_LAYER)
         return self._layer
 
-    async def join(self, group: str) -> None:
+    async def join(self, group: str, still_wanted: Callable[[], bool] | None = None) -> None:
+        """Join ``group`` (unless ``still_wanted()`` says it is no longer needed, by the
+        time the joins and leaves started before have ended)."""
         if group in self.joined or self.layer is None:
             return
         async with self._lock:
-            if group in self.joined:
+            if group in self.joined or (still_wanted is not None and not still_wanted()):
                 return
             try:
                 if self.channel is None:
@@ -73,16 +86,26 @@ class Membership:
                     # its own.
                     self.channel = await self.layer.new_channel()
                 await self.layer.group_add(group, self.channel)
+            except Exception:
+                _raise_if_cancelling()
+                self._retry_later(group)
+                raise
             finally:
                 # A cancel the layer hid must not go on to start the loops (they would
                 # outlive the cancelled caller, e.g. an event loop shutting down).
                 _raise_if_cancelling()
+            self.failed.discard(group)
             self.joined.add(group)
             self._ensure_tasks()
+        if self.on_join is not None:
+            self.on_join(group)
 
     async def leave(self, group: str, still_wanted: Callable[[], bool]) -> None:
         async with self._lock:
-            if group not in self.joined or still_wanted():
+            if still_wanted():
+                return
+            self.failed.discard(group)
+            if group not in self.joined:
                 return
             self.joined.discard(group)
             try:
@@ -95,8 +118,29 @@ class Membership:
         """Whether no task of this membership is running (no loop, no receive)."""
         return all(
             task is None or task.done()
-            for task in (self._receive_task, self._refresh_task, self._receiving)
+            for task in (self._receive_task, self._refresh_task, self._receiving, self._retry_task)
         )
+
+    def _retry_later(self, group: str) -> None:
+        self.failed.add(group)
+        if self._retry_task is None or self._retry_task.done():
+            self._retry_task = self.loop.create_task(
+                self._retry_loop(), name="syncbind-hub-join-retry"
+            )
+
+    async def _retry_loop(self) -> None:
+        """Join the groups whose join failed, every second, until none is left (a group
+        left meanwhile is no longer tried)."""
+        while self.failed:
+            await asyncio.sleep(1)
+            _raise_if_cancelling()
+            for group in list(self.failed):
+                try:
+                    await self.join(group)
+                except Exception:
+                    _raise_if_cancelling()
+                    break  # the layer still does not answer: all of them later
+                logger.warning("syncbind hub joined group %s after a failure", group)
 
     def _ensure_tasks(self) -> None:
         if self._receive_task is None or self._receive_task.done():
@@ -107,7 +151,12 @@ class Membership:
             )
 
     def _stop_tasks(self) -> None:
-        for task in (self._receive_task, self._refresh_task):
+        """Stop the loops; the retry of failed joins too, unless some are still wanted."""
+        tasks = [self._receive_task, self._refresh_task]
+        if not self.failed:
+            tasks.append(self._retry_task)
+            self._retry_task = None
+        for task in tasks:
             if task is not None and not task.done() and task is not asyncio.current_task():
                 task.cancel()
         self._receive_task = self._refresh_task = None

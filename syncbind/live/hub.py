@@ -2,7 +2,11 @@
 
 The hub indexes the process's subscriptions by key (:class:`KeyState`), joins
 each stream's group once (:mod:`.groups`), and takes every message the groups
-carry: changes go to :mod:`.fanout`, which evaluates each affected key once
+carry. A subscription never waits for the join: it is made on the hub's loop,
+and once it succeeds, the keys subscribed while it was pending are evaluated
+again (a change announced before the join did not reach this process); a
+subscriber is pushed only what differs from what it last received.
+Of the messages: changes go to :mod:`.fanout`, which evaluates each affected key once
 and pushes to its local subscribers; credential changes make the connections
 of that user check their credentials again (:mod:`syncbind.authentication`).
 Messages that arrive while others are processed are merged, stream by
@@ -23,6 +27,7 @@ from typing import Any
 
 from ..executor import run_in_pool
 from . import inbox
+from .announcer import get_announcer
 from .credentials import user_key
 from .groups import Membership
 from .keys import CONNECTIONS_GROUP, INSTANCE, KeyState, SubscriptionKey, group_name
@@ -55,7 +60,13 @@ class Hub:
         self.markers: dict[str, asyncio.Event] = {}
         # stream -> pk -> the values last announced for that row.
         self.recent: dict[str, OrderedDict[Any, Any]] = {}
-        self.membership = Membership(loop, self.deliver)
+        # group -> keys subscribed while its join is pending, and those to evaluate
+        # again now that it is joined.
+        self.joining: dict[str, set[KeyState]] = {}
+        self.catch_up: dict[str, set[KeyState]] = {}
+        # Joins and leaves started and not finished yet.
+        self._updates: set[asyncio.Task] = set()
+        self.membership = Membership(loop, self.deliver, self._joined)
         # Each stream's changes, the pushes, the credential messages apart (.lanes);
         # process() is looked up at each message, so that it may be wrapped.
         self.lanes = Lanes(loop, lambda message: self.process(message))
@@ -92,9 +103,16 @@ class Hub:
             _attach(state, sub)
             # Read under the lock that leave() consults: a stream seen joined here stays
             # joined, so most subscriptions skip the hop to the event loop.
-            joined = self.layer is None or group_name(key.stream) in self.joined
-        if not joined:
-            self._on_loop(self.membership.join(group_name(key.stream)))
+            group = group_name(key.stream)
+            joined = self.layer is None or group in self.joined
+            start = not joined and group not in self.joining
+            if not joined:
+                self.joining.setdefault(group, set()).add(state)
+        if start:
+            stream = key.stream
+            self._on_loop(
+                self.membership.join(group, partial(operator.contains, self.key_counts, stream))
+            )
 
     def replace(self, old: Subscription, new: Subscription, binding_class: type, read: Any) -> None:
         """Put ``new`` in the place of ``old``, a subscription to the same key, in one
@@ -133,6 +151,8 @@ class Hub:
             self.rows.pop(key.stream, None)
             self.pages.pop(key.stream, None)
             self.recent.pop(key.stream, None)
+            self.joining.pop(group_name(key.stream), None)
+            self.catch_up.pop(group_name(key.stream), None)
         self._on_loop(
             self.membership.leave(
                 group_name(key.stream), partial(operator.contains, self.key_counts, key.stream)
@@ -160,7 +180,7 @@ class Hub:
                 self.connections.setdefault(key, weakref.WeakSet()).add(connection)
             joined = self.layer is None or CONNECTIONS_GROUP in self.joined
         if not joined:
-            self._on_loop(self.membership.join(CONNECTIONS_GROUP))
+            self._on_loop(self.membership.join(CONNECTIONS_GROUP, self._anyone))
 
     def detach(self, connection: Any) -> None:
         key = user_key(connection.user)
@@ -179,9 +199,10 @@ class Hub:
                     del self.push_groups[name]
             last = not self.everyone and CONNECTIONS_GROUP in self.joined
         if last:
-            self._on_loop(
-                self.membership.leave(CONNECTIONS_GROUP, lambda: bool(len(self.everyone)))
-            )
+            self._on_loop(self.membership.leave(CONNECTIONS_GROUP, self._anyone))
+
+    def _anyone(self) -> bool:
+        return bool(len(self.everyone))
 
     def join_group(self, connection: Any, name: str) -> None:
         """Let ``connection`` receive pushes to the group ``name`` (syncbind.push), until
@@ -245,19 +266,37 @@ class Hub:
             return list(self.connections.get(key, ()))
 
     def _on_loop(self, coro: Any) -> None:
-        """Run ``coro`` on the hub's loop and wait for it (from a worker thread)."""
+        """Run ``coro`` (a join or a leave) on the hub's loop, without waiting for it: a
+        worker thread never waits on the channel layer. Started in call order, they
+        take the membership's lock in that order."""
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is self.loop:
-            self.loop.create_task(coro)
+            self._start(coro)
             return
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
-            future.result(timeout=30)
-        except Exception:
-            logger.warning("syncbind hub could not update its channel-layer groups", exc_info=True)
+            self.loop.call_soon_threadsafe(self._start, coro)
+        except RuntimeError:  # the loop is closed: nothing is left to join for
+            coro.close()
+
+    def _start(self, coro: Any) -> None:
+        task = self.loop.create_task(_logged(coro), name="syncbind-hub-groups")
+        self._updates.add(task)
+        task.add_done_callback(self._updates.discard)
+
+    def _joined(self, group: str) -> None:
+        """A group was joined (event loop): evaluate again the keys subscribed while the
+        join was pending, in turn with the messages."""
+        with self.lock:
+            states = self.joining.pop(group, None)
+            if states:
+                self.catch_up.setdefault(group, set()).update(states)
+        if states:
+            # In the stream's lane: in turn with that stream's changes.
+            stream = next(iter(states)).key.stream
+            self.lanes.put({"type": "syncbind.joined", "group": group, "stream": stream})
 
     # -- messages (event loop) -------------------------------------------------------------
     async def deliver(self, message: dict[str, Any]) -> None:
@@ -276,13 +315,19 @@ class Hub:
             await self._credentials_changed(message)
         elif kind == "syncbind.push":
             await self._pushed(message)
+        elif kind == "syncbind.joined":
+            with self.lock:
+                states = self.catch_up.pop(message.get("group", ""), set())
+            await fanout.reevaluate(self, message.get("stream", ""), states)
         elif kind == "syncbind.marker":
             event = self.markers.get(message.get("marker", ""))
             if event is not None:
                 event.set()
 
     async def settle(self, timeout: float = 10.0) -> None:
-        """Return once every message sent to this hub before the call has been processed
+        """Return once every message announced in this process before the call has been
+        sent (:mod:`.announcer`), every join started has ended (and what it caught up
+        on was evaluated), every message sent to this hub before has been processed,
         and every connection's outgoing frames are written (tests: ``syncbind.testing``).
 
         A marker sent to the hub's own channel comes after everything sent to its
@@ -290,12 +335,15 @@ class Hub:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        if self._updates:
+            await asyncio.wait(set(self._updates), timeout=timeout)
+        await asyncio.wait_for(get_announcer().drained(), max(0.0, deadline - loop.time()))
         if self.layer is not None and self.channel is not None and self.joined:
             marker = uuid.uuid4().hex
             event = self.markers[marker] = asyncio.Event()
             try:
                 await self.layer.send(self.channel, {"type": "syncbind.marker", "marker": marker})
-                await asyncio.wait_for(event.wait(), timeout)
+                await asyncio.wait_for(event.wait(), max(0.0, deadline - loop.time()))
             finally:
                 self.markers.pop(marker, None)
         while loop.time() < deadline:
@@ -383,6 +431,13 @@ def _refreshed(connection: Any) -> list[Subscription]:
     those that moved; none once the credentials are found to have ended."""
     connection.refresh()
     return connection.reauthorize() if connection.valid else []
+
+
+async def _logged(coro: Any) -> None:
+    try:
+        await coro
+    except Exception:
+        logger.warning("syncbind hub could not update its channel-layer groups", exc_info=True)
 
 
 def _attach(state: KeyState, sub: Subscription) -> None:

@@ -34,7 +34,7 @@ MARKER = "syncbind.marker"
 def lane_of(message: dict[str, Any]) -> Any:
     """The lane a group message is processed in."""
     kind = message.get("type")
-    if kind == "syncbind.changes":
+    if kind in ("syncbind.changes", "syncbind.joined"):
         return ("stream", message.get("stream"))
     if kind == "syncbind.auth":
         return AUTH

@@ -76,6 +76,7 @@ class Subscription:
         "version",
         "explicit",
         "replaced",
+        "catch_up",
         "__weakref__",
     )
 
@@ -105,6 +106,9 @@ class Subscription:
         self.explicit = False
         # What the subscription this one replaced had last sent.
         self.replaced: Any = RENEWED_NOTHING
+        # ``(frame, digest)`` of its key evaluated again once its stream's group was
+        # joined, before its first reply was settled: sent after the reply if it differs.
+        self.catch_up: tuple[str, bytes] | None = None
 
     def sent(self, data: Any, pks: Any = ()) -> None:
         """Record the first reply's digest and the rows it showed (worker thread);
@@ -118,8 +122,25 @@ class Subscription:
             self.state.saw(pks, data, self.version, len(text))
             # Before the digest: a refused renewal keeps what the client last received.
             self.owner.keep(self)
-        if self.last is PENDING:
-            self.last = digest(text)
+        with self.owner.lock:
+            if self.last is PENDING:
+                self.last = digest(text)
+            catch_up, self.catch_up = self.catch_up, None
+            if catch_up is not None and catch_up[1] != self.last:
+                self.last = catch_up[1]
+            else:
+                catch_up = None
+        if catch_up is not None:
+            self.owner.push_soon(catch_up[0])
+
+    def defer_catch_up(self, frame: str, last: Any) -> bool:
+        """Keep ``frame`` (its key evaluated again after its group was joined) to be
+        compared with the first reply once that is settled; False if it is settled."""
+        with self.owner.lock:
+            if self.last is not PENDING:
+                return False
+            self.catch_up = (frame, last)
+            return True
 
 
 class ConnectionSubscriptions:

@@ -9,7 +9,7 @@ Fixtures:
 ``syncbind_client``
     ``client = await syncbind_client(user)``: a connected
     :class:`~syncbind.testing.SyncbindClient` as ``user`` (None: anonymous),
-    closed after the test. It asks for ``transactional_db`` itself: binding code
+    closed after the test (once what the test announced has been sent). It asks for ``transactional_db`` itself: binding code
     runs in syncbind's worker threads, whose database connections cannot see a
     test transaction's uncommitted rows.
 ``syncbind_application``
@@ -28,6 +28,7 @@ that sessions are still using).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -60,6 +61,11 @@ async def syncbind_client(
     yield make
     for client in clients:
         await client.close()
+    # What the test announced is sent now, while its event loop runs: it must not reach
+    # the connections of the next test.
+    from ..live.announcer import get_announcer
+
+    await asyncio.wait_for(get_announcer().drained(), 10)
 
 
 @pytest.fixture
