@@ -154,6 +154,77 @@ def test_redis_outage(own_redis, tmp_path):
             asyncio.run(scenario())
 
 
+SEED_TWO_USERS = """
+import json
+from syncbind.authentication import make_token
+from tests.factories import ProductFactory, SuperUserFactory
+writer, reader = SuperUserFactory(), SuperUserFactory()
+print(json.dumps({"token": make_token(writer), "reader": make_token(reader),
+                  "product": ProductFactory(name="start").pk}))
+"""
+
+
+def test_writes_and_reads_do_not_wait_on_a_paused_redis(own_redis, tmp_path):
+    """With Redis taking no writes, a write's reply and another user's read come at their
+    usual pace (the announcement waits in the announcer, not in the worker); once Redis
+    answers, the subscriber gets the push, late."""
+    import redis
+
+    log_path = tmp_path / "server.log"
+    control = redis.Redis.from_url(own_redis.url)
+    # Two workers: a write held on Redis would hold one of them, and the read the other.
+    with make_shared_env(redis_url=own_redis.url) as env:
+        env = {**env, "SYNCBIND_TEST_THREAD_POOL_SIZE": "2"}
+        seed = json.loads(shell(env, SEED_TWO_USERS).strip().splitlines()[-1])
+        token, reader_token = quote(seed["token"]), quote(seed["reader"])
+        pk = seed["product"]
+        with server_process("tests.asgi:application", env=env, log_path=log_path) as (
+            port,
+            _process,
+        ):
+
+            async def scenario():
+                url = f"ws://127.0.0.1:{port}/ws/"
+                async with (
+                    connect_url(url, subprotocols=token_protocols(token)) as watcher,
+                    connect_url(url, subprotocols=token_protocols(token)) as writer,
+                    connect_url(url, subprotocols=token_protocols(reader_token)) as reader,
+                ):
+                    await watcher.send_event("testapp.Product.retrieve", {"id": pk})
+                    await writer.send_event("testapp.Product.update", {"id": pk, "name": "before"})
+                    push = await watcher.receive_push("testapp.Product.retrieve", timeout=TIMEOUT)
+                    assert push["data"]["name"] == "before"
+
+                    # In effect once it returns: every write command waits, group_send's too.
+                    control.client_pause(15000, all=False)
+                    try:
+                        for name in ("during 1", "during 2", "during 3"):
+                            started = time.monotonic()
+                            reply = await writer.send_event(
+                                "testapp.Product.update", {"id": pk, "name": name}
+                            )
+                            assert time.monotonic() - started < 2, "the write waited on Redis"
+                            assert reply["data"]["row"]["name"] == name
+                        started = time.monotonic()
+                        reply = await reader.send_event(
+                            "testapp.Product.retrieve", {"id": pk, "subscribe": False}
+                        )
+                        assert time.monotonic() - started < 2, "the read waited on Redis"
+                        assert reply["data"]["name"] == "during 3"
+                    finally:
+                        control.client_unpause()
+                    # The announcer delivers what waited, in order: the last state arrives.
+                    while True:
+                        push = await watcher.receive_push("testapp.Product.retrieve", TIMEOUT)
+                        if push["data"]["name"] == "during 3":
+                            break
+                        assert push["data"]["name"].startswith("during")
+
+            asyncio.run(scenario())
+    control.close()
+    assert "could not announce" not in log_path.read_text()
+
+
 def test_postgres_connection_killed_under_a_worker(shared_env):
     env = {
         **shared_env,

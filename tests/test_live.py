@@ -701,3 +701,81 @@ async def test_notify_update_in_a_rolled_back_transaction_pushes_nothing(
     await client.assert_nothing_more()
     await db_call(product.refresh_from_db)
     assert product.stock == 1
+
+
+class HeldJoinLayer:
+    """The process's channel layer, but joining ``group`` waits for ``release`` (a Redis
+    that does not answer), or fails while ``failing`` is set."""
+
+    def __init__(self, layer, group):
+        self.layer = layer
+        self.group = group
+        self.adding = asyncio.Event()
+        self.release = asyncio.Event()
+        self.failing = False
+        self.attempts = 0
+
+    def __getattr__(self, name):
+        return getattr(self.layer, name)
+
+    async def group_add(self, group, channel):
+        if group == self.group:
+            self.attempts += 1
+            self.adding.set()
+            if self.failing:
+                raise ConnectionError("Connection refused.")
+            await self.release.wait()
+        await self.layer.group_add(group, channel)
+
+
+async def test_a_first_subscription_does_not_wait_for_its_group_join(
+    make_client, superuser, db_call
+):
+    """The reply comes while the join is pending; a change committed in that window (its
+    announcement reached no hub of this process) is pushed once the join completes."""
+    product = await db_call(factories.ProductFactory, name="before")
+    hub = get_hub()
+    layer = hub.membership._layer = HeldJoinLayer(hub.layer, group_name(PRODUCT))
+    client = await make_client(superuser)
+    watcher = await make_client(superuser)
+
+    reply = await client.send_event(f"{PRODUCT}.retrieve", {"id": product.pk})
+    assert reply["data"]["name"] == "before"
+    assert layer.adding.is_set() and group_name(PRODUCT) not in hub.joined  # still joining
+    # Another subscription to the same row, while the join is pending, waits no more.
+    reply = await watcher.send_event(f"{PRODUCT}.retrieve", {"id": product.pk})
+    assert reply["data"]["name"] == "before"
+    product.name = "in the window"
+    await db_call(product.save)
+
+    layer.release.set()
+    for subscriber in (client, watcher):
+        push = await subscriber.receive_push(f"{PRODUCT}.retrieve")
+        assert push["data"]["name"] == "in the window"
+        await subscriber.assert_nothing_more()  # once, and nothing for what each was sent
+    assert layer.attempts == 1 and group_name(PRODUCT) in hub.joined
+    # Joined: later changes arrive as usual.
+    product.name = "after"
+    await db_call(product.save)
+    assert (await client.receive_push(f"{PRODUCT}.retrieve"))["data"]["name"] == "after"
+
+
+async def test_a_failed_join_is_made_again_and_catches_up(make_client, superuser, db_call):
+    product = await db_call(factories.ProductFactory, name="before")
+    hub = get_hub()
+    layer = hub.membership._layer = HeldJoinLayer(hub.layer, group_name(PRODUCT))
+    layer.failing = True
+    layer.release.set()
+    client = await make_client(superuser)
+    reply = await client.send_event(f"{PRODUCT}.retrieve", {"id": product.pk})
+    assert reply["data"]["name"] == "before"
+    await client.assert_nothing_more()  # the join failed: the subscription stays, unjoined
+    assert group_name(PRODUCT) not in hub.joined
+    product.name = "during the outage"
+    await db_call(product.save)
+
+    layer.failing = False  # the layer answers again: the retry joins, and catches up
+    push = await client.receive_push(f"{PRODUCT}.retrieve")
+    assert push["data"]["name"] == "during the outage"
+    assert layer.attempts == 2 and group_name(PRODUCT) in hub.joined
+    await client.assert_nothing_more()

@@ -147,8 +147,8 @@ def _reevaluated_push(sub: Subscription, frame: str, last: Any) -> bool:
         and last is not DELETED
     ):
         return False
-    # A first reply still on its way may show this state already: compared with it then.
-    return not sub.defer_catch_up(frame, last)
+    # Evaluated while the first reply was on its way: compared with that reply.
+    return sub.catch_up_now(frame, last)
 
 
 async def _evaluate_and_push(

@@ -133,14 +133,15 @@ class Subscription:
         if catch_up is not None:
             self.owner.push_soon(catch_up[0])
 
-    def defer_catch_up(self, frame: str, last: Any) -> bool:
-        """Keep ``frame`` (its key evaluated again after its group was joined) to be
-        compared with the first reply once that is settled; False if it is settled."""
+    def catch_up_now(self, frame: str, last: Any) -> bool:
+        """Whether to push ``frame`` (its key evaluated again once its group was joined)
+        now: only if it differs from what was last sent. While the first reply is not
+        settled it is kept, and compared with that reply once it is (:meth:`sent`)."""
         with self.owner.lock:
-            if self.last is not PENDING:
+            if self.last is PENDING:
+                self.catch_up = (frame, last)
                 return False
-            self.catch_up = (frame, last)
-            return True
+            return self.last != last
 
 
 class ConnectionSubscriptions:
