@@ -36,10 +36,17 @@ def superuser(transactional_db):
 
 @pytest.fixture
 def db_call():
-    """Run ORM code from an async test: ``await db_call(Product.objects.count)``."""
+    """Run ORM code from an async test: ``await db_call(Product.objects.count)``.
+
+    The changes it commits have been announced when it returns (the announcer sends
+    them from a thread of its own): a test's setup reaches no subscription it makes
+    afterwards, and each step's pushes follow from that step."""
+    from syncbind.live.announcer import get_announcer
 
     async def call(func, *args, **kwargs):
-        return await sync_to_async(func, thread_sensitive=True)(*args, **kwargs)
+        result = await sync_to_async(func, thread_sensitive=True)(*args, **kwargs)
+        await get_announcer().drained()
+        return result
 
     return call
 

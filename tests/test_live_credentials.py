@@ -52,6 +52,7 @@ async def watching(client, user, db_call):
     await db_call(Note.objects.create, owner=user, text="mine")
     page = await client.send_event(f"{NOTE}.list", {})
     assert page["data"]["count"] == 1
+    await settle()  # its stream's group joined, and what the join caught up on pushed
 
 
 async def assert_cut(client, db_call, user):

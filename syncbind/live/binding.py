@@ -188,6 +188,7 @@ class LiveBindingMixin:
             sub = subscriptions.subscribe(
                 key, type(self), read, push_event, request, action, explicit=explicit
             )
+        subscriptions.hub.reading(sub)
         try:
             yield sub, read
         except BaseException:

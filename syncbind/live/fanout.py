@@ -132,8 +132,13 @@ async def reevaluate(hub: Hub, stream: str, states: Any) -> None:
     stream's group was being joined: a change announced meanwhile did not reach this
     process). Row subscribers of a binding without ``post_save_retrieve`` are told of
     a delete only."""
+    jobs: list[Job] = []
     with hub.lock:
-        jobs = [(state, None, list(state.subs)) for state in states if state.subs]
+        for state in states:
+            # Only the subscribers whose first read may have missed a change.
+            subs = [sub for sub in state.subs if sub.unjoined]
+            if subs:
+                jobs.append((state, None, subs))
     if jobs:
         await _evaluate_and_push(hub, ("stream", stream), [], jobs, keep=_reevaluated_push)
 

@@ -108,11 +108,19 @@ class Hub:
             start = not joined and group not in self.joining
             if not joined:
                 self.joining.setdefault(group, set()).add(state)
+                sub.unjoined = True
         if start:
             stream = key.stream
             self._on_loop(
                 self.membership.join(group, partial(operator.contains, self.key_counts, stream))
             )
+
+    def reading(self, sub: Subscription) -> None:
+        """The first read of ``sub`` starts now (worker thread). If its stream's group is
+        joined by then, every change committed after the read starts reaches this hub:
+        the join has nothing to catch up on for it."""
+        if sub.unjoined and group_name(sub.key.stream) in self.joined:
+            sub.unjoined = False
 
     def replace(self, old: Subscription, new: Subscription, binding_class: type, read: Any) -> None:
         """Put ``new`` in the place of ``old``, a subscription to the same key, in one

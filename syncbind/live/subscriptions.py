@@ -77,6 +77,7 @@ class Subscription:
         "explicit",
         "replaced",
         "catch_up",
+        "unjoined",
         "__weakref__",
     )
 
@@ -109,6 +110,8 @@ class Subscription:
         # ``(frame, digest)`` of its key evaluated again once its stream's group was
         # joined, before its first reply was settled: sent after the reply if it differs.
         self.catch_up: tuple[str, bytes] | None = None
+        # Its first read may have started before its stream's group was joined.
+        self.unjoined = False
 
     def sent(self, data: Any, pks: Any = ()) -> None:
         """Record the first reply's digest and the rows it showed (worker thread);
