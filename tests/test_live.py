@@ -16,6 +16,7 @@ from django.db import transaction
 from syncbind import notify, notify_update
 from syncbind.live.hub import get_hub
 from syncbind.live.keys import group_name
+from syncbind.testing import settle
 from tests import factories
 from tests.rows import product_row
 from tests.testapp.models import Category, Note, Product, Tag
@@ -410,22 +411,28 @@ async def test_last_unsubscribe_leaves_the_group(make_client, superuser, db_call
     b = await make_client(superuser)
     await a.send_event(f"{PRODUCT}.retrieve", {"id": product.pk})
     await b.send_event(f"{PRODUCT}.list", {})
+    # Joins and leaves are made on the hub's loop, after the reply: settled first.
+    await settle()
     hub_channel = get_hub().channel
     # One member, the process's hub, not one per client.
     assert await group_members(group_name(PRODUCT)) == {hub_channel}
     await a.send_event(f"{PRODUCT}.unsubscribe", {})
+    await settle()
     assert await group_members(group_name(PRODUCT)) == {hub_channel}  # b still needs it
     await b.send_event(f"{PRODUCT}.unsubscribe", {})
+    await settle()
     assert await group_members(group_name(PRODUCT)) == set()
     # Subscribing again joins again.
     await a.send_event(f"{PRODUCT}.retrieve", {"id": product.pk})
+    await settle()
     assert await group_members(group_name(PRODUCT)) == {get_hub().channel}
 
 
 async def test_subscribing_on_a_joined_stream_stays_off_the_event_loop(
     make_client, superuser, db_call, monkeypatch
 ):
-    """Only the first subscription of a stream waits for the loop (to join its group)."""
+    """Only the first subscription of a stream hops to the loop (to start its group's
+    join, without waiting for it)."""
     from syncbind.live.hub import get_hub
 
     products = [await db_call(factories.ProductFactory) for _ in range(3)]
@@ -435,6 +442,7 @@ async def test_subscribing_on_a_joined_stream_stays_off_the_event_loop(
     original = hub._on_loop
     monkeypatch.setattr(hub, "_on_loop", lambda coro: hops.append(coro) or original(coro))
     await client.send_event(f"{PRODUCT}.retrieve", {"id": products[0].pk})
+    await settle()  # the join it started has completed
     joining = len(hops)  # 1 when this subscription joined the stream's group
     assert joining <= 1 and group_name(PRODUCT) in hub.joined
     await client.send_event(f"{PRODUCT}.retrieve", {"id": products[1].pk})

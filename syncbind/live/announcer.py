@@ -16,12 +16,15 @@ delivers only on its own loop), else on the announcer's own loop. Past
 loss logged once until a message is sent again; a failed send is retried once
 (a pooled connection the server closed fails on first use), then logged once
 per outage and dropped. The thread is started on first use and again when it
-died or the process forked; as a daemon it never holds up an exiting process.
+died or the process forked. As a daemon it never holds up an exiting process
+for long: at exit (a management command, a ``django shell`` that saved a
+row) what is queued is given ``EXIT_WAIT`` seconds to be sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextlib
 import logging
@@ -39,6 +42,8 @@ logger = logging.getLogger("syncbind.live")
 # Seconds between checks, while a message is sent on another thread's loop, that the
 # loop still runs (a test's loop may stop under it).
 LOOP_CHECK = 0.1
+# Seconds an exiting process gives the announcer to send what is queued.
+EXIT_WAIT = 5.0
 
 
 class Announcement(NamedTuple):
@@ -65,6 +70,7 @@ class Announcer:
         self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future]] = []
         self._dropping = False
         self._failing = False
+        self._exit_hook = False
 
     def get_max_pending(self) -> int:
         return max(1, int(api_settings.MAX_PENDING_ANNOUNCEMENTS))
@@ -117,11 +123,21 @@ class Announcer:
             return len(self._queue)
 
     def _ensure_thread(self) -> None:
+        if not self._exit_hook:
+            self._exit_hook = True
+            atexit.register(self._at_exit)
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(
                 target=self._run, name="syncbind-announcer", daemon=True
             )
             self._thread.start()
+
+    def _at_exit(self) -> None:
+        if self.pid == os.getpid() and not self.wait(EXIT_WAIT):
+            logger.error(
+                "syncbind exits with %d announcements not sent (the channel layer did not answer)",
+                self.pending(),
+            )
 
     def _finish(self, count: int) -> None:
         """Count ``count`` messages as done and wake whoever waits on them (lock held)."""

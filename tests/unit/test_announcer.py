@@ -174,3 +174,32 @@ async def test_drained_waits_for_what_was_announced_before_it():
     layer.gate.set()
     await asyncio.wait_for(waiting, WAIT)
     assert layer.sent == [("g", 1)]
+
+
+EXITING = """
+import asyncio, sys
+from syncbind.live.announcer import Announcer
+
+class SlowLayer:
+    async def group_send(self, group, message):
+        await asyncio.sleep(0.2)  # a layer that takes its time: the process exits meanwhile
+        print("sent", message["n"], flush=True)
+
+announcer = Announcer()
+announcer.get_max_pending = lambda: 10
+for n in range(3):
+    announcer.announce(SlowLayer(), "g", {"n": n}, "change")
+print("exiting", flush=True)
+"""
+
+
+def test_an_exiting_process_sends_what_is_queued_first():
+    """A process that saved a row and ends (a management command) still announces it."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", EXITING], capture_output=True, text=True, timeout=WAIT * 2
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n") == ["exiting", "sent 0", "sent 1", "sent 2", ""]
