@@ -201,6 +201,7 @@ class BindingConsumer(_Transport):
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         await run_in_pool(self.disconnect, message.get("code"))
+        await self._hub.groups_updated()
         raise StopConsumer()
 
     def connect(self) -> None:
@@ -259,6 +260,7 @@ class AsyncBindingConsumer(_Transport):
 
     async def disconnect(self, code: int) -> None:
         await run_in_pool(self.close_connection)
+        await self._hub.groups_updated()
 
     async def send_json(self, content: Any, close: bool = False) -> None:
         await self.send(text_data=protocol.encode(content), close=close)

@@ -503,6 +503,7 @@ async def test_a_request_after_the_interval_ends_what_may_no_longer_be_read(
     product = await db_call(factories.ProductFactory)
     client = await open_socket(user)
     await client.send_event(f"{P}.list", {})
+    await settle()  # its stream's group joined, and what the join caught up on pushed
 
     await db_call(remove_through_the_table, user, "view")
     assert (await client.send_event(f"{P}.retrieve", {"id": product.pk}))["error"] == DENIED

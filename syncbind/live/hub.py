@@ -289,6 +289,13 @@ class Hub:
         except RuntimeError:  # the loop is closed: nothing is left to join for
             coro.close()
 
+    async def groups_updated(self) -> None:
+        """Wait (event loop) for the joins and leaves started so far: a closing
+        connection's consumer waits for its groups' leaves, so that no group stays
+        joined by a hub whose loop ends. Only that coroutine waits, no worker."""
+        if self._updates:
+            await asyncio.wait(set(self._updates))
+
     def _start(self, coro: Any) -> None:
         task = self.loop.create_task(_logged(coro), name="syncbind-hub-groups")
         self._updates.add(task)
