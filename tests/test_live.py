@@ -432,7 +432,7 @@ async def test_subscribing_on_a_joined_stream_stays_off_the_event_loop(
     make_client, superuser, db_call, monkeypatch
 ):
     """Only the first subscription of a stream hops to the loop (to start its group's
-    join, without waiting for it)."""
+    join; waited for only with a layer of this process)."""
     from syncbind.live.hub import get_hub
 
     products = [await db_call(factories.ProductFactory) for _ in range(3)]
@@ -440,7 +440,9 @@ async def test_subscribing_on_a_joined_stream_stays_off_the_event_loop(
     hub = get_hub()
     hops = []
     original = hub._on_loop
-    monkeypatch.setattr(hub, "_on_loop", lambda coro: hops.append(coro) or original(coro))
+    monkeypatch.setattr(
+        hub, "_on_loop", lambda coro, **kwargs: hops.append(coro) or original(coro, **kwargs)
+    )
     await client.send_event(f"{PRODUCT}.retrieve", {"id": products[0].pk})
     await settle()  # the join it started has completed
     joining = len(hops)  # 1 when this subscription joined the stream's group

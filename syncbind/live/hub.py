@@ -25,6 +25,8 @@ from collections import OrderedDict
 from functools import partial
 from typing import Any
 
+from channels.layers import InMemoryChannelLayer
+
 from ..executor import run_in_pool
 from . import inbox
 from .announcer import get_announcer
@@ -35,6 +37,9 @@ from .lanes import FairSlots, Lanes
 from .subscriptions import Subscription
 
 logger = logging.getLogger("syncbind.live")
+
+# Seconds a worker waits for a join with a layer of its own process (it answers at once).
+LOCAL_JOIN_WAIT = 5.0
 
 
 class Hub:
@@ -112,8 +117,16 @@ class Hub:
         if start:
             stream = key.stream
             self._on_loop(
-                self.membership.join(group, partial(operator.contains, self.key_counts, stream))
+                self.membership.join(group, partial(operator.contains, self.key_counts, stream)),
+                wait=self._joins_at_once(),
             )
+
+    def _joins_at_once(self) -> bool:
+        """Whether a join is waited for: with a layer of this process (Channels'
+        in-memory layer) it cannot wait on a server, and waiting spares the catch-up
+        (a read racing the test's next write: SQLite's shared-cache test database
+        locks whole tables)."""
+        return isinstance(self.layer, InMemoryChannelLayer)
 
     def reading(self, sub: Subscription) -> None:
         """The first read of ``sub`` starts now (worker thread). If its stream's group is
@@ -273,10 +286,11 @@ class Hub:
         with self.lock:
             return list(self.connections.get(key, ()))
 
-    def _on_loop(self, coro: Any) -> None:
-        """Run ``coro`` (a join or a leave) on the hub's loop, without waiting for it: a
-        worker thread never waits on the channel layer. Started in call order, they
-        take the membership's lock in that order."""
+    def _on_loop(self, coro: Any, wait: bool = False) -> None:
+        """Run ``coro`` (a join or a leave) on the hub's loop, without waiting for it
+        unless ``wait`` (a layer of this process): a worker thread never waits on a
+        channel-layer server. Started in call order, they take the membership's lock
+        in that order."""
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -284,10 +298,14 @@ class Hub:
         if running is self.loop:
             self._start(coro)
             return
+        done = threading.Event() if wait else None
         try:
-            self.loop.call_soon_threadsafe(self._start, coro)
+            self.loop.call_soon_threadsafe(self._start, coro, done)
         except RuntimeError:  # the loop is closed: nothing is left to join for
             coro.close()
+            return
+        if done is not None:
+            done.wait(LOCAL_JOIN_WAIT)
 
     async def groups_updated(self) -> None:
         """Wait (event loop) for the joins and leaves started so far: a closing
@@ -296,10 +314,12 @@ class Hub:
         if self._updates:
             await asyncio.wait(set(self._updates))
 
-    def _start(self, coro: Any) -> None:
+    def _start(self, coro: Any, done: threading.Event | None = None) -> None:
         task = self.loop.create_task(_logged(coro), name="syncbind-hub-groups")
         self._updates.add(task)
         task.add_done_callback(self._updates.discard)
+        if done is not None:
+            task.add_done_callback(lambda _task: done.set())
 
     def _joined(self, group: str) -> None:
         """A group was joined (event loop): evaluate again the keys subscribed while the
