@@ -27,6 +27,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import inspect
 import logging
 import os
 import threading
@@ -173,8 +174,9 @@ class Announcer:
     def _send(self, entry: Announcement, own_loop: asyncio.AbstractEventLoop) -> None:
         home = entry.home
         if home is not None and home.is_running():
+            sending = _group_send(entry)
             try:
-                future = asyncio.run_coroutine_threadsafe(_group_send(entry), home)
+                future = asyncio.run_coroutine_threadsafe(sending, home)
             except RuntimeError:
                 future = None  # closed meanwhile
             while future is not None:
@@ -188,6 +190,8 @@ class Announcer:
                     # Its loop stopped with the message on it: sent from here instead.
                     future.cancel()
                     break
+            if inspect.getcoroutinestate(sending) == inspect.CORO_CREATED:
+                sending.close()  # never started on that loop: not an un-awaited coroutine
         own_loop.run_until_complete(_group_send(entry))
 
     def _failed(self, entry: Announcement) -> None:
