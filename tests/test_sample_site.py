@@ -768,8 +768,8 @@ def test_demo_edit_explains_what_it_cannot_do(port, site_env):
 def test_make_demo_edit_goes_to_the_port_given(tmp_path):
     installed = tmp_path / ".installed-demo"  # -o: do not install anything
     done = subprocess.run(
-        ["make", "-n", "-o", str(installed), "demo-edit", "PORT=8123", f"VENV={tmp_path}"]
-        + [f"PY={sys.executable}"],
+        ["make", "--no-print-directory", "-n", "-o", str(installed), "demo-edit", "PORT=8123"]
+        + [f"VENV={tmp_path}", f"PY={sys.executable}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
