@@ -23,7 +23,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from channels.layers import get_channel_layer
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import connections, transaction
 
 from ..registry import registry
@@ -166,10 +167,23 @@ def _open_batch(connection: Any) -> Batch:
 
 def send(group: str, message: dict[str, Any], what: str) -> None:
     """Announce ``message`` to ``group`` (:mod:`.announcer`): queued and sent by the
-    process's announcer thread, so the caller never waits on the channel layer;
-    failures are logged once per outage, never raised."""
+    process's announcer thread, so the caller never waits on a channel-layer server;
+    failures are logged once per outage, never raised.
+
+    A layer of this process (Channels' in-memory layer) has no server to wait on: it
+    is sent to at once, in the caller's thread, so that a change reaches the hub
+    before the writer goes on. Delivered later, an earlier change's evaluation could
+    read beside the writer's next write, which SQLite's shared-cache test database
+    refuses ("database table is locked").
+    """
     layer = get_channel_layer(api_settings.CHANNEL_LAYER)
     if layer is None:
+        return
+    if isinstance(layer, InMemoryChannelLayer):
+        try:
+            async_to_sync(layer.group_send)(group, message)
+        except Exception:
+            logger.error("syncbind could not announce %s", what, exc_info=True)
         return
     announce(layer, group, message, what)
 

@@ -26,6 +26,7 @@ from functools import partial
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer
+from django.db import connections, router
 
 from ..executor import run_in_pool
 from . import inbox
@@ -118,15 +119,19 @@ class Hub:
             stream = key.stream
             self._on_loop(
                 self.membership.join(group, partial(operator.contains, self.key_counts, stream)),
-                wait=self._joins_at_once(),
+                wait=self._joins_at_once(binding_class),
             )
 
-    def _joins_at_once(self) -> bool:
-        """Whether a join is waited for: with a layer of this process (Channels'
-        in-memory layer) it cannot wait on a server, and waiting spares the catch-up
-        (a read racing the test's next write: SQLite's shared-cache test database
-        locks whole tables)."""
-        return isinstance(self.layer, InMemoryChannelLayer)
+    def _joins_at_once(self, binding_class: Any) -> bool:
+        """Whether a join is waited for. With a layer of this process (Channels'
+        in-memory layer) it cannot wait on a server. With a database in this process's
+        memory (Django's SQLite test database: only ever a test) the catch-up read
+        would race the test's next write, and SQLite's shared cache locks whole tables."""
+        if isinstance(self.layer, InMemoryChannelLayer):
+            return True
+        database = connections[router.db_for_read(binding_class.get_model())]
+        in_memory = getattr(database, "is_in_memory_db", None)  # SQLite's wrapper only
+        return in_memory is not None and bool(in_memory())
 
     def reading(self, sub: Subscription) -> None:
         """The first read of ``sub`` starts now (worker thread). If its stream's group is
@@ -438,14 +443,19 @@ class Hub:
         from . import fanout, frames
 
         lane = ("refresh", user_key(connection.user))
+        first = True
         try:
-            subs = await fanout.in_slot(self, lane, _refreshed, connection)
-            if not connection.valid:
-                with self.lock:
-                    del self.held[connection]
-                await connection.revoke()
-                return
             while True:
+                # Frames held while the previous round was evaluated are evaluated only
+                # after the user is read again where that is due once more (an interval
+                # of 0: before every push), never on the user read for an earlier round.
+                subs = await fanout.in_slot(self, lane, _refreshed, connection, first)
+                first = False
+                if not connection.valid:
+                    with self.lock:
+                        del self.held[connection]
+                    await connection.revoke()
+                    return
                 with self.lock:
                     held = self.held[connection]
                     subs = [*subs, *(sub for sub in held if sub.active)]
@@ -454,18 +464,20 @@ class Hub:
                         return
                     self.held[connection] = set()
                 await fanout.send(await fanout.in_slot(self, lane, frames.each_alone, subs))
-                subs = []
         except Exception:
             logger.exception("syncbind could not refresh a connection's user")
             with self.lock:
                 self.held.pop(connection, None)
 
 
-def _refreshed(connection: Any) -> list[Subscription]:
-    """Read the user again if due, and compile the subscriptions again (worker thread):
-    those that moved; none once the credentials are found to have ended."""
-    connection.refresh()
-    return connection.reauthorize() if connection.valid else []
+def _refreshed(connection: Any, rekey: bool) -> list[Subscription]:
+    """Read the user again if due and, when it was (or ``rekey``), compile the
+    subscriptions again (worker thread): those that moved; none once the credentials
+    are found to have ended."""
+    read_again = connection.refresh()
+    if not connection.valid or not (read_again or rekey):
+        return []
+    return connection.reauthorize()
 
 
 async def _logged(coro: Any) -> None:

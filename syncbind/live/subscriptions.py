@@ -369,13 +369,16 @@ class ConnectionSubscriptions:
         elif sub.last is PENDING:
             sub.last = sub.replaced
 
-    def discard(self, sub: Subscription) -> None:
-        """Drop one subscription (its first read failed, or it cannot be kept)."""
+    def discard(self, sub: Subscription) -> bool:
+        """Drop one subscription (its first read failed, or it cannot be kept); whether
+        it was still this connection's."""
         with self.lock:
-            if self.items.get((sub.key, sub.event)) is sub:
+            held = self.items.get((sub.key, sub.event)) is sub
+            if held:
                 del self.items[(sub.key, sub.event)]
                 self._count(sub.key, -1)
         self.hub.remove(sub)
+        return held
 
     def unsubscribe(self, stream: str, pk: Any = None, tag: str | None = None) -> int:
         """Drop this connection's subscriptions on ``stream`` (to row ``pk`` / under ``tag``)."""
@@ -457,8 +460,11 @@ class ConnectionSubscriptions:
             try:
                 binding.check_permissions(sub.request)
             except SyncbindError as refused:
-                self.end_subscription(sub, refused, binding)
-                count += 1
+                # Ended once: a request and a push may re-decide the same connection at
+                # once, and only the one that drops the subscription says so.
+                if self.discard(sub):
+                    self.end_subscription(sub, refused, binding)
+                    count += 1
         return count
 
     def end_subscription(
