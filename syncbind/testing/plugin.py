@@ -24,6 +24,12 @@ Fixtures:
 At the end of the session the worker threads' database connections are closed,
 so that the test database can be dropped (PostgreSQL refuses to drop a database
 that sessions are still using).
+
+A SQLite database with no test ``NAME`` is tested in a file of the session's
+temporary directory rather than in memory: pushes are read in worker threads
+while the test writes, and Django's in-memory test database (SQLite's shared
+cache) locks whole tables, so a write could fail with "database table is
+locked". A ``TEST["NAME"]`` of the project's own is kept.
 """
 
 from __future__ import annotations
@@ -36,6 +42,21 @@ import pytest
 
 from . import SyncbindClient, connect
 from . import settle as _settle
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix: None, tmp_path_factory: Any
+) -> None:
+    """pytest-django's hook on the test databases' settings: SQLite in a file (see
+    the module docstring); the suffixes pytest-django adds for parallel runs stay."""
+    from django.conf import settings
+
+    databases: dict[str, dict[str, Any]] = settings.DATABASES
+    for alias, database in databases.items():
+        test = database.setdefault("TEST", {})
+        if database.get("ENGINE") == "django.db.backends.sqlite3" and not test.get("NAME"):
+            test["NAME"] = str(tmp_path_factory.mktemp("syncbind-db") / f"{alias}.sqlite3")
 
 
 @pytest.fixture
