@@ -192,6 +192,37 @@ async def test_a_held_frame_is_never_sent_to_a_user_who_may_no_longer_read_it(
     await client.close()
 
 
+@override_bindings(SlowProductBinding)
+async def test_a_frame_held_while_the_refresh_reads_the_user_waits_for_the_next_read(
+    consumer_app, db_call, settings
+):
+    """A refresh job reads the user, then (here, at the gate) compiles the keys again;
+    meanwhile the user is deactivated and a row written. That row's frame, held while
+    the job was pending, was sent on the user read before the deactivation: it must wait
+    for a read of the user that follows it, which closes the socket instead."""
+    settings.SYNCBIND = {"USER_REFRESH_INTERVAL": 0}
+    user = await db_call(factories.UserFactory)
+    product = await db_call(factories.ProductFactory, name="before")
+    client = await connect(user, application=consumer_app)
+    assert (await client.send_event(f"{SLOW}.retrieve", {"id": product.pk}))["data"]
+    gate.armed = "key"
+    product.name = "middle"
+    await db_call(product.save)
+    await entered()  # the refresh job has read the user, still active
+    try:
+        await db_call(get_user_model().objects.filter(pk=user.pk).update, is_active=False)
+        product.name = "secret"
+        await db_call(product.save)
+        hub = get_hub()
+        # Synchronization, not a measured delay: the second frame is held by the job.
+        while not any(hub.held.values()):
+            await asyncio.sleep(0.001)
+    finally:
+        gate.released.set()
+    assert await client.receive_close() == 4003
+    assert [m["data"]["name"] for m in client.pending] == ["middle"]
+
+
 # -- limits per user ----------------------------------------------------------------------------
 
 

@@ -123,21 +123,22 @@ def frames_for(
     return out
 
 
-def each_alone(subs: list[Subscription]) -> list[tuple]:
-    """Evaluate each subscription on its own, for a connection whose user was just read
-    again (its refresh job, worker thread)."""
-    return [found for sub in subs if sub.state is not None for found in alone(sub)]
-
-
-def alone(sub: Subscription) -> list[tuple]:
+def read_alone(sub: Subscription) -> Any:
+    """The current state of ``sub``'s key, read for it alone (worker thread): the
+    outcome :func:`frames_for` takes, or REFUSED."""
     state = sub.state
     assert state is not None
     if state.read is None:
-        outcome = evaluate_with_binding(state, [sub])
-        if outcome is REFUSED:
-            return []
-    else:
-        outcome = rows.execute_one(state.read)
+        return evaluate_with_binding(state, [sub])
+    return rows.execute_one(state.read)
+
+
+def for_alone(sub: Subscription, outcome: Any) -> list[tuple]:
+    """The frame of ``sub`` for an outcome of :func:`read_alone`, decided on the user as
+    its connection's refresh job last read it (worker thread)."""
+    state = sub.state
+    if outcome is REFUSED or state is None:
+        return []
     return frames_for(state, [sub], outcome, {}, refreshed=True)
 
 

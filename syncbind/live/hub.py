@@ -80,6 +80,8 @@ class Hub:
         self.evaluations: FairSlots | None = None
         # Connection -> its subscriptions whose frames wait for its refresh job.
         self.held: dict[Any, set[Subscription]] = {}
+        # Connections whose subscriptions the next round of that job compiles again.
+        self.rekeying: weakref.WeakSet = weakref.WeakSet()
         self._admitting = threading.Lock()
 
     @property
@@ -434,40 +436,58 @@ class Hub:
                 self.loop.call_soon_threadsafe(
                     self.lanes.start_job, self._refresh(connection), "syncbind-refresh"
                 )
+            if rekey:
+                self.rekeying.add(connection)
             held.add(sub)
             return True
 
     async def _refresh(self, connection: Any) -> None:
         """A connection's refresh job: read its user again, compile its subscriptions
         again, then evaluate alone those that moved and those whose frames were held."""
-        from . import fanout, frames
+        from . import fanout
 
         lane = ("refresh", user_key(connection.user))
-        first = True
         try:
             while True:
-                # Frames held while the previous round was evaluated are evaluated only
-                # after the user is read again where that is due once more (an interval
-                # of 0: before every push), never on the user read for an earlier round.
-                subs = await fanout.in_slot(self, lane, _refreshed, connection, first)
-                first = False
-                if not connection.valid:
+                found = await fanout.in_slot(self, lane, self._round, connection)
+                if found is None:
                     with self.lock:
                         del self.held[connection]
                     await connection.revoke()
                     return
+                await fanout.send(found)
                 with self.lock:
-                    held = self.held[connection]
-                    subs = [*subs, *(sub for sub in held if sub.active)]
-                    if not subs:
+                    if not self.held[connection]:
                         del self.held[connection]
                         return
-                    self.held[connection] = set()
-                await fanout.send(await fanout.in_slot(self, lane, frames.each_alone, subs))
         except Exception:
             logger.exception("syncbind could not refresh a connection's user")
             with self.lock:
                 self.held.pop(connection, None)
+
+    def _round(self, connection: Any) -> list[tuple] | None:
+        """One round of a refresh job (worker thread): the frames of the subscriptions
+        held so far; None once the credentials have ended.
+
+        Their keys are read first and the user after (where that read is due), so a
+        row is never sent on permissions older than it: a write the row read saw was
+        committed before the user was read. A frame held meanwhile, and a subscription
+        whose key the user read moved, wait for the next round.
+        """
+        from . import frames
+
+        with self.lock:
+            held, self.held[connection] = self.held[connection], set()
+            rekey = connection in self.rekeying
+            self.rekeying.discard(connection)
+        read = [(sub, frames.read_alone(sub)) for sub in held if sub.active and sub.state]
+        moved = _refreshed(connection, rekey)
+        if not connection.valid:
+            return None
+        if moved:
+            with self.lock:
+                self.held[connection].update(moved)
+        return [found for sub, outcome in read for found in frames.for_alone(sub, outcome)]
 
 
 def _refreshed(connection: Any, rekey: bool) -> list[Subscription]:
