@@ -14,14 +14,19 @@ class SimpleSyncbindConfig(AppConfig):
 
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
+        from django.db.models.signals import post_migrate
 
         from . import (
+            capture,
             checks,  # noqa: F401  (registers the system checks)
             db,
         )
         from .live import credentials, signals
 
         connection_created.connect(db.connection_created, dispatch_uid="syncbind.db.timeout")
+        post_migrate.connect(
+            capture.installed_on_migrate, sender=self, dispatch_uid="syncbind.capture.install"
+        )
         signals.connect()
         credentials.connect()
 

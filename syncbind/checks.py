@@ -289,3 +289,80 @@ def check_channel_layer(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+def _bound_databases() -> set[str]:
+    from django.db import router
+
+    aliases = set()
+    for binding in registry.all():
+        try:
+            aliases.add(router.db_for_write(binding.get_model()))
+        except Exception:  # a binding the other checks report
+            continue
+    return aliases
+
+
+@checks.register("syncbind")
+def check_capture_backend(app_configs=None, **kwargs):
+    """Capture is off, or the database cannot capture (syncbind.W016, syncbind.W018)."""
+    from django.db import connections
+
+    from .capture.triggers import supported
+    from .settings import api_settings
+
+    found = []
+    for alias in sorted(_bound_databases()):
+        if not supported(alias):
+            found.append(
+                checks.Warning(
+                    f"The database {alias!r} ({connections[alias].vendor}) has no change "
+                    "capture: only writes that send model signals (save(), delete(), "
+                    "many-to-many changes) are pushed; QuerySet.update(), bulk_create() and "
+                    "other programs' writes are not.",
+                    hint="Call syncbind.notify_update() for bulk writes, or use PostgreSQL or "
+                    "SQLite (docs/subscriptions.md).",
+                    id="syncbind.W018",
+                )
+            )
+        elif not api_settings.CAPTURE:
+            found.append(
+                checks.Warning(
+                    f"Change capture is off (SYNCBIND['CAPTURE'] = False) on {alias!r}: "
+                    "QuerySet.update(), bulk_create(), raw SQL and other programs' writes "
+                    "are not pushed.",
+                    hint="Leave CAPTURE on and run manage.py migrate, which installs the triggers.",
+                    id="syncbind.W016",
+                )
+            )
+    return found
+
+
+@checks.register("syncbind", checks.Tags.database)
+def check_capture_triggers(app_configs=None, databases=None, **kwargs):
+    """A captured table's triggers are missing or out of date (syncbind.W017; runs with
+    ``check --database`` and before ``migrate``)."""
+    from .capture import enabled
+    from .capture.triggers import missing
+
+    found = []
+    for alias in sorted(set(databases or ()) & _bound_databases()):
+        if not enabled(alias):
+            continue
+        try:
+            absent = missing(alias)
+        except Exception:  # no change table yet: migrate makes it, then the triggers
+            continue
+        if absent:
+            names = ", ".join(sorted(table.name for table in absent))
+            found.append(
+                checks.Warning(
+                    f"The change-capture triggers of {names} on {alias!r} are missing or out "
+                    "of date: writes to these tables are pushed only when they send model "
+                    "signals.",
+                    hint="Run manage.py migrate (it installs the triggers of every table "
+                    "bindings read).",
+                    id="syncbind.W017",
+                )
+            )
+    return found

@@ -83,6 +83,16 @@ DEFAULTS: dict[str, Any] = {
     "MAX_SUBSCRIPTION_BYTES": 4 * 1024 * 1024,
     # Reads of one shape evaluated together, in one statement, by a push.
     "LIVE_BATCH_SIZE": 100,
+    # Change capture (syncbind.capture): triggers record every write of the tables
+    # streams read, on PostgreSQL and SQLite; off, or on other backends, model signals
+    # announce the writes Django makes.
+    "CAPTURE": True,
+    # Seconds change records are kept; a process that has not read them by then
+    # evaluates everything it follows again.
+    "CAPTURE_RETENTION": 3600,
+    # Seconds between two looks at an SQLite database for other writers' commits
+    # (PostgreSQL wakes its readers with NOTIFY).
+    "CAPTURE_POLL_INTERVAL": 0.05,
 }
 
 # Settings whose values are dotted paths (or lists of them) resolved on access.

@@ -19,7 +19,7 @@ from syncbind import SyncBinding, push
 from syncbind.connection import TOO_MANY_CONNECTIONS_CLOSE_CODE
 from syncbind.live.hub import get_hub
 from syncbind.permissions import IsAuthenticated
-from syncbind.testing import connect, override_bindings
+from syncbind.testing import connect, override_bindings, settle
 from tests import factories
 from tests.testapp.models import Product
 
@@ -205,6 +205,7 @@ async def test_a_frame_held_while_the_refresh_reads_the_user_waits_for_the_next_
     product = await db_call(factories.ProductFactory, name="before")
     client = await connect(user, application=consumer_app)
     assert (await client.send_event(f"{SLOW}.retrieve", {"id": product.pk}))["data"]
+    await settle()  # the product's insert is evaluated (and its refresh job done) first
     gate.armed = "key"
     product.name = "middle"
     await db_call(product.save)

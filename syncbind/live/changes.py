@@ -27,6 +27,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import connections, transaction
 
+from .. import capture
 from ..registry import registry
 from ..serializers import ModelSerializer, to_json_safe
 from ..settings import api_settings
@@ -68,6 +69,8 @@ class Batch:
         self.streams: dict[str, dict[Any, list[Any]] | None] = {}
         # Saved rows whose values other streams show (related fields): model -> pks.
         self.shown: dict[Any, set[Any]] = {}
+        # Databases whose captured tables it wrote: their readers are woken at commit.
+        self.captured: set[str] = set()
 
     def add(self, stream: str, pk: Any, op: str, before: Any, after: Any) -> None:
         if stream in self.streams and self.streams[stream] is ANY:
@@ -134,15 +137,28 @@ def record(
     using: str | None = None,
     before: Any = UNKNOWN,
     after: Any = UNKNOWN,
+    *,
+    written: Any = None,
+    explicit: bool = False,
 ) -> None:
-    """Note that row ``pk`` of ``model`` changed (``pk`` ANY: any row); announce after commit."""
-    streams = streams_for(model)
-    shown = op == SAVE and pk is not ANY and bool(shown_by(model))
-    if not streams and not shown:
+    """Note that row ``pk`` of ``model`` changed (``pk`` ANY: any row); announce after commit.
+
+    A write to a captured table (``written``: the model whose table was written, if
+    not ``model``'s) is announced by the database (:mod:`syncbind.capture`): only
+    this process's reader is woken at commit. ``explicit`` (``notify()``) announces
+    it all the same.
+    """
+    alias = using or "default"
+    captured = not explicit and capture.covers(written or model, alias)
+    streams = [] if captured else streams_for(model)
+    shown = not captured and op == SAVE and pk is not ANY and bool(shown_by(model))
+    if not streams and not shown and not captured:
         return
     pk = ANY if pk is ANY else to_json_safe(pk)
-    connection = connections[using or "default"]
+    connection = connections[alias]
     batch = Batch() if not connection.in_atomic_block else _open_batch(connection)
+    if captured:
+        batch.captured.add(alias)
     for stream in streams:
         batch.add(stream, pk, op, before, after)
     if shown:
@@ -201,14 +217,16 @@ def _add_shown(batch: Batch, limit: int) -> None:
                 batch.add(stream, to_json_safe(pk), SAVE, SAME, UNKNOWN)
 
 
-def send_batch(batch: Batch) -> None:
-    """One group message per stream. The write has committed already: nothing is raised."""
+def messages_of(batch: Batch) -> list[dict[str, Any]]:
+    """The group messages of a batch, one per stream (with the rows that show its saved
+    rows added: one query per such stream). Nothing is raised: the write committed."""
     limit = api_settings.MAX_CHANGES_PER_MESSAGE
     if batch.shown:
         try:
             _add_shown(batch, limit)
         except Exception:
             logger.exception("syncbind could not find the rows that show the saved ones")
+    messages = []
     for stream, rows in batch.streams.items():
         if rows is ANY or len(rows) > limit:
             changes = None
@@ -217,5 +235,14 @@ def send_batch(batch: Batch) -> None:
                 [pk, op, encode_values(before), encode_values(after)]
                 for pk, (op, before, after) in rows.items()
             ]
-        message = {"type": "syncbind.changes", "stream": stream, "changes": changes}
+        messages.append({"type": "syncbind.changes", "stream": stream, "changes": changes})
+    return messages
+
+
+def send_batch(batch: Batch) -> None:
+    """Announce a committed transaction's changes: one group message per stream."""
+    for alias in batch.captured:
+        capture.poke(alias)
+    for message in messages_of(batch):
+        stream = message["stream"]
         send(group_name(stream), message, f"changes on {stream}")

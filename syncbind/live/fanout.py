@@ -189,11 +189,17 @@ async def send(frames: list[tuple], keep: Any = None) -> int:
     active (and, with ``keep``, that it keeps); returns how many went out."""
     pushed = 0
     for sub, frame, last in frames:
-        if sub.active and (keep is None or keep(sub, frame, last)):
-            sub.last = last
-            sub.catch_up = None  # newer than what a join caught up on
-            await sub.owner.push(frame)
-            pushed += 1
+        if not sub.active or (keep is not None and not keep(sub, frame, last)):
+            continue
+        # A subscription whose first reply is still being read (a change committed
+        # before it was read, and read from the change table after it subscribed): kept,
+        # and sent after that reply only if it differs from it.
+        if keep is None and not sub.catch_up_now(frame, last):
+            continue
+        sub.last = last
+        sub.catch_up = None  # newer than what a join caught up on
+        await sub.owner.push(frame)
+        pushed += 1
     return pushed
 
 

@@ -23,11 +23,13 @@ import uuid
 import weakref
 from collections import OrderedDict
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from channels.layers import InMemoryChannelLayer
 from django.db import connections, router
 
+from .. import capture
+from ..capture.follower import running as capture_running
 from ..executor import run_in_pool
 from . import inbox
 from .announcer import get_announcer
@@ -99,6 +101,8 @@ class Hub:
     # -- subscriptions (any thread) ---------------------------------------------------
     def add(self, sub: Subscription, binding_class: type, read: Any) -> None:
         key = sub.key
+        # Before the first read: the reader of a captured table takes its position.
+        capture.follow(cast(Any, binding_class).get_model())
         with self.lock:
             state = self.keys.get(key)
             if state is None:
@@ -186,6 +190,23 @@ class Hub:
                 group_name(key.stream), partial(operator.contains, self.key_counts, key.stream)
             )
         )
+
+    def streams(self) -> set[str]:
+        """The streams this hub holds keys of (any thread)."""
+        with self.lock:
+            return {stream for stream, count in self.key_counts.items() if count}
+
+    def streams_filtering_through(self, tables: set[str]) -> set[str]:
+        """The streams of which a key's read filters through one of ``tables`` (other
+        than the stream's own table): a write there may change which rows it shows."""
+        with self.lock:
+            states = list(self.keys.values())
+        found: set[str] = set()
+        for state in states:
+            stream = state.key.stream
+            if stream not in found and state.filters_through(tables):
+                found.add(stream)
+        return found
 
     def subscriber_count(self, stream: str | None = None) -> int:
         with self.lock:
@@ -380,11 +401,22 @@ class Hub:
         if self._updates:
             await asyncio.wait(set(self._updates), timeout=timeout)
         await asyncio.wait_for(get_announcer().drained(), max(0.0, deadline - loop.time()))
-        if self.layer is not None and self.channel is not None and self.joined:
+        captured = bool(capture_running())
+        if captured:
+            # Every change committed before the call is read and handed to the lanes.
+            await asyncio.wait_for(
+                run_in_pool(capture.read_all_now), max(0.0, deadline - loop.time())
+            )
+        via_layer = self.layer is not None and self.channel is not None and bool(self.joined)
+        if via_layer or captured:
             marker = uuid.uuid4().hex
+            message = {"type": "syncbind.marker", "marker": marker}
             event = self.markers[marker] = asyncio.Event()
             try:
-                await self.layer.send(self.channel, {"type": "syncbind.marker", "marker": marker})
+                if via_layer:
+                    await self.layer.send(self.channel, message)
+                else:
+                    self.lanes.put(message)
                 await asyncio.wait_for(event.wait(), max(0.0, deadline - loop.time()))
             finally:
                 self.markers.pop(marker, None)
@@ -516,6 +548,12 @@ def _attach(state: KeyState, sub: Subscription) -> None:
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
 _hubs_lock = threading.Lock()
+
+
+def all_hubs() -> list[Hub]:
+    """Every hub of this process (one per event loop)."""
+    with _hubs_lock:
+        return list(_hubs.values())
 
 
 def get_hub(loop: asyncio.AbstractEventLoop | None = None) -> Hub:

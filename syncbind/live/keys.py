@@ -56,6 +56,7 @@ class KeyState:
         "page",
         "size",
         "version",
+        "tables",
         "__weakref__",
     )
 
@@ -78,6 +79,21 @@ class KeyState:
         self.size = 0
         # Bumped by every evaluation: a first reply read before one is older than it.
         self.version = 0
+        # The tables its read filters through, but its own (found when first needed).
+        self.tables: frozenset[str] | None = None
+
+    def filters_through(self, tables: set[str]) -> bool:
+        """Whether a write to one of ``tables`` may change which rows this key shows
+        (a key evaluated through its binding: any of them may)."""
+        if self.read is None:
+            own = self.binding_class.get_model()._meta.db_table
+            return bool(tables - {own})
+        if self.tables is None:
+            from ..capture.tables import filter_tables
+
+            own = self.read.model._meta.db_table
+            self.tables = filter_tables(self.read.queryset) - {own}
+        return not self.tables.isdisjoint(tables)
 
     def saw(self, pks: Any, data: Any = None, version: int | None = None, size: int = 0) -> None:
         """A subscriber's first reply showed ``data`` (its rows' primary keys ``pks``,

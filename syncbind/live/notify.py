@@ -37,10 +37,10 @@ def notify(
     op = DELETE if deleted else SAVE
     after = ABSENT if deleted else UNKNOWN
     if pks is None:
-        record(model, ANY, op, using)
+        record(model, ANY, op, using, explicit=True)
         return
     for pk in pks:
-        record(model, pk, op, using, UNKNOWN, after)
+        record(model, pk, op, using, UNKNOWN, after, explicit=True)
 
 
 def notify_update(queryset: models.QuerySet, **changes: Any) -> int:

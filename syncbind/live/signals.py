@@ -125,13 +125,13 @@ def _m2m_changed(
         return
     # The row that owns the relation changed, and so did the rows on the other side;
     # their own columns did not.
-    record(type(instance), instance.pk, SAVE, using, SAME, _before(instance))
+    record(type(instance), instance.pk, SAVE, using, SAME, _before(instance), written=sender)
     if action == "pre_clear":
         # Which rows lose the relation is only known before the clear.
         name = _manager_name(type(instance), sender, reverse)
         pk_set = set(getattr(instance, name).values_list("pk", flat=True)) if name else ()
     for pk in pk_set or ():
-        record(model, pk, SAVE, using, SAME, UNKNOWN)
+        record(model, pk, SAVE, using, SAME, UNKNOWN, written=sender)
 
 
 def _manager_name(instance_model: type[models.Model], through: Any, reverse: bool) -> str | None:

@@ -103,8 +103,10 @@ def _syncbind_close_worker_connections(
     from asgiref.sync import SyncToAsync
     from django.db import connections
 
+    from ..capture.follower import stop_all
     from ..executor import shutdown_executor
 
+    stop_all()  # the change readers' connections, before the test database goes
     shutdown_executor()
     # asgiref's thread-sensitive executor (sync_to_async from tests) keeps one too.
     executor = getattr(SyncToAsync, "single_thread_executor", None)

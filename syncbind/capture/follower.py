@@ -1,0 +1,248 @@
+"""Each process's reader of the change table: records become its hubs' change messages.
+
+One thread per database (started by the first subscription to a captured
+table) waits for a wake-up, reads the records committed since its position
+(:mod:`.log`), and hands each hub of the process the same messages a model
+signal would have announced, so the fan-out (:mod:`syncbind.live.fanout`) is
+the same whoever wrote. Every process reads the table itself: a captured
+write crosses no channel layer, and its writer waits for nothing.
+
+Wake-ups: PostgreSQL's NOTIFY (sent by the triggers), a commit of this
+process (model signals poke the thread), and otherwise a look every second
+on PostgreSQL or every ``CAPTURE_POLL_INTERVAL`` at SQLite's ``PRAGMA
+data_version``. A wake-up carries nothing: the position decides what is read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import threading
+import time
+from typing import Any
+
+from django.db import connections
+
+from ..settings import api_settings
+from .log import Batch, log_for
+from .records import messages_for
+
+logger = logging.getLogger("syncbind.capture")
+
+# Seconds a PostgreSQL reader waits for NOTIFY before it reads anyway (a wake-up
+# lost with a dropped connection costs at most this).
+PG_FALLBACK_POLL = 1.0
+# Seconds the first subscription waits for the reader to take its position.
+START_WAIT = 10.0
+# Seconds between retries while the database cannot be read.
+RETRY_AFTER = 1.0
+
+
+class Wakeup:
+    """A pipe the reader's wait selects on, so any thread can end the wait."""
+
+    def __init__(self) -> None:
+        self.read_end, self.write_end = os.pipe()
+        os.set_blocking(self.read_end, False)
+        os.set_blocking(self.write_end, False)
+
+    def poke(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # already full of pokes: it will wake
+            os.write(self.write_end, b"x")
+
+    def drain(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.read_end, 4096):
+                pass
+
+
+class Follower:
+    """The reader of one database's change table (see the module docstring)."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        self.log = log_for(alias)
+        self.position: Any = None
+        self.reading = threading.Lock()
+        self.started = threading.Event()
+        self.wakeup = Wakeup()
+        self.thread: threading.Thread | None = None
+        self.stopping = False
+        self._failing = False
+        self._pruned_at = 0.0
+        self._listening: Any = None  # the connection LISTEN was sent on
+        self._data_version: Any = None
+
+    # -- any thread ------------------------------------------------------------------------
+    def ensure_started(self) -> None:
+        """Start the reader, once; return when it has taken its position (so that no
+        change committed after a first read that follows this call is missed)."""
+        with _lock:
+            if self.thread is None:
+                self.thread = threading.Thread(
+                    target=self._run, name=f"syncbind-capture-{self.alias}", daemon=True
+                )
+                self.thread.start()
+        self.started.wait(START_WAIT)
+
+    def poke(self) -> None:
+        """Read soon: this process committed a captured write."""
+        self.wakeup.poke()
+
+    def read_now(self) -> None:
+        """Read what was committed up to now and hand it to the hubs (any thread; the
+        reads are one at a time)."""
+        with self.reading:
+            # Handed over before the next read starts: the hubs get reads in order.
+            _deliver(self._read())
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.poke()
+        thread = self.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+
+    # -- its thread ------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            with self.reading:
+                self.position = self.log.now()
+        except Exception:
+            logger.exception("syncbind could not start reading the change table of %r", self.alias)
+        finally:
+            self.started.set()
+        try:
+            while not self.stopping:
+                self._wait()
+                if self.stopping:
+                    break
+                self.read_now()
+                self._prune()
+        finally:
+            connections[self.alias].close()
+
+    def _wait(self) -> None:
+        vendor = connections[self.alias].vendor
+        try:
+            if vendor == "postgresql":
+                self._wait_pg()
+            else:
+                self._wait_sqlite()
+        except Exception:
+            if not self._failing:
+                logger.warning("syncbind lost its wake-ups on %r", self.alias, exc_info=True)
+            self._failing = True
+            self._listening = None
+            connections[self.alias].close()
+            select.select([self.wakeup.read_end], [], [], RETRY_AFTER)
+            self.wakeup.drain()
+
+    def _wait_pg(self) -> None:
+        wrapper = connections[self.alias]
+        wrapper.ensure_connection()
+        raw = wrapper.connection
+        if self._listening is not raw:
+            with wrapper.cursor() as cursor:
+                cursor.execute("LISTEN syncbind_change")
+            self._listening = raw
+        pgconn = raw.pgconn
+        ready, _, _ = select.select([self.wakeup.read_end, pgconn.socket], [], [], PG_FALLBACK_POLL)
+        self.wakeup.drain()
+        if pgconn.socket in ready:
+            pgconn.consume_input()
+            while pgconn.notifies() is not None:
+                pass
+
+    def _wait_sqlite(self) -> None:
+        interval = max(0.001, float(api_settings.CAPTURE_POLL_INTERVAL))
+        while not self.stopping:
+            ready, _, _ = select.select([self.wakeup.read_end], [], [], interval)
+            if ready:
+                self.wakeup.drain()
+                return
+            with connections[self.alias].cursor() as cursor:
+                cursor.execute("PRAGMA data_version")
+                version = cursor.fetchone()[0]
+            if version != self._data_version:
+                self._data_version = version
+                return
+
+    def _read(self) -> list[tuple[Any, list[dict[str, Any]]]]:
+        try:
+            if self.position is None:
+                self.position, batch = self.log.now(), Batch(missed=True)
+            else:
+                batch, self.position = self.log.read(self.position)
+        except Exception:
+            if not self._failing:
+                logger.warning(
+                    "syncbind could not read the change table of %r; pushes wait until it can",
+                    self.alias,
+                    exc_info=True,
+                )
+            self._failing = True
+            connections[self.alias].close()
+            return []
+        if self._failing:
+            logger.warning("syncbind reads the change table of %r again", self.alias)
+            self._failing = False
+        if not batch or not api_settings.CAPTURE:
+            return []  # turned off (a test's settings): model signals announce instead
+        return messages_for(batch, _live_hubs())
+
+    def _prune(self) -> None:
+        retention = api_settings.CAPTURE_RETENTION
+        if retention is None:
+            return
+        now = time.monotonic()
+        if now - self._pruned_at < max(1.0, min(60.0, retention / 10)):
+            return
+        self._pruned_at = now
+        try:
+            self.log.prune(retention)
+        except Exception:
+            logger.warning("syncbind could not prune the change table", exc_info=True)
+
+
+def _live_hubs() -> list[Any]:
+    from ..live.hub import all_hubs
+
+    return [hub for hub in all_hubs() if hub.key_counts]
+
+
+def _deliver(delivered: list[tuple[Any, list[dict[str, Any]]]]) -> None:
+    for hub, messages in delivered:
+        for message in messages:
+            try:
+                hub.loop.call_soon_threadsafe(hub.lanes.put, message)
+            except RuntimeError:  # its loop is closed
+                break
+
+
+_lock = threading.Lock()
+_followers: dict[str, Follower] = {}
+
+
+def follower_for(alias: str) -> Follower:
+    with _lock:
+        follower = _followers.get(alias)
+        if follower is None:
+            follower = _followers[alias] = Follower(alias)
+        return follower
+
+
+def running() -> list[Follower]:
+    with _lock:
+        return [f for f in _followers.values() if f.thread is not None and not f.stopping]
+
+
+def stop_all() -> None:
+    """Stop every reader and close its connection (a test session's end)."""
+    with _lock:
+        followers = list(_followers.values())
+        _followers.clear()
+    for follower in followers:
+        follower.stop()

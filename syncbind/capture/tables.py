@@ -1,0 +1,163 @@
+"""What is captured: the tables whose writes can change what a stream shows, and their columns.
+
+A stream's rows change when a row of its own table is written; the rows of
+another stream change when a table they show a column of is written (a
+related field, ``project__name``); and who may see which rows changes when a
+table their reads join or filter through is written (``project__members``).
+So the captured tables are, for every bound model: its own table, the tables
+its foreign keys and many-to-many relations reach, two relations deep (with
+the many-to-many tables between), and the tables of the models other streams
+show. Each record carries the table's primary key and the columns matching
+compares (:mod:`syncbind.live.matching`), before and after.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.apps import apps
+from django.db import models
+
+from ..live.matching import matchable_fields
+from ..registry import registry
+
+# How many relations away from a bound model a table is still captured.
+DEPTH = 2
+# Django's own bookkeeping: never what a stream reads.
+SKIPPED_APPS = frozenset({"syncbind", "sessions", "contenttypes", "admin", "migrations"})
+
+
+@dataclass(frozen=True)
+class Table:
+    """A captured table: its name, primary-key column and the columns recorded, as
+    ``(attname, column)``: a record's values are keyed as the model's are."""
+
+    name: str
+    pk: str
+    columns: tuple[tuple[str, str], ...]
+    model: Any
+
+    @property
+    def identity(self) -> str:
+        """What its triggers are made of: they are replaced when this changes."""
+        columns = ",".join(f"{name}={column}" for name, column in self.columns)
+        return f"{self.name}|{self.pk}|{columns}"
+
+
+def captured_models() -> list[type[models.Model]]:
+    """The models whose tables are captured (bound, reached, shown), each concrete once."""
+    found: dict[Any, None] = {}
+    for binding in registry.all():
+        try:
+            model = binding.get_model()
+        except Exception:  # a binding the system checks report
+            continue
+        _reach(model._meta.concrete_model, DEPTH, found)
+        for related in _shown_models(binding):
+            _reach(related._meta.concrete_model, 0, found)
+    return [model for model in found if model._meta.app_label not in SKIPPED_APPS]
+
+
+def _reach(model: Any, depth: int, found: dict[Any, None]) -> None:
+    if model in found or model._meta.proxy or not model._meta.managed:
+        return
+    found[model] = None
+    if depth <= 0:
+        return
+    for field in model._meta.get_fields(include_hidden=False):
+        if not field.is_relation or field.related_model is None:
+            continue
+        if field.many_to_many:
+            through = field.remote_field.through if field.concrete else field.through
+            if through is not None:
+                _reach(through._meta.concrete_model, 0, found)
+        if field.concrete or field.many_to_many:
+            related = field.related_model
+            if isinstance(related, str):  # an unresolved lazy reference
+                continue
+            _reach(related._meta.concrete_model, depth - 1, found)
+
+
+def _shown_models(binding: Any) -> list[Any]:
+    from ..serializers import ModelSerializer
+
+    try:
+        serializer = binding().get_serializer()
+    except Exception:
+        return []
+    if not isinstance(serializer, ModelSerializer):
+        return []
+    try:
+        return [related for related, _path in serializer.depends_on()]
+    except Exception:
+        return []
+
+
+def table_of(model: Any) -> Table:
+    concrete = model._meta.concrete_model
+    meta = concrete._meta
+    matched = matchable_fields(concrete)
+    columns = tuple((f.attname, f.column) for f in meta.concrete_fields if f.attname in matched)
+    return Table(meta.db_table, meta.pk.column, columns, concrete)
+
+
+def captured_tables() -> list[Table]:
+    """Every captured table (see the module docstring)."""
+    return [table_of(model) for model in captured_models()]
+
+
+def model_for_table(name: str) -> Any:
+    """The concrete model whose table is ``name`` (None if none is installed)."""
+    for model in apps.get_models(include_auto_created=True):
+        if model._meta.db_table == name and not model._meta.proxy:
+            return model._meta.concrete_model
+    return None
+
+
+def filter_tables(queryset: Any) -> frozenset[str]:
+    """The tables ``queryset``'s WHERE reads (joined through, or in a subquery): a write to
+    one may change which rows it returns. The joins made only to output related
+    columns (``select_related``) are not among them."""
+    return frozenset(_where_tables(queryset.query))
+
+
+def _where_tables(query: Any) -> set[str]:
+    from django.db.models.expressions import Col
+    from django.db.models.sql.query import Query
+
+    aliases: set[str] = set()
+    tables: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Col):
+            aliases.add(node.alias)
+            return
+        inner = node if isinstance(node, Query) else getattr(node, "query", None)
+        if isinstance(inner, Query):  # a subquery: Subquery, Exists, pk__in=queryset
+            tables.update(join.table_name for join in inner.alias_map.values())
+            tables.update(_where_tables(inner))
+            if inner is node:
+                return
+        for child in getattr(node, "children", ()):
+            walk(child)
+        if hasattr(node, "get_source_expressions"):
+            for expression in node.get_source_expressions():
+                if expression is not None:
+                    walk(expression)
+        rhs = getattr(node, "rhs", None)
+        if isinstance(rhs, list | tuple | set):
+            for item in rhs:
+                walk(item)
+        elif rhs is not None and hasattr(rhs, "resolve_expression"):
+            walk(rhs)
+
+    walk(query.where)
+    for alias in aliases:
+        # The join path from the base table to the alias: every table on it.
+        step: Any = alias
+        while step is not None and step in query.alias_map:
+            join = query.alias_map[step]
+            tables.add(join.table_name)
+            step = getattr(join, "parent_alias", None)
+    return tables
