@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install install-demo chromium demo-edit test test-sqlite test-services test-matrix lint format demo bench dist clean
+.PHONY: help install install-demo chromium sqlite3-cli demo-edit test test-sqlite test-services test-matrix lint format demo bench dist clean
 
 help:
 	@echo "make demo   - serve the sample site on http://127.0.0.1:8000 (SQLite, in-memory layer; PORT=...)"
@@ -61,10 +61,18 @@ chromium:
 			|| echo "chromium could not be installed: the browser tests will skip (or fail under SYNCBIND_REQUIRE_SERVICES)"; \
 	fi
 
-test-sqlite: install chromium
+# The sample site's tests write to its database with the sqlite3 command line, as the README does.
+sqlite3-cli:
+	@if ! command -v sqlite3 >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "Installing Debian's sqlite3 command line for the sample site's tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3 >/dev/null \
+			|| echo "sqlite3 could not be installed: its test will skip (or fail under SYNCBIND_REQUIRE_SERVICES)"; \
+	fi
+
+test-sqlite: install chromium sqlite3-cli
 	SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory $(PY) -m pytest $(PYTEST_ARGS)
 
-test-services: install
+test-services: install sqlite3-cli
 	@if [ -n "$$SYNCBIND_REQUIRE_SERVICES" ] || $(PY) -m tests.services_available; then \
 		echo "== PostgreSQL + channels-redis =="; \
 		SYNCBIND_TEST_DB=postgres SYNCBIND_TEST_LAYER=redis $(PY) -m pytest $(PYTEST_ARGS); \
@@ -88,7 +96,7 @@ MATRIX_DJANGO_dj61 := Django>=6.1,<6.2
 	.venv-$*/bin/python -m pip install -q -e . --group test "$(MATRIX_DJANGO_$*)"
 	@touch $@
 
-test-matrix: $(foreach combo,$(MATRIX),.venv-$(combo)/.installed) chromium
+test-matrix: $(foreach combo,$(MATRIX),.venv-$(combo)/.installed) chromium sqlite3-cli
 	@set -e; for combo in $(MATRIX); do \
 		echo "== $$combo: $$(.venv-$$combo/bin/python -c 'import sys, django; print("Python", sys.version.split()[0], "Django", django.__version__)') =="; \
 		SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory .venv-$$combo/bin/python -m pytest $(PYTEST_ARGS); \
