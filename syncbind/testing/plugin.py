@@ -21,6 +21,11 @@ Fixtures:
     :func:`syncbind.testing.settle`: ``await settle()`` returns once every change
     committed so far has been pushed.
 
+Each test's change-table readers (:mod:`syncbind.capture`) are stopped after it:
+the next test that subscribes starts its own, from that moment, so no test is
+pushed another's changes, and no reader touches the database while
+pytest-django blocks access between tests.
+
 At the end of the session the worker threads' database connections are closed,
 so that the test database can be dropped (PostgreSQL refuses to drop a database
 that sessions are still using).
@@ -93,6 +98,14 @@ async def syncbind_client(
 def settle() -> Callable[..., Awaitable[None]]:
     """``await settle()``: wait until committed changes have been pushed."""
     return _settle
+
+
+@pytest.fixture(autouse=True)
+def _syncbind_stop_change_readers() -> Iterator[None]:
+    yield
+    from ..capture.follower import stop_all
+
+    stop_all()
 
 
 @pytest.fixture(scope="session", autouse=True)
