@@ -12,10 +12,11 @@ from decimal import Decimal
 import pytest
 from django.db import connection, transaction
 
-from syncbind import capture
+from syncbind import SyncBinding, capture
 from syncbind.capture.follower import follower_for
 from syncbind.live import changes
-from syncbind.testing import settle
+from syncbind.permissions import IsAuthenticated
+from syncbind.testing import override_bindings, settle
 from tests import factories
 from tests.testapp.models import Category, Product
 
@@ -202,6 +203,35 @@ async def test_a_change_to_a_shown_or_filtered_through_table_is_pushed(
     await db_call(through.objects.bulk_create, [through(product_id=product.pk, tag_id=tag.pk)])
     assert (await client.receive_push(f"{PRODUCT}.retrieve"))["data"]["tags"] == [tag.pk]
     await client.receive_push(f"{PRODUCT}.list")
+    await client.assert_nothing_more()
+
+
+class ShownCategoryBinding(SyncBinding):
+    model = Product
+    stream = "testapp.ProductWithCategory"
+    fields = ["id", "name", "category__name"]
+    permission_classes = [IsAuthenticated]
+
+
+@override_bindings(ShownCategoryBinding)
+async def test_a_raw_write_to_a_table_a_stream_shows_is_pushed_to_the_rows_showing_it(
+    make_client, superuser, db_call
+):
+    product = await db_call(factories.ProductFactory, name="shown")
+    client = await make_client(superuser)
+    reply = await client.send_event("testapp.ProductWithCategory.retrieve", {"id": product.pk})
+    assert reply["data"]["category__name"] == product.category.name
+
+    def rename():
+        with connection.cursor() as cursor:
+            table = Category._meta.db_table
+            cursor.execute(
+                f"UPDATE {table} SET name = %s WHERE id = %s", ["renamed", product.category_id]
+            )
+
+    await db_call(rename)
+    push = await client.receive_push("testapp.ProductWithCategory.retrieve")
+    assert push["data"] == {"id": product.pk, "name": "shown", "category__name": "renamed"}
     await client.assert_nothing_more()
 
 

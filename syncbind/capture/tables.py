@@ -14,6 +14,7 @@ compares (:mod:`syncbind.live.matching`), before and after.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from django.apps import apps
@@ -107,12 +108,22 @@ def captured_tables() -> list[Table]:
     return [table_of(model) for model in captured_models()]
 
 
+@cache
 def model_for_table(name: str) -> Any:
     """The concrete model whose table is ``name`` (None if none is installed)."""
     for model in apps.get_models(include_auto_created=True):
         if model._meta.db_table == name and not model._meta.proxy:
             return model._meta.concrete_model
     return None
+
+
+@cache
+def reached_tables(model: Any) -> frozenset[str]:
+    """The tables captured for ``model`` itself (its own and those its relations reach):
+    what a read that cannot be compiled (its binding's own ``get_page()``) may read."""
+    found: dict[Any, None] = {}
+    _reach(model._meta.concrete_model, DEPTH, found)
+    return frozenset(other._meta.db_table for other in found)
 
 
 def filter_tables(queryset: Any) -> frozenset[str]:

@@ -49,10 +49,14 @@ class Membership:
         loop: asyncio.AbstractEventLoop,
         deliver: Callable[[dict], Awaitable[None]],
         on_join: Callable[[str], None] | None = None,
+        on_recovered: Callable[[], None] | None = None,
     ) -> None:
         self.loop = loop
         self.deliver = deliver
         self.on_join = on_join
+        # Called once the groups' receive works again after a failure (messages sent
+        # meanwhile are lost: see Hub.resync).
+        self.on_recovered = on_recovered
         self.joined: set[str] = set()
         # Groups whose join failed, tried again until they succeed or are left.
         self.failed: set[str] = set()
@@ -257,6 +261,8 @@ class Membership:
             except Exception:
                 continue
             logger.warning("syncbind hub receives changes again")
+            if self.on_recovered is not None:
+                self.on_recovered()
             return
 
 

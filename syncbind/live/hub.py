@@ -74,7 +74,7 @@ class Hub:
         self.catch_up: dict[str, set[KeyState]] = {}
         # Joins and leaves started and not finished yet.
         self._updates: set[asyncio.Task] = set()
-        self.membership = Membership(loop, self.deliver, self._joined)
+        self.membership = Membership(loop, self.deliver, self._joined, self.resync)
         # Each stream's changes, the pushes, the credential messages apart (.lanes);
         # process() is looked up at each message, so that it may be wrapped.
         self.lanes = Lanes(loop, lambda message: self.process(message))
@@ -449,6 +449,18 @@ class Hub:
             for connection in self.connections_of(user_pk):
                 if not await run_in_pool(connection.revalidate, message.get("session")):
                     await connection.revoke()
+
+    def resync(self) -> None:
+        """The channel layer lost what it carried meanwhile (an outage, a restart that
+        emptied it): evaluate every key again and check every connection's user and
+        credentials again, as if every change and credential message had come (on the
+        loop). Each subscriber is pushed only what differs from what it was sent."""
+        for stream in self.streams():
+            self.lanes.put({"type": "syncbind.changes", "stream": stream, "changes": None})
+        with self.lock:
+            users = [key for key, found in self.connections.items() if key is not None and found]
+        if users:
+            self.lanes.put({"type": "syncbind.auth", "users": users})
 
     # -- refresh jobs ------------------------------------------------------------------------
     def holds(self, connection: Any, sub: Subscription, rekey: bool = False) -> bool:

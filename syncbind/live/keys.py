@@ -84,15 +84,17 @@ class KeyState:
 
     def filters_through(self, tables: set[str]) -> bool:
         """Whether a write to one of ``tables`` may change which rows this key shows
-        (a key evaluated through its binding: any of them may)."""
-        if self.read is None:
-            own = self.binding_class.get_model()._meta.db_table
-            return bool(tables - {own})
+        (a key evaluated through its binding: a write to any table its model reaches)."""
         if self.tables is None:
-            from ..capture.tables import filter_tables
+            from ..capture.tables import filter_tables, reached_tables
 
-            own = self.read.model._meta.db_table
-            self.tables = filter_tables(self.read.queryset) - {own}
+            if self.read is None:
+                model = self.binding_class.get_model()
+                found = reached_tables(model)
+            else:
+                model = self.read.model
+                found = filter_tables(self.read.queryset)
+            self.tables = found - {model._meta.db_table}
         return not self.tables.isdisjoint(tables)
 
     def saw(self, pks: Any, data: Any = None, version: int | None = None, size: int = 0) -> None:

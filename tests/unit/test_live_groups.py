@@ -148,6 +148,8 @@ async def test_a_hub_joined_again_takes_over_the_receive_still_in_flight():
 async def test_a_receive_failure_rejoins_the_groups_and_goes_on_delivering():
     layer = ClosingLayer(fail_first=True)
     joined, delivered = membership(layer)
+    recovered = []
+    joined.on_recovered = lambda: recovered.append(len(layer.group_adds))
     await joined.join("stream")
     await layer.queue.put({"type": "change"})
     for _ in range(300):
@@ -156,6 +158,7 @@ async def test_a_receive_failure_rejoins_the_groups_and_goes_on_delivering():
         await asyncio.sleep(0.01)
     assert delivered == [{"type": "change"}]
     assert layer.group_adds == [("stream", "hub!1"), ("stream", "hub!1")]  # joined, rejoined
+    assert recovered == [2]  # told once, after the rejoin: the hub resyncs (Hub.resync)
     joined._stop_tasks()
 
 
