@@ -70,7 +70,10 @@ def _reach(model: Any, depth: int, found: dict[Any, None]) -> None:
         if not field.is_relation or field.related_model is None:
             continue
         if field.many_to_many:
-            through = field.remote_field.through if field.concrete else field.through
+            # The relation holds the table: a reverse one is its own, a field's is its
+            # remote_field (a ManyToManyField is not ``concrete`` on Django 6.0 and later).
+            rel: Any = field if isinstance(field, models.ForeignObjectRel) else field.remote_field
+            through = rel.through
             if through is not None:
                 _reach(through._meta.concrete_model, 0, found)
         if field.concrete or field.many_to_many:
