@@ -2,7 +2,8 @@
 
 Backends are picked by environment variables, so the same suite runs on
 SQLite + the in-memory channel layer (default) and on PostgreSQL +
-channels-redis (``SYNCBIND_TEST_DB=postgres SYNCBIND_TEST_LAYER=redis``).
+channels-redis (``SYNCBIND_TEST_DB=postgres SYNCBIND_TEST_LAYER=redis``);
+``SYNCBIND_TEST_DB=mariadb`` is for tests/test_mariadb.py's child processes.
 """
 
 import os
@@ -51,6 +52,25 @@ if DB == "postgres":
             "TEST": {
                 "NAME": os.environ.get("SYNCBIND_TEST_DB_NAME", f"test_syncbind_{os.getpid()}")
             },
+        }
+    }
+elif DB == "mariadb":
+    # No change capture on this backend (tests/test_mariadb.py runs child processes on
+    # a database of its own). PyMySQL is pure Python: it installs without MariaDB's
+    # headers, and from 1.2 on reports a mysqlclient version Django 5.2-6.1 accept.
+    import pymysql
+
+    pymysql.install_as_MySQLdb()
+    _mariadb_name = os.environ.get("SYNCBIND_TEST_DB_NAME", f"test_syncbind_{os.getpid()}")
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": _mariadb_name,
+            "USER": "root",
+            "HOST": "127.0.0.1",
+            "PORT": "3306",
+            "OPTIONS": {"charset": "utf8mb4"},
+            "TEST": {"NAME": _mariadb_name},
         }
     }
 else:
