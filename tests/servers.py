@@ -132,3 +132,15 @@ def require_services() -> None:
     if os.environ.get("SYNCBIND_REQUIRE_SERVICES"):
         pytest.fail(message + " (SYNCBIND_REQUIRE_SERVICES is set)")
     pytest.skip(message)
+
+
+def require_mariadb() -> None:
+    """Skip (or fail under SYNCBIND_REQUIRE_SERVICES=1) when MariaDB is not reachable."""
+    from tests.services_available import reachable
+
+    if reachable("127.0.0.1", 3306):
+        return
+    message = "needs MariaDB (or MySQL) on 127.0.0.1:3306"
+    if os.environ.get("SYNCBIND_REQUIRE_SERVICES"):
+        pytest.fail(message + " (SYNCBIND_REQUIRE_SERVICES is set)")
+    pytest.skip(message)
