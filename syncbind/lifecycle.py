@@ -78,13 +78,15 @@ class Lifecycle:
             self.initial()
             handler, spec = self.get_handler()
             if inspect.iscoroutinefunction(handler):
-                return protocol.reply(request.message, async_to_sync(handler)(request))
+                return protocol.reply(
+                    request.message, async_to_sync(handler)(request), request.meta
+                )
             if spec.atomic:
                 using = router.db_for_write(self.get_model())  # type: ignore[attr-defined]
                 # Encoded before the commit: a reply that cannot be sent undoes the event.
                 with transaction.atomic(using=using):
-                    return protocol.reply(request.message, handler(request))
-            return protocol.reply(request.message, handler(request))
+                    return protocol.reply(request.message, handler(request), request.meta)
+            return protocol.reply(request.message, handler(request), request.meta)
         except Exception as exc:
             return self.handle_exception(exc)
 
@@ -97,6 +99,6 @@ class Lifecycle:
         try:
             await run_in_pool(self.initial)
             handler, _spec = self.get_handler()
-            return protocol.reply(request.message, await handler(request))
+            return protocol.reply(request.message, await handler(request), request.meta)
         except Exception as exc:
             return self.handle_exception(exc)

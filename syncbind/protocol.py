@@ -38,7 +38,14 @@ EVENT_RE = re.compile(
 )
 
 _MISSING = object()
-ENVELOPE_KEYS = frozenset({"event", "data", "request_id"})
+ENVELOPE_KEYS = frozenset({"event", "data", "request_id", "version"})
+# A version is a position in the change log (syncbind.capture): digits, or a
+# PostgreSQL snapshot ("xmin:xmax:xip,..."). Longer ones are refused.
+VERSION_RE = re.compile(r"[0-9]{1,20}(:[0-9]{1,20}:[0-9,]{0,400})?", re.ASCII)
+# What a read given a version answers (``"resume"`` in its reply): nothing the
+# subscription reads changed since (no data); it changed (data); the log no longer
+# reaches back that far (data).
+UNCHANGED, CHANGED, EXPIRED = "unchanged", "changed", "expired"
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,9 @@ class Message:
     request_id: Any = _MISSING
     # Size in UTF-8 bytes of the frame it came in (0 when not from a frame).
     size: int = 0
+    # The version of the data the client holds for what this read subscribes to
+    # (a reconnecting client resuming), or None.
+    version: str | None = None
 
     @property
     def has_request_id(self) -> bool:
@@ -136,8 +146,8 @@ def parse_envelope(content: Any, size: int = 0) -> Message:
         # An old client's key (channels-binding's "order") would otherwise be ignored.
         raise InvalidFrame(
             BadRequest(
-                f"Unknown key {unknown[0]!r}: a message has 'event', 'data' and 'request_id' "
-                "(list parameters such as 'ordering' go in 'data')."
+                f"Unknown key {unknown[0]!r}: a message has 'event', 'data', 'request_id' "
+                "and 'version' (list parameters such as 'ordering' go in 'data')."
             ),
             event=content.get("event") if isinstance(content.get("event"), str) else None,
             request_id=request_id,
@@ -156,6 +166,13 @@ def parse_envelope(content: Any, size: int = 0) -> Message:
         raise InvalidFrame(
             BadRequest("'data' must be a JSON object."), event=event, request_id=request_id
         )
+    version = content.get("version")
+    if version is not None and not (isinstance(version, str) and VERSION_RE.fullmatch(version)):
+        raise InvalidFrame(
+            BadRequest("'version' must be a version string a reply or push carried."),
+            event=event,
+            request_id=request_id,
+        )
     return Message(
         event=event,
         stream=stream,
@@ -164,6 +181,7 @@ def parse_envelope(content: Any, size: int = 0) -> Message:
         data=data,
         request_id=request_id,
         size=size,
+        version=version,
     )
 
 
@@ -179,13 +197,28 @@ class Reply(dict[str, Any]):
     data_text: str
 
 
-def reply(message: Message, data: Any) -> Reply:
-    """The success reply to ``message``; raises TypeError or ValueError when
-    ``data`` cannot be encoded."""
-    out = Reply(event=message.event, data=data)
+class Unchanged:
+    """What a resumed read returns when nothing it reads changed since the client's
+    version: its reply carries no data."""
+
+    def __repr__(self) -> str:
+        return "UNCHANGED_DATA"
+
+
+UNCHANGED_DATA = Unchanged()
+
+
+def reply(message: Message, data: Any, meta: dict[str, Any] | None = None) -> Reply:
+    """The success reply to ``message``, with ``meta`` (a live read's ``version`` and
+    ``resume``); raises TypeError or ValueError when ``data`` cannot be encoded."""
+    out = Reply(event=message.event)
+    if data is not UNCHANGED_DATA:
+        out["data"] = data
     if message.has_request_id:
         out["request_id"] = message.request_id
-    out.data_text = _data_text(data)
+    if meta:
+        out.update(meta)
+    out.data_text = _data_text(data) if data is not UNCHANGED_DATA else ""
     return out
 
 
@@ -258,9 +291,12 @@ def frame_text(content: dict[str, Any]) -> str:
     """A reply's frame text; a :class:`Reply`'s is built around its encoded data."""
     if not isinstance(content, Reply):
         return encode(content)
-    text = f'{{"event":{encode(content["event"])},"data":{content.data_text}'
-    if "request_id" in content:
-        text += f',"request_id":{encode(content["request_id"])}'
+    text = f'{{"event":{encode(content["event"])}'
+    if "data" in content:
+        text += f',"data":{content.data_text}'
+    for key, value in content.items():
+        if key not in ("event", "data"):
+            text += f",{encode(key)}:{encode(value)}"
     return text + "}"
 
 

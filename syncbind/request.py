@@ -50,11 +50,13 @@ class Request:
     everything about the message from the :class:`~syncbind.protocol.Message`.
     """
 
-    __slots__ = ("message", "connection", "_user")
+    __slots__ = ("message", "connection", "_user", "meta")
 
     def __init__(self, message: Message, connection: Any = None, *, user: Any = None) -> None:
         self.message = message
         self.connection = connection
+        # Keys a live read adds to its reply beside the data: "version", "resume".
+        self.meta: dict[str, Any] = {}
         # For code that makes a request without a connection (tests, scripts).
         self._user = user
 

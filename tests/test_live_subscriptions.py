@@ -177,9 +177,9 @@ async def test_one_client_cannot_multiply_the_cost_of_every_write(
     queries = []
     original = fanout.evaluate
 
-    def counted(batch):
+    def counted(batch, version=None):
         with CaptureQueriesContext(connection) as ctx:
-            result = original(batch)
+            result = original(batch, version)
         queries.append(len(ctx.captured_queries))
         return result
 

@@ -147,7 +147,8 @@ async def test_an_unknown_envelope_key_is_refused_not_ignored(make_client, super
         "request_id": reply["request_id"],
         "error": {
             "code": "bad_request",
-            "message": "Unknown key 'order': a message has 'event', 'data' and 'request_id' "
+            "message": "Unknown key 'order': a message has 'event', 'data', 'request_id' "
+            "and 'version' "
             "(list parameters such as 'ordering' go in 'data').",
         },
     }

@@ -72,14 +72,17 @@ def covers(model: Any, using: str | None = None) -> bool:
     return model._meta.concrete_model._meta.db_table in covered_tables(alias)
 
 
-def follow(model: Any) -> None:
+def follow(model: Any) -> bool:
     """Start this process's reader of the database ``model`` is read from, if its table is
-    captured (before a first read: see :meth:`.follower.Follower.ensure_started`)."""
+    captured (before a first read: see :meth:`.follower.Follower.ensure_started`).
+    Returns whether it is."""
     alias = router.db_for_read(model)
-    if covers(model, alias):
-        from .follower import follower_for
+    if not covers(model, alias):
+        return False
+    from .follower import follower_for
 
-        follower_for(alias).ensure_started()
+    follower_for(alias).ensure_started()
+    return True
 
 
 def poke(using: str) -> None:
@@ -124,3 +127,34 @@ def installed_on_migrate(using: str = "default", **kwargs: Any) -> None:
         raise
     finally:
         forget(using)
+
+
+def version_for(model: Any) -> str | None:
+    """The version a state of ``model``'s rows read from now on reflects: the position
+    this process's reader has read up to (None without capture)."""
+    alias = router.db_for_read(model)
+    if not covers(model, alias):
+        return None
+    from .follower import running
+
+    for follower in running():
+        if follower.alias == alias:
+            return follower.version()
+    return None
+
+
+def resume(model: Any, tables: frozenset[str], version: str) -> str:
+    """Whether a state of ``model``'s rows reading ``tables`` changed since ``version``:
+    ``protocol.UNCHANGED``, ``CHANGED``, or ``EXPIRED`` (the log no longer reaches back,
+    or the version is not one of this database's)."""
+    from ..protocol import CHANGED, EXPIRED, UNCHANGED
+    from .follower import running
+
+    alias = router.db_for_read(model)
+    for follower in running():
+        if follower.alias == alias:
+            found = follower.tables_since(version)
+            if found is None:
+                return EXPIRED
+            return CHANGED if found & tables else UNCHANGED
+    return EXPIRED

@@ -38,6 +38,9 @@ PG_FALLBACK_POLL = 1.0
 START_WAIT = 10.0
 # Seconds between retries while the database cannot be read.
 RETRY_AFTER = 1.0
+# Distinct versions whose answer a reader keeps until its position moves (clients
+# choose them: bounded).
+MAX_VERSIONS_KEPT = 1000
 
 
 class Wakeup:
@@ -47,10 +50,37 @@ class Wakeup:
         self.read_end, self.write_end = os.pipe()
         os.set_blocking(self.read_end, False)
         os.set_blocking(self.write_end, False)
+        # Once closed, its descriptor numbers may belong to another file: never written.
+        self.closed = False
+        self.lock = threading.Lock()
+
+    def wait(self, timeout: float, socket: int | None = None) -> bool:
+        """Wait until poked (True), ``socket`` is readable (False) or ``timeout``
+        passes (False). poll(), not select(): a server holding thousands of sockets has
+        descriptors past select()'s limit."""
+        poller = select.poll()
+        poller.register(self.read_end, select.POLLIN)
+        if socket is not None:
+            poller.register(socket, select.POLLIN)
+        ready = {fd for fd, _event in poller.poll(timeout * 1000)}
+        if self.read_end in ready:
+            self.drain()
+            return True
+        return False
+
+    def close(self) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            for fd in (self.read_end, self.write_end):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     def poke(self) -> None:
-        with contextlib.suppress(BlockingIOError):  # already full of pokes: it will wake
-            os.write(self.write_end, b"x")
+        with self.lock, contextlib.suppress(BlockingIOError):  # full of pokes: it will wake
+            if not self.closed:
+                os.write(self.write_end, b"x")
 
     def drain(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -74,6 +104,11 @@ class Follower:
         self._pruned_at = 0.0
         self._listening: Any = None  # the connection LISTEN was sent on
         self._data_version: Any = None
+        # version -> tables written since (None: history gone), as of the position the
+        # reader had when it was found; dropped whenever that position moves.
+        self._since: dict[str, set[str] | None] = {}
+        self._since_at: Any = None
+        self._since_lock = threading.Lock()
 
     # -- any thread ------------------------------------------------------------------------
     def ensure_started(self) -> None:
@@ -98,12 +133,37 @@ class Follower:
             # Handed over before the next read starts: the hubs get reads in order.
             _deliver(self._read())
 
+    def version(self) -> str | None:
+        """The position read so far, as a version: a state read after this call reflects
+        every change up to it (None before the reader has a position)."""
+        position = self.position
+        return None if position is None else self.log.text(position)
+
+    def tables_since(self, version: str) -> set[str] | None:
+        """The tables written after ``version`` (None: the log no longer reaches back),
+        shared by every resume until this reader's position moves: a reconnecting
+        crowd with one version costs one query. A write committed after the query is
+        after the reader's position too, so the reader still pushes it."""
+        with self._since_lock:
+            position = self.position
+            if self._since_at != position:
+                self._since, self._since_at = {}, position
+            if version in self._since:
+                return self._since[version]
+        found = self.log.tables_since(version)
+        with self._since_lock:
+            if self._since_at == position and len(self._since) < MAX_VERSIONS_KEPT:
+                self._since[version] = found
+        return found
+
     def stop(self) -> None:
         self.stopping = True
         self.poke()
         thread = self.thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(5)
+        if thread is None or not thread.is_alive():
+            self.wakeup.close()
 
     # -- its thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -123,6 +183,7 @@ class Follower:
                 self._prune()
         finally:
             connections[self.alias].close()
+            self.wakeup.close()
 
     def _wait(self) -> None:
         vendor = connections[self.alias].vendor
@@ -137,8 +198,7 @@ class Follower:
             self._failing = True
             self._listening = None
             connections[self.alias].close()
-            select.select([self.wakeup.read_end], [], [], RETRY_AFTER)
-            self.wakeup.drain()
+            self.wakeup.wait(RETRY_AFTER)
 
     def _wait_pg(self) -> None:
         wrapper = connections[self.alias]
@@ -149,9 +209,7 @@ class Follower:
                 cursor.execute("LISTEN syncbind_change")
             self._listening = raw
         pgconn = raw.pgconn
-        ready, _, _ = select.select([self.wakeup.read_end, pgconn.socket], [], [], PG_FALLBACK_POLL)
-        self.wakeup.drain()
-        if pgconn.socket in ready:
+        if not self.wakeup.wait(PG_FALLBACK_POLL, pgconn.socket):
             pgconn.consume_input()
             while pgconn.notifies() is not None:
                 pass
@@ -159,9 +217,7 @@ class Follower:
     def _wait_sqlite(self) -> None:
         interval = max(0.001, float(api_settings.CAPTURE_POLL_INTERVAL))
         while not self.stopping:
-            ready, _, _ = select.select([self.wakeup.read_end], [], [], interval)
-            if ready:
-                self.wakeup.drain()
+            if self.wakeup.wait(interval):
                 return
             with connections[self.alias].cursor() as cursor:
                 cursor.execute("PRAGMA data_version")

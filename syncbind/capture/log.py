@@ -106,6 +106,16 @@ class Log:
         """Delete the records older than ``retention`` seconds; returns how many."""
         raise NotImplementedError
 
+    def tables_since(self, version: str) -> set[str] | None:
+        """The tables written after position ``version`` (a position's text), up to now;
+        None when the log no longer reaches back to it (pruned, or not a position of
+        this database)."""
+        raise NotImplementedError
+
+    def text(self, position: Any) -> str:
+        """A position as the version replies and pushes carry."""
+        return str(position)
+
     def _prune(self, column: str, mark: str, retention: float) -> int:
         cutoff = int(time.time() - retention)
         with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
@@ -155,6 +165,33 @@ class PostgresLog(Log):
     def prune(self, retention: float) -> int:
         return self._prune("txid", "pruned_txid", retention)
 
+    def tables_since(self, version: str) -> set[str] | None:
+        if ":" not in version:
+            return None
+        from django.db import DatabaseError
+
+        try:
+            with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_snapshot_xmin(%s::pg_snapshot)::text::bigint,"
+                    " pg_snapshot_xmax(pg_current_snapshot())::text::bigint",
+                    [version],
+                )
+                xmin, now_xmax = cursor.fetchone()
+                if xmin > now_xmax:
+                    return None  # a position from the future: not this database's
+                pruned = self._mark("pruned_txid")
+                if pruned is not None and pruned >= xmin:
+                    return None
+                cursor.execute(
+                    "SELECT DISTINCT tbl FROM syncbind_change WHERE txid >= %s"
+                    " AND NOT pg_visible_in_snapshot(txid::text::xid8, %s::pg_snapshot)",
+                    [xmin, version],
+                )
+                return {table for (table,) in cursor.fetchall()}
+        except DatabaseError:  # not a snapshot PostgreSQL reads
+            return None
+
 
 class SqliteLog(Log):
     def now(self) -> int:
@@ -173,6 +210,21 @@ class SqliteLog(Log):
 
     def prune(self, retention: float) -> int:
         return self._prune("id", "pruned_id", retention)
+
+    def tables_since(self, version: str) -> set[str] | None:
+        if not version.isdigit():
+            return None
+        position = int(version)
+        newest = self.now()
+        pruned = self._mark("pruned_id")
+        if position > newest or (pruned is not None and pruned > position):
+            return None
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT tbl FROM syncbind_change WHERE id > %s AND id <= %s",
+                [position, newest],
+            )
+            return {table for (table,) in cursor.fetchall()}
 
 
 def log_for(alias: str) -> Log:

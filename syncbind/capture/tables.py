@@ -175,3 +175,13 @@ def _where_tables(query: Any) -> set[str]:
             tables.add(join.table_name)
             step = getattr(join, "parent_alias", None)
     return tables
+
+
+def read_tables(model: Any, read: Any) -> frozenset[str]:
+    """Every captured table a subscription's state may depend on: those its model
+    reaches (its own, the rows it shows, its many-to-many tables) and those its read
+    filters through."""
+    found = reached_tables(model)
+    if read is not None:
+        found = found | filter_tables(read.queryset)
+    return found

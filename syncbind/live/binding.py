@@ -195,11 +195,41 @@ class LiveBindingMixin:
             subscriptions.read_failed(sub)
             raise
 
-    def live_object(self, pk: Any, explicit: bool = False) -> tuple[Any, dict[str, Any]]:
+    def resumed(self, sub: Any, read: Any) -> bool:
+        """Say in the reply which version of the data it reflects, and, for a client
+        resuming with the version it holds (``"version"`` in its request), whether what
+        the subscription reads changed since: True when it did not (the reply then
+        carries no data, and no row is read)."""
+        from .. import capture, protocol
+        from ..capture.tables import read_tables
+
+        request = self.request
+        model = self.get_model()  # type: ignore[attr-defined]
+        version = capture.version_for(model)  # before the read: the read reflects it
+        if version is not None:
+            request.meta["version"] = version
+        held = request.message.version
+        if sub is None or held is None:
+            return False
+        verdict = protocol.EXPIRED
+        if version is not None:
+            verdict = capture.resume(model, read_tables(model, read), held)
+        request.meta["resume"] = verdict
+        if verdict != protocol.UNCHANGED:
+            return False
+        sub.resumed()
+        return True
+
+    def live_object(self, pk: Any, explicit: bool = False) -> tuple[Any, Any]:
         """Subscribe to row ``pk``, then read it: ``(instance, serialized row)``.
         ``explicit``: kept (a subscribe event's, or a read's with ``"subscribe": true``),
-        not a read's by itself (the oldest of which may end)."""
+        not a read's by itself (the oldest of which may end). A client resuming a row
+        that did not change gets ``(None, UNCHANGED_DATA)``."""
+        from ..protocol import UNCHANGED_DATA
+
         with self.subscribing(INSTANCE, pk, explicit=explicit) as (sub, read):
+            if self.resumed(sub, read):
+                return None, UNCHANGED_DATA
             if read is None:
                 obj = self.get_object()  # type: ignore[attr-defined]
             else:
@@ -219,6 +249,10 @@ class LiveBindingMixin:
         if not subscribing:
             return self.get_page()  # type: ignore[attr-defined]
         with self.subscribing(PAGE, explicit=subscribing == KEEP) as (sub, read):
+            if self.resumed(sub, read):
+                from ..protocol import UNCHANGED_DATA
+
+                return UNCHANGED_DATA  # type: ignore[return-value]
             if read is None:
                 data = self.get_page()  # type: ignore[attr-defined]
                 pks: Any = ()

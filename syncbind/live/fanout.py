@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .. import rows
+from .. import capture, rows
 from ..exceptions import SyncbindError
 from ..executor import run_in_pool
 from ..registry import registry
@@ -68,6 +68,8 @@ async def process(hub: Hub, stream: Any, wire_changes: Any) -> None:
     except SyncbindError:
         return
     model = binding_class.get_model()
+    # Before anything is read: the states read below reflect at least this position.
+    version = capture.version_for(model)
     pk_field = model._meta.pk
     changes = None
     if wire_changes is not None:
@@ -110,7 +112,9 @@ async def process(hub: Hub, stream: Any, wire_changes: Any) -> None:
             queried.append(job)
         else:
             exact.append((job, outcome))
-    batches, pushed, evaluated = await _evaluate_and_push(hub, ("stream", stream), exact, queried)
+    batches, pushed, evaluated = await _evaluate_and_push(
+        hub, ("stream", stream), exact, queried, version=version
+    )
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug(
             "syncbind: %s: %d keys settled from %d fetched rows, %d evaluated in %d batches, "
@@ -140,7 +144,10 @@ async def reevaluate(hub: Hub, stream: str, states: Any) -> None:
             if subs:
                 jobs.append((state, None, subs))
     if jobs:
-        await _evaluate_and_push(hub, ("stream", stream), [], jobs, keep=_reevaluated_push)
+        version = capture.version_for(jobs[0][0].binding_class.get_model())
+        await _evaluate_and_push(
+            hub, ("stream", stream), [], jobs, keep=_reevaluated_push, version=version
+        )
 
 
 def _reevaluated_push(sub: Subscription, frame: str, last: Any) -> bool:
@@ -157,14 +164,20 @@ def _reevaluated_push(sub: Subscription, frame: str, last: Any) -> bool:
 
 
 async def _evaluate_and_push(
-    hub: Hub, lane: Any, exact: list[tuple[Job, Any]], queried: list[Job], keep: Any = None
+    hub: Hub,
+    lane: Any,
+    exact: list[tuple[Job, Any]],
+    queried: list[Job],
+    keep: Any = None,
+    version: str | None = None,
 ) -> tuple[int, int, float]:
     """Evaluate the jobs in the worker pool, within ``lane``'s share of the evaluation
-    budget, and push their frames: ``(batches, pushes, time evaluated)``."""
+    budget, and push their frames (carrying ``version``, the change-log position read
+    before them): ``(batches, pushes, time evaluated)``."""
     batches = plan(queried)
-    tasks = [in_slot(hub, lane, evaluate, batch) for batch in batches]
+    tasks = [in_slot(hub, lane, evaluate, batch, version) for batch in batches]
     tasks += [
-        in_slot(hub, lane, settle_exact, exact[start : start + EXACT_CHUNK])
+        in_slot(hub, lane, settle_exact, exact[start : start + EXACT_CHUNK], version)
         for start in range(0, len(exact), EXACT_CHUNK)
     ]
     results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -233,7 +246,7 @@ def plan(jobs: list[Job]) -> list[list[Job]]:
     return batches
 
 
-def evaluate(batch: list[Job]) -> list[tuple]:
+def evaluate(batch: list[Job], version: str | None = None) -> list[tuple]:
     """Evaluate a batch of keys by their reads (worker thread): ``(subscription, frame,
     last)`` to send."""
     to_read = [state.read for state, _op, _subs in batch if state.read is not None]
@@ -247,14 +260,14 @@ def evaluate(batch: list[Job]) -> list[tuple]:
             outcome = frames.evaluate_with_binding(state, subs)
             if outcome is frames.REFUSED:
                 continue
-        out.extend(frames.frames_for(state, subs, outcome, cache))
+        out.extend(frames.frames_for(state, subs, outcome, cache, version=version))
     return out
 
 
-def settle_exact(work: list[tuple[Job, Any]]) -> list[tuple]:
+def settle_exact(work: list[tuple[Job, Any]], version: str | None = None) -> list[tuple]:
     """Frames for keys whose new state the fetched rows decided (worker thread)."""
     cache: dict[Any, Any] = {}
     out: list[tuple] = []
     for (state, _op, subs), outcome in work:
-        out.extend(frames.frames_for(state, subs, outcome, cache))
+        out.extend(frames.frames_for(state, subs, outcome, cache, version=version))
     return out

@@ -52,12 +52,21 @@ def evaluate_with_binding(state: KeyState, subs: list[Subscription]) -> Any:
         return REFUSED
 
 
-def frame(event: str, data_text: str) -> str:
-    return f'{{"event":{protocol.encode(event)},"data":{data_text}}}'
+def frame(event: str, data_text: str, version: str | None = None) -> str:
+    """A push's text; ``version``: the change-log position its state reflects."""
+    if version is None:
+        return f'{{"event":{protocol.encode(event)},"data":{data_text}}}'
+    encoded = protocol.encode(version)
+    return f'{{"event":{protocol.encode(event)},"data":{data_text},"version":{encoded}}}'
 
 
 def frames_for(
-    state: KeyState, subs: list[Subscription], outcome: Any, cache: dict, refreshed: bool = False
+    state: KeyState,
+    subs: list[Subscription],
+    outcome: Any,
+    cache: dict,
+    refreshed: bool = False,
+    version: str | None = None,
 ) -> list[tuple]:
     """The frames of a key's subscribers, ``(subscription, frame, last)`` (worker thread).
 
@@ -113,13 +122,13 @@ def frames_for(
             if sub.last is not DELETED:
                 delete = protocol.encode({"id": key.pk})
                 # Every row subscription names its delete event.
-                out.append((sub, frame(cast(str, sub.delete_event), delete), DELETED))
+                out.append((sub, frame(cast(str, sub.delete_event), delete, version), DELETED))
             continue
         # What each subscriber last received is kept as the digest of its text.
         if state_digest is None:
             state_digest = digest(data_text)
         if sub.last != state_digest:
-            out.append((sub, frame(sub.event, data_text), state_digest))
+            out.append((sub, frame(sub.event, data_text, version), state_digest))
     return out
 
 
@@ -133,13 +142,14 @@ def read_alone(sub: Subscription) -> Any:
     return rows.execute_one(state.read)
 
 
-def for_alone(sub: Subscription, outcome: Any) -> list[tuple]:
-    """The frame of ``sub`` for an outcome of :func:`read_alone`, decided on the user as
-    its connection's refresh job last read it (worker thread)."""
+def for_alone(sub: Subscription, outcome: Any, version: str | None = None) -> list[tuple]:
+    """The frame of ``sub`` for an outcome of :func:`read_alone` (read after the change-log
+    position ``version``), decided on the user as its connection's refresh job last
+    read it (worker thread)."""
     state = sub.state
     if outcome is REFUSED or state is None:
         return []
-    return frames_for(state, [sub], outcome, {}, refreshed=True)
+    return frames_for(state, [sub], outcome, {}, refreshed=True, version=version)
 
 
 def row(cache: dict, state: KeyState, binding: Any, obj: Any) -> Any:

@@ -102,7 +102,9 @@ class Hub:
     def add(self, sub: Subscription, binding_class: type, read: Any) -> None:
         key = sub.key
         # Before the first read: the reader of a captured table takes its position.
-        capture.follow(cast(Any, binding_class).get_model())
+        # Its changes come from the change log, not the group: a read made while the
+        # group is joined misses none of them, and needs no catch-up.
+        captured = capture.follow(cast(Any, binding_class).get_model())
         with self.lock:
             state = self.keys.get(key)
             if state is None:
@@ -120,7 +122,7 @@ class Hub:
             start = not joined and group not in self.joining
             if not joined:
                 self.joining.setdefault(group, set()).add(state)
-                sub.unjoined = True
+                sub.unjoined = not captured
         if start:
             stream = key.stream
             self._on_loop(
@@ -524,14 +526,20 @@ class Hub:
             held, self.held[connection] = self.held[connection], set()
             rekey = connection in self.rekeying
             self.rekeying.discard(connection)
-        read = [(sub, frames.read_alone(sub)) for sub in held if sub.active and sub.state]
+        subs = [sub for sub in held if sub.active and sub.state]
+        versions = {sub: capture.version_for(sub.binding_model()) for sub in subs}
+        read = [(sub, frames.read_alone(sub)) for sub in subs]
         moved = _refreshed(connection, rekey)
         if not connection.valid:
             return None
         if moved:
             with self.lock:
                 self.held[connection].update(moved)
-        return [found for sub, outcome in read for found in frames.for_alone(sub, outcome)]
+        return [
+            found
+            for sub, outcome in read
+            for found in frames.for_alone(sub, outcome, versions[sub])
+        ]
 
 
 def _refreshed(connection: Any, rekey: bool) -> list[Subscription]:

@@ -43,6 +43,7 @@ logger = logging.getLogger("syncbind.live")
 
 PENDING = object()  # the first reply is not settled yet
 DELETED = object()  # the last thing sent was a delete
+RESUMED = object()  # resumed unchanged: what the client holds is not known here
 RENEWED_NOTHING = object()  # a subscription that did not replace another
 
 
@@ -133,6 +134,24 @@ class Subscription:
                 self.last = catch_up[1]
             else:
                 catch_up = None
+        if catch_up is not None:
+            self.owner.push_soon(catch_up[0])
+
+    def binding_model(self) -> Any:
+        """The model of the binding its key reads (None once it has no key state)."""
+        state = self.state
+        return None if state is None else state.binding_class.get_model()
+
+    def resumed(self) -> None:
+        """Its first reply was ``unchanged`` (the client holds the data as of its version):
+        what the client has is not known here, so the next evaluation pushes; one that
+        came while the reply was on its way is sent now."""
+        with self.owner.lock:
+            if self.last is PENDING:
+                self.last = RESUMED
+            catch_up, self.catch_up = self.catch_up, None
+            if catch_up is not None:
+                self.last = catch_up[1]
         if catch_up is not None:
             self.owner.push_soon(catch_up[0])
 

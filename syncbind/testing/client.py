@@ -113,6 +113,9 @@ class SyncbindClient:
         self._ids = itertools.count(1)
         # Messages read while waiting for something else, in arrival order.
         self.pending: list[dict[str, Any]] = []
+        # The last version each event's replies and pushes carried (see resume()); kept
+        # here, not in the messages returned, so tests compare data alone.
+        self.versions: dict[str, str] = {}
 
     @property
     def communicator(self) -> WebsocketCommunicator:
@@ -128,7 +131,14 @@ class SyncbindClient:
         kind, value = await self.transport.receive(timeout)
         if kind == CLOSE:
             raise AssertionError(f"The server closed the connection (code {value}).")
-        return json.loads(value)
+        return self._taken(value)
+
+    def _taken(self, text: str) -> dict[str, Any]:
+        message = json.loads(text)
+        version = message.pop("version", None) if isinstance(message, dict) else None
+        if version is not None:
+            self.versions[message.get("event")] = version
+        return message
 
     async def receive(self, timeout: float | None = None) -> dict[str, Any]:
         """The next message, whatever it is."""
@@ -175,6 +185,17 @@ class SyncbindClient:
         await self.transport.send(protocol.encode(envelope))
         return await self._receive_matching(lambda m: m.get("request_id") == request_id, timeout)
 
+    async def resume(
+        self, event: str, data: dict[str, Any] | None = None, versions: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Send a subscribing read again with the version of the data held for it (from
+        ``versions``, another client's :attr:`versions` after a reconnect, or this
+        client's): the reply says ``"resume": "unchanged"`` (no data),
+        ``"changed"`` or ``"expired"`` (the current data). docs/protocol.md, "Resuming"."""
+        version = (versions if versions is not None else self.versions).get(event)
+        extra = {} if version is None else {"version": version}
+        return await self.send_event(event, data, **extra)
+
     async def receive_push(self, event: str, timeout: float | None = None) -> dict[str, Any]:
         """The next push with exactly this event name (tag included)."""
         return await self._receive_matching(
@@ -215,7 +236,7 @@ class SyncbindClient:
             kind, value = await self.transport.receive(timeout or self.timeout)
             if kind == CLOSE:
                 return value
-            self.pending.append(json.loads(value))
+            self.pending.append(self._taken(value))
 
     async def close(self) -> None:
         await self.transport.close()

@@ -214,7 +214,8 @@ def test_the_message_must_be_an_object(content):
 def test_an_unknown_key_is_named_with_the_event_and_request_id():
     exc = invalid(frame(event="a.b", order="-id", request_id=7))
     assert exc.error.message == (
-        "Unknown key 'order': a message has 'event', 'data' and 'request_id' "
+        "Unknown key 'order': a message has 'event', 'data', 'request_id' "
+        "and 'version' "
         "(list parameters such as 'ordering' go in 'data')."
     )
     assert (exc.event, exc.request_id) == ("a.b", 7)
