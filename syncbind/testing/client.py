@@ -193,8 +193,9 @@ class SyncbindClient:
         client's): the reply says ``"resume": "unchanged"`` (no data),
         ``"changed"`` or ``"expired"`` (the current data). docs/protocol.md, "Resuming"."""
         version = (versions if versions is not None else self.versions).get(event)
-        extra = {} if version is None else {"version": version}
-        return await self.send_event(event, data, **extra)
+        if version is None:
+            return await self.send_event(event, data)
+        return await self.send_event(event, data, version=version)
 
     async def receive_push(self, event: str, timeout: float | None = None) -> dict[str, Any]:
         """The next push with exactly this event name (tag included)."""
