@@ -39,6 +39,7 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 
 from . import protocol
+from .live import messages
 from .live.changes import send
 from .live.credentials import user_key
 from .live.keys import CONNECTIONS_GROUP
@@ -83,12 +84,7 @@ def _row_id(data: Any) -> Any:
 
 def _message(target: list[Any], event: str, data: Any) -> dict[str, Any]:
     _check_event(event)
-    return {
-        "type": "syncbind.push",
-        "target": target,
-        "event": event,
-        "frame": protocol.encode(protocol.push(event, data)),
-    }
+    return messages.push(target, event, protocol.encode(protocol.push(event, data)))
 
 
 def _send(message: dict[str, Any], on_commit: bool, using: str | None) -> None:

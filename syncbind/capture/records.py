@@ -16,7 +16,7 @@ from typing import Any
 
 from django.apps import apps
 
-from ..live import changes
+from ..live import changes, messages
 from ..live.matching import ABSENT, SAME, UNKNOWN
 from .log import Batch
 from .tables import model_for_table
@@ -54,7 +54,7 @@ def messages_for(found: Batch, hubs: list[Any]) -> list[tuple[Any, list[dict[str
 
 
 def _anything(stream: str) -> dict[str, Any]:
-    return {"type": "syncbind.changes", "stream": stream, "changes": None}
+    return messages.anything(stream)
 
 
 def _add(batch: changes.Batch, model: Any, record: Any) -> None:

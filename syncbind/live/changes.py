@@ -31,6 +31,7 @@ from .. import capture
 from ..registry import registry
 from ..serializers import ModelSerializer, to_json_safe
 from ..settings import api_settings
+from . import messages
 from .announcer import announce
 from .keys import group_name
 from .matching import ABSENT, SAME, UNKNOWN
@@ -226,7 +227,7 @@ def messages_of(batch: Batch) -> list[dict[str, Any]]:
             _add_shown(batch, limit)
         except Exception:
             logger.exception("syncbind could not find the rows that show the saved ones")
-    messages = []
+    found = []
     for stream, rows in batch.streams.items():
         if rows is ANY or len(rows) > limit:
             changes = None
@@ -235,8 +236,8 @@ def messages_of(batch: Batch) -> list[dict[str, Any]]:
                 [pk, op, encode_values(before), encode_values(after)]
                 for pk, (op, before, after) in rows.items()
             ]
-        messages.append({"type": "syncbind.changes", "stream": stream, "changes": changes})
-    return messages
+        found.append(messages.changes(stream, changes))
+    return found
 
 
 def send_batch(batch: Batch) -> None:

@@ -34,6 +34,7 @@ from django.db.models import Q
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
 from ..serializers import to_json_safe
+from . import messages
 from .changes import send
 from .keys import CONNECTIONS_GROUP
 
@@ -68,7 +69,7 @@ def _parsed(text: str) -> Any:
 
 def announce(user: Any, session_key: str | None = None) -> None:
     """Tell every hub that the credentials of ``user`` (a user or its primary key) changed."""
-    message = {"type": "syncbind.auth", "user": user_key(user), "session": session_key}
+    message = messages.credentials(user_key(user), session_key)
     send(CONNECTIONS_GROUP, message, "a credential change")
 
 
@@ -79,7 +80,7 @@ def announce_users(user_pks: Iterable[Any]) -> None:
     size = max(1, USERS_PER_MESSAGE)
     for start in range(0, len(pks), size):
         chunk = [user_key(pk) for pk in pks[start : start + size]]
-        message = {"type": "syncbind.auth", "users": chunk}
+        message = messages.permissions(chunk)
         send(CONNECTIONS_GROUP, message, "a permission change")
 
 

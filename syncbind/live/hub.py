@@ -31,7 +31,7 @@ from django.db import connections, router
 from .. import capture
 from ..capture.follower import running as capture_running
 from ..executor import run_in_pool
-from . import inbox
+from . import inbox, messages
 from .announcer import get_announcer
 from .credentials import user_key
 from .groups import Membership
@@ -361,7 +361,7 @@ class Hub:
         if states:
             # In the stream's lane: in turn with that stream's changes.
             stream = next(iter(states)).key.stream
-            self.lanes.put({"type": "syncbind.joined", "group": group, "stream": stream})
+            self.lanes.put(messages.joined(group, stream))
 
     # -- messages (event loop) -------------------------------------------------------------
     async def deliver(self, message: dict[str, Any]) -> None:
@@ -373,18 +373,18 @@ class Hub:
         """Act on one (merged) group message."""
         from . import fanout
 
-        kind = message.get("type")
-        if kind == "syncbind.changes":
+        kind = messages.kind(message)
+        if kind == messages.CHANGES:
             await fanout.process(self, message.get("stream"), message.get("changes"))
-        elif kind == "syncbind.auth":
+        elif kind == messages.AUTH:
             await self._credentials_changed(message)
-        elif kind == "syncbind.push":
+        elif kind == messages.PUSH:
             await self._pushed(message)
-        elif kind == "syncbind.joined":
+        elif kind == messages.JOINED:
             with self.lock:
                 states = self.catch_up.pop(message.get("group", ""), set())
             await fanout.reevaluate(self, message.get("stream", ""), states)
-        elif kind == "syncbind.marker":
+        elif kind == messages.MARKER:
             event = self.markers.get(message.get("marker", ""))
             if event is not None:
                 event.set()
@@ -412,7 +412,7 @@ class Hub:
         via_layer = self.layer is not None and self.channel is not None and bool(self.joined)
         if via_layer or captured:
             marker = uuid.uuid4().hex
-            message = {"type": "syncbind.marker", "marker": marker}
+            message = messages.marker(marker)
             event = self.markers[marker] = asyncio.Event()
             try:
                 if via_layer:
@@ -458,11 +458,11 @@ class Hub:
         credentials again, as if every change and credential message had come (on the
         loop). Each subscriber is pushed only what differs from what it was sent."""
         for stream in self.streams():
-            self.lanes.put({"type": "syncbind.changes", "stream": stream, "changes": None})
+            self.lanes.put(messages.anything(stream))
         with self.lock:
             users = [key for key, found in self.connections.items() if key is not None and found]
         if users:
-            self.lanes.put({"type": "syncbind.auth", "users": users})
+            self.lanes.put(messages.permissions(users))
 
     # -- refresh jobs ------------------------------------------------------------------------
     def holds(self, connection: Any, sub: Subscription, rekey: bool = False) -> bool:

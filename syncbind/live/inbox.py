@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 
 from ..exceptions import SyncbindError
+from . import messages
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -178,12 +179,12 @@ def readers(stream: str, pk: Any, connections: list[Any]) -> list[Any]:
     return allowed
 
 
-def merge(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def merge(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Merge the change messages of each stream (keeping the order of first appearance)."""
     merged: list[dict[str, Any]] = []
     by_stream: dict[Any, dict[str, Any]] = {}
-    for message in messages:
-        if message.get("type") != "syncbind.changes":
+    for message in batch:
+        if messages.kind(message) != messages.CHANGES:
             merged.append(message)
             continue
         stream = message.get("stream")

@@ -22,21 +22,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
-from . import inbox
+from . import inbox, messages
 
 logger = logging.getLogger("syncbind.live")
 
 AUTH = "auth"  # credential messages (syncbind.auth)
 PUSHES = "pushes"  # server pushes (syncbind.push)
-MARKER = "syncbind.marker"
 
 
 def lane_of(message: dict[str, Any]) -> Any:
     """The lane a group message is processed in."""
-    kind = message.get("type")
-    if kind in ("syncbind.changes", "syncbind.joined"):
+    kind = messages.kind(message)
+    if kind in (messages.CHANGES, messages.JOINED):
         return ("stream", message.get("stream"))
-    if kind == "syncbind.auth":
+    if kind == messages.AUTH:
         return AUTH
     return PUSHES
 
@@ -89,7 +88,7 @@ class Lanes:
     def put(self, message: dict[str, Any]) -> None:
         """Take a message (on the loop): into its lane, or, for a marker, acted on once
         every lane has processed what it had received before it."""
-        if message.get("type") == MARKER:
+        if messages.kind(message) == messages.MARKER:
             self._keep(self._markers, self._after_all(message), "syncbind-marker")
             return
         key = lane_of(message)
