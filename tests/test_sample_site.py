@@ -125,9 +125,17 @@ class Client:
         self.websocket = websocket
         self.pushes = []
         self.ids = itertools.count(1)
+        # The version each event's replies and pushes carried (the sample site captures
+        # changes on SQLite: a change-log id), checked and kept apart from the message.
+        self.versions = {}
 
     async def receive(self, timeout=10):
-        return json.loads(await asyncio.wait_for(self.websocket.recv(), timeout))
+        message = json.loads(await asyncio.wait_for(self.websocket.recv(), timeout))
+        if "version" in message:
+            version = message.pop("version")
+            assert version.isdigit(), message
+            self.versions[message["event"]] = version
+        return message
 
     async def send_raw(self, text):
         """Send one frame and return the next message (use on a connection with no subscription)."""
