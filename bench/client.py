@@ -24,6 +24,12 @@ session cookie, the contender's protocol, the rows, and the steps:
   younger than that (their subscriptions ended by ``unsubscribe``).
 - ``memory``: the server's resident memory before and after ``connections``
   idle authenticated connections.
+- ``capture``: one connection subscribed to the row ``capture`` in the spec
+  names, on a server whose database captures changes (bench.capture made it);
+  ``samples`` times, after a random pause of up to ``gap`` seconds, this process
+  renames the row with a raw SQL ``UPDATE`` on a database connection of its
+  own (not Django's, not the server's), and times from its commit until the
+  push carrying the new name arrives.
 
 Each step's result is printed as one JSON line as soon as the step ends. A
 step that raises or runs past ``step_timeout(step)`` is reported as
@@ -53,6 +59,9 @@ PUSH_TIMEOUT = 60.0
 REPLY_TIMEOUT = 60.0
 # Opening connections and the HTTP calls around a step, on top of what the step waits for.
 STEP_MARGIN = 120.0
+# How long the capture step waits for one push: a reader that woke on nothing still looks
+# every second (PostgreSQL) or every CAPTURE_POLL_INTERVAL (SQLite).
+CAPTURE_PUSH_TIMEOUT = 10.0
 
 
 def step_timeout(step: dict) -> float:
@@ -61,6 +70,9 @@ def step_timeout(step: dict) -> float:
         return STEP_MARGIN + step.get("warmup", 0.5) + step["duration"] + 30
     if step["type"] == "memory":
         return STEP_MARGIN + step.get("settle", 2.0)
+    if step["type"] == "capture":
+        per_sample = step.get("gap", 0.1) + 1.0
+        return STEP_MARGIN + REPLY_TIMEOUT + CAPTURE_PUSH_TIMEOUT + step["samples"] * per_sample
     settle = step.get("settle", 0.5)
     if step["type"] == "scoped":
         # Unsubscribe and subscribe; each save waits for its pushes, then for a quiet server.
@@ -255,9 +267,11 @@ class Client:
             "errors": errors,
         }
 
-    async def wait_push(self, ws: ClientConnection, name: str) -> float | None:
+    async def wait_push(
+        self, ws: ClientConnection, name: str, timeout: float = PUSH_TIMEOUT
+    ) -> float | None:
         """The time the push carrying ``name`` arrives on ``ws``, or None on timeout."""
-        deadline = time.perf_counter() + PUSH_TIMEOUT
+        deadline = time.perf_counter() + timeout
         try:
             while True:
                 raw = await asyncio.wait_for(ws.recv(), deadline - time.perf_counter())
@@ -428,6 +442,42 @@ class Client:
             last = current
         return last
 
+    async def capture(self, step: dict) -> dict:
+        target = self.spec["capture"]
+        ws = await self.open()
+        writer = RawWriter(target)
+        latencies: list[float] = []
+        missing = 0
+        try:
+            ok, _ = await self.subscribe(ws, "subscribe_row", target["item"])
+            if not ok:
+                return {"samples": 0, "missing": 0, "errors": 1}
+            for number in range(step["samples"]):
+                await asyncio.sleep(self.random.uniform(0, step["gap"]))
+                name = f"raw renamed {time.time_ns()} {number}"
+                arrival = asyncio.create_task(self.wait_push(ws, name, CAPTURE_PUSH_TIMEOUT))
+                # In the loop's thread, which waits for the commit: no push can be
+                # read, and timed, before ``committed`` is taken.
+                writer.rename(target["item"], name)
+                committed = time.perf_counter()
+                arrived = await arrival
+                if arrived is None:
+                    # The next samples would only wait as long: the step has failed.
+                    missing += 1
+                    break
+                latencies.append(arrived - committed)
+        finally:
+            writer.close()
+            await ws.close()
+        return {
+            "samples": len(latencies),
+            "p50_ms": ms(percentile(latencies, 0.50)),
+            "p95_ms": ms(percentile(latencies, 0.95)),
+            "max_ms": ms(max(latencies)) if latencies else None,
+            "missing": missing,
+            "errors": 0,
+        }
+
     async def memory(self, step: dict) -> dict:
         # A few connections first, with a request each, so that what loads on
         # first use (imports, caches, the pool) is in the baseline.
@@ -474,6 +524,38 @@ class Client:
             # One line per step, as soon as it ends: what was measured survives a later crash.
             print(json.dumps({**step, **result}), flush=True)
         await self.close_pool()
+
+
+class RawWriter:
+    """A database connection of the load generator's own, which renames a row and commits:
+    a write the server's model signals never see, as another program's would be."""
+
+    def __init__(self, target: dict) -> None:
+        self.table = target["table"]
+        self.sqlite = target["vendor"] == "sqlite"
+        if self.sqlite:
+            import sqlite3
+
+            # Autocommit mode: BEGIN and COMMIT are sent as written.
+            self.connection: Any = sqlite3.connect(target["path"], timeout=20, isolation_level=None)
+            self.connection.execute("PRAGMA synchronous=NORMAL")
+        else:
+            import psycopg
+
+            self.connection = psycopg.connect(target["dsn"], autocommit=True)
+
+    def rename(self, pk: int, name: str) -> None:
+        """Set row ``pk``'s name; returns once the transaction has committed."""
+        if self.sqlite:
+            self.connection.execute("BEGIN IMMEDIATE")
+            self.connection.execute(f"UPDATE {self.table} SET name = ? WHERE id = ?", (name, pk))
+            self.connection.execute("COMMIT")
+        else:
+            # Autocommit: the statement is its own transaction, committed on return.
+            self.connection.execute(f"UPDATE {self.table} SET name = %s WHERE id = %s", (name, pk))
+
+    def close(self) -> None:
+        self.connection.close()
 
 
 class Inbox:

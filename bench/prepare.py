@@ -58,6 +58,16 @@ def prepare() -> dict:
         )
         for n in range(ITEMS)
     )
+    return {
+        "session": superuser_session(),
+        "item_ids": list(Item.objects.values_list("pk", flat=True)),
+        "category_ids": [c.pk for c in categories],
+        "scoped": prepare_scoped(int(os.environ.get("BENCH_SCOPED_USERS", 1000))),
+    }
+
+
+def superuser_session() -> str:
+    """The session key of the superuser every load-generator connection signs in as."""
     user = User.objects.filter(username="bench").first() or User.objects.create_superuser(
         "bench", "bench@example.com", "bench"
     )
@@ -66,12 +76,7 @@ def prepare() -> dict:
     session[BACKEND_SESSION_KEY] = BACKEND
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session.create()
-    return {
-        "session": session.session_key,
-        "item_ids": list(Item.objects.values_list("pk", flat=True)),
-        "category_ids": [c.pk for c in categories],
-        "scoped": prepare_scoped(int(os.environ.get("BENCH_SCOPED_USERS", 1000))),
-    }
+    return session.session_key
 
 
 @transaction.atomic

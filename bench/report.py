@@ -353,6 +353,7 @@ SCENARIO_NAMES = {
     "fanout": "fan-out",
     "scoped": "scoped fan-out",
     "memory": "memory",
+    "capture": "change capture",
 }
 
 
@@ -370,7 +371,26 @@ def step_name(scenario: str, row: dict) -> str:
         parts.append(f"{count:,} idle connections" if scenario == "memory" else f"C = {count:,}")
     if row.get("subscribers") is not None:
         parts.append(f"N = {row['subscribers']:,}")
+    if row.get("write"):
+        parts.append(capture_write_name(row))
+    if row.get("measure") == "latency":
+        parts.append(f"change to push, {capture_wakeup(row)}")
     return ", ".join(p for p in parts if p)
+
+
+def capture_write_name(row: dict) -> str:
+    if row["write"] == "save":
+        return "one `save()`"
+    rows = f"{row['rows']:,} rows" if row.get("rows") else "every row"
+    return f"one `update()` of {rows}"
+
+
+def capture_wakeup(row: dict) -> str:
+    interval = row.get("poll_interval")
+    if row["db"] != "sqlite":
+        return "NOTIFY"
+    text = f"a poll every {interval * 1000:g} ms" if interval else "a poll"
+    return text + (" (the default)" if row.get("poll_default") else "")
 
 
 def scoped_section(add, scoped: list[dict]) -> None:
@@ -432,6 +452,77 @@ def scoped_section(add, scoped: list[dict]) -> None:
     add("")
 
 
+def capture_section(add, capture: list[dict]) -> None:
+    if not capture:
+        return
+    add("## 6. Change capture")
+    add("")
+    add(
+        "On a database of its own (`bench/capture.py`: syncbind's app migrated, so its triggers "
+        "are installed on the bound tables), not the one the sections above share: there "
+        "syncbind's servers have no change table and announce saves with model signals."
+    )
+    writes = [r for r in capture if r.get("measure") == "write"]
+    if writes:
+        add("")
+        add(
+            "**Writes.** The time one write takes in the writing process with capture on (the "
+            "triggers record each written row in `syncbind_change`) and off (the triggers dropped "
+            "with `syncbind.capture.triggers.uninstall()`: syncbind's model signals then announce "
+            "a `save()` on the channel layer, and a `QuerySet.update()` not at all). One `save()` "
+            "of a row whose name changed; one `update()` of every row "
+            "(`quantity = quantity + 1`). On and off take turns in blocks, each block after an "
+            "untimed write of each kind; medians over every block's writes."
+        )
+        add("")
+        add("| database | write | capture on ms | capture off ms | on/off | writes timed, each |")
+        add("|---|---|---|---|---|---|")
+        for row in sorted(writes, key=lambda r: (r["db"] != "sqlite", r["write"] != "save")):
+            cells = [backend(row["db"], row["layer"]), capture_write_name(row)]
+            if failed(row):
+                cells += [failed_cell(row), "–", "–", "–"]
+            else:
+                cells += [
+                    fmt(row["on_ms"], 2),
+                    fmt(row["off_ms"], 2),
+                    f"{row['ratio']:.2f}×",
+                    fmt(row["samples"]),
+                ]
+            add("| " + " | ".join(cells) + " |")
+    latency = [r for r in capture if r.get("measure") == "latency"]
+    if latency:
+        gap = max((r.get("gap") or 0 for r in latency), default=0)
+        add("")
+        add(
+            "**Change to push.** A syncbind server (BindingConsumer, its own uvicorn process) with "
+            "one connection subscribed to a row (`retrieve`). The load generator renames the row "
+            "with a raw SQL `UPDATE` on a database connection of its own, which no model signal "
+            "sees, and times from its commit to the arrival of the push carrying the new name; "
+            f"before each write it pauses for a random time of up to {gap * 1000:g} ms, so "
+            "commits fall anywhere in SQLite's poll interval. SQLite's reader looks at "
+            "`PRAGMA data_version` every `CAPTURE_POLL_INTERVAL`; PostgreSQL's wakes on the "
+            "triggers' NOTIFY."
+        )
+        add("")
+        add("| database | reader wakes on | p50 ms | p95 ms | max ms | samples |")
+        add("|---|---|---|---|---|---|")
+        for row in sorted(
+            latency, key=lambda r: (r["db"] != "sqlite", -(r.get("poll_interval") or 0))
+        ):
+            cells = [backend(row["db"], row["layer"]), capture_wakeup(row)]
+            if failed(row):
+                cells += [failed_cell(row), "–", "–", "–"]
+            else:
+                cells += [
+                    fmt(row["p50_ms"], 1),
+                    fmt(row["p95_ms"], 1),
+                    fmt(row["max_ms"], 1),
+                    fmt(row["samples"]),
+                ]
+            add("| " + " | ".join(cells) + " |")
+    add("")
+
+
 def failures(results: dict) -> list[tuple[str, dict]]:
     """(scenario, row) for every failed measurement of the run."""
     return [
@@ -475,6 +566,13 @@ def failures_section(add, results: dict) -> None:
     add("")
 
 
+def machine_note(meta: dict) -> str:
+    m = meta["machine"]
+    return (
+        f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}; Python {meta['python']}"
+    )
+
+
 def render_markdown(results: dict, charts: dict[str, str]) -> str:
     meta = results["meta"]
     lines: list[str] = []
@@ -492,10 +590,7 @@ def render_markdown(results: dict, charts: dict[str, str]) -> str:
     add(
         f"- Generated by `{meta['command']}` on {meta['date']} ({meta['mode']} mode, {meta['seconds']:.0f} s)."
     )
-    m = meta["machine"]
-    add(
-        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}; Python {meta['python']}."
-    )
+    add(f"- Machine: {machine_note(meta)}.")
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v)
     add(
         f"- Versions: {versions}; {meta.get('postgres') or 'no PostgreSQL'}; {meta.get('redis') or 'no Redis'}."
@@ -507,6 +602,13 @@ def render_markdown(results: dict, charts: dict[str, str]) -> str:
     )
     for skipped in results.get("skipped", []):
         add(f"- Not measured: {skipped['db']} + {skipped['layer']} layer ({skipped['why']}).")
+    for part in meta.get("merged", []):
+        names = ", ".join(SCENARIO_NAMES.get(s, s) for s in part["scenarios"])
+        add(
+            f"- Measured later and merged into this record ({names}): `{part['command']}` on "
+            f"{part['date']} ({part['mode']} mode, {part['seconds']:.0f} s); machine: "
+            f"{machine_note(part)}."
+        )
     add("")
     failures_section(add, results)
 
@@ -671,6 +773,8 @@ def render_markdown(results: dict, charts: dict[str, str]) -> str:
             "per_connection_bytes",
         )
         add("")
+
+    capture_section(add, results.get("capture", []))
 
     if charts:
         add("## Charts")

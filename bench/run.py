@@ -56,9 +56,14 @@ SCOPED_CONTENDERS = ["syncbind-sync", "dcrf-observer"]
 SCOPED_CASES = ["row", "page", "own_row", "own_page"]
 # Where it runs: the two ends of the backend matrix.
 SCOPED_BACKENDS = [("sqlite", "memory"), ("postgres", "redis")]
-SCENARIOS = ["memory", "throughput", "slow", "fanout", "scoped"]
+# Change capture: one syncbind server per CAPTURE_POLL_INTERVAL (None: the default), on a
+# database of its own; PostgreSQL's readers wake on NOTIFY, so it takes only the default.
+CAPTURE_CONTENDER = "syncbind-sync"
+SCENARIOS = ["memory", "throughput", "slow", "fanout", "scoped", "capture"]
 # The server log's tail kept with a failure.
 LOG_TAIL = 4000
+# Seconds bench.capture may take to prepare its database and time its writes.
+CAPTURE_TIMEOUT = 900
 
 
 @dataclass
@@ -89,6 +94,18 @@ class Plan:
     layers: list[str] = field(default_factory=lambda: ["memory", "redis"])
     # None: every scenario; else only these (for experiments).
     scenarios: list[str] | None = None
+    # Change capture (bench.capture): the items one update() writes; on/off blocks of
+    # each state, with the timed saves and updates of one block.
+    capture_rows: int = 10_000
+    capture_rounds: int = 5
+    capture_saves: int = 100
+    capture_updates: int = 4
+    # Raw SQL updates timed from commit to push, with a random pause of up to
+    # ``capture_gap`` seconds before each (the commits fall anywhere in a poll interval).
+    capture_samples: int = 200
+    capture_gap: float = 0.1
+    # SQLite's CAPTURE_POLL_INTERVAL for each latency server (None: syncbind's default).
+    capture_poll_intervals: list[float | None] = field(default_factory=lambda: [None, 0.005])
 
 
 FULL = Plan(
@@ -123,6 +140,10 @@ MODES = {
         scoped_saves=1,
         scoped_settle=0.2,
         scoped_reuse=30.0,
+        capture_rounds=3,
+        capture_saves=50,
+        capture_updates=2,
+        capture_samples=100,
     ),
     # The smallest run: `make test` runs it so the harness cannot rot. Its
     # numbers mean nothing.
@@ -142,6 +163,13 @@ MODES = {
         scoped_settle=0.1,
         # As quick mode, so that the tests check reused connections too.
         scoped_reuse=30.0,
+        # Two rounds: each state's block comes first once.
+        capture_rows=200,
+        capture_rounds=2,
+        capture_saves=3,
+        capture_updates=1,
+        capture_samples=5,
+        capture_gap=0.02,
     ),
 }
 
@@ -158,12 +186,16 @@ def free_port() -> int:
 class Server:
     """One contender's uvicorn process (one worker) on a free loopback port."""
 
-    def __init__(self, contender: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, contender: str, env: dict[str, str], log_dir: Path, tag: str = "") -> None:
         self.contender = CONTENDERS[contender]
         # Why this server cannot be measured any more (it did not start, or exited).
         self.failed: str | None = None
         self.port = free_port()
-        self.log_path = log_dir / f"server-{contender}-{env['BENCH_DB']}-{env['BENCH_LAYER']}.log"
+        # ``tag`` tells apart the logs of several servers of one contender and backend.
+        stem = "-".join(
+            part for part in ["server", contender, env["BENCH_DB"], env["BENCH_LAYER"], tag] if part
+        )
+        self.log_path = log_dir / f"{stem}.log"
         server_env = {**os.environ, **env, "BENCH_CONTENDER": contender, **dict(self.contender.env)}
         self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
@@ -265,17 +297,22 @@ class Backends:
         self.work = work
         self.tag = f"{os.getpid()}"
         self.pg_name = f"syncbind_bench_{self.tag}"
-        self.pg_created = False
+        # The change-capture scenario's database: its rows and triggers stay out of the others'.
+        self.pg_capture_name = f"{self.pg_name}_capture"
+        self.pg_created: set[str] = set()
         self.redis_used = False
         self.prepared: dict[str, dict] = {}
 
-    def env(self, db: str, layer: str) -> dict[str, str]:
+    def env(self, db: str, layer: str, database: str = "main") -> dict[str, str]:
+        """The ``BENCH_*`` environment of a process on ``db`` (the ``main`` database, or
+        the ``capture`` scenario's own) and ``layer``."""
         self.redis_used = self.redis_used or layer == "redis"
+        capture = database == "capture"
         return {
             "BENCH_DB": db,
             "BENCH_LAYER": layer,
-            "BENCH_SQLITE_PATH": str(self.work / "bench.sqlite3"),
-            "BENCH_PG_NAME": self.pg_name,
+            "BENCH_SQLITE_PATH": str(self.work / ("capture" if capture else "bench")) + ".sqlite3",
+            "BENCH_PG_NAME": self.pg_capture_name if capture else self.pg_name,
             "BENCH_REDIS_PREFIX": f"bench{self.tag}",
             "PYTHONPATH": str(ROOT),
             # Whatever the caller's environment says (pytest sets its own).
@@ -294,9 +331,7 @@ class Backends:
         """Schema, rows and sessions in ``db`` (once per run)."""
         if db not in self.prepared:
             if db == "postgres":
-                psql(f"DROP DATABASE IF EXISTS {self.pg_name}")
-                psql(f"CREATE DATABASE {self.pg_name}")
-                self.pg_created = True
+                self.create_pg(self.pg_name)
             out = subprocess.run(
                 [sys.executable, "-m", "bench.prepare"],
                 cwd=ROOT,
@@ -312,9 +347,54 @@ class Backends:
             self.prepared[db] = json.loads(out.strip().splitlines()[-1])
         return self.prepared[db]
 
+    def prepare_capture(self, db: str, layer: str, plan: Plan) -> tuple[dict | None, str]:
+        """The capture scenario's database, prepared, and its writes timed (bench.capture):
+        (its JSON line, or None if it failed; what it wrote on stderr)."""
+        env = self.env(db, layer, "capture")
+        if db == "postgres":
+            self.create_pg(self.pg_capture_name)
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                Path(env["BENCH_SQLITE_PATH"] + suffix).unlink(missing_ok=True)
+        spec = {
+            "rows": plan.capture_rows,
+            "rounds": plan.capture_rounds,
+            "saves": plan.capture_saves,
+            "updates": plan.capture_updates,
+        }
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "bench.capture", json.dumps(spec)],
+                cwd=ROOT,
+                env={**os.environ, **env, "BENCH_CONTENDER": CAPTURE_CONTENDER},
+                capture_output=True,
+                text=True,
+                timeout=CAPTURE_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired as exc:
+            return None, f"bench.capture timed out after {CAPTURE_TIMEOUT} s\n{exc.stderr or ''}"
+        if done.returncode:
+            return None, f"bench.capture exited (code {done.returncode})\n{done.stderr}"
+        return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+    def capture_target(self, db: str, prepared: dict) -> dict:
+        """Where the load generator's own connection writes its raw SQL."""
+        env = self.env(db, "memory", "capture")
+        target = {"vendor": db, "table": prepared["table"], "item": prepared["item"]}
+        if db == "postgres":
+            target["dsn"] = f"host=127.0.0.1 user=postgres dbname={self.pg_capture_name}"
+        else:
+            target["path"] = env["BENCH_SQLITE_PATH"]
+        return target
+
+    def create_pg(self, name: str) -> None:
+        psql(f"DROP DATABASE IF EXISTS {name}")
+        psql(f"CREATE DATABASE {name}")
+        self.pg_created.add(name)
+
     def cleanup(self) -> None:
-        if self.pg_created:
-            psql(f"DROP DATABASE IF EXISTS {self.pg_name} WITH (FORCE)")
+        for name in sorted(self.pg_created):
+            psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         if self.redis_used:
             import redis
 
@@ -350,9 +430,8 @@ def drive(server: Server, data: dict, steps: list[dict]) -> list[tuple[dict, str
         "session": data["session"],
         "protocol": server.contender.protocol,
         "item_ids": data["item_ids"],
-        "fanout_item": data["fanout_item"],
-        "fanout_category": data["fanout_category"],
-        "scoped": data["scoped"],
+        # What some steps need only: the capture scenario's database has no scoped rows.
+        **{key: data.get(key) for key in ("fanout_item", "fanout_category", "scoped", "capture")},
         "scoped_url": server.url + "scoped/",
         "steps": steps,
     }
@@ -406,7 +485,27 @@ def verdict(result: dict) -> str | None:
         return f"{result['missing']} pushes never arrived"
     if result.get("leaks"):
         return f"{result['leaks']} pushes carried another user's private row"
+    if result.get("measure") == "write":
+        # The writes timed "on" must have fired the triggers, and those timed "off" not.
+        on, off = result["records_per_write_on"], result["records_per_write_off"]
+        if (on, off) != (result["rows"], 0):
+            return (
+                f"change records per write: {on:g} with capture on, {off:g} off"
+                f" (expected {result['rows']} and 0)"
+            )
     return None
+
+
+def poll_interval(db: str, interval: float | None) -> float | None:
+    """SQLite's ``CAPTURE_POLL_INTERVAL`` in seconds (None: syncbind's default); None on
+    PostgreSQL, whose readers wake on NOTIFY."""
+    if db != "sqlite":
+        return None
+    if interval is None:
+        from syncbind.settings import DEFAULTS
+
+        return float(DEFAULTS["CAPTURE_POLL_INTERVAL"])
+    return interval
 
 
 def median_of(rounds: list[dict], key: str):
@@ -454,6 +553,7 @@ class Run:
             "fanout": [],
             "scoped": [],
             "memory": [],
+            "capture": [],
             "skipped": [],
         }
 
@@ -464,7 +564,9 @@ class Run:
         query on PostgreSQL (``pg_sleep``), fan-out on PostgreSQL when it is
         there, else on SQLite; the scoped fan-out on SQLite + in-memory and
         PostgreSQL + channels-redis (``SCOPED_BACKENDS``), or, when a narrow
-        run has neither, where fan-out runs last.
+        run has neither, where fan-out runs last. Change capture runs on each
+        database, with the layer ``SCOPED_BACKENDS`` pairs it with when that is
+        there (with capture off, saves are announced on it).
         """
         p = self.plan
         dbs = [db for db in p.dbs if self.usable(db, "memory")]
@@ -485,6 +587,10 @@ class Run:
         fanouts = [c for c in configs if "fanout" in c[2]]
         for _, _, measures in scoped or fanouts[-1:]:
             measures.append("scoped")
+        for db in dbs:
+            pairs = [c for c in configs if c[0] == db]
+            paired = [c for c in pairs if (c[0], c[1]) in SCOPED_BACKENDS]
+            (paired or pairs)[-1][2].append("capture")
         if p.scenarios:
             configs = [
                 (db, layer, [m for m in measures if m in p.scenarios])
@@ -514,10 +620,20 @@ class Run:
         return self.results
 
     def record(
-        self, scenario: str, server: Server, db: str, layer: str, result: dict, details: str = ""
+        self,
+        scenario: str,
+        server: Server | None,
+        db: str,
+        layer: str,
+        result: dict,
+        details: str = "",
     ) -> dict:
-        """``result`` as a row of ``scenario``; a failure is kept with its details and log tail."""
-        row = {"db": db, "layer": layer, "contender": server.contender.name, **result}
+        """``result`` as a row of ``scenario``; a failure is kept with its details and log tail.
+
+        ``server`` is None for what no server measured (bench.capture's writes).
+        """
+        contender = server.contender.name if server else CAPTURE_CONTENDER
+        row = {"db": db, "layer": layer, "contender": contender, **result}
         reason = verdict(row)
         if reason:
             row["failed"] = reason
@@ -525,11 +641,11 @@ class Run:
             print(f"   FAILED {scenario} {layer} {row['contender']}: {reason}", flush=True)
         return row
 
-    def write_failure(self, scenario: str, server: Server, row: dict, details: str) -> str:
+    def write_failure(self, scenario: str, server: Server | None, row: dict, details: str) -> str:
         """Write what is known of a failure to the log directory; its file name."""
         what = "-".join(
             str(row[k])
-            for k in ("kind", "mode", "case", "connections", "subscribers")
+            for k in ("kind", "mode", "case", "connections", "subscribers", "measure", "write")
             if row.get(k) is not None
         )
         stem = "-".join(["failure", row["contender"], row["db"], row["layer"], scenario, what])
@@ -539,15 +655,28 @@ class Run:
         while path.exists():
             number += 1
             path = self.log_dir / f"{stem}-{number}.txt"
-        path.write_text(
-            f"{row['failed']}\n\nstep: {json.dumps({k: v for k, v in row.items() if k != 'log'})}\n"
-            f"\n-- load generator's stderr --\n{details.strip() or '(nothing)'}\n"
+        log = (
             f"\n-- server log ({server.log_path.name}), last {LOG_TAIL} characters --\n"
             f"{server.log_tail() or '(empty)'}\n"
+            if server
+            else ""
+        )
+        source = "load generator's" if server else "bench.capture's"
+        path.write_text(
+            f"{row['failed']}\n\nstep: {json.dumps({k: v for k, v in row.items() if k != 'log'})}\n"
+            f"\n-- {source} stderr --\n{details.strip() or '(nothing)'}\n{log}"
         )
         return path.name
 
     def run_config(self, db: str, layer: str, measures: list[str]) -> None:
+        shared = [m for m in measures if m != "capture"]
+        if shared:
+            self.run_shared(db, layer, shared)
+        if "capture" in measures:
+            self.run_capture(db, layer)
+
+    def run_shared(self, db: str, layer: str, measures: list[str]) -> None:
+        """The scenarios whose servers share the run's main database."""
         data = dict(self.backends.prepare(db, max(self.plan.scoped_subscribers)))
         data["fanout_category"] = data["category_ids"][0]
         # The first row of that category: on its first page, so its save changes the page.
@@ -693,6 +822,75 @@ class Run:
                         flush=True,
                     )
 
+    def run_capture(self, db: str, layer: str) -> None:
+        """Change capture: writes timed with the triggers and without (bench.capture), then
+        raw SQL updates from the load generator's own connection, timed from commit to push."""
+        p = self.plan
+        print(f"== {db} + {layer} layer: change capture", flush=True)
+        intervals = p.capture_poll_intervals if db == "sqlite" else [None]
+        prepared, details = self.backends.prepare_capture(db, layer, p)
+        if prepared is None:
+            lines = details.strip().splitlines()
+            reason = lines[0] + (f": {lines[-1][:120]}" if len(lines) > 1 else "")
+            # Nothing is skipped silently: every row this database would have had fails.
+            results = [
+                {"type": "capture", "measure": "write", "write": kind}
+                for kind in ("save", "update")
+            ]
+            results += [
+                {"type": "capture", "measure": "latency", "poll_interval": poll_interval(db, i)}
+                for i in intervals
+            ]
+            for result in results:
+                row = {**result, "failed": reason}
+                self.results["capture"].append(
+                    self.record("capture", None, db, layer, row, details)
+                )
+            return
+        for result in prepared["writes"]:
+            row = self.record("capture", None, db, layer, result, details)
+            self.results["capture"].append(row)
+            print(
+                f"   capture {db} {row['write']}: on {row['on_ms']} ms, off {row['off_ms']} ms"
+                f" ({row['ratio']}x)",
+                flush=True,
+            )
+        data = {
+            "session": prepared["session"],
+            "item_ids": [prepared["item"]],
+            "capture": self.backends.capture_target(db, prepared),
+        }
+        env = self.backends.env(db, layer, "capture")
+        for interval in intervals:
+            server_env = dict(env)
+            tag = "capture"
+            if interval is not None:
+                server_env["BENCH_CAPTURE_POLL_INTERVAL"] = repr(interval)
+                tag += f"-poll-{interval:g}"
+            server = Server(CAPTURE_CONTENDER, server_env, self.log_dir, tag)
+            try:
+                if not server.wait_ready():
+                    print(f"   {tag}: {server.failed} (log: {server.log_path})", flush=True)
+                step = {
+                    "type": "capture",
+                    "measure": "latency",
+                    "samples": p.capture_samples,
+                    "gap": p.capture_gap,
+                }
+                [(result, details)] = drive(server, data, [step])
+                result["poll_interval"] = poll_interval(db, interval)
+                result["poll_default"] = db == "sqlite" and interval is None
+                row = self.record("capture", server, db, layer, result, details)
+                self.results["capture"].append(row)
+                if not row.get("failed"):
+                    print(
+                        f"   capture {db} latency (poll {row['poll_interval']}): "
+                        f"p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms",
+                        flush=True,
+                    )
+            finally:
+                server.stop()
+
     def failures(self) -> list[dict]:
         return [
             row
@@ -769,6 +967,19 @@ def server_version(command: list[str]) -> str | None:
         return None
 
 
+def merge(old: dict, new: dict, scenarios: list[str]) -> dict:
+    """``old`` with the rows of ``scenarios`` taken from ``new``; its meta keeps ``new``'s
+    under ``merged``, saying which scenarios were measured when (and on what)."""
+    merged = {**old, **{scenario: new[scenario] for scenario in scenarios}}
+    skipped = old.get("skipped", [])
+    merged["skipped"] = skipped + [s for s in new.get("skipped", []) if s not in skipped]
+    meta = dict(old["meta"])
+    kept = [m for m in meta.get("merged", []) if not set(m["scenarios"]) <= set(scenarios)]
+    meta["merged"] = [*kept, {**new["meta"], "scenarios": list(scenarios)}]
+    merged["meta"] = meta
+    return merged
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
@@ -798,6 +1009,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenario", action="append", choices=SCENARIOS, help="only these scenarios"
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other scenarios of OUT/latest.json: replace only the rows of those measured",
+    )
     args = parser.parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     if args.db:
@@ -818,6 +1034,11 @@ def main(argv: list[str] | None = None) -> int:
         run = Run(mode, Path(work), log_dir)
         results = run.execute()
     json_path = args.out / "latest.json"
+    if args.merge and json_path.exists():
+        command = "python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv)
+        results["meta"]["command"] = command
+        measured = MODES[mode].scenarios or SCENARIOS
+        results = merge(json.loads(json_path.read_text()), results, measured)
     json_path.write_text(json.dumps(results, indent=1) + "\n")
     from bench import report
 

@@ -95,6 +95,9 @@ if os.environ.get("BENCH_THREAD_POOL_SIZE"):
     SYNCBIND["THREAD_POOL_SIZE"] = int(os.environ["BENCH_THREAD_POOL_SIZE"])
 if os.environ.get("BENCH_MAX_RUNNING_THREADS"):
     SYNCBIND["MAX_RUNNING_THREADS"] = int(os.environ["BENCH_MAX_RUNNING_THREADS"])
+# The change-capture scenario's second SQLite server looks for commits more often.
+if os.environ.get("BENCH_CAPTURE_POLL_INTERVAL"):
+    SYNCBIND["CAPTURE_POLL_INTERVAL"] = float(os.environ["BENCH_CAPTURE_POLL_INTERVAL"])
 
 LOGGING = {
     "version": 1,

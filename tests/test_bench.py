@@ -17,12 +17,16 @@ import pytest
 from bench import report
 from bench.contenders import CONTENDERS
 from bench.run import (
+    CAPTURE_CONTENDER,
     FANOUT_CONTENDERS,
     MEMORY_CONTENDERS,
+    MODES,
     REQUEST_CONTENDERS,
     SCOPED_BACKENDS,
     SCOPED_CONTENDERS,
     SLOW_CONTENDERS,
+    merge,
+    verdict,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,11 +165,132 @@ def test_the_run_is_written_out(smoke_run):
     markdown = (out / "BENCHMARKS.md").read_text()
     assert "## Targets" in markdown and "## 3. Fan-out" in markdown
     assert "## 4. Scoped fan-out" in markdown and "| (d) own page | 3 |" in markdown
+    assert "## 6. Change capture" in markdown and "| one `update()` of 200 rows |" in markdown
     assert "## Failures in this run" not in markdown
     assert results["meta"]["versions"]["djangochannelsrestframework"] == "1.3.0"
     for chart in ("throughput.png", "fanout.png"):
         assert (out / chart).read_bytes().startswith(b"\x89PNG")
         assert f"]({chart})" in markdown
+
+
+def capture_rows(smoke_run, measure: str) -> list[dict]:
+    """The smoke run's change-capture rows of ``measure``, all on this run's database."""
+    db, layers, _, results = smoke_run
+    # With capture off, saves are announced on the layer the scoped fan-out pairs with db.
+    layer = "memory" if db == "sqlite" else layers[-1]
+    rows = [r for r in results["capture"] if r["measure"] == measure]
+    assert {(r["db"], r["layer"], r["contender"]) for r in rows} == {(db, layer, CAPTURE_CONTENDER)}
+    return rows
+
+
+@pytest.mark.timeout(600)
+def test_capture_times_writes_with_the_triggers_and_without(smoke_run):
+    """Each kind of write is timed in both states; the triggers fired with capture on only."""
+    plan = MODES["smoke"]
+    writes = {r["write"]: r for r in capture_rows(smoke_run, "write")}
+    assert sorted(writes) == ["save", "update"]
+    for kind, rows, timed in [
+        ("save", 1, plan.capture_saves),
+        ("update", plan.capture_rows, plan.capture_updates),
+    ]:
+        row = writes[kind]
+        assert not row.get("failed"), row
+        assert row["rows"] == rows and row["samples"] == timed * plan.capture_rounds, row
+        # One change record per written row with the triggers installed, none without.
+        assert (row["records_per_write_on"], row["records_per_write_off"]) == (rows, 0), row
+        assert row["on_ms"] > 0 and row["off_ms"] > 0, row
+
+
+@pytest.mark.timeout(600)
+def test_capture_pushes_a_raw_sql_update_to_a_subscriber(smoke_run):
+    """Every raw SQL update's push arrived: on SQLite at each poll interval, on PostgreSQL once."""
+    db = smoke_run[0]
+    plan = MODES["smoke"]
+    rows = capture_rows(smoke_run, "latency")
+    expected = [0.05, 0.005] if db == "sqlite" else [None]
+    assert [r["poll_interval"] for r in rows] == expected
+    for row in rows:
+        assert not row.get("failed"), row
+        assert row["samples"] == plan.capture_samples and row["missing"] == 0, row
+        assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["max_ms"], row
+
+
+def test_a_capture_write_that_did_not_fire_the_triggers_fails():
+    row = {"type": "capture", "measure": "write", "write": "update", "rows": 200}
+    fired = {**row, "records_per_write_on": 200.0, "records_per_write_off": 0.0}
+    assert verdict(fired) is None
+    assert verdict({**fired, "records_per_write_on": 0.0}) == (
+        "change records per write: 0 with capture on, 0 off (expected 200 and 0)"
+    )
+
+
+def test_a_narrow_run_is_merged_into_the_record():
+    """``--merge``: the measured scenarios' rows are replaced, the others kept, and the
+    header says when (and where) the merged ones were measured."""
+    latency = {
+        "db": "sqlite",
+        "layer": "memory",
+        "contender": CAPTURE_CONTENDER,
+        "type": "capture",
+        "measure": "latency",
+        "gap": 0.1,
+        "poll_interval": 0.05,
+        "poll_default": True,
+    }
+    old = {
+        "meta": meta(),
+        "throughput": [],
+        "memory": [
+            {
+                "contender": "syncbind-sync",
+                "connections": 1000,
+                "rss_before": 50 * 2**20,
+                "rss_after": 80 * 2**20,
+                "per_connection_bytes": 30 * 2**20 / 1000,
+            }
+        ],
+        "slow": [],
+        "fanout": [],
+        "scoped": [],
+        "skipped": [],
+    }
+    later = {**meta(), "command": "python -m bench.run --scenario capture --merge"}
+    later["date"] = "2026-12-06 10:00 UTC"
+    failed_row = {**latency, "failed": "3 pushes never arrived"}
+    new = {
+        "meta": later,
+        "memory": [],
+        "capture": [
+            {**latency, "samples": 200, "p50_ms": 30.0, "p95_ms": 52.5, "max_ms": 60.0},
+            {**failed_row, "poll_interval": 0.005, "poll_default": False},
+        ],
+        "skipped": [],
+    }
+    merged = merge(old, new, ["capture"])
+    assert merged["memory"] == old["memory"] and merged["capture"] == new["capture"]
+    assert merged["meta"]["date"] == "2026-12-01 00:00 UTC"
+    markdown = report.render_markdown(merged, {})
+    assert "## 5. Memory per idle connection" in markdown and "## 6. Change capture" in markdown
+    assert (
+        "- Measured later and merged into this record (change capture): `python -m bench.run "
+        "--scenario capture --merge` on 2026-12-06 10:00 UTC (full mode, 1 s); machine: cpu, "
+        "2 cores, 1 GiB, os; Python 3.11." in markdown
+    )
+    assert (
+        "| SQLite + in-memory layer | a poll every 50 ms (the default) | 30.0 | 52.5 | 60.0 | 200 |"
+        in markdown
+    )
+    assert (
+        "| SQLite + in-memory layer | a poll every 5 ms | **failed**: 3 pushes never arrived"
+        " | – | – | – |" in markdown
+    )
+    assert (
+        "- syncbind BindingConsumer, change capture, change to push, a poll every 5 ms, "
+        "SQLite + in-memory layer: 3 pushes never arrived" in markdown
+    )
+    # Merged again: the newer capture run replaces the older one's note.
+    again = merge(merged, {**new, "meta": {**later, "date": "2026-12-07 10:00 UTC"}}, ["capture"])
+    assert [m["date"] for m in again["meta"]["merged"]] == ["2026-12-07 10:00 UTC"]
 
 
 def result(contender, rate, **extra):
