@@ -56,8 +56,8 @@ SCOPED_CONTENDERS = ["syncbind-sync", "dcrf-observer"]
 SCOPED_CASES = ["row", "page", "own_row", "own_page"]
 # Where it runs: the two ends of the backend matrix.
 SCOPED_BACKENDS = [("sqlite", "memory"), ("postgres", "redis")]
-# Change capture: one syncbind server per CAPTURE_POLL_INTERVAL (None: the default), on a
-# database of its own; PostgreSQL's readers wake on NOTIFY, so it takes only the default.
+# Change capture is syncbind's alone: its latency servers (one per SQLite
+# CAPTURE_POLL_INTERVAL, Plan.capture_poll_intervals) serve the BindingConsumer.
 CAPTURE_CONTENDER = "syncbind-sync"
 SCENARIOS = ["memory", "throughput", "slow", "fanout", "scoped", "capture"]
 # The server log's tail kept with a failure.
@@ -125,8 +125,8 @@ FULL = Plan(
 
 MODES = {
     "full": FULL,
-    # Every scenario at full size, once, with short steps: about 6 minutes on 2 cores
-    # (4.5 without the scoped fan-out, whose 1,000 users' subscriptions take long).
+    # Every scenario at full size, once, with short steps: about 7 minutes on 2 cores
+    # (about 5 without the scoped fan-out, whose 1,000 users' subscriptions take long).
     "quick": replace(
         FULL,
         rounds=1,
@@ -984,7 +984,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
-        "--quick", action="store_true", help="one round, short steps (about 6 minutes)"
+        "--quick", action="store_true", help="one round, short steps (about 7 minutes)"
     )
     size.add_argument("--smoke", action="store_true", help="the smallest run, to check the harness")
     parser.add_argument(

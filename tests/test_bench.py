@@ -482,6 +482,29 @@ def test_a_failing_syncbind_fails_the_run(tmp_path):
     assert "syncbind's own contenders failed (syncbind-sync)" in markdown
 
 
+@pytest.mark.timeout(300)
+def test_a_capture_server_that_does_not_start_fails_its_rows(tmp_path):
+    """The writes are timed without a server; each latency server's failure is its row's."""
+    code, output, results = bench_run(
+        tmp_path,
+        *["--db", "sqlite", "--layer", "memory", "--scenario", "capture"],
+        env={"BENCH_BREAK": f"{CAPTURE_CONTENDER}:start"},
+    )
+    assert code == 1, output
+    rows = results["capture"]
+    writes = [r for r in rows if r["measure"] == "write"]
+    assert len(writes) == 2 and not any(r.get("failed") for r in writes)
+    latency = [r for r in rows if r["measure"] == "latency"]
+    assert [r["poll_interval"] for r in latency] == [0.05, 0.005]
+    for row in latency:
+        assert row["failed"].startswith("server did not start"), row
+        assert "told not to start" in (tmp_path / "logs" / row["log"]).read_text()
+    markdown = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "| SQLite + in-memory layer | a poll every 5 ms | **failed**: server did not start" in (
+        markdown
+    )
+
+
 def meta():
     return {
         "command": "make bench",
