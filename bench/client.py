@@ -29,7 +29,8 @@ session cookie, the contender's protocol, the rows, and the steps:
   ``samples`` times, after a random pause of up to ``gap`` seconds, this process
   renames the row with a raw SQL ``UPDATE`` on a database connection of its
   own (not Django's, not the server's), and times from its commit until the
-  push carrying the new name arrives.
+  push carrying the new name arrives. Before, the server's CPU time is read
+  over ``idle`` seconds in which nothing is written.
 
 Each step's result is printed as one JSON line as soon as the step ends. A
 step that raises or runs past ``step_timeout(step)`` is reported as
@@ -72,7 +73,8 @@ def step_timeout(step: dict) -> float:
         return STEP_MARGIN + step.get("settle", 2.0)
     if step["type"] == "capture":
         per_sample = step.get("gap", 0.1) + 1.0
-        return STEP_MARGIN + REPLY_TIMEOUT + CAPTURE_PUSH_TIMEOUT + step["samples"] * per_sample
+        waits = REPLY_TIMEOUT + step.get("idle", 0) + CAPTURE_PUSH_TIMEOUT
+        return STEP_MARGIN + waits + step["samples"] * per_sample
     settle = step.get("settle", 0.5)
     if step["type"] == "scoped":
         # Unsubscribe and subscribe; each save waits for its pushes, then for a quiet server.
@@ -452,6 +454,10 @@ class Client:
             ok, _ = await self.subscribe(ws, "subscribe_row", target["item"])
             if not ok:
                 return {"samples": 0, "missing": 0, "errors": 1}
+            # The subscription started the server's reader: what its wake-ups cost alone.
+            cpu_before = (await self.ahttp("/bench/cpu/"))["cpu"]
+            await asyncio.sleep(step["idle"])
+            idle_cpu = (await self.ahttp("/bench/cpu/"))["cpu"] - cpu_before
             for number in range(step["samples"]):
                 await asyncio.sleep(self.random.uniform(0, step["gap"]))
                 name = f"raw renamed {time.time_ns()} {number}"
@@ -474,6 +480,7 @@ class Client:
             "p50_ms": ms(percentile(latencies, 0.50)),
             "p95_ms": ms(percentile(latencies, 0.95)),
             "max_ms": ms(max(latencies)) if latencies else None,
+            "idle_cpu_percent": round(idle_cpu / step["idle"] * 100, 2),
             "missing": missing,
             "errors": 0,
         }

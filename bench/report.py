@@ -501,23 +501,25 @@ def capture_section(add, capture: list[dict]) -> None:
             f"before each write it pauses for a random time of up to {gap * 1000:g} ms, so "
             "commits fall anywhere in SQLite's poll interval. SQLite's reader looks at "
             "`PRAGMA data_version` every `CAPTURE_POLL_INTERVAL`; PostgreSQL's wakes on the "
-            "triggers' NOTIFY."
+            "triggers' NOTIFY. Idle CPU: the server process's CPU time (all threads) over "
+            "a few seconds with the subscription open and nothing written, in % of one core."
         )
         add("")
-        add("| database | reader wakes on | p50 ms | p95 ms | max ms | samples |")
-        add("|---|---|---|---|---|---|")
+        add("| database | reader wakes on | p50 ms | p95 ms | max ms | samples | idle CPU % |")
+        add("|---|---|---|---|---|---|---|")
         for row in sorted(
             latency, key=lambda r: (r["db"] != "sqlite", -(r.get("poll_interval") or 0))
         ):
             cells = [backend(row["db"], row["layer"]), capture_wakeup(row)]
             if failed(row):
-                cells += [failed_cell(row), "–", "–", "–"]
+                cells += [failed_cell(row), "–", "–", "–", "–"]
             else:
                 cells += [
                     fmt(row["p50_ms"], 1),
                     fmt(row["p95_ms"], 1),
                     fmt(row["max_ms"], 1),
                     fmt(row["samples"]),
+                    fmt(row.get("idle_cpu_percent"), 2),
                 ]
             add("| " + " | ".join(cells) + " |")
     add("")

@@ -104,6 +104,9 @@ class Plan:
     # ``capture_gap`` seconds before each (the commits fall anywhere in a poll interval).
     capture_samples: int = 200
     capture_gap: float = 0.1
+    # Seconds the latency server's CPU is read over while nothing is written (what its
+    # reader's wake-ups cost: PRAGMA data_version every poll interval on SQLite).
+    capture_idle: float = 3.0
     # SQLite's CAPTURE_POLL_INTERVAL for each latency server (None: syncbind's default).
     capture_poll_intervals: list[float | None] = field(default_factory=lambda: [None, 0.005])
 
@@ -144,6 +147,7 @@ MODES = {
         capture_saves=50,
         capture_updates=2,
         capture_samples=100,
+        capture_idle=1.0,
     ),
     # The smallest run: `make test` runs it so the harness cannot rot. Its
     # numbers mean nothing.
@@ -170,6 +174,7 @@ MODES = {
         capture_updates=1,
         capture_samples=5,
         capture_gap=0.02,
+        capture_idle=0.1,
     ),
 }
 
@@ -876,6 +881,7 @@ class Run:
                     "measure": "latency",
                     "samples": p.capture_samples,
                     "gap": p.capture_gap,
+                    "idle": p.capture_idle,
                 }
                 [(result, details)] = drive(server, data, [step])
                 result["poll_interval"] = poll_interval(db, interval)

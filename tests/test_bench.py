@@ -213,6 +213,7 @@ def test_capture_pushes_a_raw_sql_update_to_a_subscriber(smoke_run):
         assert not row.get("failed"), row
         assert row["samples"] == plan.capture_samples and row["missing"] == 0, row
         assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["max_ms"], row
+        assert row["idle_cpu_percent"] >= 0, row
 
 
 def test_a_capture_write_that_did_not_fire_the_triggers_fails():
@@ -261,7 +262,14 @@ def test_a_narrow_run_is_merged_into_the_record():
         "meta": later,
         "memory": [],
         "capture": [
-            {**latency, "samples": 200, "p50_ms": 30.0, "p95_ms": 52.5, "max_ms": 60.0},
+            {
+                **latency,
+                "samples": 200,
+                "p50_ms": 30.0,
+                "p95_ms": 52.5,
+                "max_ms": 60.0,
+                "idle_cpu_percent": 0.4,
+            },
             {**failed_row, "poll_interval": 0.005, "poll_default": False},
         ],
         "skipped": [],
@@ -277,12 +285,12 @@ def test_a_narrow_run_is_merged_into_the_record():
         "2 cores, 1 GiB, os; Python 3.11." in markdown
     )
     assert (
-        "| SQLite + in-memory layer | a poll every 50 ms (the default) | 30.0 | 52.5 | 60.0 | 200 |"
-        in markdown
+        "| SQLite + in-memory layer | a poll every 50 ms (the default) | 30.0 | 52.5 | 60.0 | 200 "
+        "| 0.40 |" in markdown
     )
     assert (
         "| SQLite + in-memory layer | a poll every 5 ms | **failed**: 3 pushes never arrived"
-        " | – | – | – |" in markdown
+        " | – | – | – | – |" in markdown
     )
     assert (
         "- syncbind BindingConsumer, change capture, change to push, a poll every 5 ms, "
