@@ -194,9 +194,12 @@ def test_real_server_with_websockets_client(path, transactional_db):
                     )
                     assert json.loads(await other.recv())["data"]["row"]["name"] == "renamed"
                 push = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                # Each carries the change-log position its state reflects (a later one).
+                assert isinstance(reply["version"], str) and push["version"] != reply["version"]
                 assert push == {
                     "event": "testapp.Product.retrieve",
                     "data": {**reply["data"], "name": "renamed"},
+                    "version": push["version"],
                 }
 
         asyncio.run(scenario())
