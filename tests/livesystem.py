@@ -14,6 +14,24 @@ from tests.servers import ROOT, require_services
 
 TIMEOUT = 10  # seconds to wait for any one message; generous, never asserted on
 
+# A superuser, its token and four products (three in one category), made by a child
+# `django shell` and printed as JSON (tests/test_distributed.py, test_capture_servers.py).
+SEED = """
+import json
+from decimal import Decimal
+from syncbind.authentication import make_token
+from tests.factories import CategoryFactory, ProductFactory, SuperUserFactory
+user = SuperUserFactory()
+cheap = CategoryFactory(name="cheap things")
+shared = ProductFactory(name="shared", price=Decimal("5.00"), category=cheap)
+other = ProductFactory(name="other", price=Decimal("7.00"), category=cheap)
+ProductFactory(name="dear", price=Decimal("500.00"), category=cheap)
+ProductFactory(name="elsewhere", price=Decimal("1.00"))
+print(json.dumps({
+    "token": make_token(user), "shared": shared.pk, "other": other.pk, "category": cheap.pk,
+}))
+"""
+
 
 def _pg_dsn(dbname):
     return (

@@ -41,6 +41,13 @@ def names(push):
     return sorted(row["name"] for row in push["data"]["rows"])
 
 
+def rename_category(pk, name):
+    """Raw SQL, behind the ORM's back."""
+    with connection.cursor() as cursor:
+        table = Category._meta.db_table
+        cursor.execute(f"UPDATE {table} SET name = %s WHERE id = %s", [name, pk])
+
+
 def test_capture_is_on_for_the_test_database_and_its_triggers_are_installed():
     assert capture.enabled("default")
     assert capture.covers(Product) and capture.covers(Category)
@@ -222,14 +229,7 @@ async def test_a_raw_write_to_a_table_a_stream_shows_is_pushed_to_the_rows_showi
     reply = await client.send_event("testapp.ProductWithCategory.retrieve", {"id": product.pk})
     assert reply["data"]["category__name"] == product.category.name
 
-    def rename():
-        with connection.cursor() as cursor:
-            table = Category._meta.db_table
-            cursor.execute(
-                f"UPDATE {table} SET name = %s WHERE id = %s", ["renamed", product.category_id]
-            )
-
-    await db_call(rename)
+    await db_call(rename_category, product.category_id, "renamed")
     push = await client.receive_push("testapp.ProductWithCategory.retrieve")
     assert push["data"] == {"id": product.pk, "name": "shown", "category__name": "renamed"}
     await client.assert_nothing_more()
@@ -245,14 +245,7 @@ async def test_a_write_to_a_table_a_read_filters_through_reevaluates_it(
     page = await client.send_event(f"{PRODUCT}.search", {"query": "zebra"})
     assert page["data"]["count"] == 0
 
-    def rename():
-        with connection.cursor() as cursor:
-            table = Category._meta.db_table
-            cursor.execute(
-                f"UPDATE {table} SET name = %s WHERE id = %s", ["zebra", product.category_id]
-            )
-
-    await db_call(rename)
+    await db_call(rename_category, product.category_id, "zebra")
     assert names(await client.receive_push(f"{PRODUCT}.search")) == ["striped"]
     await client.assert_nothing_more()
 

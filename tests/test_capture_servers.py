@@ -43,7 +43,7 @@ from urllib.parse import quote
 import pytest
 
 from syncbind.testing import SyncbindClient, connect_url
-from tests.livesystem import run_child, shell
+from tests.livesystem import SEED, run_child, shell
 from tests.servers import ROOT, token_protocols, uvicorn_server
 
 pytestmark = pytest.mark.e2e
@@ -54,21 +54,6 @@ TIMEOUT = 10  # seconds to wait for any one message; generous, never asserted on
 # How long the server (another process) is given to push something it should not.
 QUIET = 1.0
 
-SEED = """
-import json
-from decimal import Decimal
-from syncbind.authentication import make_token
-from tests.factories import CategoryFactory, ProductFactory, SuperUserFactory
-user = SuperUserFactory()
-cheap = CategoryFactory(name="cheap things")
-shared = ProductFactory(name="shared", price=Decimal("5.00"), category=cheap)
-other = ProductFactory(name="other", price=Decimal("7.00"), category=cheap)
-ProductFactory(name="dear", price=Decimal("500.00"), category=cheap)
-ProductFactory(name="elsewhere", price=Decimal("1.00"))
-print(json.dumps({
-    "token": make_token(user), "shared": shared.pk, "other": other.pk, "category": cheap.pk,
-}))
-"""
 
 # The ORM writers, each run by a `django shell` process of its own.
 SAVE = """

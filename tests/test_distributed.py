@@ -35,29 +35,13 @@ from urllib.parse import quote
 import pytest
 
 from syncbind.testing import connect_url
-from tests.livesystem import shell
+from tests.livesystem import SEED, shell
 from tests.servers import token_protocols, uvicorn_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
 PRODUCT = "testapp.Product"
 TIMEOUT = 10  # seconds to wait for any one message; generous, never asserted on
-
-SEED = """
-import json
-from decimal import Decimal
-from syncbind.authentication import make_token
-from tests.factories import CategoryFactory, ProductFactory, SuperUserFactory
-user = SuperUserFactory()
-cheap = CategoryFactory(name="cheap things")
-shared = ProductFactory(name="shared", price=Decimal("5.00"), category=cheap)
-other = ProductFactory(name="other", price=Decimal("7.00"), category=cheap)
-ProductFactory(name="dear", price=Decimal("500.00"), category=cheap)
-ProductFactory(name="elsewhere", price=Decimal("1.00"))
-print(json.dumps({
-    "token": make_token(user), "shared": shared.pk, "other": other.pk, "category": cheap.pk,
-}))
-"""
 
 
 def test_changes_reach_subscribers_on_another_process(shared_env):
