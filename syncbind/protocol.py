@@ -41,7 +41,7 @@ _MISSING = object()
 ENVELOPE_KEYS = frozenset({"event", "data", "request_id", "version"})
 # A version is a position in the change log (syncbind.capture): digits, or a
 # PostgreSQL snapshot ("xmin:xmax:xip,..."). Longer ones are refused.
-VERSION_RE = re.compile(r"[0-9]{1,20}(:[0-9]{1,20}:[0-9,]{0,400})?", re.ASCII)
+VERSION_RE = re.compile(r"[0-9]{1,20}(:[0-9]{1,20}:[0-9,]{0,400})?(~[0-9a-f]{16})?", re.ASCII)
 # What a read given a version answers (``"resume"`` in its reply): nothing the
 # subscription reads changed since (no data); it changed (data); the log no longer
 # reaches back that far (data).

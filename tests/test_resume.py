@@ -94,6 +94,7 @@ async def test_a_subscription_that_changed_meanwhile_gets_the_current_data(super
     product = await db_call(factories.ProductFactory, name="first")
     other = await db_call(factories.ProductFactory, name="elsewhere")
     before = await following(superuser, product)
+    await before.send_event(f"{ROW}#other", {"id": other.pk})
     versions = dict(before.versions)
     await before.close()
     await db_call(Product.objects.filter(pk=product.pk).update, name="changed offline")
@@ -101,12 +102,35 @@ async def test_a_subscription_that_changed_meanwhile_gets_the_current_data(super
     after = await connect(superuser)
     row = await after.resume(ROW, {"id": product.pk}, versions)
     assert (row["resume"], row["data"]["name"]) == ("changed", "changed offline")
-    # A row of the same table counts too: its state may depend on the table alone.
-    untouched = await after.resume(
-        f"{ROW}#other", {"id": other.pk}, {f"{ROW}#other": versions[ROW]}
-    )
-    assert untouched["resume"] == "changed" and untouched["data"]["name"] == "elsewhere"
+    # Another row of the same table counts too: "written since" is decided per table.
+    untouched = await after.resume(f"{ROW}#other", {"id": other.pk}, versions)
+    assert (untouched["resume"], untouched["data"]["name"]) == ("changed", "elsewhere")
     await after.close()
+
+
+async def test_a_version_vouches_only_for_its_user_and_its_subscription(superuser, db_call):
+    """Resuming with someone else's version, or one given for another row, reads the data
+    (and checks it) as any read: nothing is taken on trust."""
+    product = await db_call(factories.ProductFactory, name="first")
+    second = await db_call(factories.ProductFactory, name="second")
+    before = await following(superuser, product)
+    versions = dict(before.versions)
+    await before.close()
+    await settle()
+
+    someone = await db_call(factories.SuperUserFactory)
+    other = await connect(someone)
+    row = await other.resume(ROW, {"id": product.pk}, versions)
+    assert (row["resume"], row["data"]["name"]) == ("expired", "first")
+    await other.close()
+
+    same = await connect(superuser)
+    moved = await same.send_event(ROW, {"id": second.pk}, version=versions[ROW])
+    assert (moved["resume"], moved["data"]["name"]) == ("expired", "second")
+    made_up = versions[ROW].split("~")[0] + "~" + "0" * 16
+    forged = await same.send_event(ROW, {"id": product.pk}, version=made_up)
+    assert (forged["resume"], forged["data"]["name"]) == ("expired", "first")
+    await same.close()
 
 
 async def test_a_client_beyond_history_is_told_it_expired_and_gets_the_data(superuser, db_call):

@@ -133,7 +133,7 @@ class Client:
         message = json.loads(await asyncio.wait_for(self.websocket.recv(), timeout))
         if "version" in message:
             version = message.pop("version")
-            assert version.isdigit(), message
+            assert re.fullmatch(r"[0-9]+~[0-9a-f]{16}", version), message
             self.versions[message["event"]] = version
         return message
 

@@ -202,18 +202,24 @@ class LiveBindingMixin:
         carries no data, and no row is read)."""
         from .. import capture, protocol
         from ..capture.tables import read_tables
+        from . import versions
 
         request = self.request
         model = self.get_model()  # type: ignore[attr-defined]
-        version = capture.version_for(model)  # before the read: the read reflects it
+        position = capture.version_for(model)  # before the read: the read reflects it
+        if sub is None:
+            return False
+        version = versions.sign(position, request.user, sub.key)
         if version is not None:
             request.meta["version"] = version
         held = request.message.version
-        if sub is None or held is None:
+        if held is None:
             return False
         verdict = protocol.EXPIRED
-        if version is not None:
-            verdict = capture.resume(model, read_tables(model, read), held)
+        # Only a version this user was given for this very key can vouch for the data.
+        held_position = versions.position_of(held, request.user, sub.key)
+        if position is not None and held_position is not None:
+            verdict = capture.resume(model, read_tables(model, read), held_position)
         request.meta["resume"] = verdict
         if verdict != protocol.UNCHANGED:
             return False

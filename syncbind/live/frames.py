@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .. import protocol, rows
 from ..exceptions import NotFound, SyncbindError
+from . import versions
 from .affected import InPlace
 from .keys import INSTANCE
 from .subscriptions import DELETED, Subscription, digest
@@ -122,13 +123,15 @@ def frames_for(
             if sub.last is not DELETED:
                 delete = protocol.encode({"id": key.pk})
                 # Every row subscription names its delete event.
-                out.append((sub, frame(cast(str, sub.delete_event), delete, version), DELETED))
+                signed = versions.sign(version, request.user, key)
+                out.append((sub, frame(cast(str, sub.delete_event), delete, signed), DELETED))
             continue
         # What each subscriber last received is kept as the digest of its text.
         if state_digest is None:
             state_digest = digest(data_text)
         if sub.last != state_digest:
-            out.append((sub, frame(sub.event, data_text, version), state_digest))
+            signed = versions.sign(version, request.user, key)
+            out.append((sub, frame(sub.event, data_text, signed), state_digest))
     return out
 
 
