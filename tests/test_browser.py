@@ -2,8 +2,10 @@
 
 Two pages stay in sync without reloads; admin edits appear live; validation errors
 appear next to their fields; the raw WebSocket snippet works from the console;
-after the server restarts the page reconnects and keeps updating; and live views
-the server ends (a permission taken away) see their end and nothing after it.
+after the server restarts the page reconnects, resumes its live views without the
+rows sent again, and keeps updating; and live views the server ends (a permission
+taken away) see their end and nothing after it. Last, syncbind.js against a scripted
+WebSocket: which version each live view sends again, and what it renders.
 """
 
 from __future__ import annotations
@@ -94,6 +96,19 @@ def logged_in_page(browser, site, username="demo"):
     return page
 
 
+def recorded_frames(page):
+    """The frames of the sockets ``page`` opens from now on, as (direction, message)
+    pairs, direction "sent" or "received", in the order the page saw them."""
+    frames = []
+
+    def follow(ws):
+        ws.on("framesent", lambda text: frames.append(("sent", json.loads(text))))
+        ws.on("framereceived", lambda text: frames.append(("received", json.loads(text))))
+
+    page.on("websocket", follow)
+    return frames
+
+
 def row(page, name):
     return page.locator("#products tbody tr", has_text=name)
 
@@ -178,11 +193,26 @@ def test_reconnects_after_a_server_restart(browser, site):
         page.screenshot(path=str(SCREENSHOT), full_page=True)
         page.fill("#query", "Salad Bowl")
 
+    frames = recorded_frames(page)  # on the sockets opened from now on
     site["server"].__exit__(None, None, None)
     expect(page.locator("#connection")).to_have_text("reconnecting…")
     site["server"] = site["start"]()
     site["server"].__enter__()
     expect(page.locator("#connection")).to_have_text("live", timeout=20_000)
+
+    # The page's list was asked for again with the version of the rows it shows and,
+    # nothing being written meanwhile, not sent again (versions outlive the server).
+    # The connection answers in order: once a later reply is in, so is the list's.
+    page.evaluate('async () => { await sb.send("shop.Product.retrieve", {id: 1}); }')
+    resent = [m for way, m in frames if way == "sent" and m["event"] == "shop.Product.search#page"]
+    assert len(resent) == 1 and resent[0]["version"]
+    replies = [
+        m
+        for way, m in frames
+        if way == "received" and m.get("request_id") == resent[0]["request_id"]
+    ]
+    assert [(reply["resume"], "data" in reply) for reply in replies] == [("unchanged", False)]
+    expect(row(page, "Salad Bowl")).to_have_count(1)
 
     # A change made after the restart (from another window) reaches the page:
     # its subscription was sent again on reconnect.
@@ -519,3 +549,214 @@ def test_delete_buttons_only_for_users_who_may_delete(browser, site):
     expect(demo.locator("#products tbody tr").first).to_be_visible()
     rows = demo.locator("#products tbody tr").count()
     expect(demo.locator("#products button.delete")).to_have_count(rows)
+
+
+def test_live_views_resume_after_a_dropped_connection(browser, site):
+    """After a reconnect each live() view is asked for again with the version of the
+    data it shows (docs/javascript.md, "Reconnecting"): nothing changed meanwhile, so
+    the server answers ``resume: "unchanged"`` without the rows, the page keeps them,
+    render() is called again with the data it had (never with none), and a change made
+    after the reconnect is rendered."""
+    from playwright.sync_api import expect
+
+    page = logged_in_page(browser, site)
+    frames = recorded_frames(page)
+    page.reload()  # a socket of its own, whose frames are seen from the first
+    products = page.locator("#products tbody tr")
+    expect(products.first).to_be_visible()
+    pk = int(products.first.get_attribute("data-id"))
+    # A view of the first row, opened last: it is asked for again last, too.
+    page.evaluate(
+        """(pk) => {
+            window.calls = [];
+            sb.live("shop.Product.retrieve#resumed", {id: pk}, (row, info) => calls.push(
+                {name: row ? row.name : null, info: JSON.parse(JSON.stringify(info))}));
+        }""",
+        pk,
+    )
+    page.wait_for_function("calls.length === 1")
+    shown = products.all_inner_texts()
+    name = page.evaluate("calls[0].name")
+    assert page.evaluate("calls") == [{"name": name, "info": {}}]
+    versions = {
+        m["event"]: m["version"] for way, m in frames if way == "received" and "version" in m
+    }
+    views = ["shop.Category.list#all", "shop.Product.list#page", "shop.Product.retrieve#resumed"]
+    assert sorted(versions) == views
+
+    before = len(frames)
+    page.evaluate("sb.socket.close()")  # the connection drops; nothing is written meanwhile
+    page.wait_for_function("calls.length === 2")
+    assert page.evaluate("calls[1]") == {"name": name, "info": {"resume": "unchanged"}}
+    expect(page.locator("#connection")).to_have_text("live")
+    # One connection's messages are answered in order: the last view's reply came last.
+    after = frames[before:]
+    resent = {m["request_id"]: m for way, m in after if way == "sent"}
+    assert sorted(m["event"] for m in resent.values()) == views
+    for request in resent.values():
+        assert request["version"] == versions[request["event"]]
+    replies = [m for way, m in after if way == "received" and m.get("request_id") in resent]
+    assert [sorted(reply) for reply in replies] == [
+        ["event", "request_id", "resume", "version"]
+    ] * 3  # no data: the rows were not sent again
+    assert {reply["resume"] for reply in replies} == {"unchanged"}
+    assert products.all_inner_texts() == shown
+
+    # Still live: a change made now reaches the view and the page (the list is ordered
+    # by name, so the renamed row stays first).
+    renamed = f"{name} (after the reconnect)"
+    page.evaluate(
+        'async ([pk, name]) => { await sb.send("shop.Product.update", {id: pk, name}); }',
+        [pk, renamed],
+    )
+    page.wait_for_function("calls.length === 3")
+    assert page.evaluate("calls[2]") == {"name": renamed, "info": {}}
+    expect(products.first).to_contain_text(renamed)
+
+
+# A WebSocket the test plays the server of: syncbind.js talks to it as to a real one.
+SCRIPTED_SOCKET = """
+window.sockets = [];
+window.WebSocket = class ScriptedSocket extends EventTarget {
+    static OPEN = 1;
+    constructor(url) {
+        super();
+        this.readyState = 0;
+        this.sent = [];
+        sockets.push(this);
+        setTimeout(() => { this.readyState = 1; this.dispatchEvent(new Event("open")); });
+    }
+    send(frame) { this.sent.push(JSON.parse(frame)); }
+    // Each frame, and the close, is a task of its own, as from a real socket.
+    close() { this.readyState = 3; this.later(new Event("close")); }
+    receive(message) { this.later(new MessageEvent("message", {data: JSON.stringify(message)})); }
+    later(event) { setTimeout(() => this.dispatchEvent(event)); }
+    // Answer the request sent for `event` with `reply` (request_id and event added).
+    answer(event, reply) {
+        const request = this.sent.find((frame) => frame.event === event);
+        this.receive({event, request_id: request.request_id, ...reply});
+    }
+};
+// Resolves once the frames received so far have been handled.
+window.delivered = () => new Promise((resolve) => setTimeout(resolve));
+"""
+
+SCRIPTED_VIEWS = """async () => {
+    const { SyncBind } = await import("/static/syncbind/syncbind.js");
+    window.sb = new SyncBind("ws://syncbind.test/ws/", {minDelay: 1, maxDelay: 1});
+    window.calls = {page: [], row: []};
+    const record = (calls) => (data, info) => calls.push({
+        data: data ?? null, info: {...info, ...(info.error && {error: info.error.code})},
+    });
+    sb.live("shop.Product.list#page", {query: "lamp"}, record(calls.page));
+    sb.live("shop.Product.retrieve#row", {id: 1}, record(calls.row));
+}"""
+
+PAGE = {"page": 1, "limit": 25, "count": 1, "rows": [{"id": 1, "name": "Lamp"}]}
+LATER_PAGE = {**PAGE, "rows": [{"id": 1, "name": "Lamp (later)"}]}
+ROW = {"id": 1, "name": "Lamp"}
+LATER_ROW = {"id": 1, "name": "Lamp (later)"}
+
+
+def scripted_page(browser):
+    """A page whose syncbind.js talks to a scripted WebSocket (SCRIPTED_SOCKET)."""
+    page = browser.new_context().new_page()
+    script = (ROOT / "syncbind" / "static" / "syncbind" / "syncbind.js").read_text()
+    page.route(
+        "http://syncbind.test/**",
+        lambda route: route.fulfill(
+            content_type="text/javascript" if route.request.url.endswith(".js") else "text/html",
+            body=script if route.request.url.endswith(".js") else "<!doctype html><title>t</title>",
+        ),
+    )
+    page.add_init_script(SCRIPTED_SOCKET)
+    page.goto("http://syncbind.test/")
+    page.evaluate(SCRIPTED_VIEWS)
+    return page
+
+
+def reconnect(page, number):
+    """Drop the connection; returns the frames sent on the next one (the views' requests)."""
+    page.evaluate("sockets.at(-1).close()")
+    page.wait_for_function(f"sockets.length === {number} && sockets.at(-1).sent.length === 2")
+    return page.evaluate("sockets.at(-1).sent.map(({request_id, ...frame}) => frame)")
+
+
+def test_live_views_resume_from_the_version_they_hold(browser):
+    """syncbind.js against a scripted server: a view keeps the version of its last reply
+    or push (a list's push under "search" included) and sends it again after a reconnect;
+    "unchanged" renders the data held, "changed" the new data; a request that failed for
+    the connection keeps the version, a deletion or an error from the server drops it,
+    and replies without a version (a server without change capture) are asked for again
+    without one."""
+    page = scripted_page(browser)
+    page.wait_for_function("sockets.length === 1 && sockets[0].sent.length === 2")
+    page.evaluate(
+        f"""async () => {{
+            const socket = sockets[0];
+            socket.answer("shop.Product.list#page", {{data: {json.dumps(PAGE)}, version: "5"}});
+            socket.answer("shop.Product.retrieve#row", {{data: {json.dumps(ROW)}, version: "5"}});
+            socket.receive({{event: "shop.Product.search#page", data: {json.dumps(LATER_PAGE)}, version: "7"}});
+            await delivered();
+        }}"""
+    )
+    page_request = {"event": "shop.Product.list#page", "data": {"query": "lamp", "subscribe": True}}
+    row_request = {"event": "shop.Product.retrieve#row", "data": {"id": 1, "subscribe": True}}
+    assert reconnect(page, 2) == [
+        {**page_request, "version": "7"},
+        {**row_request, "version": "5"},
+    ]
+    # The connection drops again before the replies: the views hear it, and keep
+    # their versions.
+    assert reconnect(page, 3) == [
+        {**page_request, "version": "7"},
+        {**row_request, "version": "5"},
+    ]
+    page.evaluate(
+        f"""async () => {{
+            const socket = sockets[2];
+            socket.answer("shop.Product.list#page", {{resume: "unchanged", version: "9"}});
+            socket.answer("shop.Product.retrieve#row", {{resume: "changed", data: {json.dumps(LATER_ROW)}, version: "9"}});
+            await delivered();
+        }}"""
+    )
+    disconnected = {"data": None, "info": {"error": "disconnected"}}
+    assert page.evaluate("calls") == {
+        "page": [
+            {"data": PAGE, "info": {}},
+            {"data": LATER_PAGE, "info": {}},
+            disconnected,
+            {"data": LATER_PAGE, "info": {"resume": "unchanged"}},
+        ],
+        "row": [
+            {"data": ROW, "info": {}},
+            disconnected,
+            {"data": LATER_ROW, "info": {"resume": "changed"}},
+        ],
+    }
+
+    # The row is deleted and the page refused: neither is resumed.
+    page.evaluate(
+        """async () => {
+            sockets[2].receive({event: "shop.Product.delete#row", data: {id: 1}, version: "10"});
+            await delivered();
+        }"""
+    )
+    assert reconnect(page, 4) == [{**page_request, "version": "9"}, row_request]
+    page.evaluate(
+        f"""async () => {{
+            const socket = sockets[3];
+            socket.answer("shop.Product.list#page", {{error: {{code: "permission_denied", message: "No."}}}});
+            socket.answer("shop.Product.retrieve#row", {{data: {json.dumps(ROW)}}});
+            await delivered();
+        }}"""
+    )
+    # That reply had no version (as from a server without change capture): nor does
+    # the next request.
+    assert reconnect(page, 5) == [page_request, row_request]
+    calls = page.evaluate("calls")
+    assert calls["page"][-1] == {"data": None, "info": {"error": "permission_denied"}}
+    assert calls["row"][-2:] == [
+        {"data": None, "info": {"deleted": True}},
+        {"data": ROW, "info": {}},
+    ]

@@ -34,6 +34,57 @@ function joinEvent(stream, action, tag) {
   return tag ? `${stream}.${action}#${tag}` : `${stream}.${action}`;
 }
 
+/**
+ * What a live() view shows: the data it rendered last and the version that data
+ * reflects (docs/protocol.md, "Resuming"), kept to resume the view after a reconnect.
+ */
+class Held {
+  /** @param {function} render the view's render(data, info). */
+  constructor(render) {
+    this.render = render;
+    this.data = null;
+    this.version = null;  // null: the server sent none, or the view shows no data
+  }
+
+  /** The view's request envelope, with the version of the data held when there is one. */
+  request(event, data) {
+    return this.version === null ? {event, data} : {event, data, version: this.version};
+  }
+
+  /** Render data from a reply or a push and keep it, with the version it carried. */
+  show(data, message, info) {
+    this.data = data;
+    this.version = message.version ?? null;
+    this.render(data, info);
+  }
+
+  /** Render a reply to the view's request; "unchanged" has no data: show what is held. */
+  answered(reply) {
+    if (reply.resume === "unchanged") {
+      this.version = reply.version ?? null;
+      this.render(this.data, {resume: "unchanged"});
+    } else {
+      this.show(reply.data, reply, reply.resume ? {resume: reply.resume} : {});
+    }
+  }
+
+  /** The request failed: render the error. */
+  failed(error) {
+    // "disconnected": no reply came, and what the view showed still reflects its version.
+    // Any other error is the server's answer: the view shows nothing of that version.
+    if (error.code === "disconnected") this.render(null, {error});
+    else this.forget({error});
+  }
+
+  /** Render(null, info) for a view left with no data (a deletion, an error): the next
+   * request is sent without a version. */
+  forget(info) {
+    this.data = null;
+    this.version = null;
+    this.render(null, info);
+  }
+}
+
 export class SyncBind {
   /**
    * @param {string} [url] WebSocket URL; defaults to /ws/ on this page's host.
@@ -61,11 +112,7 @@ export class SyncBind {
 
   /** Send an event; resolves with the reply's data, rejects with a SyncBindError. */
   send(event, data = {}) {
-    const request_id = `sb${this.nextId++}`;
-    return new Promise((resolve, reject) => {
-      this.pending.set(request_id, {resolve, reject, event});
-      this._write({event, data, request_id});
-    });
+    return this._request({event, data}).then((reply) => reply.data);
   }
 
   /** Call handler(data, message) for every push with exactly this event (tag included). */
@@ -88,7 +135,12 @@ export class SyncBind {
    * with limit_exceeded). When the server ends the subscription (the user may no longer
    * read it), render(null, {error, ended: true}) is the last call.
    * Returns {close()} which unsubscribes.
-   * After a reconnect the request is sent again, so the view stays current.
+   * After a reconnect the request is sent again, so the view stays current. When the
+   * server gave the view a version (change capture), it goes with the request: if
+   * nothing the view reads changed meanwhile, the server sends no data and render is
+   * called again with the data it showed last, info {resume: "unchanged"}; otherwise
+   * with the current data, info {resume: "changed"} or {resume: "expired"}. After a
+   * deletion or an error reply the view holds no version: it is read afresh.
    */
   live(event, data, render) {
     const parts = splitEvent(event);
@@ -106,9 +158,10 @@ export class SyncBind {
     if (action === "list" || action === "search") {
       pushes.push(joinEvent(stream, action === "list" ? "search" : "list", tag));
     }
+    const held = new Held(render);
     const onPush = (payload, message) => {
-      if (message.event.startsWith(`${stream}.delete`)) render(null, {deleted: true});
-      else render(payload, {});
+      if (message.event.startsWith(`${stream}.delete`)) held.forget({deleted: true});
+      else held.show(payload, message, {});
     };
     const stop = () => {
       this.lives.delete(entry);
@@ -116,9 +169,9 @@ export class SyncBind {
     };
     const entry = {
       pushes,
-      request: () => this.send(event, sent).then(
-        (payload) => render(payload, {}),
-        (error) => render(null, {error}),
+      request: () => this._request(held.request(event, sent)).then(
+        (reply) => held.answered(reply),
+        (error) => held.failed(error),
       ),
       // The server ended the subscription: no more pushes, and none asked for again.
       ended: (error) => {
@@ -207,6 +260,15 @@ export class SyncBind {
     }, delay);
   }
 
+  /** Send a request (an envelope without its request_id); resolves with the whole reply. */
+  _request(message) {
+    const request_id = `sb${this.nextId++}`;
+    return new Promise((resolve, reject) => {
+      this.pending.set(request_id, {resolve, reject, event: message.event});
+      this._write({...message, request_id});
+    });
+  }
+
   _write(message) {
     const frame = JSON.stringify(message);
     if (this.socket && this.socket.readyState === WebSocket.OPEN) this.socket.send(frame);
@@ -218,7 +280,7 @@ export class SyncBind {
     if (waiting) {
       this.pending.delete(message.request_id);
       if (message.error) waiting.reject(new SyncBindError(message.error, message.event));
-      else waiting.resolve(message.data);
+      else waiting.resolve(message);
       return;
     }
     if (message.error) return; // an error without a request we know of (a malformed frame)
