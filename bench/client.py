@@ -422,8 +422,11 @@ class Client:
         try:
             async for raw in ws:
                 message = json.loads(raw)
-                if self.protocol.is_push(message):
-                    inbox.add(raw, message, self.protocol.rows(message))
+                # One transaction's pushes come in one "syncbind.batch" frame.
+                together = message.get("data") if message.get("event") == "syncbind.batch" else None
+                for pushed in together if isinstance(together, list) else [message]:
+                    if self.protocol.is_push(pushed):
+                        inbox.add(json.dumps(pushed), pushed, self.protocol.rows(pushed))
         except Exception:  # noqa: BLE001 - the connection broke: counted, not raised
             inbox.closed = True
         inbox.arrived.set()

@@ -128,9 +128,18 @@ class Client:
         # The version each event's replies and pushes carried (the sample site captures
         # changes on SQLite: a change-log id), checked and kept apart from the message.
         self.versions = {}
+        self.unpacked = []
 
     async def receive(self, timeout=10):
+        if self.unpacked:
+            return self.unpacked.pop(0)
         message = json.loads(await asyncio.wait_for(self.websocket.recv(), timeout))
+        if message.get("event") == "syncbind.batch":  # one transaction's pushes
+            first, *self.unpacked = [self.checked(frame) for frame in message["data"]]
+            return first
+        return self.checked(message)
+
+    def checked(self, message):
         if "version" in message:
             version = message.pop("version")
             assert re.fullmatch(r"[0-9]+~[0-9a-f]{16}", version), message

@@ -271,11 +271,10 @@ def _live_hubs() -> list[Any]:
 
 def _deliver(delivered: list[tuple[Any, list[dict[str, Any]]]]) -> None:
     for hub, messages in delivered:
-        for message in messages:
-            try:
-                hub.loop.call_soon_threadsafe(hub.lanes.put, message)
-            except RuntimeError:  # its loop is closed
-                break
+        try:
+            hub.loop.call_soon_threadsafe(hub.take_read, messages)
+        except RuntimeError:  # its loop is closed
+            continue
 
 
 _lock = threading.Lock()

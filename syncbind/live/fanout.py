@@ -34,7 +34,7 @@ from ..exceptions import SyncbindError
 from ..executor import run_in_pool
 from ..registry import registry
 from ..settings import api_settings
-from . import affected, frames
+from . import affected, frames, transactions
 from .changes import DELETE, decode_values
 from .keys import INSTANCE
 from .lanes import FairSlots
@@ -211,7 +211,11 @@ async def send(frames: list[tuple], keep: Any = None) -> int:
             continue
         sub.last = last
         sub.catch_up = None  # newer than what a join caught up on
-        await sub.owner.push(frame)
+        batch = transactions.current.get()
+        if batch is None:
+            await sub.owner.push(frame)
+        else:
+            sub.owner.hub.transactions.stage(batch, sub.owner, frame)
         pushed += 1
     return pushed
 

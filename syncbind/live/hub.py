@@ -31,7 +31,7 @@ from django.db import connections, router
 from .. import capture
 from ..capture.follower import running as capture_running
 from ..executor import run_in_pool
-from . import inbox, messages
+from . import inbox, messages, transactions
 from .announcer import get_announcer
 from .credentials import user_key
 from .groups import Membership
@@ -80,6 +80,8 @@ class Hub:
         self.lanes = Lanes(loop, lambda message: self.process(message))
         # Bounds the worker threads evaluations take, fairly between lanes (see fanout).
         self.evaluations: FairSlots | None = None
+        # Reads of the change log being processed, and the pushes staged for them.
+        self.transactions = transactions.Transactions()
         # Connection -> its subscriptions whose frames wait for its refresh job.
         self.held: dict[Any, set[Subscription]] = {}
         # Connections whose subscriptions the next round of that job compiles again.
@@ -364,6 +366,12 @@ class Hub:
             self.lanes.put(messages.joined(group, stream))
 
     # -- messages (event loop) -------------------------------------------------------------
+    def take_read(self, found: list[dict[str, Any]]) -> None:
+        """Take the messages of one read of the change log (on the loop): their pushes to
+        each connection go out together (:mod:`.transactions`)."""
+        for message in self.transactions.open(found):
+            self.lanes.put(message)
+
     async def deliver(self, message: dict[str, Any]) -> None:
         """Take a message from the groups: into its lane (:mod:`.lanes`), where each
         stream's changes are processed in order, bursts merged, apart from the others."""
@@ -374,6 +382,15 @@ class Hub:
         from . import fanout
 
         kind = messages.kind(message)
+        numbers = message.get("batch")
+        if numbers:
+            token = transactions.current.set(self.transactions.begin(numbers))
+            try:
+                await self.process(_unnumbered(message))
+            finally:
+                transactions.current.reset(token)
+                await self.transactions.done(numbers)
+            return
         if kind == messages.CHANGES:
             await fanout.process(self, message.get("stream"), message.get("changes"))
         elif kind == messages.AUTH:
@@ -550,6 +567,10 @@ def _refreshed(connection: Any, rekey: bool) -> list[Subscription]:
     if not connection.valid or not (read_again or rekey):
         return []
     return connection.reauthorize()
+
+
+def _unnumbered(message: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in message.items() if key != "batch"}
 
 
 async def _logged(coro: Any) -> None:

@@ -192,8 +192,12 @@ def merge(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if known is None:
             known = by_stream[stream] = dict(message)
             merged.append(known)
-        elif known["changes"] is None or message.get("changes") is None:
+            continue
+        if known["changes"] is None or message.get("changes") is None:
             known["changes"] = None
         else:
             known["changes"] = [*known["changes"], *message["changes"]]
+        if message.get("batch"):
+            # The reads of the change log they came with go out together.
+            known["batch"] = [*known.get("batch", ()), *message["batch"]]
     return merged

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from asgiref.testing import ApplicationCommunicator
 
 from .. import protocol
+from ..live.transactions import BATCH_EVENT
 from .communicator import WebsocketCommunicator
 
 # What a transport reads: a text frame, or the close of the connection (with its code).
@@ -116,6 +117,11 @@ class SyncbindClient:
         # The last version each event's replies and pushes carried (see resume()); kept
         # here, not in the messages returned, so tests compare data alone.
         self.versions: dict[str, str] = {}
+        # The frames that came together in one "syncbind.batch" frame (one transaction's
+        # pushes, docs/protocol.md), each list in arrival order; their messages are
+        # handed out one by one like any other.
+        self.batches: list[list[dict[str, Any]]] = []
+        self._unpacked: list[dict[str, Any]] = []
 
     @property
     def communicator(self) -> WebsocketCommunicator:
@@ -128,13 +134,25 @@ class SyncbindClient:
         await self.transport.send(text, bytes_data)
 
     async def _next(self, timeout: float) -> dict[str, Any]:
+        if self._unpacked:
+            return self._unpacked.pop(0)
         kind, value = await self.transport.receive(timeout)
         if kind == CLOSE:
             raise AssertionError(f"The server closed the connection (code {value}).")
-        return self._taken(value)
+        first, *rest = self._taken(value)
+        self._unpacked.extend(rest)
+        return first
 
-    def _taken(self, text: str) -> dict[str, Any]:
+    def _taken(self, text: str) -> list[dict[str, Any]]:
+        """The messages of one frame (a batch frame's, one by one), versions set apart."""
         message = json.loads(text)
+        if isinstance(message, dict) and message.get("event") == BATCH_EVENT:
+            inner = [self._versioned(frame) for frame in message.get("data") or ()]
+            self.batches.append(inner)
+            return inner
+        return [self._versioned(message)]
+
+    def _versioned(self, message: Any) -> Any:
         version = message.pop("version", None) if isinstance(message, dict) else None
         if version is not None:
             self.versions[message.get("event")] = version
@@ -224,7 +242,9 @@ class SyncbindClient:
             from . import settle
 
             await settle()
-        assert not self.pending, f"Unexpected messages: {self.pending!r}"
+        assert not self.pending and not self._unpacked, (
+            f"Unexpected messages: {[*self.pending, *self._unpacked]!r}"
+        )
         if not await self.transport.nothing_within(timeout or 0.005):
             raise AssertionError(f"Unexpected message received: {await self.receive()!r}")
 
@@ -233,11 +253,13 @@ class SyncbindClient:
 
         Pushes and replies that arrive first are kept for :meth:`receive_push`.
         """
+        self.pending.extend(self._unpacked)
+        self._unpacked.clear()
         while True:
             kind, value = await self.transport.receive(timeout or self.timeout)
             if kind == CLOSE:
                 return value
-            self.pending.append(self._taken(value))
+            self.pending.extend(self._taken(value))
 
     async def close(self) -> None:
         await self.transport.close()

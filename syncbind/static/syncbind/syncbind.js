@@ -276,6 +276,12 @@ export class SyncBind {
   }
 
   _receive(message) {
+    if (message.event === "syncbind.batch" && Array.isArray(message.data)) {
+      // One transaction's pushes (docs/protocol.md, "Transactions"): applied in this one
+      // task, so the page never shows half of them.
+      message.data.forEach((frame) => this._receive(frame));
+      return;
+    }
     const waiting = message.request_id !== undefined && this.pending.get(message.request_id);
     if (waiting) {
       this.pending.delete(message.request_id);

@@ -1,0 +1,95 @@
+"""What one transaction pushes to a connection goes out together, in one frame.
+
+The change reader hands a hub the records of whole transactions at once (one
+read of the change log, :mod:`syncbind.capture`), as one message per stream;
+the hub processes those messages in separate lanes (:mod:`.lanes`), so the
+pushes they cause would reach a client one by one, and a page could show
+half of a transfer. Instead, each read's messages carry its number, and the
+pushes they cause are staged per connection until every message of the read
+is processed: one frame goes out as it is, several as one frame::
+
+    {"event": "syncbind.batch", "data": [<frame>, <frame>, ...]}
+
+which a client applies at once (syncbind.js renders them in one go; the test
+client hands them out one by one). When a lane merges the messages of two
+reads, their pushes go out together too. Pushes a connection's refresh job
+holds (:meth:`.hub.Hub.holds`) are sent by that job, after the batch.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+from typing import Any
+
+BATCH_EVENT = "syncbind.batch"
+
+# The read (its group's number) whose message the running task is processing.
+current: contextvars.ContextVar[int | None] = contextvars.ContextVar("syncbind_batch", default=None)
+
+
+def batch_frame(frames: list[str]) -> str:
+    """One frame carrying ``frames`` (each already a frame's text), in order."""
+    return f'{{"event":"{BATCH_EVENT}","data":[{",".join(frames)}]}}'
+
+
+class Transactions:
+    """A hub's reads in flight and the pushes staged for them (on the hub's loop)."""
+
+    def __init__(self) -> None:
+        self._numbers = itertools.count(1)
+        # read -> its messages not processed yet
+        self.remaining: dict[int, int] = {}
+        # reads merged together: read -> the read it joined (union-find), and per root
+        # its members and the frames staged per connection.
+        self.parent: dict[int, int] = {}
+        self.members: dict[int, set[int]] = {}
+        self.staged: dict[int, dict[Any, list[str]]] = {}
+
+    def open(self, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Number one read's messages (one per stream it wrote: even one message can
+        push a connection several frames, a row's and a page's)."""
+        if not found:
+            return found
+        number = next(self._numbers)
+        self.remaining[number] = len(found)
+        self.members[number] = {number}
+        return [{**message, "batch": [number]} for message in found]
+
+    def root(self, number: int) -> int:
+        while self.parent.get(number, number) != number:
+            number = self.parent[number]
+        return number
+
+    def begin(self, numbers: list[int]) -> int:
+        """A (merged) message of these reads is processed: they go out together."""
+        root = self.root(numbers[0])
+        for number in numbers[1:]:
+            other = self.root(number)
+            if other == root:
+                continue
+            self.parent[other] = root
+            self.members[root] |= self.members.pop(other)
+            for owner, frames in self.staged.pop(other, {}).items():
+                self.staged.setdefault(root, {}).setdefault(owner, []).extend(frames)
+        return root
+
+    def stage(self, number: int, owner: Any, frame: str) -> None:
+        root = self.root(number)
+        self.staged.setdefault(root, {}).setdefault(owner, []).append(frame)
+
+    async def done(self, numbers: list[int]) -> None:
+        """A message of these reads is processed; send what their group staged once every
+        message of every read in it is."""
+        for number in numbers:
+            self.remaining[number] -= 1
+        root = self.root(numbers[0])
+        group = self.members[root]
+        if any(self.remaining[number] for number in group):
+            return
+        for number in group:
+            del self.remaining[number]
+            self.parent.pop(number, None)
+        del self.members[root]
+        for owner, frames in self.staged.pop(root, {}).items():
+            await owner.push(frames[0] if len(frames) == 1 else batch_frame(frames))
