@@ -34,8 +34,7 @@ import threading
 from collections import deque
 from typing import Any, NamedTuple
 
-from asgiref.sync import SyncToAsync
-
+from ..compat.asgiref import sync_caller_loop
 from ..settings import api_settings
 
 logger = logging.getLogger("syncbind.live")
@@ -234,11 +233,7 @@ def _home_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
-        pass
-    local = SyncToAsync.threadlocal
-    if getattr(local, "main_event_loop_pid", None) != os.getpid():
-        return None
-    return getattr(local, "main_event_loop", None)
+        return sync_caller_loop()
 
 
 _announcer: Announcer | None = None

@@ -16,12 +16,13 @@ Python 3.11 redis-py sends each command under ``asyncio.wait_for``, which
 loses a cancel that lands as the send completes, and channels-redis then
 waits for messages for ever. Each receive therefore runs in a task of its
 own that the loop only waits on; a receive that outlives its loop is
-cancelled again until it ends (a cancel lands while it waits for Redis), and
-a loop started meanwhile takes it over instead of starting a second receive
-on the same channel. It is not ended with a message to the channel: the
-receive would then start channels-redis's clean-up task, which holds a lock
-shared by every event loop of the process until it finishes, and an event
-loop closing at that moment would leave the lock held for good.
+cancelled again until it ends, on Python 3.11 (``compat.cpython``), and a
+loop started meanwhile takes it over instead of starting a second receive on
+the same channel. It is not ended with a message to the channel: the receive
+would then start channels-redis's clean-up task, which holds a lock shared by
+every event loop of the process until it finishes, and an event loop closing
+at that moment would leave the lock held for good. The workarounds for those
+libraries live in ``syncbind/compat/``.
 """
 
 from __future__ import annotations
@@ -29,16 +30,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from channels.layers import get_channel_layer
 
+from ..compat import channels_redis, cpython
+from ..compat.redis_py import raise_if_cancelling
 from ..settings import api_settings
 
 logger = logging.getLogger("syncbind.live")
-
-# Seconds between the cancels of a receive that outlived its loop.
-CANCEL_AGAIN_AFTER = 0.2
 
 
 class Membership:
@@ -91,13 +92,13 @@ class Membership:
                     self.channel = await self.layer.new_channel()
                 await self.layer.group_add(group, self.channel)
             except Exception:
-                _raise_if_cancelling()
+                raise_if_cancelling()
                 self._retry_later(group)
                 raise
             finally:
                 # A cancel the layer hid must not go on to start the loops (they would
                 # outlive the cancelled caller, e.g. an event loop shutting down).
-                _raise_if_cancelling()
+                raise_if_cancelling()
             self.failed.discard(group)
             self.joined.add(group)
             self._ensure_tasks()
@@ -137,12 +138,12 @@ class Membership:
         left meanwhile is no longer tried)."""
         while self.failed:
             await asyncio.sleep(1)
-            _raise_if_cancelling()
+            raise_if_cancelling()
             for group in list(self.failed):
                 try:
                     await self.join(group)
                 except Exception:
-                    _raise_if_cancelling()
+                    raise_if_cancelling()
                     break  # the layer still does not answer: all of them later
                 logger.warning("syncbind hub joined group %s after a failure", group)
 
@@ -167,10 +168,10 @@ class Membership:
 
     async def _refresh_loop(self) -> None:
         while True:
-            _raise_if_cancelling()
+            raise_if_cancelling()
             await asyncio.sleep(api_settings.GROUP_REFRESH_INTERVAL)
             for group in list(self.joined):
-                _raise_if_cancelling()
+                raise_if_cancelling()
                 try:
                     await self.layer.group_add(group, self.channel)
                 except Exception:
@@ -178,11 +179,11 @@ class Membership:
 
     async def _receive_loop(self) -> None:
         while True:
-            _raise_if_cancelling()
+            raise_if_cancelling()
             try:
                 message = await self._receive()
             except Exception:
-                _raise_if_cancelling()
+                raise_if_cancelling()
                 logger.error(
                     "syncbind hub cannot receive changes from the channel layer", exc_info=True
                 )
@@ -198,15 +199,18 @@ class Membership:
 
         The layer's ``receive()`` runs in a task this loop only waits on, so a
         cancel ends the loop at once even when the layer would lose it; the
-        receive is then cancelled too, again and again until it ends
-        (``CANCEL_AGAIN_AFTER``), unless a loop takes it over first.
+        receive is then cancelled too, and on Python 3.11 again and again until
+        it ends (``compat.cpython.cancel_until_done``), unless a loop takes it
+        over first.
         """
         while True:
             receiving = self._receiving
             if receiving is None or receiving.done():
                 # A receive that ended while abandoned answered nobody: it is not
                 # delivered (the groups were left), and a new one is made.
-                await self._prepare_receive()
+                # channels-redis 4.x leaves lock bookkeeping behind when a cancel
+                # lands in its receive: cleared first (a no-op on other layers).
+                await channels_redis.prepare_receive(self.layer)
                 receiving = self._receiving = asyncio.ensure_future(
                     self.layer.receive(self.channel)
                 )
@@ -215,46 +219,25 @@ class Membership:
             except asyncio.CancelledError:
                 receiving.cancel()
                 receiving.add_done_callback(_forget)
-                self.loop.call_later(CANCEL_AGAIN_AFTER, self._cancel_again, receiving)
+                cpython.cancel_until_done(self.loop, receiving, partial(self._abandoned, receiving))
                 raise
             self._receiving = None
             if not receiving.cancelled():
                 return receiving.result()
             # Taken over while it was ending by an earlier cancel: receive anew.
 
-    async def _prepare_receive(self) -> None:
-        """Prepare channels-redis for a new receive (a no-op on other layers).
-
-        channels-redis receives for all of a process's channels at once and, under
-        a lock per process, waits for each message to be cleaned up before it reads
-        the next (also while it skips messages for other channels). A cancel that
-        lands in that wait leaves the lock's bookkeeping behind (channels-redis
-        4.3), bound to the event loop of the moment: any later receive that has to
-        wait for it, in another loop (one per test), fails. So the hub waits for
-        the clean-ups itself, where a cancel is harmless, and when nothing in the
-        process is receiving or cleaning up, it drops what was left behind, as
-        channels-redis does itself when a lock is released with no one waiting.
-        """
-        wait_received = getattr(self.layer, "wait_received", None)
-        if wait_received is not None:
-            await wait_received()
-            _drop_stale_clean_locks(self.layer)
-
-    def _cancel_again(self, receiving: asyncio.Future) -> None:
-        """Cancel an abandoned receive that has not ended yet, and check again later
-        (unless a receive loop has started since and taken it over)."""
+    def _abandoned(self, receiving: asyncio.Future) -> bool:
+        """Whether ``receiving`` is still the receive in flight and no receive loop has
+        started since to take it over."""
         taken_over = self._receive_task is not None and not self._receive_task.done()
-        if receiving.done() or receiving is not self._receiving or taken_over:
-            return
-        receiving.cancel()
-        self.loop.call_later(CANCEL_AGAIN_AFTER, self._cancel_again, receiving)
+        return receiving is self._receiving and not taken_over
 
     async def _recover(self) -> None:
         """Wait for the channel layer to answer again, then join the groups anew,
         retrying every second and logging nothing more until it succeeds."""
         while True:
             await asyncio.sleep(1)
-            _raise_if_cancelling()
+            raise_if_cancelling()
             try:
                 for group in list(self.joined):
                     await self.layer.group_add(group, self.channel)
@@ -266,37 +249,7 @@ class Membership:
             return
 
 
-def _drop_stale_clean_locks(layer: Any) -> None:
-    """Drop channels-redis's per-channel clean-up locks when nothing in the process
-    receives or cleans up (so none is held or waited for); private state of
-    channels-redis 4.x, left alone if it is not as expected."""
-    clean_locks = getattr(layer, "receive_clean_locks", None)
-    locks = getattr(clean_locks, "locks", None)
-    counts = getattr(clean_locks, "wait_counts", None)
-    if not isinstance(locks, dict) or not isinstance(counts, dict):
-        return
-    if getattr(layer, "receive_count", None) != 0 or getattr(layer, "receive_cleaners", True):
-        return
-    for key, lock in list(locks.items()):
-        if not lock.locked():
-            del locks[key]
-            counts.pop(key, None)
-
-
 def _forget(receiving: asyncio.Future) -> None:
     """Retrieve what an abandoned receive ended with: nobody waits for it any more."""
     if not receiving.cancelled():
         receiving.exception()
-
-
-def _raise_if_cancelling() -> None:
-    """Re-raise a cancellation that the channel layer turned into another error.
-
-    redis-py answers a cancel that lands while it reads a reply by closing the
-    connection, and the caller may then see ``ConnectionError`` (or, later, a
-    normal reply) instead of ``CancelledError``; each loop here checks before
-    going on, because retrying would keep a cancelled task alive forever (an
-    event loop closing at shutdown waits on it)."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError

@@ -113,15 +113,15 @@ def _syncbind_close_worker_connections(
     django_db_setup: None, django_db_blocker: Any
 ) -> Iterator[None]:
     yield
-    from asgiref.sync import SyncToAsync
     from django.db import connections
 
     from ..capture.follower import stop_all
+    from ..compat.asgiref import thread_sensitive_executor
     from ..executor import shutdown_executor
 
     stop_all()  # the change readers' connections, before the test database goes
     shutdown_executor()
     # asgiref's thread-sensitive executor (sync_to_async from tests) keeps one too.
-    executor = getattr(SyncToAsync, "single_thread_executor", None)
+    executor = thread_sensitive_executor()
     if executor is not None:
         executor.submit(connections.close_all).result()

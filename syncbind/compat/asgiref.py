@@ -1,0 +1,45 @@
+"""asgiref: what it keeps for a ``sync_to_async`` call and has no public way to read.
+
+asgiref records, in ``SyncToAsync.threadlocal``, the event loop a worker thread
+runs a ``sync_to_async`` call for (for its own ``async_to_sync``), and runs
+thread-sensitive calls outside a request on ``SyncToAsync.single_thread_executor``.
+Neither is documented: django/asgiref#197 ("Best way to get the current loop
+with asgiref"), where the maintainer calls the thread-local internal. Both are
+read as asgiref 3.x sets them (checked up to 3.13); when they are not there,
+the callers fall back as if there were none. Read only, so not gated on a
+version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import Executor
+
+from asgiref.sync import SyncToAsync
+
+
+def sync_caller_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop of the ``sync_to_async`` call this worker thread runs, or None
+    (not in such a call, forked since, or asgiref no longer keeps it there).
+
+    django/asgiref#197 (no public API; asgiref 3.x). Without it, a message announced
+    from a worker thread could not be sent on the loop of the code that announced
+    it, which a process-local channel layer needs (it delivers on its own loop).
+    """
+    local = SyncToAsync.threadlocal
+    if getattr(local, "main_event_loop_pid", None) != os.getpid():
+        return None
+    return getattr(local, "main_event_loop", None)
+
+
+def thread_sensitive_executor() -> Executor | None:
+    """asgiref's executor for thread-sensitive calls made outside a request (tests'
+    ``sync_to_async``), or None if asgiref no longer has one there.
+
+    Undocumented (asgiref 3.x). Its thread keeps the Django database connections a
+    test's ``sync_to_async`` opened: they must be closed before the test database
+    is dropped, or PostgreSQL refuses ("is being accessed by other users").
+    """
+    executor = getattr(SyncToAsync, "single_thread_executor", None)
+    return executor if isinstance(executor, Executor) else None
