@@ -5,10 +5,17 @@ wrong for syncbind's long-lived hub:
 
 - ``socket_timeout``: redis-py 8 defaults to 5 s, the same as channels-redis's
   blocking receive, so an idle receive fails with "Timeout reading from ...";
-  it must be longer than the receive (or None).
+  it must be longer than the receive (or None). Reported as
+  django/channels_redis#422 (channels-redis 4.3 and earlier with redis-py 8.0
+  and later; redis-py 7 had no default timeout).
 - ``max_connections``: the pool's default of 100 raises MaxConnectionsError
   under bursts; syncbind's hub needs few connections, but other consumers and
   the saving threads share the pool.
+
+These are settings, not a workaround (so not in ``syncbind/compat/``): the
+values are right with every version (a socket timeout above the receive's
+also notices a dead connection where redis-py 7 had none), and a site can
+override them.
 """
 
 from __future__ import annotations
