@@ -760,3 +760,38 @@ def test_live_views_resume_from_the_version_they_hold(browser):
         {"data": None, "info": {"deleted": True}},
         {"data": ROW, "info": {}},
     ]
+
+
+def test_a_transaction_s_pushes_are_applied_in_one_task(browser):
+    """A syncbind.batch frame (one transaction's pushes) reaches every view it names
+    before any other work runs: each render, when it queues a microtask, finds the
+    other view already rendered."""
+    page = scripted_page(browser)
+    page.wait_for_function("sockets.length === 1 && sockets[0].sent.length === 2")
+    page.evaluate(
+        f"""async () => {{
+            const socket = sockets[0];
+            socket.answer("shop.Product.list#page", {{data: {json.dumps(PAGE)}}});
+            socket.answer("shop.Product.retrieve#row", {{data: {json.dumps(ROW)}}});
+            await delivered();
+            window.rendered = 0;
+            window.seenAfter = [];
+            for (const name of ["page", "row"]) {{
+                const push = calls[name].push.bind(calls[name]);
+                calls[name].push = (call) => {{
+                    window.rendered += 1;
+                    queueMicrotask(() => window.seenAfter.push(window.rendered));
+                    return push(call);
+                }};
+            }}
+            socket.receive({{event: "syncbind.batch", data: [
+                {{event: "shop.Product.search#page", data: {json.dumps(LATER_PAGE)}}},
+                {{event: "shop.Product.retrieve#row", data: {json.dumps(LATER_ROW)}}},
+            ]}});
+            await delivered();
+        }}"""
+    )
+    assert page.evaluate("seenAfter") == [2, 2]
+    calls = page.evaluate("calls")
+    assert calls["page"][-1] == {"data": LATER_PAGE, "info": {}}
+    assert calls["row"][-1] == {"data": LATER_ROW, "info": {}}
