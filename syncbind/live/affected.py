@@ -67,7 +67,7 @@ def affected_pages(
 ) -> list[KeyState]:
     if len(changes) > MATCH_LIMIT:
         return pages
-    recent = hub.recent.setdefault(stream, OrderedDict())
+    recent = hub.recent_rows(stream)
     affected = [
         state
         for state in pages

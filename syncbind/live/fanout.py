@@ -37,7 +37,6 @@ from ..settings import api_settings
 from . import affected, frames, transactions
 from .changes import DELETE, decode_values
 from .keys import INSTANCE
-from .lanes import FairSlots
 from .matching import ABSENT, UNKNOWN
 from .subscriptions import DELETED, Subscription
 
@@ -212,10 +211,8 @@ async def send(frames: list[tuple], keep: Any = None) -> int:
         sub.last = last
         sub.catch_up = None  # newer than what a join caught up on
         batch = transactions.current.get()
-        if batch is None:
+        if batch is None or not sub.owner.hub.transactions.stage(batch, sub.owner, frame):
             await sub.owner.push(frame)
-        else:
-            sub.owner.hub.transactions.stage(batch, sub.owner, frame)
         pushed += 1
     return pushed
 
@@ -224,9 +221,7 @@ async def in_slot(hub: Hub, lane: Any, function: Callable[..., T], *args: Any) -
     """Run ``function`` in the worker pool within the evaluations' budget: half the
     pool's threads, shared fairly between lanes (:class:`.lanes.FairSlots`), so that
     requests keep the rest and no stream or user takes them all."""
-    if hub.evaluations is None:
-        hub.evaluations = FairSlots(api_settings.THREAD_POOL_SIZE // 2)
-    async with hub.evaluations.slot(lane):
+    async with hub.evaluation_slots().slot(lane):
         return await run_in_pool(function, *args)
 
 

@@ -31,6 +31,7 @@ from django.db import connections, router
 from .. import capture
 from ..capture.follower import running as capture_running
 from ..executor import run_in_pool
+from ..settings import api_settings
 from . import inbox, messages, transactions
 from .announcer import get_announcer
 from .credentials import user_key
@@ -194,6 +195,17 @@ class Hub:
                 group_name(key.stream), partial(operator.contains, self.key_counts, key.stream)
             )
         )
+
+    def evaluation_slots(self) -> FairSlots:
+        """The worker threads evaluations may take (:func:`.fanout.in_slot`): half the
+        pool's, made on first use (the pool's size is a setting)."""
+        if self.evaluations is None:
+            self.evaluations = FairSlots(api_settings.THREAD_POOL_SIZE // 2)
+        return self.evaluations
+
+    def recent_rows(self, stream: str) -> OrderedDict[Any, Any]:
+        """The values last announced for ``stream``'s rows (:mod:`.affected`; on the loop)."""
+        return self.recent.setdefault(stream, OrderedDict())
 
     def streams(self) -> set[str]:
         """The streams this hub holds keys of (any thread)."""
@@ -389,7 +401,7 @@ class Hub:
                 await self.process(_unnumbered(message))
             finally:
                 transactions.current.reset(token)
-                await self.transactions.done(numbers)
+                await self.transactions.done(numbers, message.get("stream"))
             return
         if kind == messages.CHANGES:
             await fanout.process(self, message.get("stream"), message.get("changes"))
@@ -510,6 +522,9 @@ class Hub:
         from . import fanout
 
         lane = ("refresh", user_key(connection.user))
+        # Its frames go out by themselves, not with the read whose evaluation held them
+        # (this task was started inside it, and copied its context).
+        transactions.current.set(None)
         try:
             while True:
                 found = await fanout.in_slot(self, lane, self._round, connection)

@@ -523,6 +523,11 @@ class ConnectionSubscriptions:
             for frame in frames:
                 await self._push_now(frame)
 
+    def streams(self) -> set[str]:
+        """The streams this connection follows (on the hub's loop)."""
+        with self.lock:
+            return {key.stream for key in self.key_counts}
+
     async def push(self, frame: str) -> None:
         if self.busy:
             self.deferred.append(frame)

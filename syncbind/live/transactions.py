@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+from collections import Counter
 from typing import Any
 
 BATCH_EVENT = "syncbind.batch"
@@ -34,16 +35,20 @@ def batch_frame(frames: list[str]) -> str:
 
 
 class Transactions:
-    """A hub's reads in flight and the pushes staged for them (on the hub's loop)."""
+    """A hub's reads in flight and the pushes staged for them (on the hub's loop).
+
+    A connection's staged frames wait only for the read's messages of streams that
+    connection follows: a slow evaluation of one stream holds up the pushes of no
+    one who does not follow it (``lanes.py``), even within one transaction.
+    """
 
     def __init__(self) -> None:
         self._numbers = itertools.count(1)
-        # read -> its messages not processed yet
-        self.remaining: dict[int, int] = {}
-        # reads merged together: read -> the read it joined (union-find), and per root
-        # its members and the frames staged per connection.
+        # Reads merged together (union-find): read -> the read it joined; per root,
+        # its messages not processed yet, by stream, and the frames staged per
+        # connection (a ConnectionSubscriptions).
         self.parent: dict[int, int] = {}
-        self.members: dict[int, set[int]] = {}
+        self.waiting: dict[int, Counter[Any]] = {}
         self.staged: dict[int, dict[Any, list[str]]] = {}
 
     def open(self, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -52,8 +57,7 @@ class Transactions:
         if not found:
             return found
         number = next(self._numbers)
-        self.remaining[number] = len(found)
-        self.members[number] = {number}
+        self.waiting[number] = Counter(message.get("stream") for message in found)
         return [{**message, "batch": [number]} for message in found]
 
     def root(self, number: int) -> int:
@@ -69,27 +73,33 @@ class Transactions:
             if other == root:
                 continue
             self.parent[other] = root
-            self.members[root] |= self.members.pop(other)
+            self.waiting[root].update(self.waiting.pop(other))
             for owner, frames in self.staged.pop(other, {}).items():
                 self.staged.setdefault(root, {}).setdefault(owner, []).extend(frames)
         return root
 
-    def stage(self, number: int, owner: Any, frame: str) -> None:
+    def stage(self, number: int, owner: Any, frame: str) -> bool:
+        """Keep ``frame`` for ``owner`` until the read's group is done; False when that
+        group was sent already (the caller pushes it alone)."""
         root = self.root(number)
+        if root not in self.waiting:
+            return False
         self.staged.setdefault(root, {}).setdefault(owner, []).append(frame)
+        return True
 
-    async def done(self, numbers: list[int]) -> None:
-        """A message of these reads is processed; send what their group staged once every
-        message of every read in it is."""
-        for number in numbers:
-            self.remaining[number] -= 1
+    async def done(self, numbers: list[int], stream: Any) -> None:
+        """A message of ``stream`` of these reads is processed: send each connection what
+        was staged for it once no message of a stream it follows is left."""
         root = self.root(numbers[0])
-        group = self.members[root]
-        if any(self.remaining[number] for number in group):
-            return
-        for number in group:
-            del self.remaining[number]
-            self.parent.pop(number, None)
-        del self.members[root]
-        for owner, frames in self.staged.pop(root, {}).items():
+        waiting = self.waiting[root]
+        waiting[stream] -= len(numbers)
+        left = {name for name, count in waiting.items() if count > 0}
+        staged = self.staged.get(root, {})
+        for owner in [owner for owner in staged if left.isdisjoint(owner.streams())]:
+            frames = staged.pop(owner)
             await owner.push(frames[0] if len(frames) == 1 else batch_frame(frames))
+        if not left:
+            del self.waiting[root]
+            self.staged.pop(root, None)
+            for number in [n for n, parent in self.parent.items() if self.root(n) == root]:
+                del self.parent[number]
