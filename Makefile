@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install install-demo chromium sqlite3-cli demo-edit test test-sqlite test-services test-matrix lint format demo bench dist clean
+.PHONY: help install install-demo chromium sqlite3-cli demo-edit test test-sqlite test-services test-tail test-matrix lint format demo bench dist clean
 
 help:
 	@echo "make demo   - serve the sample site on http://127.0.0.1:8000 (SQLite, in-memory layer; PORT=...)"
@@ -49,9 +49,11 @@ format: install
 	$(PY) -m ruff format $(LINTED)
 	$(PY) -m ruff check --fix $(LINTED)
 
-# The whole suite on SQLite + the in-memory layer, then on PostgreSQL +
-# channels-redis when those servers answer (always, under SYNCBIND_REQUIRE_SERVICES=1).
-test: lint test-sqlite test-services
+# The in-process suite on SQLite + the in-memory layer, then on PostgreSQL +
+# channels-redis when those servers answer (always, under SYNCBIND_REQUIRE_SERVICES=1),
+# then, once, the tail (marker e2e: the browser, the sample site, the distributed and
+# fault scenarios, the bench's smoke run), each of which starts its own servers.
+test: lint test-sqlite test-services test-tail
 
 # The browser tests drive Debian's Chromium (Playwright cannot download its own here).
 chromium:
@@ -69,20 +71,24 @@ sqlite3-cli:
 			|| echo "sqlite3 could not be installed: its test will skip (or fail under SYNCBIND_REQUIRE_SERVICES)"; \
 	fi
 
-test-sqlite: install chromium sqlite3-cli
-	SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory $(PY) -m pytest $(PYTEST_ARGS)
+test-sqlite: install sqlite3-cli
+	SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory $(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 test-services: install sqlite3-cli
 	@if [ -n "$$SYNCBIND_REQUIRE_SERVICES" ] || $(PY) -m tests.services_available; then \
 		echo "== PostgreSQL + channels-redis =="; \
-		SYNCBIND_TEST_DB=postgres SYNCBIND_TEST_LAYER=redis $(PY) -m pytest $(PYTEST_ARGS); \
+		SYNCBIND_TEST_DB=postgres SYNCBIND_TEST_LAYER=redis $(PY) -m pytest -m "not e2e" $(PYTEST_ARGS); \
 	else \
 		echo "PostgreSQL or Redis not reachable on 127.0.0.1: skipping the PostgreSQL + channels-redis run"; \
 	fi
 
+test-tail: install chromium sqlite3-cli
+	SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory $(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
 # The other supported combinations, each in its own virtualenv: Django 6.0 on Python
 # 3.12 and Django 6.1 on Python 3.13 (`make test` is Django 5.2 on Python 3.11). The
-# SQLite + in-memory suite; the Pythons are found on PATH or under pyenv.
+# SQLite + in-memory in-process suite (the tail runs once, in `make test`); the Pythons
+# are found on PATH or under pyenv.
 MATRIX := dj60 dj61
 MATRIX_PYTHON_dj60 := 3.12
 MATRIX_DJANGO_dj60 := Django>=6.0,<6.1
@@ -96,10 +102,10 @@ MATRIX_DJANGO_dj61 := Django>=6.1,<6.2
 	.venv-$*/bin/python -m pip install -q -e . --group test "$(MATRIX_DJANGO_$*)"
 	@touch $@
 
-test-matrix: $(foreach combo,$(MATRIX),.venv-$(combo)/.installed) chromium sqlite3-cli
+test-matrix: $(foreach combo,$(MATRIX),.venv-$(combo)/.installed) sqlite3-cli
 	@set -e; for combo in $(MATRIX); do \
 		echo "== $$combo: $$(.venv-$$combo/bin/python -c 'import sys, django; print("Python", sys.version.split()[0], "Django", django.__version__)') =="; \
-		SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory .venv-$$combo/bin/python -m pytest $(PYTEST_ARGS); \
+		SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory .venv-$$combo/bin/python -m pytest -m "not e2e" $(PYTEST_ARGS); \
 	done
 
 # The sample site on SQLite (sample_site/db.sqlite3) and the in-memory channel layer.
