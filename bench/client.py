@@ -31,6 +31,24 @@ session cookie, the contender's protocol, the rows, and the steps:
   own (not Django's, not the server's), and times from its commit until the
   push carrying the new name arrives. Before, the server's CPU time is read
   over ``idle`` seconds in which nothing is written.
+- ``storm`` (syncbind only, on a database whose changes are captured), in
+  phases the runner spreads over server processes (``phase``):
+
+  - ``subscribe``: ``subscribers`` connections each subscribe to one of
+    ``pages`` list pages (``reads`` "pages": client i lists page ``i % pages
+    + 1`` of the whole list; "filters": the first page of category ``i %
+    pages`` of ``storm.categories`` in the spec) and keep the reply's
+    version; then the
+    server's hub resyncs (``/bench/resync/``, what the end of a channel-layer
+    outage does): its time, the statements it ran and the pushes it caused.
+    The result carries ``versions`` (client i's) for the next phase.
+  - ``reconnect``, on a new server process: all ``subscribers`` connect at
+    once and send their request again, with the version held
+    (``resume``) or without (a full refetch); time from the storm's start to
+    each reply, payload bytes the server sent, and the statements the server
+    ran until it was quiet, less what authenticating the connections cost
+    (``N`` connections opened afterwards, and nothing sent on them, counted
+    the same way).
 
 Each step's result is printed as one JSON line as soon as the step ends. A
 step that raises or runs past ``step_timeout(step)`` is reported as
@@ -48,6 +66,7 @@ import sys
 import time
 import traceback
 import urllib.request
+from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -71,6 +90,10 @@ def step_timeout(step: dict) -> float:
         return STEP_MARGIN + step.get("warmup", 0.5) + step["duration"] + 30
     if step["type"] == "memory":
         return STEP_MARGIN + step.get("settle", 2.0)
+    if step["type"] == "storm":
+        # Connect and subscribe (or reconnect), quiet counts, one resync or one more
+        # round of connections for authentication's statements.
+        return STEP_MARGIN + 3 * REPLY_TIMEOUT + 4 * PUSH_TIMEOUT
     if step["type"] == "capture":
         per_sample = step.get("gap", 0.1) + 1.0
         waits = REPLY_TIMEOUT + step.get("idle", 0) + CAPTURE_PUSH_TIMEOUT
@@ -488,6 +511,162 @@ class Client:
             "errors": 0,
         }
 
+    async def storm(self, step: dict) -> dict:
+        if step["phase"] == "subscribe":
+            return await self.storm_subscribe(step)
+        return await self.storm_reconnect(step)
+
+    def storm_read(self, i: int, step: dict) -> tuple[str, Any]:
+        """Client i's read: page ``i % pages + 1`` of the whole list (``reads`` "pages"),
+        or the first page of category number ``i % pages`` (``reads`` "filters")."""
+        slot = i % step["pages"]
+        if step["reads"] == "pages":
+            return "list", slot + 1
+        return "subscribe_page", self.spec["storm"]["categories"][slot]
+
+    async def counts(self, statements: bool = False) -> dict:
+        """The server's statement counts (``/bench/queries/``)."""
+        return await self.ahttp("/bench/queries/" + ("?statements=1" if statements else ""))
+
+    async def quiet_counts(self, settle: float, statements: bool = False) -> dict:
+        """The server's counts once the statements of its request threads (the capture
+        reader's own wake-ups aside) have stopped changing for ``settle`` seconds."""
+        last = await self.counts(statements)
+        deadline = time.perf_counter() + PUSH_TIMEOUT
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(settle)
+            current = await self.counts(statements)
+            if served(current) == served(last):
+                return current
+            last = current
+        return last
+
+    async def storm_subscribe(self, step: dict) -> dict:
+        n = step["subscribers"]
+        sockets = await self.open_many(n)
+        inboxes = [Inbox(i) for i in range(n)]
+        readers: list[asyncio.Task] = []
+        try:
+            replies = await asyncio.gather(
+                *(self.subscribe(ws, *self.storm_read(i, step)) for i, ws in enumerate(sockets))
+            )
+            versions = [message.get("version") for _, message in replies]
+            errors = sum(1 for ok, message in replies if not ok or not message.get("version"))
+            readers = [
+                asyncio.create_task(self.collect(ws, inbox))
+                for ws, inbox in zip(sockets, inboxes, strict=True)
+            ]
+            before = await self.quiet_counts(step["settle"], statements=True)
+            cpu_before = (await self.ahttp("/bench/cpu/"))["cpu"]
+            done = await self.ahttp("/bench/resync/", {})
+            cpu = (await self.ahttp("/bench/cpu/"))["cpu"] - cpu_before
+            after = await self.quiet_counts(step["settle"], statements=True)
+            pushes = sum(len(inbox.pushes) for inbox in inboxes)
+        finally:
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+            await self.close_all(sockets)
+        return {
+            "versions": versions,
+            "versions_held": len(set(versions)),
+            "hubs": done["hubs"],
+            "resync_ms": ms(done["seconds"]),
+            "server_cpu_ms": ms(cpu),
+            "queries": served(after) - served(before),
+            "reader_queries": after["reader"] - before["reader"],
+            "statements": statement_diff(before["statements"], after["statements"]),
+            "pushes": pushes,
+            "closed": sum(1 for inbox in inboxes if inbox.closed),
+            "errors": errors,
+        }
+
+    async def storm_reconnect(self, step: dict) -> dict:
+        """All reconnect at once; then, on fresh connections, what authentication costs."""
+        n, versions = step["subscribers"], step.get("versions")
+        before = await self.counts(statements=True)
+        cpu_before = (await self.ahttp("/bench/cpu/"))["cpu"]
+        own_cpu = time.process_time()
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(
+            *(
+                self.reconnect(self.storm_read(i, step), versions[i] if versions else None)
+                for i in range(n)
+            ),
+            return_exceptions=True,
+        )
+        own_cpu = time.process_time() - own_cpu
+        cpu = (await self.ahttp("/bench/cpu/"))["cpu"] - cpu_before
+        last_reply = await self.counts()
+        done = [o for o in outcomes if not isinstance(o, BaseException)]
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        try:
+            after = await self.quiet_counts(step["settle"], statements=True)
+        finally:
+            await self.close_all([o.ws for o in done])
+        if failures:
+            raise failures[0]
+        auth = await self.authentication(n, step["settle"])
+        storm = served(after) - served(before)
+        verdicts = [o.message.get("resume") for o in done]
+        latencies = [o.replied - started for o in done]
+
+        def spread(values: list[float], name: str) -> dict:
+            return {
+                f"{name}_p50_ms": ms(percentile(values, 0.50)),
+                f"{name}_p95_ms": ms(percentile(values, 0.95)),
+            }
+
+        return {
+            "unchanged": verdicts.count("unchanged"),
+            "changed": verdicts.count("changed"),
+            "expired": verdicts.count("expired"),
+            "versions_held": len(set(versions)) if versions else None,
+            # From the storm's start (every client reconnecting at once) to each reply.
+            "p50_ms": ms(percentile(latencies, 0.50)),
+            "p95_ms": ms(percentile(latencies, 0.95)),
+            "max_ms": ms(max(latencies)),
+            # Of which: until the handshake was done, and from the request to its reply.
+            **spread([o.connected - started for o in done], "connect"),
+            **spread([o.replied - o.connected for o in done], "request"),
+            "bytes": sum(o.size for o in done),
+            "queries_total": storm,
+            "auth_queries_per_connection": auth,
+            "queries": round(storm - auth * n, 1),
+            # The reader's statements from the storm's start to the last reply.
+            "reader_queries": last_reply["reader"] - before["reader"],
+            "statements": statement_diff(before["statements"], after["statements"]),
+            # CPU seconds from the storm's start to the last reply: the server process's
+            # (every thread), and the load generator's own.
+            "server_cpu_ms": ms(cpu),
+            "client_cpu_ms": ms(own_cpu),
+            "errors": sum(1 for o in done if not storm_reply_ok(o.message)),
+        }
+
+    async def reconnect(self, read: tuple[str, Any], version: str | None) -> Reconnected:
+        """Connect, send the subscribing read (with ``version``: a resume), read the reply."""
+        ws = await self.open()
+        connected = time.perf_counter()
+        request = self.protocol.request(*read, self.next_id())
+        if version is not None:
+            request["version"] = version
+        await ws.send(json.dumps(request))
+        raw = await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT)
+        replied = time.perf_counter()
+        size = len(raw.encode() if isinstance(raw, str) else raw)
+        return Reconnected(ws, connected, replied, json.loads(raw), size)
+
+    async def authentication(self, n: int, settle: float) -> float:
+        """Statements per connection that authenticating costs: ``n`` connections opened
+        and closed with nothing sent, counted as the storm is."""
+        before = await self.quiet_counts(settle)
+        sockets = await self.open_many(n)
+        try:
+            after = await self.quiet_counts(settle)
+        finally:
+            await self.close_all(sockets)
+        return (served(after) - served(before)) / n
+
     async def memory(self, step: dict) -> dict:
         # A few connections first, with a request each, so that what loads on
         # first use (imports, caches, the pool) is in the baseline.
@@ -568,6 +747,18 @@ class RawWriter:
         self.connection.close()
 
 
+@dataclass
+class Reconnected:
+    """One storm client's reconnection: its socket, when its handshake was done and its
+    reply arrived, the reply, and the reply's payload bytes."""
+
+    ws: ClientConnection
+    connected: float
+    replied: float
+    message: dict
+    size: int
+
+
 class Inbox:
     """The pushes one scoped-fan-out connection received, with their arrival times."""
 
@@ -601,6 +792,30 @@ class Inbox:
                 await asyncio.wait_for(self.arrived.wait(), deadline - time.perf_counter())
             except TimeoutError:
                 return None
+
+
+def served(counts: dict) -> int:
+    """The statements of the server's request threads: all but the capture reader's."""
+    return counts["queries"] - counts["reader"]
+
+
+def storm_reply_ok(message: dict) -> bool:
+    """A reply to a storm's read: rows, or a resume's "unchanged" without them."""
+    if "error" in message or "request_id" not in message:
+        return False
+    if message.get("resume") == "unchanged":
+        return "data" not in message
+    rows = (message.get("data") or {}).get("rows")
+    return bool(rows)
+
+
+def statement_diff(before: dict | None, after: dict | None, most: int = 16) -> dict[str, int]:
+    """The statements run between two tallies, the most frequent first (at most ``most``)."""
+    if before is None or after is None:
+        return {}
+    ran = {sql: count - before.get(sql, 0) for sql, count in after.items()}
+    ordered = sorted(((c, sql) for sql, c in ran.items() if c > 0), reverse=True)
+    return {sql: count for count, sql in ordered[:most]}
 
 
 def ms(seconds: float | None) -> float | None:

@@ -33,6 +33,13 @@ SCOPED_QUERY_LIMITS = {
     "own_page": lambda n: 5,
 }
 SCOPED_LATENCY_LIMIT_MS = 300
+# The reconnect storm's target (issue 23), for a resuming storm of 1,000 clients.
+STORM_QUERY_LIMIT = 20
+STORM_P95_LIMIT_MS = 2000
+STORM_READS = {
+    "pages": "pages of the whole list",
+    "filters": "one category's page each",
+}
 
 
 def label(name: str) -> str:
@@ -249,6 +256,7 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
     )
 
     out += scoped_targets(results.get("scoped", []))
+    out += storm_targets(results.get("storm", []))
 
     mem = results["memory"]
     ours = find(mem, contender=SYNCBIND)
@@ -328,6 +336,48 @@ def scoped_targets(scoped: list[dict]) -> list[tuple[str, str, bool | None]]:
     return out
 
 
+def storm_targets(storm: list[dict]) -> list[tuple[str, str, bool | None]]:
+    """The resuming storm's targets, on each backend and kind of read."""
+    resumes = [r for r in storm if r.get("measure") == "storm" and r.get("resume")]
+    n = max((r["subscribers"] for r in resumes), default=None)
+    out = []
+    for key, target, limit, text in [
+        (
+            "queries",
+            f"reconnect storm (resuming, no change, after a restart): ≤ {STORM_QUERY_LIMIT} "
+            "statements beyond authentication at N = 1,000",
+            STORM_QUERY_LIMIT,
+            lambda v: fmt(v),
+        ),
+        (
+            "p95_ms",
+            "reconnect storm (resuming, no change, after a restart): p95 from reconnect to "
+            f"reply ≤ {STORM_P95_LIMIT_MS / 1000:g} s at N = 1,000",
+            STORM_P95_LIMIT_MS,
+            lambda v: f"{v / 1000:.2f} s",
+        ),
+    ]:
+        measured, met, unjudged = [], [], False
+        for row in sorted(resumes, key=storm_order):
+            if row["subscribers"] != n:
+                continue
+            where = f"{row['db']}/{row['layer']} {row['reads']}"
+            if failed(row):
+                measured.append(f"{where}: not judged (syncbind failed)")
+                unjudged = True
+            else:
+                measured.append(f"{where}: {text(row[key])}")
+                met.append(row[key] <= limit)
+        prefix = f"N = {n:,}: " if n else ""
+        out.append((target, prefix + ", ".join(measured) or "not measured", met_of(met, unjudged)))
+    return out
+
+
+def storm_order(row: dict) -> tuple:
+    """SQLite first, pages before filters, resuming before refetching."""
+    return (row["db"] != "sqlite", row["reads"] != "pages", not row.get("resume"))
+
+
 # -- markdown -----------------------------------------------------------------
 
 
@@ -354,6 +404,7 @@ SCENARIO_NAMES = {
     "scoped": "scoped fan-out",
     "memory": "memory",
     "capture": "change capture",
+    "storm": "reconnect storm",
 }
 
 
@@ -375,7 +426,16 @@ def step_name(scenario: str, row: dict) -> str:
         parts.append(capture_write_name(row))
     if row.get("measure") == "latency":
         parts.append(f"change to push, {capture_wakeup(row)}")
+    if scenario == "storm":
+        parts.append(STORM_READS.get(row.get("reads"), row.get("reads")))
+        parts.append(storm_measure(row))
     return ", ".join(p for p in parts if p)
+
+
+def storm_measure(row: dict) -> str:
+    if row.get("measure") == "resync":
+        return "resync"
+    return "resuming" if row.get("resume") else "full refetch"
 
 
 def capture_write_name(row: dict) -> str:
@@ -520,6 +580,112 @@ def capture_section(add, capture: list[dict]) -> None:
                     fmt(row["max_ms"], 1),
                     fmt(row["samples"]),
                     fmt(row.get("idle_cpu_percent"), 2),
+                ]
+            add("| " + " | ".join(cells) + " |")
+    add("")
+
+
+def storm_section(add, storm: list[dict]) -> None:
+    if not storm:
+        return
+    add("## 7. Reconnect storm and resync")
+    add("")
+    n = max(r["subscribers"] for r in storm)
+    pages = max(r["pages"] for r in storm)
+    add(
+        f"syncbind alone (BindingConsumer), on a database of its own whose changes are captured "
+        f"(`migrate` with syncbind's app: replies carry versions). {n:,} clients, each on its "
+        f"own connection with the superuser's session cookie (the harness's authentication), "
+        f"read one `list` page, which subscribes them; {pages} distinct pages shared among "
+        f"them (client i reads number i mod {pages}): either pages 1–{pages} of the whole list "
+        f"(`pages`) or the first page of one of {pages} categories (`filters`, a foreign-key "
+        "filter). Each step runs on a server process of its own, on one port, and nothing is "
+        "written in between."
+    )
+    add("")
+    add(
+        "**Storm.** The server that took the subscriptions is stopped and a new process "
+        "started; all clients reconnect at once and send their read again, with the version "
+        'of their last reply (resuming: the answer is `"resume": "unchanged"`, without '
+        "rows), or without it (a full refetch; on a third process). Statements: every "
+        "statement of the server's request threads from the storm's start until the count "
+        "stays still, less what authenticating the same number of connections costs (that "
+        "many connections opened afterwards, nothing sent on them, counted the same way); "
+        "the change reader's own wake-ups are apart (`reader`). Latency: from the storm's "
+        "start to each reply; `connect` is the part until the handshake was done, `request` "
+        "the rest. Bytes: the payload of the replies the server sent. CPU: the server "
+        "process's CPU time from the storm's start to the last reply."
+    )
+    for db, layer in scoped_backends(storm):
+        here = sorted(
+            (r for r in storm if (r["db"], r["layer"]) == (db, layer) and r["measure"] == "storm"),
+            key=storm_order,
+        )
+        if not here:
+            continue
+        add("")
+        add(f"### {backend(db, layer)}")
+        add("")
+        add(
+            "| reads | storm | N | statements beyond auth | auth per connection | reader "
+            "| p50 ms | p95 ms | connect p95 ms | request p95 ms | bytes sent | server CPU ms |"
+        )
+        add("|---" * 12 + "|")
+        for row in here:
+            cells = [row["reads"], storm_measure(row), fmt(row["subscribers"])]
+            if failed(row):
+                cells += [failed_cell(row)] + ["–"] * 8
+            else:
+                cells += [
+                    fmt(row["queries"]),
+                    fmt(row["auth_queries_per_connection"], 1),
+                    fmt(row["reader_queries"]),
+                    fmt(row["p50_ms"]),
+                    fmt(row["p95_ms"]),
+                    fmt(row["connect_p95_ms"]),
+                    fmt(row["request_p95_ms"]),
+                    fmt(row["bytes"]),
+                    fmt(row["server_cpu_ms"]),
+                ]
+            add("| " + " | ".join(cells) + " |")
+        for row in here:
+            if row.get("resume") and not failed(row) and row.get("statements"):
+                add("")
+                add(
+                    f"Statements of the resuming storm ({row['reads']}), the most frequent "
+                    f"first (authentication's included; `[reader]`: the change reader's; "
+                    f"versions held: {fmt(row.get('versions_held'))}):"
+                )
+                add("")
+                for sql, count in row["statements"].items():
+                    add(f"- {count:,} × `{sql[:90]}`")
+    resyncs = sorted((r for r in storm if r["measure"] == "resync"), key=storm_order)
+    if resyncs:
+        add("")
+        add(
+            "**Resync.** On the server holding the subscriptions, before it is stopped: "
+            "`Hub.resync()`, what the hub does when its channel-layer receive works again "
+            "after a failure (every key evaluated again, every connection's user and "
+            "credentials checked again), triggered by the bench-only view `/bench/resync/` "
+            "rather than by stopping Redis, which the machine shares. Time from the call "
+            "until a marker put in the hub's lanes after it is acted on (everything the "
+            "resync queued is processed); the statements the server's request threads ran "
+            "until the count stays still; pushes all clients received (nothing changed: "
+            "none expected)."
+        )
+        add("")
+        add("| backend | reads | N | time ms | statements | server CPU ms | pushes |")
+        add("|---|---|---|---|---|---|---|")
+        for row in resyncs:
+            cells = [backend(row["db"], row["layer"]), row["reads"], fmt(row["subscribers"])]
+            if failed(row):
+                cells += [failed_cell(row), "–", "–", "–"]
+            else:
+                cells += [
+                    fmt(row["resync_ms"]),
+                    fmt(row["queries"]),
+                    fmt(row["server_cpu_ms"]),
+                    fmt(row["pushes"]),
                 ]
             add("| " + " | ".join(cells) + " |")
     add("")
@@ -777,6 +943,7 @@ def render_markdown(results: dict, charts: dict[str, str]) -> str:
         add("")
 
     capture_section(add, results.get("capture", []))
+    storm_section(add, results.get("storm", []))
 
     if charts:
         add("## Charts")

@@ -59,7 +59,10 @@ SCOPED_BACKENDS = [("sqlite", "memory"), ("postgres", "redis")]
 # Change capture is syncbind's alone: its latency servers (one per SQLite
 # CAPTURE_POLL_INTERVAL, Plan.capture_poll_intervals) serve the BindingConsumer.
 CAPTURE_CONTENDER = "syncbind-sync"
-SCENARIOS = ["memory", "throughput", "slow", "fanout", "scoped", "capture"]
+# The reconnect storm and the resync: syncbind's resume, on a database of its own whose
+# changes are captured (replies carry versions only there).
+STORM_CONTENDER = "syncbind-sync"
+SCENARIOS = ["memory", "throughput", "slow", "fanout", "scoped", "capture", "storm"]
 # The server log's tail kept with a failure.
 LOG_TAIL = 4000
 # Seconds bench.capture may take to prepare its database and time its writes.
@@ -109,6 +112,15 @@ class Plan:
     capture_idle: float = 3.0
     # SQLite's CAPTURE_POLL_INTERVAL for each latency server (None: syncbind's default).
     capture_poll_intervals: list[float | None] = field(default_factory=lambda: [None, 0.005])
+    # The reconnect storm and the resync: subscribers, the distinct filtered pages they
+    # share (client i lists category i % pages), and the seconds a server's statement
+    # count must stay still before it is read.
+    storm_subscribers: int = 1000
+    storm_pages: int = 4
+    storm_settle: float = 0.5
+    # What the clients read: pages of the whole list, or one category's page each
+    # (a foreign-key filter, whose value the filter's form field looks up).
+    storm_reads: list[str] = field(default_factory=lambda: ["pages", "filters"])
 
 
 FULL = Plan(
@@ -128,8 +140,9 @@ FULL = Plan(
 
 MODES = {
     "full": FULL,
-    # Every scenario at full size, once, with short steps: about 7 minutes on 2 cores
-    # (about 5 without the scoped fan-out, whose 1,000 users' subscriptions take long).
+    # Every scenario once, with short steps, at full size but for the reconnect storm's
+    # 200 clients: about 8 minutes on 2 cores (about 6 without the scoped fan-out, whose
+    # 1,000 users' subscriptions take long).
     "quick": replace(
         FULL,
         rounds=1,
@@ -148,6 +161,9 @@ MODES = {
         capture_updates=2,
         capture_samples=100,
         capture_idle=1.0,
+        # At 1,000 (the full run's) the storms would add about 3 minutes: each of the
+        # 12 steps opens its N connections once or twice, on a server process of its own.
+        storm_subscribers=200,
     ),
     # The smallest run: `make test` runs it so the harness cannot rot. Its
     # numbers mean nothing.
@@ -175,6 +191,9 @@ MODES = {
         capture_samples=5,
         capture_gap=0.02,
         capture_idle=0.1,
+        storm_subscribers=3,
+        storm_pages=2,
+        storm_settle=0.1,
     ),
 }
 
@@ -191,11 +210,19 @@ def free_port() -> int:
 class Server:
     """One contender's uvicorn process (one worker) on a free loopback port."""
 
-    def __init__(self, contender: str, env: dict[str, str], log_dir: Path, tag: str = "") -> None:
+    def __init__(
+        self,
+        contender: str,
+        env: dict[str, str],
+        log_dir: Path,
+        tag: str = "",
+        port: int | None = None,
+    ) -> None:
         self.contender = CONTENDERS[contender]
         # Why this server cannot be measured any more (it did not start, or exited).
         self.failed: str | None = None
-        self.port = free_port()
+        # ``port``: a stopped server's, for the process that takes its place (a restart).
+        self.port = port or free_port()
         # ``tag`` tells apart the logs of several servers of one contender and backend.
         stem = "-".join(
             part for part in ["server", contender, env["BENCH_DB"], env["BENCH_LAYER"], tag] if part
@@ -302,22 +329,25 @@ class Backends:
         self.work = work
         self.tag = f"{os.getpid()}"
         self.pg_name = f"syncbind_bench_{self.tag}"
-        # The change-capture scenario's database: its rows and triggers stay out of the others'.
-        self.pg_capture_name = f"{self.pg_name}_capture"
         self.pg_created: set[str] = set()
         self.redis_used = False
         self.prepared: dict[str, dict] = {}
 
+    def pg_database(self, database: str) -> str:
+        """The PostgreSQL database of ``database``: ``main``, or a scenario's own (the
+        ``capture`` and ``storm`` scenarios': their rows and triggers stay out of the others')."""
+        return self.pg_name if database == "main" else f"{self.pg_name}_{database}"
+
     def env(self, db: str, layer: str, database: str = "main") -> dict[str, str]:
         """The ``BENCH_*`` environment of a process on ``db`` (the ``main`` database, or
-        the ``capture`` scenario's own) and ``layer``."""
+        a scenario's own: ``capture``, ``storm``) and ``layer``."""
         self.redis_used = self.redis_used or layer == "redis"
-        capture = database == "capture"
+        sqlite = "bench" if database == "main" else database
         return {
             "BENCH_DB": db,
             "BENCH_LAYER": layer,
-            "BENCH_SQLITE_PATH": str(self.work / ("capture" if capture else "bench")) + ".sqlite3",
-            "BENCH_PG_NAME": self.pg_capture_name if capture else self.pg_name,
+            "BENCH_SQLITE_PATH": str(self.work / sqlite) + ".sqlite3",
+            "BENCH_PG_NAME": self.pg_database(database),
             "BENCH_REDIS_PREFIX": f"bench{self.tag}",
             "PYTHONPATH": str(ROOT),
             # Whatever the caller's environment says (pytest sets its own).
@@ -355,12 +385,7 @@ class Backends:
     def prepare_capture(self, db: str, layer: str, plan: Plan) -> tuple[dict | None, str]:
         """The capture scenario's database, prepared, and its writes timed (bench.capture):
         (its JSON line, or None if it failed; what it wrote on stderr)."""
-        env = self.env(db, layer, "capture")
-        if db == "postgres":
-            self.create_pg(self.pg_capture_name)
-        else:
-            for suffix in ("", "-wal", "-shm"):
-                Path(env["BENCH_SQLITE_PATH"] + suffix).unlink(missing_ok=True)
+        env = self.fresh(db, layer, "capture")
         spec = {
             "rows": plan.capture_rows,
             "rounds": plan.capture_rounds,
@@ -387,10 +412,40 @@ class Backends:
         env = self.env(db, "memory", "capture")
         target = {"vendor": db, "table": prepared["table"], "item": prepared["item"]}
         if db == "postgres":
-            target["dsn"] = f"host=127.0.0.1 user=postgres dbname={self.pg_capture_name}"
+            target["dsn"] = f"host=127.0.0.1 user=postgres dbname={self.pg_database('capture')}"
         else:
             target["path"] = env["BENCH_SQLITE_PATH"]
         return target
+
+    def fresh(self, db: str, layer: str, database: str) -> dict[str, str]:
+        """A scenario's own database, created empty; its processes' environment."""
+        env = self.env(db, layer, database)
+        if db == "postgres":
+            self.create_pg(self.pg_database(database))
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                Path(env["BENCH_SQLITE_PATH"] + suffix).unlink(missing_ok=True)
+        return env
+
+    def prepare_storm(self, db: str, layer: str) -> tuple[dict | None, str]:
+        """The storm's database: bench.prepare's rows and session, migrated with syncbind's
+        app (its change table and triggers); (its JSON line, or None if it failed; stderr)."""
+        env = self.fresh(db, layer, "storm")
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.prepare"],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                **env,
+                "BENCH_CONTENDER": STORM_CONTENDER,
+                "BENCH_SCOPED_USERS": "1",
+            },
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode:
+            return None, f"bench.prepare exited (code {done.returncode})\n{done.stderr}"
+        return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
     def create_pg(self, name: str) -> None:
         psql(f"DROP DATABASE IF EXISTS {name}")
@@ -436,7 +491,10 @@ def drive(server: Server, data: dict, steps: list[dict]) -> list[tuple[dict, str
         "protocol": server.contender.protocol,
         "item_ids": data["item_ids"],
         # What some steps need only: the capture scenario's database has no scoped rows.
-        **{key: data.get(key) for key in ("fanout_item", "fanout_category", "scoped", "capture")},
+        **{
+            key: data.get(key)
+            for key in ("fanout_item", "fanout_category", "scoped", "capture", "storm")
+        },
         "scoped_url": server.url + "scoped/",
         "steps": steps,
     }
@@ -490,6 +548,16 @@ def verdict(result: dict) -> str | None:
         return f"{result['missing']} pushes never arrived"
     if result.get("leaks"):
         return f"{result['leaks']} pushes carried another user's private row"
+    # No write between the two servers: every resume must find nothing changed.
+    if (
+        result["type"] == "storm"
+        and result.get("resume")
+        and result["unchanged"] != result["subscribers"]
+    ):
+        return (
+            f"{result['subscribers'] - result['unchanged']} of {result['subscribers']} "
+            'resumes were not answered "unchanged"'
+        )
     if result.get("measure") == "write":
         # The writes timed "on" must have fired the triggers, and those timed "off" not.
         on, off = result["records_per_write_on"], result["records_per_write_off"]
@@ -499,6 +567,20 @@ def verdict(result: dict) -> str | None:
                 f" (expected {result['rows']} and 0)"
             )
     return None
+
+
+def storm_summary(row: dict) -> str:
+    if row["measure"] == "resync":
+        return (
+            f"{row['reads']}: resync of {row['subscribers']} subscribers: {row['resync_ms']} ms, "
+            f"{row['queries']} statements, {row['pushes']} pushes"
+        )
+    how = "resuming" if row["resume"] else "refetching"
+    return (
+        f"{row['reads']}: storm of {row['subscribers']} {how}: {row['queries']} statements beyond "
+        f"authentication ({row['auth_queries_per_connection']} per connection), "
+        f"p95 {row['p95_ms']} ms, {row['bytes']:,} bytes"
+    )
 
 
 def poll_interval(db: str, interval: float | None) -> float | None:
@@ -559,6 +641,7 @@ class Run:
             "scoped": [],
             "memory": [],
             "capture": [],
+            "storm": [],
             "skipped": [],
         }
 
@@ -569,9 +652,9 @@ class Run:
         query on PostgreSQL (``pg_sleep``), fan-out on PostgreSQL when it is
         there, else on SQLite; the scoped fan-out on SQLite + in-memory and
         PostgreSQL + channels-redis (``SCOPED_BACKENDS``), or, when a narrow
-        run has neither, where fan-out runs last. Change capture runs on each
-        database, with the layer ``SCOPED_BACKENDS`` pairs it with when that is
-        there (with capture off, saves are announced on it).
+        run has neither, where fan-out runs last. Change capture and the reconnect
+        storm run on each database, with the layer ``SCOPED_BACKENDS`` pairs it
+        with when that is there (with capture off, saves are announced on it).
         """
         p = self.plan
         dbs = [db for db in p.dbs if self.usable(db, "memory")]
@@ -595,7 +678,7 @@ class Run:
         for db in dbs:
             pairs = [c for c in configs if c[0] == db]
             paired = [c for c in pairs if (c[0], c[1]) in SCOPED_BACKENDS]
-            (paired or pairs)[-1][2].append("capture")
+            (paired or pairs)[-1][2].extend(["capture", "storm"])
         if p.scenarios:
             configs = [
                 (db, layer, [m for m in measures if m in p.scenarios])
@@ -674,11 +757,13 @@ class Run:
         return path.name
 
     def run_config(self, db: str, layer: str, measures: list[str]) -> None:
-        shared = [m for m in measures if m != "capture"]
+        shared = [m for m in measures if m not in ("capture", "storm")]
         if shared:
             self.run_shared(db, layer, shared)
         if "capture" in measures:
             self.run_capture(db, layer)
+        if "storm" in measures:
+            self.run_storm(db, layer)
 
     def run_shared(self, db: str, layer: str, measures: list[str]) -> None:
         """The scenarios whose servers share the run's main database."""
@@ -896,6 +981,74 @@ class Run:
                     )
             finally:
                 server.stop()
+
+    def run_storm(self, db: str, layer: str) -> None:
+        """The resync, then the reconnect storm, resuming and refetching (see bench.client):
+        one server process takes the subscriptions and resyncs; it is stopped, and a new
+        one on its port takes the resuming storm; then another, the refetching one."""
+        p = self.plan
+        print(f"== {db} + {layer} layer: reconnect storm", flush=True)
+        base = {
+            "type": "storm",
+            "subscribers": p.storm_subscribers,
+            "pages": p.storm_pages,
+            "settle": p.storm_settle,
+        }
+        steps = [
+            [
+                {**base, "reads": reads, "phase": "subscribe", "measure": "resync"},
+                {**base, "reads": reads, "phase": "reconnect", "measure": "storm", "resume": True},
+                {**base, "reads": reads, "phase": "reconnect", "measure": "storm", "resume": False},
+            ]
+            for reads in p.storm_reads
+        ]
+        prepared, details = self.backends.prepare_storm(db, layer)
+        if prepared is None:
+            lines = details.strip().splitlines()
+            reason = lines[0] + (f": {lines[-1][:120]}" if len(lines) > 1 else "")
+            for step in (step for group in steps for step in group):
+                row = self.record("storm", None, db, layer, {**step, "failed": reason}, details)
+                self.results["storm"].append(row)
+            return
+        data = {
+            "session": prepared["session"],
+            "item_ids": prepared["item_ids"],
+            "storm": {"categories": prepared["category_ids"][: p.storm_pages]},
+        }
+        for group in steps:
+            self.storm_servers(db, layer, data, group)
+
+    def storm_servers(self, db: str, layer: str, data: dict, steps: list[dict]) -> None:
+        """The steps of one kind of read, each on a server process of its own, on one port."""
+        # Each statement's text is tallied: the rows say what the server ran.
+        env = {**self.backends.env(db, layer, "storm"), "BENCH_SQL_DETAIL": "1"}
+        port = None
+        versions = None
+        for number, step in enumerate(steps, 1):
+            tag = f"storm-{step['reads']}-{number}"
+            server = Server(STORM_CONTENDER, env, self.log_dir, tag, port)
+            port = server.port
+            try:
+                if not server.wait_ready():
+                    print(f"   storm: {server.failed} (log: {server.log_path})", flush=True)
+                if step["phase"] == "reconnect" and step["resume"]:
+                    if versions is None:
+                        step = {**step, "failed": "no versions: the subscriptions failed"}
+                    else:
+                        step = {**step, "versions": versions}
+                if step.get("failed"):
+                    result, details = step, ""
+                else:
+                    [(result, details)] = drive(server, data, [step])
+            finally:
+                server.stop()
+            if step["phase"] == "subscribe" and not result.get("failed"):
+                versions = result["versions"]
+            result = {k: v for k, v in result.items() if k != "versions"}
+            row = self.record("storm", server, db, layer, result, details)
+            self.results["storm"].append(row)
+            if not row.get("failed"):
+                print(f"   storm {db}: {storm_summary(row)}", flush=True)
 
     def failures(self) -> list[dict]:
         return [

@@ -8,4 +8,5 @@ urlpatterns = [
     path("bench/cpu/", views.cpu),
     path("bench/save/", views.save),
     path("bench/save-scoped/", views.save_scoped),
+    path("bench/resync/", views.resync),
 ]

@@ -25,6 +25,7 @@ from bench.run import (
     SCOPED_BACKENDS,
     SCOPED_CONTENDERS,
     SLOW_CONTENDERS,
+    STORM_CONTENDER,
     merge,
     verdict,
 )
@@ -166,6 +167,7 @@ def test_the_run_is_written_out(smoke_run):
     assert "## Targets" in markdown and "## 3. Fan-out" in markdown
     assert "## 4. Scoped fan-out" in markdown and "| (d) own page | 3 |" in markdown
     assert "## 6. Change capture" in markdown and "| one `update()` of 200 rows |" in markdown
+    assert "## 7. Reconnect storm and resync" in markdown and "| pages | resuming | 3 |" in markdown
     assert "## Failures in this run" not in markdown
     assert results["meta"]["versions"]["djangochannelsrestframework"] == "1.3.0"
     for chart in ("throughput.png", "fanout.png"):
@@ -214,6 +216,120 @@ def test_capture_pushes_a_raw_sql_update_to_a_subscriber(smoke_run):
         assert row["samples"] == plan.capture_samples and row["missing"] == 0, row
         assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["max_ms"], row
         assert row["idle_cpu_percent"] >= 0, row
+
+
+def storm_rows(smoke_run) -> dict[tuple, dict]:
+    """The smoke run's storm rows by (reads, measure, resume), all on this run's database
+    and the layer the scoped fan-out pairs with it, and none failed."""
+    db, layers, _, results = smoke_run
+    layer = "memory" if db == "sqlite" else layers[-1]
+    rows = results["storm"]
+    assert {(r["db"], r["layer"], r["contender"]) for r in rows} == {(db, layer, STORM_CONTENDER)}
+    by_key = {(r["reads"], r["measure"], r.get("resume")): r for r in rows}
+    assert set(by_key) == {
+        (reads, measure, resume)
+        for reads in MODES["smoke"].storm_reads
+        for measure, resume in [("resync", None), ("storm", True), ("storm", False)]
+    }
+    assert len(by_key) == len(rows)
+    for row in rows:
+        assert not row.get("failed") and row["errors"] == 0, row
+        assert row["subscribers"] == MODES["smoke"].storm_subscribers, row
+    return by_key
+
+
+@pytest.mark.timeout(600)
+def test_a_reconnect_storm_resumes_unchanged_and_sends_less_than_a_refetch(smoke_run):
+    """After a restart with nothing written, every resume is "unchanged" and carries no rows."""
+    rows = storm_rows(smoke_run)
+    n = MODES["smoke"].storm_subscribers
+    for reads in MODES["smoke"].storm_reads:
+        resumed, refetched = rows[(reads, "storm", True)], rows[(reads, "storm", False)]
+        assert (resumed["unchanged"], resumed["changed"], resumed["expired"]) == (n, 0, 0), resumed
+        assert resumed["versions_held"] >= 1, resumed
+        assert refetched["unchanged"] == 0 and refetched["versions_held"] is None, refetched
+        assert 0 < resumed["bytes"] < refetched["bytes"], (resumed, refetched)
+        for row in (resumed, refetched):
+            # The harness's authentication: Channels reads the session, then the user.
+            assert row["auth_queries_per_connection"] == 2, row
+            assert row["queries_total"] == row["queries"] + 2 * n, row
+            assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["max_ms"], row
+            assert row["connect_p95_ms"] > 0 and row["request_p95_ms"] > 0, row
+            assert row["statements"], row
+
+
+@pytest.mark.timeout(600)
+def test_a_resync_with_nothing_changed_pushes_nothing(smoke_run):
+    """The hub's resync is timed to its end, its statements counted, and no push is sent."""
+    rows = storm_rows(smoke_run)
+    for reads in MODES["smoke"].storm_reads:
+        row = rows[(reads, "resync", None)]
+        assert row["hubs"] == 1 and row["resync_ms"] > 0, row
+        assert row["queries"] > 0 and row["pushes"] == 0 and row["closed"] == 0, row
+
+
+def test_a_resume_not_answered_unchanged_fails_the_storm():
+    row = {"type": "storm", "measure": "storm", "resume": True, "subscribers": 1000}
+    assert verdict({**row, "unchanged": 1000}) is None
+    assert verdict({**row, "unchanged": 998}) == ('2 of 1000 resumes were not answered "unchanged"')
+    # A refetch has nothing to resume.
+    assert verdict({**row, "resume": False, "unchanged": 0}) is None
+
+
+def storm(db, reads, queries, p95, **extra):
+    return {
+        "db": db,
+        "layer": "memory" if db == "sqlite" else "redis",
+        "contender": STORM_CONTENDER,
+        "type": "storm",
+        "measure": "storm",
+        "resume": True,
+        "reads": reads,
+        "subscribers": 1000,
+        "queries": queries,
+        "p95_ms": p95,
+        **extra,
+    }
+
+
+def test_the_storm_targets_are_judged_on_every_backend_and_read():
+    results = {
+        "throughput": [],
+        "slow": [],
+        "fanout": [],
+        "memory": [],
+        "storm": [
+            storm("sqlite", "pages", 7, 1500),
+            storm("postgres", "pages", 20, 1900),
+            # A refetch is shown, never judged.
+            storm("postgres", "pages", 2000, 9000, resume=False),
+        ],
+    }
+    judged = {target: (text, met) for target, text, met in report.targets(results)}
+    queries = judged[
+        "reconnect storm (resuming, no change, after a restart): ≤ 20 statements beyond "
+        "authentication at N = 1,000"
+    ]
+    latency = judged[
+        "reconnect storm (resuming, no change, after a restart): p95 from reconnect to reply "
+        "≤ 2 s at N = 1,000"
+    ]
+    assert queries == ("N = 1,000: sqlite/memory pages: 7, postgres/redis pages: 20", True)
+    assert latency == (
+        "N = 1,000: sqlite/memory pages: 1.50 s, postgres/redis pages: 1.90 s",
+        True,
+    )
+    results["storm"].append(storm("sqlite", "filters", 1004, 2100))
+    results["storm"].append({**storm("postgres", "filters", None, None), "failed": "timed out"})
+    judged = {target: (text, met) for target, text, met in report.targets(results)}
+    assert judged[
+        "reconnect storm (resuming, no change, after a restart): ≤ 20 statements beyond "
+        "authentication at N = 1,000"
+    ] == (
+        "N = 1,000: sqlite/memory pages: 7, sqlite/memory filters: 1,004, postgres/redis "
+        "pages: 20, postgres/redis filters: not judged (syncbind failed)",
+        False,
+    )
 
 
 def test_a_capture_write_that_did_not_fire_the_triggers_fails():
@@ -383,6 +499,11 @@ def test_targets_are_judged_from_the_numbers():
         "scoped fan-out: queries per save ≤ 5 + N/100 for (a) and (b)": False,
         "scoped fan-out: queries per save ≤ 5 for (c) and (d), whatever N": True,
         "scoped fan-out: last push at N = 1,000 ≤ 0.3 s for (a)–(d)": False,
+        # No storm rows: not measured, not judged.
+        "reconnect storm (resuming, no change, after a restart): ≤ 20 statements beyond "
+        "authentication at N = 1,000": None,
+        "reconnect storm (resuming, no change, after a restart): p95 from reconnect to reply "
+        "≤ 2 s at N = 1,000": None,
         "memory per idle connection ≤ DCRF's": False,
     }
     measured = {target: text for target, text, _ in report.targets(results)}

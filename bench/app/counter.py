@@ -1,19 +1,39 @@
 """Counts the SQL queries the server process runs, on every thread's connection.
 
 Each new database connection gets an execute wrapper; the harness reads the
-total over HTTP (``/bench/queries/``) before and after a scenario step.
+total over HTTP (``/bench/queries/``) before and after a scenario step. The
+statements of syncbind's change-capture reader (its own thread, which wakes
+and looks at the change table whatever the clients do) are also counted
+apart, as ``reader``. With ``BENCH_SQL_DETAIL=1`` (the reconnect storm's
+servers) each statement's text is tallied too, so that a step can say which
+statements it ran (``/bench/queries/?statements=1``).
 """
 
+import os
 import threading
+from collections import Counter
+
+# syncbind.capture.follower names its reader threads so.
+READER_THREAD_PREFIX = "syncbind-capture-"
+# A statement's text is tallied up to this many characters.
+STATEMENT_CHARS = 120
 
 _lock = threading.Lock()
 _count = 0
+_reader = 0
+_statements: Counter[str] | None = Counter() if os.environ.get("BENCH_SQL_DETAIL") else None
 
 
 def _count_query(execute, sql, params, many, context):
-    global _count
+    global _count, _reader
+    reader = threading.current_thread().name.startswith(READER_THREAD_PREFIX)
     with _lock:
         _count += 1
+        if reader:
+            _reader += 1
+        if _statements is not None:
+            text = " ".join(str(sql).split())[:STATEMENT_CHARS]
+            _statements[f"[reader] {text}" if reader else text] += 1
     return execute(sql, params, many, context)
 
 
@@ -25,3 +45,15 @@ def install(sender, connection, **kwargs) -> None:
 def total() -> int:
     with _lock:
         return _count
+
+
+def reader() -> int:
+    """The statements the change-capture reader's thread ran, of ``total()``."""
+    with _lock:
+        return _reader
+
+
+def statements() -> dict[str, int] | None:
+    """Every statement's text (shortened) and how often it ran; None unless tallied."""
+    with _lock:
+        return None if _statements is None else dict(_statements)

@@ -1,5 +1,6 @@
-"""The harness's HTTP side: query count, memory, and the saves the fan-outs measure."""
+"""The harness's HTTP side: query count, memory, the saves the fan-outs measure, and a resync."""
 
+import asyncio
 import gc
 import json
 import os
@@ -13,7 +14,12 @@ from .models import Item, ScopedItem
 
 
 def queries(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"queries": counter.total()})
+    """The statements run so far: all, and the change-capture reader's among them; with
+    ``?statements=1``, each statement's text and count too (``BENCH_SQL_DETAIL``)."""
+    body: dict = {"queries": counter.total(), "reader": counter.reader()}
+    if request.GET.get("statements"):
+        body["statements"] = counter.statements()
+    return JsonResponse(body)
 
 
 def cpu(request: HttpRequest) -> JsonResponse:
@@ -56,3 +62,47 @@ def save_scoped(request: HttpRequest) -> JsonResponse:
     item.name = body["name"]
     item.save()
     return JsonResponse({"saved": item.pk})
+
+
+# Seconds a resync's evaluations may take before the view gives up on them.
+RESYNC_TIMEOUT = 300.0
+
+
+@csrf_exempt
+def resync(request: HttpRequest) -> JsonResponse:
+    """POST: what the end of a channel-layer outage does (``Hub.resync()``, which the
+    hub's group receive calls once it works again), on every hub of this process; returns
+    once everything it queued has been processed, with the seconds that took.
+
+    Bench only: no server exposes this. Triggered over HTTP rather than by stopping
+    Redis, which other processes on the machine share.
+    """
+    from syncbind.live.hub import all_hubs
+
+    hubs = [hub for hub in all_hubs() if hub.key_counts]
+    seconds = [
+        asyncio.run_coroutine_threadsafe(timed_resync(hub), hub.loop).result(RESYNC_TIMEOUT)
+        for hub in hubs
+    ]
+    return JsonResponse({"hubs": len(hubs), "seconds": sum(seconds)})
+
+
+async def timed_resync(hub) -> float:
+    """On the hub's loop: resync, then wait for a marker put in its lanes after it (a
+    marker is acted on once every lane has processed what it held before it, and the
+    refresh jobs then running are done); the seconds in between."""
+    import uuid
+
+    from syncbind.live import messages
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    hub.resync()
+    name = uuid.uuid4().hex
+    done = hub.markers[name] = asyncio.Event()
+    try:
+        hub.lanes.put(messages.marker(name))
+        await done.wait()
+    finally:
+        hub.markers.pop(name, None)
+    return loop.time() - started
