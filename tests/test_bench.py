@@ -330,6 +330,16 @@ def test_the_storm_targets_are_judged_on_every_backend_and_read():
         "pages: 20, postgres/redis filters: not judged (syncbind failed)",
         False,
     )
+    # A smaller storm (quick mode's) is shown but not judged against a target at 1,000.
+    small = {**results, "storm": [storm("sqlite", "pages", 7, 500, subscribers=200)]}
+    judged = {target: (text, met) for target, text, met in report.targets(small)}
+    assert judged[
+        "reconnect storm (resuming, no change, after a restart): p95 from reconnect to reply "
+        "≤ 2 s at N = 1,000"
+    ] == (
+        "N = 200, not judged (the target is at N = 1,000): sqlite/memory pages: 0.50 s",
+        None,
+    )
 
 
 def test_a_capture_write_that_did_not_fire_the_triggers_fails():
