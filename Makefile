@@ -11,7 +11,7 @@ help:
 	@echo "make demo   - serve the sample site on http://127.0.0.1:8000 (SQLite, in-memory layer; PORT=...)"
 	@echo "make demo-edit - with the demo running, change a product from another process (PORT=... as for make demo)"
 	@echo "make test   - install the test tools and run the whole suite"
-	@echo "make bench  - benchmark syncbind against its peers (QUICK=1: about 7 minutes)"
+	@echo "make bench  - benchmark syncbind against its peers (QUICK=1: about 8 minutes)"
 	@echo "make dist   - build the sdist and wheel into dist/ and check them"
 	@echo "make test-matrix - the SQLite suite on Django 6.0 (Python 3.12) and 6.1 (Python 3.13)"
 
