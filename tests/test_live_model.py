@@ -126,7 +126,10 @@ class LiveSubscriptions(RuleBasedStateMachine):
             except asyncio.QueueEmpty:
                 break
             if message["type"] == "websocket.send":
-                frames.append(json.loads(message["text"]))
+                frame = json.loads(message["text"])
+                # One transaction's pushes come in one frame (docs/protocol.md).
+                together = frame["data"] if frame.get("event") == "syncbind.batch" else [frame]
+                frames.extend(together)
         return [*client.pending, *frames]
 
     # -- subscribing --------------------------------------------------------------

@@ -20,6 +20,7 @@ from django.db import connections, router
 from ..settings import api_settings
 
 _lock = threading.Lock()
+_finding = threading.Lock()
 # alias -> the tables whose triggers are installed as they must be (read once).
 _covered: dict[str, frozenset[str]] = {}
 
@@ -41,19 +42,24 @@ def covered_tables(alias: str) -> frozenset[str]:
     from .tables import captured_tables
     from .triggers import installed, trigger_names
 
-    try:
-        have = installed(alias)
-        vendor = connections[alias].vendor
-        found = frozenset(
-            table.name
-            for table in captured_tables()
-            if trigger_names(table, vendor) <= have.get(table.name, set())
-        )
-    except Exception:  # no change table yet (before migrate), no database
-        return frozenset()
-    with _lock:
-        _covered[alias] = found
-    return found
+    with _finding:  # one thread asks the database; the others wait for its answer
+        with _lock:
+            known = _covered.get(alias)
+        if known is not None:
+            return known
+        try:
+            have = installed(alias)
+            vendor = connections[alias].vendor
+            found = frozenset(
+                table.name
+                for table in captured_tables()
+                if trigger_names(table, vendor) <= have.get(table.name, set())
+            )
+        except Exception:  # no change table yet (before migrate), no database
+            return frozenset()
+        with _lock:
+            _covered[alias] = found
+        return found
 
 
 def forget(alias: str | None = None) -> None:

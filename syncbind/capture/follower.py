@@ -104,11 +104,13 @@ class Follower:
         self._pruned_at = 0.0
         self._listening: Any = None  # the connection LISTEN was sent on
         self._data_version: Any = None
-        # version -> tables written since (None: history gone), as of the position the
-        # reader had when it was found; dropped whenever that position moves.
+        # How many reads found records; version -> tables written since (None: history
+        # gone), as of the count when it was found: dropped whenever a read finds
+        # records (a position that moves over none changes nothing).
+        self.generation = 0
         self._since: dict[str, set[str] | None] = {}
-        self._since_at: Any = None
-        self._since_lock = threading.Lock()
+        self._since_at = -1
+        self._asking = threading.Lock()
 
     # -- any thread ------------------------------------------------------------------------
     def ensure_started(self) -> None:
@@ -141,20 +143,20 @@ class Follower:
 
     def tables_since(self, version: str) -> set[str] | None:
         """The tables written after ``version`` (None: the log no longer reaches back),
-        shared by every resume until this reader's position moves: a reconnecting
-        crowd with one version costs one query. A write committed after the query is
-        after the reader's position too, so the reader still pushes it."""
-        with self._since_lock:
-            position = self.position
-            if self._since_at != position:
-                self._since, self._since_at = {}, position
+        shared by every resume until this reader next finds records: a reconnecting
+        crowd with one version costs one query, asked once (the others wait for it).
+        A write committed after the query and not read yet is read after the
+        subscription that asked was made, so the reader still pushes it."""
+        with self._asking:
+            generation = self.generation
+            if self._since_at != generation:
+                self._since, self._since_at = {}, generation
             if version in self._since:
                 return self._since[version]
-        found = self.log.tables_since(version)
-        with self._since_lock:
-            if self._since_at == position and len(self._since) < MAX_VERSIONS_KEPT:
+            found = self.log.tables_since(version)
+            if self.generation == generation and len(self._since) < MAX_VERSIONS_KEPT:
                 self._since[version] = found
-        return found
+            return found
 
     def stop(self) -> None:
         self.stopping = True
@@ -245,7 +247,12 @@ class Follower:
         if self._failing:
             logger.warning("syncbind reads the change table of %r again", self.alias)
             self._failing = False
-        if not batch or not api_settings.CAPTURE:
+        if not batch:
+            return []
+        # Before the hubs are looked at: a resume that finds this count unchanged was
+        # made (its subscription registered) before they were, so these reach it.
+        self.generation += 1
+        if not api_settings.CAPTURE:
             return []  # turned off (a test's settings): model signals announce instead
         return messages_for(batch, _live_hubs())
 
