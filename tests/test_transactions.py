@@ -20,6 +20,13 @@ PRODUCT = "testapp.Product"
 CATEGORY = "testapp.Category"
 
 
+async def assert_one_batch(client, *events):
+    """Nothing more came, and what came, came in one batch frame of these events."""
+    await client.assert_nothing_more()
+    [together] = client.batches
+    assert sorted(frame["event"] for frame in together) == sorted(events)
+
+
 async def test_a_transfer_between_two_rows_arrives_in_one_frame(make_client, superuser, db_call):
     """Stock moved from one product to another: both rows and the page, at once."""
     source = await db_call(factories.ProductFactory, name="source", stock=10)
@@ -44,13 +51,9 @@ async def test_a_transfer_between_two_rows_arrives_in_one_frame(make_client, sup
         ("source", 4),
         ("target", 6),
     ]
-    await client.assert_nothing_more()
-    [together] = client.batches
-    assert sorted(frame["event"] for frame in together) == [
-        f"{PRODUCT}.list",
-        f"{PRODUCT}.retrieve#source",
-        f"{PRODUCT}.retrieve#target",
-    ]
+    await assert_one_batch(
+        client, f"{PRODUCT}.list", f"{PRODUCT}.retrieve#source", f"{PRODUCT}.retrieve#target"
+    )
 
 
 async def test_a_transaction_over_two_streams_arrives_in_one_frame(make_client, superuser, db_call):
@@ -67,12 +70,7 @@ async def test_a_transaction_over_two_streams_arrives_in_one_frame(make_client, 
     await db_call(both)
     assert (await client.receive_push(f"{CATEGORY}.retrieve"))["data"]["name"] == "new category"
     assert (await client.receive_push(f"{PRODUCT}.retrieve"))["data"]["price"] == "9.50"
-    await client.assert_nothing_more()
-    [together] = client.batches
-    assert sorted(frame["event"] for frame in together) == [
-        f"{CATEGORY}.retrieve",
-        f"{PRODUCT}.retrieve",
-    ]
+    await assert_one_batch(client, f"{CATEGORY}.retrieve", f"{PRODUCT}.retrieve")
 
 
 async def test_a_single_push_goes_out_as_it_is(make_client, superuser, db_call):

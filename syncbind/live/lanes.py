@@ -6,7 +6,7 @@ merged, :func:`.inbox.merge`); server pushes have a lane, and credential
 messages another. A lane waits for nothing but the credential messages
 received before its messages (so a push or a change is never decided on
 permissions a credential message already revoked). Refresh jobs
-(:meth:`.hub.Hub.hold_for_refresh`) run beside the lanes, one per connection.
+(:meth:`.hub.Hub.holds`) run beside the lanes, one per connection.
 
 The worker threads evaluations may take are :class:`FairSlots`: a lane (one
 stream, or one user's refresh jobs) holds at most all of them but one, and a
