@@ -313,3 +313,21 @@ def test_capture_off_and_a_backend_without_capture_are_reported(settings, monkey
     monkeypatch.setattr(triggers, "supported", lambda alias: False)
     [warning] = check_capture_backend()
     assert warning.id == "syncbind.W018" and "QuerySet.update()" in warning.msg
+
+
+async def test_a_write_of_more_rows_than_a_message_holds_evaluates_the_stream(
+    make_client, superuser, db_call, settings
+):
+    """Past MAX_CHANGES_PER_MESSAGE records of one table, a read counts them instead of
+    returning them: every key of the stream is evaluated again, as for a signal's batch."""
+    settings.SYNCBIND = {"MAX_CHANGES_PER_MESSAGE": 2}
+    first = await db_call(factories.ProductFactory, name="a")
+    category = first.category
+    for name in ("b", "c"):
+        await db_call(factories.ProductFactory, name=name, category=category)
+    client = await make_client(superuser)
+    await client.send_event(f"{PRODUCT}.list", {"filters": {"category": category.pk}})
+    await db_call(Product.objects.filter(category=category).update, stock=9)
+    page = await client.receive_push(f"{PRODUCT}.list")
+    assert [row["stock"] for row in page["data"]["rows"]] == [9, 9, 9]
+    await client.assert_nothing_more()

@@ -21,9 +21,7 @@ from typing import Any
 
 from django.db import connections, transaction
 
-# How many records of one table a read returns; past it, the table's records are
-# counted, not returned ("any row of it may have changed").
-MAX_RECORDS_PER_TABLE = 500
+from ..settings import api_settings
 
 
 @dataclass
@@ -59,9 +57,8 @@ def _json(value: Any) -> Any:
 class Log:
     """The change table of one database, read from a position (see the module docstring)."""
 
-    def __init__(self, alias: str, limit: int = MAX_RECORDS_PER_TABLE) -> None:
+    def __init__(self, alias: str) -> None:
         self.alias = alias
-        self.limit = limit
 
     @property
     def connection(self) -> Any:
@@ -81,8 +78,11 @@ class Log:
                 f"SELECT tbl, count(*) FROM syncbind_change WHERE {where} GROUP BY tbl", params
             )
             counts = dict(cursor.fetchall())
-            listed = [table for table, count in counts.items() if count <= self.limit]
-            found.crowded = {table for table, count in counts.items() if count > self.limit}
+            # Past MAX_CHANGES_PER_MESSAGE records of one table they are counted, not
+            # returned: "any row of it may have changed", as for a signal's batch.
+            limit = api_settings.MAX_CHANGES_PER_MESSAGE
+            listed = [table for table, count in counts.items() if count <= limit]
+            found.crowded = {table for table, count in counts.items() if count > limit}
             if listed:
                 marks = ", ".join(["%s"] * len(listed))
                 cursor.execute(
