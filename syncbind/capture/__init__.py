@@ -91,13 +91,18 @@ def follow(model: Any) -> bool:
     return True
 
 
-def poke(using: str) -> None:
-    """This process committed a write to a captured table of ``using``: read soon."""
+def _reader(alias: str) -> Any:
+    """This process's running reader of database ``alias`` (None: none runs)."""
     from .follower import running
 
-    for follower in running():
-        if follower.alias == using:
-            follower.poke()
+    return next((follower for follower in running() if follower.alias == alias), None)
+
+
+def poke(using: str) -> None:
+    """This process committed a write to a captured table of ``using``: read soon."""
+    follower = _reader(using)
+    if follower is not None:
+        follower.poke()
 
 
 def read_all_now() -> None:
@@ -141,12 +146,8 @@ def version_for(model: Any) -> str | None:
     alias = router.db_for_read(model)
     if not covers(model, alias):
         return None
-    from .follower import running
-
-    for follower in running():
-        if follower.alias == alias:
-            return follower.version()
-    return None
+    follower = _reader(alias)
+    return None if follower is None else follower.version()
 
 
 def resume(model: Any, tables: frozenset[str], version: str) -> str:
@@ -154,13 +155,9 @@ def resume(model: Any, tables: frozenset[str], version: str) -> str:
     ``protocol.UNCHANGED``, ``CHANGED``, or ``EXPIRED`` (the log no longer reaches back,
     or the version is not one of this database's)."""
     from ..protocol import CHANGED, EXPIRED, UNCHANGED
-    from .follower import running
 
-    alias = router.db_for_read(model)
-    for follower in running():
-        if follower.alias == alias:
-            found = follower.tables_since(version)
-            if found is None:
-                return EXPIRED
-            return CHANGED if found & tables else UNCHANGED
-    return EXPIRED
+    follower = _reader(router.db_for_read(model))
+    found = None if follower is None else follower.tables_since(version)
+    if found is None:
+        return EXPIRED
+    return CHANGED if found & tables else UNCHANGED

@@ -153,13 +153,8 @@ class PostgresLog(Log):
         )
         found = self._records(where, [position, snapshot, position], "txid, id")
         pruned = self._mark("pruned_txid")
-        if pruned is not None:
-            with self.connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT %s >= pg_snapshot_xmin(%s::pg_snapshot)::text::bigint",
-                    [pruned, position],
-                )
-                found.missed = bool(cursor.fetchone()[0])
+        # A snapshot's text is "xmin:xmax:xip,...".
+        found.missed = pruned is not None and pruned >= int(position.split(":", 1)[0])
         return found, snapshot
 
     def prune(self, retention: float) -> int:

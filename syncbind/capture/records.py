@@ -26,6 +26,9 @@ def messages_for(found: Batch, hubs: list[Any]) -> list[tuple[Any, list[dict[str
     """``(hub, messages)`` for each hub that holds subscriptions."""
     if not hubs:
         return []
+    if found.missed:
+        # Records may be gone: every stream each hub follows is evaluated again.
+        return [(hub, [messages.anything(stream) for stream in hub.streams()]) for hub in hubs]
     batch = changes.Batch()
     touched: set[str] = set(found.crowded)
     for record in found.records:
@@ -44,17 +47,9 @@ def messages_for(found: Batch, hubs: list[Any]) -> list[tuple[Any, list[dict[str
     out = []
     for hub in hubs:
         held = hub.streams()
-        if found.missed:
-            everything = [_anything(stream) for stream in held]
-            out.append((hub, everything))
-            continue
-        extra = [_anything(stream) for stream in hub.streams_filtering_through(touched)]
+        extra = [messages.anything(s) for s in hub.streams_filtering_through(touched)]
         out.append((hub, [m for m in common if m["stream"] in held] + extra))
     return out
-
-
-def _anything(stream: str) -> dict[str, Any]:
-    return messages.anything(stream)
 
 
 def _add(batch: changes.Batch, model: Any, record: Any) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from django.apps import apps
 from django.db import models
 
+from ..live.changes import shown_through
 from ..live.matching import matchable_fields
 from ..registry import registry
 
@@ -55,7 +56,7 @@ def captured_models() -> list[type[models.Model]]:
         except Exception:  # a binding the system checks report
             continue
         _reach(model._meta.concrete_model, DEPTH, found)
-        for related in _shown_models(binding):
+        for related, _path in shown_through(binding):
             _reach(related._meta.concrete_model, 0, found)
     return [model for model in found if model._meta.app_label not in SKIPPED_APPS]
 
@@ -81,21 +82,6 @@ def _reach(model: Any, depth: int, found: dict[Any, None]) -> None:
             if isinstance(related, str):  # an unresolved lazy reference
                 continue
             _reach(related._meta.concrete_model, depth - 1, found)
-
-
-def _shown_models(binding: Any) -> list[Any]:
-    from ..serializers import ModelSerializer
-
-    try:
-        serializer = binding().get_serializer()
-    except Exception:
-        return []
-    if not isinstance(serializer, ModelSerializer):
-        return []
-    try:
-        return [related for related, _path in serializer.depends_on()]
-    except Exception:
-        return []
 
 
 def table_of(model: Any) -> Table:

@@ -204,11 +204,11 @@ class LiveBindingMixin:
         from ..capture.tables import read_tables
         from . import versions
 
+        if sub is None:
+            return False  # no subscription (HTTP): no version to give
         request = self.request
         model = self.get_model()  # type: ignore[attr-defined]
         position = capture.version_for(model)  # before the read: the read reflects it
-        if sub is None:
-            return False
         version = versions.sign(position, request.user, sub.key)
         if version is not None:
             request.meta["version"] = version

@@ -115,20 +115,26 @@ def shown_by(model: Any) -> list[tuple[str, Any, str]]:
         _shown_version = registry.version
     concrete = model._meta.concrete_model
     if concrete not in _shown:
-        found = []
-        for binding in registry.all():
-            try:
-                serializer = binding().get_serializer()
-                if not isinstance(serializer, ModelSerializer):  # a DRF serializer's own reads
-                    continue
-                depends = serializer.depends_on()
-            except Exception:  # a binding the system checks report: nothing follows from it
-                continue
-            for related, path in depends:
-                if related._meta.concrete_model is concrete:
-                    found.append((binding.get_stream(), binding.get_model(), path))
-        _shown[concrete] = found
+        _shown[concrete] = [
+            (binding.get_stream(), binding.get_model(), path)
+            for binding in registry.all()
+            for related, path in shown_through(binding)
+            if related._meta.concrete_model is concrete
+        ]
     return _shown[concrete]
+
+
+def shown_through(binding: Any) -> list[tuple[Any, str]]:
+    """``(related model, foreign-key path)`` of each related field ``binding``'s rows show
+    (none for a DRF serializer, whose reads are its own, or a binding the system checks
+    report)."""
+    try:
+        serializer = binding().get_serializer()
+        if not isinstance(serializer, ModelSerializer):
+            return []
+        return list(serializer.depends_on())
+    except Exception:
+        return []
 
 
 def record(

@@ -7,7 +7,9 @@ last showed).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .matching import Predicate, compile_predicate
@@ -41,6 +43,12 @@ class SubscriptionKey:
     read: tuple[Any, ...]
     scope: Any = None
     shape: Any = None
+
+    @cached_property
+    def digest(self) -> str:
+        """A stable digest of the whole key (what a version is signed for): its text is
+        long (a statement and its parameters), and every subscriber's push needs it."""
+        return hashlib.sha256(repr(self).encode()).hexdigest()
 
 
 class KeyState:

@@ -21,7 +21,7 @@ MAC_LENGTH = 16
 
 
 def _mac(position: str, user: Any, key: Any) -> str:
-    message = f"{position}|{user_key(user)}|{key!r}"
+    message = f"{position}|{user_key(user)}|{key.digest}"
     return salted_hmac(SALT, message, algorithm="sha256").hexdigest()[:MAC_LENGTH]
 
 
