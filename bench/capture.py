@@ -42,10 +42,10 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import F  # noqa: E402
 
-import syncbind.capture  # noqa: E402
+import syncbind._capture  # noqa: E402
 from bench.app.models import Category, Item  # noqa: E402
 from bench.prepare import superuser_session  # noqa: E402
-from syncbind.capture import triggers  # noqa: E402
+from syncbind._capture import triggers  # noqa: E402
 
 ALIAS = "default"
 STATES = {True: "on", False: "off"}
@@ -71,8 +71,8 @@ def set_capture(on: bool) -> None:
         triggers.install(ALIAS)
     else:
         triggers.uninstall(ALIAS)
-    syncbind.capture.forget(ALIAS)
-    if syncbind.capture.covers(Item, ALIAS) is not on:
+    syncbind._capture.forget(ALIAS)
+    if syncbind._capture.covers(Item, ALIAS) is not on:
         raise RuntimeError(f"capture of {Item._meta.db_table} should be {STATES[on]}")
 
 

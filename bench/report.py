@@ -534,7 +534,7 @@ def capture_section(add, capture: list[dict]) -> None:
         add(
             "**Writes.** The time one write takes in the writing process with capture on (the "
             "triggers record each written row in `syncbind_change`) and off (the triggers dropped "
-            "with `syncbind.capture.triggers.uninstall()`: syncbind's model signals then announce "
+            "with `syncbind._capture.triggers.uninstall()`: syncbind's model signals then announce "
             "a `save()` on the channel layer, and a `QuerySet.update()` not at all). One `save()` "
             "of a row whose name changed; one `update()` of every row "
             "(`quantity = quantity + 1`). On and off take turns in blocks, each block after an "

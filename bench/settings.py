@@ -106,6 +106,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "WARNING"},
     # BENCH_DEBUG_LIVE=1: how long each fan-out takes, in the server's log.
     "loggers": {
-        "syncbind.live": {"level": "DEBUG" if os.environ.get("BENCH_DEBUG_LIVE") else "WARNING"}
+        "syncbind._live": {"level": "DEBUG" if os.environ.get("BENCH_DEBUG_LIVE") else "WARNING"}
     },
 }

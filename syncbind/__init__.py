@@ -16,9 +16,9 @@ _EXPORTS = {
     "ReadOnlyBinding": "syncbind.bindings",
     "BindingConsumer": "syncbind.consumers",
     "AsyncBindingConsumer": "syncbind.consumers",
-    "event": "syncbind.decorators",
-    "notify": "syncbind.live.notify",
-    "notify_update": "syncbind.live.notify",
+    "event": "syncbind._bindings.events",
+    "notify": "syncbind._live.notify",
+    "notify_update": "syncbind._live.notify",
 }
 
 __all__ = [
@@ -33,11 +33,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from . import push
-    from .bindings import ReadOnlyBinding, SyncBinding
-    from .consumers import AsyncBindingConsumer, BindingConsumer
-    from .decorators import event
-    from .live.notify import notify, notify_update
+    from syncbind import push
+    from syncbind._bindings.events import event
+    from syncbind._live.notify import notify, notify_update
+    from syncbind.bindings import ReadOnlyBinding, SyncBinding
+    from syncbind.consumers import AsyncBindingConsumer, BindingConsumer
 
 
 def __getattr__(name: str) -> Any:

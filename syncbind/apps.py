@@ -16,16 +16,15 @@ class SimpleSyncbindConfig(AppConfig):
         from django.db.backends.signals import connection_created
         from django.db.models.signals import post_migrate
 
-        from . import (
-            capture,
-            checks,  # noqa: F401  (registers the system checks)
-            db,
-        )
-        from .live import credentials, signals
+        from syncbind import _capture as capture
+        from syncbind._live import credentials, signals
+        from syncbind._workers import deadlines
 
-        connection_created.connect(db.connection_created, dispatch_uid="syncbind.db.timeout")
+        connection_created.connect(
+            deadlines.connection_created, dispatch_uid="syncbind._workers.deadlines.timeout"
+        )
         post_migrate.connect(
-            capture.installed_on_migrate, sender=self, dispatch_uid="syncbind.capture.install"
+            capture.installed_on_migrate, sender=self, dispatch_uid="syncbind._capture.install"
         )
         signals.connect()
         credentials.connect()
@@ -37,7 +36,7 @@ class SyncbindConfig(SimpleSyncbindConfig):
     default = True
 
     def ready(self) -> None:
-        from .registry import autodiscover
+        from syncbind._bindings.registry import autodiscover
 
         super().ready()
         autodiscover()

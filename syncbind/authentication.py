@@ -4,7 +4,7 @@
 for each HTTP request); the first that returns a user wins, none means
 anonymous. Raise :class:`~syncbind.exceptions.AuthenticationFailed` to refuse
 credentials that were given but are wrong. ``still_valid(connection)`` is
-asked again while a WebSocket stays open (see :mod:`syncbind.connection`).
+asked again while a WebSocket stays open (see :mod:`syncbind._auth.connection`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.http import is_same_domain
 
-from .exceptions import AuthenticationFailed, PermissionDenied
-from .settings import api_settings
+from syncbind.exceptions import AuthenticationFailed, PermissionDenied
+from syncbind.settings import api_settings
 
 TOKEN_SALT = "syncbind.token"
 TOKEN_SUBPROTOCOL_PREFIX = "syncbind.token."
@@ -255,7 +255,7 @@ def make_token(user: Any) -> str:
     its hash), and is valid for ``TOKEN_MAX_AGE`` seconds, until the password
     changes, or until :func:`revoke_tokens` is called for the user.
     """
-    from .live.credentials import user_key
+    from syncbind._live.credentials import user_key
 
     # The key as text: a UUID (or any other) primary key signs as JSON.
     payload = {"u": user_key(user), "t": int(time.time() * 1000), "h": _fingerprint(user)}
@@ -265,12 +265,12 @@ def make_token(user: Any) -> str:
 def revoke_tokens(user: Any) -> None:
     """Make every token of ``user`` made until now invalid, and close the connections
     they opened (after the transaction commits). Later tokens work."""
-    from .models import TokenRevocation
+    from syncbind.models import TokenRevocation
 
     TokenRevocation.objects.update_or_create(
         user_id=user.pk, defaults={"revoked_at": datetime.now(tz=UTC)}
     )
-    from .live.credentials import announce
+    from syncbind._live.credentials import announce
 
     transaction.on_commit(lambda: announce(user.pk))
 
@@ -349,7 +349,7 @@ class TokenAuthentication(BaseAuthentication):
             raise AuthenticationFailed("Invalid token.") from None
         if not constant_time_compare(str(payload["h"]), _fingerprint(user)):
             raise AuthenticationFailed("Token revoked.")
-        from .models import TokenRevocation
+        from syncbind.models import TokenRevocation
 
         issued = datetime.fromtimestamp(int(payload["t"]) / 1000, tz=UTC)
         if TokenRevocation.objects.filter(user_id=user.pk, revoked_at__gte=issued).exists():

@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db import connections, models, router
 
-from . import reads, values
-from .decorators import MARK, EventSpec
-from .exceptions import NotFound, ValidationError
-from .lifecycle import Lifecycle
-from .listing import ListingMixin
-from .live.binding import LiveBindingMixin, default_read
-from .mixins import (
+from syncbind._bindings.events import MARK, EventSpec
+from syncbind._bindings.lifecycle import Lifecycle
+from syncbind._bindings.listing import ListingMixin
+from syncbind._bindings.live import LiveBindingMixin, default_read
+from syncbind._reads import compiler
+from syncbind._wire import values
+from syncbind._wire.protocol import Message, join_event
+from syncbind.exceptions import NotFound, ValidationError
+from syncbind.mixins import (
     CreateMixin,
     DeleteMixin,
     ListMixin,
@@ -28,12 +30,11 @@ from .mixins import (
     SubscribeMixin,
     UpdateMixin,
 )
-from .permissions import READ_ACTIONS, PermissionsMixin
-from .protocol import Message, join_event
-from .serializers import ModelSerializer
+from syncbind.permissions import READ_ACTIONS, PermissionsMixin
+from syncbind.serializers import ModelSerializer
 
 if TYPE_CHECKING:
-    from .drf import DRFSerializerAdapter
+    from syncbind.drf import DRFSerializerAdapter
 
 
 def lock_row(queryset: models.QuerySet, pk: Any) -> models.QuerySet:
@@ -58,8 +59,8 @@ def lock_row(queryset: models.QuerySet, pk: Any) -> models.QuerySet:
 
 class BindingBase(Lifecycle, ListingMixin, PermissionsMixin, LiveBindingMixin):
     """The base of every binding: queryset, object lookup, serializer, writes; lists
-    (:mod:`.listing`), permissions (:mod:`.permissions`), live subscriptions
-    (:mod:`.live.binding`) and the lifecycle (:mod:`.lifecycle`) are its bases.
+    (:mod:`._bindings.listing`), permissions (:mod:`.permissions`), live subscriptions
+    (:mod:`._bindings.live`) and the lifecycle (:mod:`._bindings.lifecycle`) are its bases.
 
     Subclasses set ``model`` and one of ``fields`` / ``exclude`` /
     ``serializer_class``; every other policy has a default.
@@ -162,9 +163,9 @@ class BindingBase(Lifecycle, ListingMixin, PermissionsMixin, LiveBindingMixin):
         self.check_object_permissions(request, obj)
         return obj
 
-    def get_object_read(self, pk: Any) -> reads.ObjectRead:
+    def get_object_read(self, pk: Any) -> compiler.ObjectRead:
         """The compiled read of row ``pk`` (what ``get_object`` reads, for subscriptions)."""
-        return reads.object_read(self.read_queryset(self._queryset()), pk)
+        return compiler.object_read(self.read_queryset(self._queryset()), pk)
 
     def read_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
         """``queryset`` as reads read it: with the joins and prefetches the output needs,
@@ -189,7 +190,7 @@ class BindingBase(Lifecycle, ListingMixin, PermissionsMixin, LiveBindingMixin):
         carries the request in its context), or the native serializer built from
         ``fields``/``exclude``/``read_only_fields`` once per class and shared."""
         if self.serializer_class is not None:
-            from .drf import DRFSerializerAdapter
+            from syncbind.drf import DRFSerializerAdapter
 
             return DRFSerializerAdapter(self.serializer_class, self)
         cls = type(self)
@@ -216,7 +217,7 @@ class BindingBase(Lifecycle, ListingMixin, PermissionsMixin, LiveBindingMixin):
         ``queryset`` itself when no binding serves that model. Override to choose
         otherwise (returning ``queryset`` itself narrows nothing).
         """
-        from .registry import registry
+        from syncbind._bindings.registry import registry
 
         binding_class = registry.for_model(queryset.model)
         if binding_class is None:

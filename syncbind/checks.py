@@ -7,8 +7,8 @@ from typing import cast
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 
-from .registry import registry
-from .serializers import ModelSerializer
+from syncbind._bindings.registry import registry
+from syncbind.serializers import ModelSerializer
 
 
 @checks.register("syncbind")
@@ -70,7 +70,7 @@ def check_bindings(app_configs=None, **kwargs):
 @checks.register("syncbind")
 def check_import_strings(app_configs=None, **kwargs):
     """Every dotted path in SYNCBIND (and CHANNELS_BINDING) must import (syncbind.E010)."""
-    from .settings import IMPORT_STRINGS, SyncbindSettings
+    from syncbind.settings import IMPORT_STRINGS, SyncbindSettings
 
     errors = []
     fresh = SyncbindSettings()
@@ -95,7 +95,7 @@ def check_authentication_classes(app_configs=None, **kwargs):
     channels-binding's classes had ``get_user(consumer)`` instead; one left in the
     settings would fail every handshake.
     """
-    from .settings import SyncbindSettings
+    from syncbind.settings import SyncbindSettings
 
     try:
         classes = SyncbindSettings().AUTHENTICATION_CLASSES
@@ -118,7 +118,7 @@ def check_legacy_settings(app_configs=None, **kwargs):
     """channels-binding's settings dict is read, but should be renamed (syncbind.W015)."""
     from django.conf import settings
 
-    from .settings import LEGACY_IGNORED, LEGACY_KEYS, LEGACY_SETTING
+    from syncbind.settings import LEGACY_IGNORED, LEGACY_KEYS, LEGACY_SETTING
 
     legacy = getattr(settings, LEGACY_SETTING, None)
     if legacy is None:
@@ -139,8 +139,8 @@ def check_legacy_settings(app_configs=None, **kwargs):
 
 
 def _session_auth_in_use() -> bool:
-    from .authentication import SessionAuthentication
-    from .settings import api_settings
+    from syncbind.authentication import SessionAuthentication
+    from syncbind.settings import api_settings
 
     try:
         classes = api_settings.AUTHENTICATION_CLASSES
@@ -153,7 +153,7 @@ def _served_consumers(app, guarded=False, seen=None):
     """(consumer class, behind an OriginValidator) for each syncbind consumer ``app`` routes to."""
     from channels.security.websocket import OriginValidator
 
-    from .consumers import _Transport
+    from syncbind.consumers import _Transport
 
     seen = set() if seen is None else seen
     if app is None or id(app) in seen:
@@ -179,8 +179,8 @@ def check_deployment(app_configs=None, **kwargs):
     from django.conf import settings
     from django.utils.module_loading import import_string
 
-    from .authentication import TokenAuthentication
-    from .settings import api_settings
+    from syncbind.authentication import TokenAuthentication
+    from syncbind.settings import api_settings
 
     warnings = []
     if "*" in settings.ALLOWED_HOSTS and _session_auth_in_use():
@@ -273,7 +273,7 @@ def check_channel_layer(app_configs=None, **kwargs):
     """
     from django.conf import settings
 
-    from .settings import api_settings
+    from syncbind.settings import api_settings
 
     if settings.DEBUG:
         return []
@@ -308,8 +308,8 @@ def check_capture_backend(app_configs=None, **kwargs):
     """Capture is off, or the database cannot capture (syncbind.W016, syncbind.W018)."""
     from django.db import connections
 
-    from .capture.triggers import supported
-    from .settings import api_settings
+    from syncbind._capture.triggers import supported
+    from syncbind.settings import api_settings
 
     found = []
     for alias in sorted(_bound_databases()):
@@ -342,8 +342,8 @@ def check_capture_backend(app_configs=None, **kwargs):
 def check_capture_triggers(app_configs=None, databases=None, **kwargs):
     """A captured table's triggers are missing or out of date (syncbind.W017; runs with
     ``check --database`` and before ``migrate``)."""
-    from .capture import enabled
-    from .capture.triggers import missing
+    from syncbind._capture import enabled
+    from syncbind._capture.triggers import missing
 
     found = []
     for alias in sorted(set(databases or ()) & _bound_databases()):

@@ -1,8 +1,8 @@
 """The WebSocket transports: a frame to the core, its reply to the socket.
 
-Both consumers hand every frame to :func:`syncbind.core.handle` in the worker
+Both consumers hand every frame to :func:`syncbind._transport.core.handle` in the worker
 pool (parsing, the binding's code and the encoding happen there) and queue
-what comes back in the connection's outbox (:mod:`syncbind.outbox`), the one
+what comes back in the connection's outbox (:mod:`syncbind._transport.outbox`), the one
 queue every outgoing frame goes through, in order.
 
 - :class:`BindingConsumer`, sync-first: its ``connect()``/``disconnect()``
@@ -13,7 +13,7 @@ queue every outgoing frame goes through, in order.
   hooks are coroutines, and ``async def`` events are awaited on the loop.
 
 ``path("ws/", BindingConsumer.as_asgi())``. Subclass either to customise the
-handshake; the protocol lives in :mod:`syncbind.core`.
+handshake; the protocol lives in :mod:`syncbind._transport.core`.
 """
 
 from __future__ import annotations
@@ -27,21 +27,22 @@ from channels.db import aclose_old_connections
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import core, protocol
-from .connection import (
+from syncbind._auth.connection import (
     REVOKED_CLOSE_CODE,
     TOO_MANY_CONNECTIONS_CLOSE_CODE,
     Connection,
     open_websocket,
 )
-from .exceptions import SyncbindError
-from .executor import run_in_pool
-from .live.hub import get_hub
-from .live.subscriptions import ConnectionSubscriptions
-from .outbox import Outbox
-from .protocol import SUBPROTOCOL
-from .settings import api_settings
-from .throttling import RateLimit
+from syncbind._live.hub import get_hub
+from syncbind._live.subscriptions import ConnectionSubscriptions
+from syncbind._transport import core
+from syncbind._transport.outbox import Outbox
+from syncbind._wire import protocol
+from syncbind._wire.protocol import SUBPROTOCOL
+from syncbind._workers.executor import run_in_pool
+from syncbind.exceptions import SyncbindError
+from syncbind.settings import api_settings
+from syncbind.throttling import RateLimit
 
 
 class _Transport(AsyncWebsocketConsumer):
@@ -64,7 +65,7 @@ class _Transport(AsyncWebsocketConsumer):
         self._loop_thread = threading.get_ident()
         self._hub = get_hub()
         # Every outgoing frame (accept, replies, pushes, close) goes through one
-        # bounded queue, so nobody ever waits for a slow client (syncbind.outbox).
+        # bounded queue, so nobody ever waits for a slow client (syncbind._transport.outbox).
         self._outbox = Outbox(send, api_settings.MAX_OUTGOING_BYTES)
         try:
             await super().__call__(scope, receive, self._outbox.aput)
@@ -76,7 +77,7 @@ class _Transport(AsyncWebsocketConsumer):
         # with a hop to its shared sync thread (aclose_old_connections; its cost is in
         # BENCHMARKS.md, "What was changed in syncbind because of these measurements").
         # syncbind runs no ORM code on that thread; its workers close their connections
-        # around each call (syncbind.executor). Only code awaited on the loop may use
+        # around each call (syncbind._workers.executor). Only code awaited on the loop may use
         # Django's async ORM, which runs there: AsyncBindingConsumer's
         # connect()/disconnect() keep Channels' way, and websocket_receive makes the
         # hop before an ``async def`` event it awaits on the loop.

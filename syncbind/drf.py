@@ -29,9 +29,9 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models
 
-from .exceptions import ValidationError
-from .serializers import to_json_safe
-from .writes import UNAVAILABLE
+from syncbind.exceptions import ValidationError
+from syncbind.serializers import to_json_safe
+from syncbind.writes import UNAVAILABLE
 
 
 class ViewProxy:
@@ -55,7 +55,7 @@ class DRFPermission:
     """Adapts a DRF-style permission (``has_permission(request, view)``) to a binding.
 
     The permission sees the syncbind request, whose ``method`` is the action's
-    (:func:`syncbind.request.action_method`), and the binding through
+    (:func:`syncbind._bindings.request.action_method`), and the binding through
     :class:`ViewProxy`, so DRF's ``DjangoModelPermissions`` takes the model from
     ``get_queryset()``.
     """

@@ -156,7 +156,7 @@ def as_syncbind_error(exc: BaseException) -> SyncbindError | None:
     if isinstance(exc, django_exceptions.PermissionDenied):
         return PermissionDenied()
     if isinstance(exc, DatabaseError):
-        from .db import is_timeout
+        from syncbind._workers.deadlines import is_timeout
 
         return Timeout() if is_timeout(exc) else None
     if isinstance(exc, django_exceptions.ValidationError):

@@ -21,9 +21,9 @@ from django import forms
 from django.core.exceptions import FieldDoesNotExist
 from django.db import connections, models, router
 
-from . import values
-from .exceptions import ValidationError
-from .settings import api_settings
+from syncbind._wire import values
+from syncbind.exceptions import ValidationError
+from syncbind.settings import api_settings
 
 
 def build_filterset_class(

@@ -12,7 +12,7 @@ wrong for syncbind's long-lived hub:
   under bursts; syncbind's hub needs few connections, but other consumers and
   the saving threads share the pool.
 
-These are settings, not a workaround (so not in ``syncbind/compat/``): the
+These are settings, not a workaround (so not in ``syncbind/_compat/``): the
 values are right with every version (a socket timeout above the receive's
 also notices a dead connection where redis-py 7 had none), and a site can
 override them.

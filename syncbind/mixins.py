@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
-from .decorators import event
-from .listing import check_parameters
-from .live.binding import KEEP
-from .request import effective_action
+from syncbind._bindings.events import event
+from syncbind._bindings.listing import check_parameters
+from syncbind._bindings.live import KEEP
+from syncbind._bindings.request import effective_action
 
 if TYPE_CHECKING:
     # The mixins are combined with BindingBase, whose hooks they call.
-    from .bindings import BindingBase as _Binding
+    from syncbind.bindings import BindingBase as _Binding
 else:
     _Binding = object
 
@@ -110,7 +110,7 @@ class SaveMixin(_Binding):
     @event
     def save(self, request) -> dict[str, Any]:
         """``create`` when ``data`` has no ``id``, ``update`` otherwise (as the
-        permissions decide it: :func:`~syncbind.request.effective_action`)."""
+        permissions decide it: :func:`~syncbind._bindings.request.effective_action`)."""
         if effective_action("save", request.data) == "create":
             data = {key: value for key, value in request.data.items() if key != "id"}
             # The hooks read self.request: they see the request without its "id".

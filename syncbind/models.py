@@ -25,7 +25,7 @@ class TokenRevocation(models.Model):
 
 class Change(models.Model):
     """One row written to a captured table, recorded by its triggers in the writing
-    transaction (:mod:`syncbind.capture`): a record exists exactly when the write
+    transaction (:mod:`syncbind._capture`): a record exists exactly when the write
     committed. ``old_values``/``new_values`` hold the columns matching needs."""
 
     id = models.BigAutoField(primary_key=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .exceptions import ValidationError
+from syncbind.exceptions import ValidationError
 
 # Beyond any table's last page, and small enough that page × limit stays a 64-bit OFFSET.
 MAX_PAGE = 10**9

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
-from .request import effective_action
-from .settings import api_settings
+from syncbind._bindings.request import effective_action
+from syncbind.settings import api_settings
 
 logger = logging.getLogger("syncbind")
 
@@ -229,7 +229,7 @@ class PermissionsMixin:
         for permission_class in self.get_permission_classes():
             permission = permission_class()
             if not isinstance(permission, BasePermission):  # a DRF permission class
-                from .drf import DRFPermission
+                from syncbind.drf import DRFPermission
 
                 permission = DRFPermission(permission)
             permissions.append(permission)
@@ -248,7 +248,7 @@ class PermissionsMixin:
                 self.permission_denied(request, permission)
 
     def permission_denied(self, request: Any, permission: Any = None) -> None:
-        from .exceptions import NotAuthenticated, PermissionDenied
+        from syncbind.exceptions import NotAuthenticated, PermissionDenied
 
         if not (request.user and request.user.is_authenticated):
             raise NotAuthenticated()

@@ -15,12 +15,12 @@ commits (at once outside one; ``on_commit=False`` to send at once anyway).
 One message goes to every process (the ``syncbind.connections`` group), and
 each process's hub hands it to its own connections.
 
-Connections join named groups with :meth:`~syncbind.connection.Connection.join`
+Connections join named groups with :meth:`~syncbind._auth.connection.Connection.join`
 (in an ``@event`` method, after checking the user may) or from a consumer's
 ``get_push_groups()``.
 
 **Who receives it** is decided again at delivery, for each recipient (see
-:mod:`syncbind.live.inbox`): a connection whose credentials ended since it was
+:mod:`syncbind._live.server_push`): a connection whose credentials ended since it was
 last checked (user deleted or deactivated, session gone, token revoked) is
 closed instead; when ``event`` names a bound stream (``"shop.Product.restocked"``)
 the connection must pass that binding's permission classes for that action;
@@ -38,12 +38,12 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import transaction
 
-from . import protocol
-from .live import messages
-from .live.changes import send
-from .live.credentials import user_key
-from .live.keys import CONNECTIONS_GROUP
-from .request import BUILTIN_ACTIONS
+from syncbind._bindings.request import BUILTIN_ACTIONS
+from syncbind._live import messages
+from syncbind._live.changes import send
+from syncbind._live.credentials import user_key
+from syncbind._live.keys import CONNECTIONS_GROUP
+from syncbind._wire import protocol
 
 __all__ = ["ato_group", "ato_stream", "ato_user", "to_group", "to_stream", "to_user"]
 
@@ -51,7 +51,7 @@ __all__ = ["ato_group", "ato_stream", "ato_user", "to_group", "to_stream", "to_u
 def _stream_name(stream: Any) -> str:
     if isinstance(stream, str):
         return stream
-    from .registry import registry
+    from syncbind._bindings.registry import registry
 
     binding = registry.for_model(stream)
     if binding is None:

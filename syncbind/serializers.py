@@ -25,8 +25,8 @@ from django.db.models.fields.files import FieldFile
 from django.forms import ModelForm
 from django.utils.duration import duration_iso_string
 
-from . import values
-from .writes import FormValidation
+from syncbind._wire import values
+from syncbind.writes import FormValidation
 
 _PRIMITIVES = (str, int, float, bool, type(None))
 

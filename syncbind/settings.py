@@ -31,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
     # Worker threads that run binding code for both consumers and the HTTP views.
     "THREAD_POOL_SIZE": 16,
     # Of those, how many take new work while the others wait on the database; None:
-    # 1 where Python has a GIL, the CPUs where it has none. See syncbind.pool.
+    # 1 where Python has a GIL, the CPUs where it has none. See syncbind._workers.pool.
     "MAX_RUNNING_THREADS": None,
     # Seconds a worker may run one call while calls are queued before another is woken.
     "THREAD_HANDOFF": 0.005,
@@ -83,7 +83,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_SUBSCRIPTION_BYTES": 4 * 1024 * 1024,
     # Reads of one shape evaluated together, in one statement, by a push.
     "LIVE_BATCH_SIZE": 100,
-    # Change capture (syncbind.capture): triggers record every write of the tables
+    # Change capture (syncbind._capture): triggers record every write of the tables
     # streams read, on PostgreSQL and SQLite; off, or on other backends, model signals
     # announce the writes Django makes.
     "CAPTURE": True,

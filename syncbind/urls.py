@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .http import views
+from syncbind.http import views
 
 app_name = "syncbind"
 

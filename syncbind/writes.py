@@ -23,8 +23,8 @@ from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist
 from django.db import IntegrityError, connections, models, router
 from django.forms import ModelForm, modelform_factory
 
-from . import values
-from .exceptions import ValidationError
+from syncbind._wire import values
+from syncbind.exceptions import ValidationError
 
 
 class Write:

@@ -41,7 +41,7 @@ def db_call():
     The changes it commits have been announced when it returns (the announcer sends
     them from a thread of its own): a test's setup reaches no subscription it makes
     afterwards, and each step's pushes follow from that step."""
-    from syncbind.live.announcer import get_announcer
+    from syncbind._live.announcer import get_announcer
 
     async def call(func, *args, **kwargs):
         result = await sync_to_async(func, thread_sensitive=True)(*args, **kwargs)

@@ -33,7 +33,7 @@ async def pushed_row(client: Any) -> dict[str, Any]:
 
 async def scenario() -> None:
     from syncbind import notify_update
-    from syncbind.live.announcer import get_announcer
+    from syncbind._live.announcer import get_announcer
     from syncbind.testing import connect
     from tests import factories
     from tests.testapp.models import Product
@@ -73,7 +73,7 @@ async def scenario() -> None:
 
 
 def main() -> None:
-    from syncbind import capture
+    from syncbind import _capture as capture
     from tests.testapp.models import Product
 
     report(enabled=capture.enabled("default"), covers=capture.covers(Product))

@@ -2,7 +2,7 @@
 
 import json
 
-from syncbind.request import BUILTIN_ACTIONS
+from syncbind._bindings.request import BUILTIN_ACTIONS
 from tests.testapp.models import Category, Product
 
 P = "testapp.Product"

@@ -133,9 +133,9 @@ async def test_drf_serializer_relations_are_scoped_too(two_users, db_call):
 
 
 def test_the_built_in_actions_are_the_events_of_a_full_binding():
-    # One list (syncbind.request) serves permissions, the HTTP routes and the names
+    # One list (syncbind._bindings.request) serves permissions, the HTTP routes and the names
     # server pushes may not take: it must be what SyncBinding's mixins serve.
-    from syncbind.request import BUILTIN_ACTIONS
+    from syncbind._bindings.request import BUILTIN_ACTIONS
 
     assert frozenset(SyncBinding.events) == BUILTIN_ACTIONS
 

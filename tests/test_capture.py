@@ -1,4 +1,4 @@
-"""[syncbind/capture/] Every committed write of a bound table is pushed, whoever made it (issue 22).
+"""[syncbind/_capture/] Every committed write of a bound table is pushed, whoever made it (issue 22).
 
 The triggers installed by ``migrate`` record each write in the change table; this
 process's reader hands the records to its hub. Each writer below sends no model
@@ -12,9 +12,10 @@ from decimal import Decimal
 import pytest
 from django.db import connection, transaction
 
-from syncbind import SyncBinding, capture
-from syncbind.capture.follower import follower_for
-from syncbind.live import changes
+from syncbind import SyncBinding
+from syncbind import _capture as capture
+from syncbind._capture.follower import follower_for
+from syncbind._live import changes
 from syncbind.permissions import IsAuthenticated
 from syncbind.testing import override_bindings, settle
 from tests import factories
@@ -258,8 +259,8 @@ def _check_ids(errors):
 
 
 def test_migrate_installs_the_triggers_and_the_check_names_what_is_missing():
-    from syncbind.capture import installed_on_migrate
-    from syncbind.capture.triggers import missing, uninstall
+    from syncbind._capture import installed_on_migrate
+    from syncbind._capture.triggers import missing, uninstall
     from syncbind.checks import check_capture_triggers
 
     assert missing("default") == []
@@ -280,7 +281,7 @@ def test_migrate_installs_the_triggers_and_the_check_names_what_is_missing():
 
 def test_a_table_whose_columns_changed_gets_new_triggers(monkeypatch):
     """A trigger's name carries a digest of what it records: migrate replaces the stale."""
-    from syncbind.capture import installed_on_migrate, tables, triggers
+    from syncbind._capture import installed_on_migrate, tables, triggers
 
     before = triggers.installed("default")["testapp_product"]
     real = tables.table_of
@@ -302,7 +303,7 @@ def test_a_table_whose_columns_changed_gets_new_triggers(monkeypatch):
 
 
 def test_capture_off_and_a_backend_without_capture_are_reported(settings, monkeypatch):
-    from syncbind.capture import triggers
+    from syncbind._capture import triggers
     from syncbind.checks import check_capture_backend
 
     assert check_capture_backend() == []

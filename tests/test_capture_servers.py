@@ -1,4 +1,4 @@
-"""[syncbind/capture/] Each kind of writer, run as a process of its own, is pushed to a
+"""[syncbind/_capture/] Each kind of writer, run as a process of its own, is pushed to a
 subscriber of a running server (issue 22), on PostgreSQL and on a SQLite file.
 
 How the databases are set up

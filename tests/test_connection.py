@@ -1,9 +1,10 @@
-"""[syncbind/connection.py, syncbind/authentication.py] Who may connect and do what: authentication, permission classes, anonymous access."""
+"""[syncbind/_auth/connection.py, syncbind/authentication.py] Who may connect and do what: authentication, permission classes, anonymous access."""
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core import signing
 
+from syncbind._bindings.registry import registry
 from syncbind.authentication import TOKEN_SALT, make_token
 from syncbind.permissions import (
     AllowAny,
@@ -13,7 +14,6 @@ from syncbind.permissions import (
     IsAdminUser,
     IsAuthenticated,
 )
-from syncbind.registry import registry
 from syncbind.testing import connect
 from tests import factories
 from tests.testapp.models import Product
@@ -210,8 +210,9 @@ async def test_anon_read_only(binding_with, consumer_app, db_call, settings):
 
 
 def _request(user, action="list", data=None):
-    from syncbind import core, protocol
-    from syncbind.request import Request
+    from syncbind._bindings.request import Request
+    from syncbind._transport import core
+    from syncbind._wire import protocol
 
     message = protocol.parse_envelope({"event": f"{P}.{action}", "data": data or {}})
     return Request(message, core.Connection(user=user))

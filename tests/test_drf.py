@@ -12,8 +12,8 @@ from rest_framework import serializers
 from rest_framework.validators import UniqueTogetherValidator
 
 from syncbind import SyncBinding, event
+from syncbind._bindings.registry import registry
 from syncbind.permissions import IsAuthenticated
-from syncbind.registry import registry
 from syncbind.testing import connect
 from tests import factories
 from tests.permission_matrix import (
@@ -388,7 +388,8 @@ import sys, json
 sys.modules["rest_framework"] = None   # importing DRF now fails
 import django
 django.setup()
-from syncbind import core, protocol
+from syncbind._transport import core
+from syncbind._wire import protocol
 from tests.factories import ProductFactory, SuperUserFactory
 from django.core.management import call_command
 call_command("migrate", verbosity=0)

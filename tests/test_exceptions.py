@@ -6,7 +6,7 @@ import json
 import pytest
 from django.db import connection
 
-from syncbind import protocol
+from syncbind._wire import protocol
 from tests import factories
 from tests.testapp.models import Category, Product
 

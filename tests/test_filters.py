@@ -14,7 +14,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from syncbind import SyncBinding, event
-from syncbind.executor import shutdown_executor
+from syncbind._workers.executor import shutdown_executor
 from syncbind.permissions import IsAuthenticated
 from syncbind.testing import override_bindings
 from tests import factories
@@ -64,8 +64,8 @@ def test_words_add_subqueries_not_joins(transactional_db):
     user = factories.UserFactory()
     label = factories.LabelFactory(owner=user, name="efgh")
     factories.TaskFactory(owner=user, title="abcd", labels=[label])
-    from syncbind.protocol import Message
-    from syncbind.request import Request
+    from syncbind._bindings.request import Request
+    from syncbind._wire.protocol import Message
 
     message = Message(
         event=f"{TASK}.search", stream=TASK, action="search", data={"query": "a b c d e f g h"}

@@ -197,7 +197,7 @@ def test_an_exception_escaping_the_core_is_a_json_500(logged_in, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr("syncbind.core.dispatch", broken)
+    monkeypatch.setattr("syncbind._transport.core.dispatch", broken)
     for response in (
         logged_in.get("/api/testapp.Product/"),
         logged_in.post("/api/events/", **body({"event": "testapp.Product.ping"})),

@@ -14,8 +14,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from syncbind import notify, notify_update
-from syncbind.live.hub import get_hub
-from syncbind.live.keys import group_name
+from syncbind._live.hub import get_hub
+from syncbind._live.keys import group_name
 from syncbind.testing import settle
 from tests import factories
 from tests.rows import product_row
@@ -260,7 +260,7 @@ async def test_push_is_sent_after_commit_only(make_client, superuser, db_call):
     client = await make_client(superuser)
     await client.send_event(f"{PRODUCT}.retrieve", {"id": product.pk})
     seen_inside = []
-    from syncbind.live.hub import get_hub
+    from syncbind._live.hub import get_hub
 
     hub = get_hub()
 
@@ -404,7 +404,7 @@ async def group_members(group):
 
 
 async def test_last_unsubscribe_leaves_the_group(make_client, superuser, db_call):
-    from syncbind.live.hub import get_hub
+    from syncbind._live.hub import get_hub
 
     product = await db_call(factories.ProductFactory)
     a = await make_client(superuser)
@@ -433,7 +433,7 @@ async def test_subscribing_on_a_joined_stream_stays_off_the_event_loop(
 ):
     """Only the first subscription of a stream hops to the loop (to start its group's
     join; waited for only with a layer of this process)."""
-    from syncbind.live.hub import get_hub
+    from syncbind._live.hub import get_hub
 
     products = [await db_call(factories.ProductFactory) for _ in range(3)]
     client = await make_client(superuser)
@@ -458,7 +458,7 @@ async def test_subscribing_on_a_joined_stream_stays_off_the_event_loop(
 
 
 async def test_disconnect_cleans_up_everything(make_client, superuser, db_call, consumer_app):
-    from syncbind.live.hub import get_hub
+    from syncbind._live.hub import get_hub
 
     product = await db_call(factories.ProductFactory)
     client = await make_client(superuser)
@@ -606,7 +606,7 @@ def _count_evaluation_queries(monkeypatch):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from syncbind.live import affected, fanout
+    from syncbind._live import affected, fanout
 
     counts = []
 

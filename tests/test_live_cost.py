@@ -1,7 +1,7 @@
 """What one change costs, case by case (the table in docs/subscriptions.md).
 
 Queries are counted where pushes are evaluated (the worker threads running
-``syncbind.live.fanout``); the save itself is not counted. Each case has N
+``syncbind._live.fanout``); the save itself is not counted. Each case has N
 distinct users, each connected as themselves, on a binding whose
 ``get_queryset`` is per user: every user sees their own tasks and public ones
 (priority 0).
@@ -14,9 +14,9 @@ import pytest
 from django.db.models import Q
 
 from syncbind import SyncBinding
-from syncbind.live import affected, fanout
-from syncbind.live import binding as live_binding
-from syncbind.live.hub import get_hub
+from syncbind._bindings import live as live_binding
+from syncbind._live import affected, fanout
+from syncbind._live.hub import get_hub
 from syncbind.permissions import IsAuthenticated
 from syncbind.testing import connect, override_bindings
 from syncbind.testing import settle as caught_up

@@ -1,4 +1,4 @@
-"""[syncbind/live/credentials.py] An open socket loses access as soon as what admitted it no longer holds.
+"""[syncbind/_live/credentials.py] An open socket loses access as soon as what admitted it no longer holds.
 
 Issue 11, point 2: after ``is_active = False`` an open socket kept creating
 rows and receiving pushes; logging out, changing the password or revoking a
@@ -18,9 +18,9 @@ from django.test import Client
 from django.urls import path
 
 from syncbind import BindingConsumer
+from syncbind._live import credentials
+from syncbind._live.credentials import announce
 from syncbind.authentication import make_token, revoke_tokens
-from syncbind.live import credentials
-from syncbind.live.credentials import announce
 from syncbind.testing import connect, settle
 from tests import factories
 from tests.testapp.models import Note, Product, UUIDUser

@@ -1,4 +1,4 @@
-"""[syncbind/live/hub.py, lanes.py, frames.py] No user's work holds up another's (issue 23, point 5).
+"""[syncbind/_live/hub.py, lanes.py, delivery.py] No user's work holds up another's (issue 23, point 5).
 
 One user with many subscriptions that cannot be decided in Python made every
 write to their table delay every other user's pushes: the hub processed one
@@ -16,8 +16,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from syncbind import SyncBinding, push
-from syncbind.connection import TOO_MANY_CONNECTIONS_CLOSE_CODE
-from syncbind.live.hub import get_hub
+from syncbind._auth.connection import TOO_MANY_CONNECTIONS_CLOSE_CODE
+from syncbind._live.hub import get_hub
 from syncbind.permissions import IsAuthenticated
 from syncbind.testing import connect, override_bindings, settle
 from tests import factories

@@ -1,4 +1,4 @@
-"""The hub's channel-layer membership (syncbind/live/groups.py) against a real Redis.
+"""The hub's channel-layer membership (syncbind/_live/groups.py) against a real Redis.
 
 On Python 3.11, redis-py sends each command under ``asyncio.wait_for``, which loses a
 cancel that lands as the send completes; channels-redis then goes on waiting for the

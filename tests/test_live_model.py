@@ -25,10 +25,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
-from syncbind import AsyncBindingConsumer, BindingConsumer, SyncBinding, core, notify
-from syncbind.connection import Connection
+from syncbind import AsyncBindingConsumer, BindingConsumer, SyncBinding, notify
+from syncbind._auth.connection import Connection
+from syncbind._transport import core
+from syncbind._wire.protocol import Message, encode
 from syncbind.permissions import IsAuthenticated
-from syncbind.protocol import Message, encode
 from syncbind.testing import connect, override_bindings, settle
 from tests import factories
 from tests.testapp.models import Project, Task
@@ -284,7 +285,7 @@ async def _cancel_the_rest():
 
 
 def _request(user):
-    from syncbind.request import Request
+    from syncbind._bindings.request import Request
 
     message = Message(event=f"{STREAM}.list", stream=STREAM, action="list", data={})
     return Request(message=message, user=user)

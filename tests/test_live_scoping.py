@@ -430,8 +430,8 @@ async def test_subscribers_of_one_shape_still_share_one_evaluation(
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from syncbind.live import affected, fanout
-    from syncbind.live.hub import get_hub
+    from syncbind._live import affected, fanout
+    from syncbind._live.hub import get_hub
 
     users = await db_call(
         lambda: [factories.UserFactory(is_staff=staff) for staff in (True, False, True, False)]

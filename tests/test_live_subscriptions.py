@@ -1,4 +1,4 @@
-"""[syncbind/live/subscriptions.py] Per-connection limits on live subscriptions (issue 11, points 4 and 5).
+"""[syncbind/_live/subscriptions.py] Per-connection limits on live subscriptions (issue 11, points 4 and 5).
 
 A connection could once hold any number of subscriptions, each keeping its
 whole request (400 tagged lists of 250 KB junk each: +98 MiB), and make every
@@ -12,9 +12,9 @@ import tracemalloc
 
 import pytest
 
-from syncbind import protocol
-from syncbind.live import fanout
-from syncbind.live.hub import get_hub
+from syncbind._live import fanout
+from syncbind._live.hub import get_hub
+from syncbind._wire import protocol
 from syncbind.testing import settle
 from tests import factories
 from tests.testapp.models import Product

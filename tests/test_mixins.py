@@ -1,4 +1,4 @@
-"""[syncbind/mixins.py, syncbind/decorators.py] Every builtin and custom event on the wire, through BindingConsumer and AsyncBindingConsumer."""
+"""[syncbind/mixins.py, syncbind/_bindings/events.py] Every builtin and custom event on the wire, through BindingConsumer and AsyncBindingConsumer."""
 
 from decimal import Decimal
 
@@ -6,7 +6,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from syncbind import core, protocol
+from syncbind._transport import core
+from syncbind._wire import protocol
 from tests import factories
 from tests.rows import product_row
 from tests.testapp.models import Category, Product

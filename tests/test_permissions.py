@@ -4,11 +4,12 @@ import logging
 
 import pytest
 
-from syncbind import event, protocol
+from syncbind import event
+from syncbind._auth.connection import Connection
+from syncbind._bindings.registry import registry
+from syncbind._bindings.request import Request
+from syncbind._wire import protocol
 from syncbind.bindings import BindingBase
-from syncbind.connection import Connection
-from syncbind.registry import registry
-from syncbind.request import Request
 from syncbind.testing import connect
 from tests import factories
 from tests.permission_matrix import (

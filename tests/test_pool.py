@@ -1,4 +1,4 @@
-"""[syncbind/pool.py, syncbind/executor.py] The worker pool: connections in parallel, one connection in order; and the real server."""
+"""[syncbind/_workers/pool.py, syncbind/_workers/executor.py] The worker pool: connections in parallel, one connection in order; and the real server."""
 
 import asyncio
 import contextlib
@@ -56,8 +56,8 @@ async def test_a_worker_waiting_on_the_database_lets_another_run(settings):
     run while the first waits in a statement if that wait does not count as running."""
     from django.db import connection
 
-    from syncbind.executor import run_in_pool
-    from syncbind.pool import waiting_on_database
+    from syncbind._workers.executor import run_in_pool
+    from syncbind._workers.pool import waiting_on_database
 
     settings.SYNCBIND = {"MAX_RUNNING_THREADS": 1, "THREAD_HANDOFF": 3600}
     in_statement, released = threading.Event(), threading.Event()
@@ -84,8 +84,8 @@ async def test_statements_wait_except_on_sqlite(settings):
     """SQLite runs a statement in this process, on a CPU: that is running, not waiting."""
     from django.db import connection
 
-    from syncbind.executor import run_in_pool
-    from syncbind.pool import waiting_on_database
+    from syncbind._workers.executor import run_in_pool
+    from syncbind._workers.pool import waiting_on_database
 
     def installed():
         connection.ensure_connection()
@@ -218,7 +218,7 @@ async def test_workers_reuse_connections_as_conn_max_age_says(max_age, reused, s
     CONN_MAX_AGE keeps it (as in a Django request cycle)."""
     from django.db import connections
 
-    from syncbind.executor import run_in_pool, shutdown_executor
+    from syncbind._workers.executor import run_in_pool, shutdown_executor
 
     settings.SYNCBIND = {"THREAD_POOL_SIZE": 1}
     database = connections["default"].settings_dict

@@ -1,4 +1,4 @@
-"""[syncbind/protocol.py] Hostile input beyond the error table: floods, the HTTP transport, and generated envelopes.
+"""[syncbind/_wire/protocol.py] Hostile input beyond the error table: floods, the HTTP transport, and generated envelopes.
 
 The invariants for every case: the documented error (or a normal reply), no
 traceback or internal detail in what is sent back, the connection keeps working,
@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NonInteractiveExampleWarning
 
-from syncbind import core, protocol
+from syncbind._transport import core
+from syncbind._wire import protocol
 from syncbind.exceptions import STATUS_BY_CODE
 from tests import factories
 from tests.testapp.models import Category, Note, Product

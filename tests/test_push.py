@@ -63,16 +63,16 @@ async def test_to_user_reaches_every_socket_of_that_user_and_no_one_else(make_cl
 async def test_to_user_accepts_a_primary_key(make_client, db_call):
     alice = await db_call(factories.UserFactory)
     a = await make_client(alice)
-    await db_call(push.to_user, alice.pk, "inbox.new", None)
-    assert await a.receive() == frame("inbox.new", None)
+    await db_call(push.to_user, alice.pk, "server_push.new", None)
+    assert await a.receive() == frame("server_push.new", None)
 
 
 async def test_to_user_accepts_the_text_of_a_primary_key(make_client, db_call):
     """A key read from a URL or a JSON body names the same user as the integer."""
     alice = await db_call(factories.UserFactory)
     a = await make_client(alice)
-    await db_call(push.to_user, str(alice.pk), "inbox.new", {"from": "text"})
-    assert await a.receive() == frame("inbox.new", {"from": "text"})
+    await db_call(push.to_user, str(alice.pk), "server_push.new", {"from": "text"})
+    assert await a.receive() == frame("server_push.new", {"from": "text"})
     await a.assert_nothing_more()
 
 
@@ -84,10 +84,10 @@ async def test_to_user_reaches_a_user_whose_primary_key_is_a_uuid(make_client, d
     a, b = await make_client(alice), await make_client(bob)
 
     for n, target in enumerate([alice, alice.pk, str(alice.pk)]):
-        await db_call(push.to_user, target, "inbox.new", {"n": n})
-        assert await a.receive() == frame("inbox.new", {"n": n})
-    await push.ato_user(alice, "inbox.new", {"n": "async"})
-    assert await a.receive() == frame("inbox.new", {"n": "async"})
+        await db_call(push.to_user, target, "server_push.new", {"n": n})
+        assert await a.receive() == frame("server_push.new", {"n": n})
+    await push.ato_user(alice, "server_push.new", {"n": "async"})
+    assert await a.receive() == frame("server_push.new", {"n": "async"})
     await a.assert_nothing_more()
     await b.assert_nothing_more()
 
@@ -172,18 +172,18 @@ async def test_a_push_inside_a_transaction_is_sent_after_the_commit_and_never_on
 
     def commit():
         with transaction.atomic():
-            push.to_user(alice, "inbox.new", {"n": 1})
+            push.to_user(alice, "server_push.new", {"n": 1})
             assert sent == []  # not yet: the transaction may still roll back
-        assert sent == ["a push of inbox.new"]
+        assert sent == ["a push of server_push.new"]
 
     def roll_back():
         with transaction.atomic():
-            push.to_user(alice, "inbox.new", {"n": 2})
+            push.to_user(alice, "server_push.new", {"n": 2})
             transaction.set_rollback(True)
 
     await db_call(roll_back)
     await db_call(commit)
-    assert await a.receive() == frame("inbox.new", {"n": 1})
+    assert await a.receive() == frame("server_push.new", {"n": 1})
     await a.assert_nothing_more()
 
 
@@ -193,11 +193,11 @@ async def test_on_commit_false_sends_at_once(make_client, db_call):
 
     def send_then_roll_back():
         with transaction.atomic():
-            push.to_user(alice, "inbox.now", {}, on_commit=False)
+            push.to_user(alice, "server_push.now", {}, on_commit=False)
             transaction.set_rollback(True)
 
     await db_call(send_then_roll_back)
-    assert await a.receive() == frame("inbox.now", {})
+    assert await a.receive() == frame("server_push.now", {})
 
 
 @override_bindings(TeamNotes)
@@ -209,11 +209,11 @@ async def test_async_twins_send_from_the_event_loop(make_client, db_call):
     assert (await a.send_event("testapp.TeamNote.join_team", {"team": "blue"}))["data"]
     assert (await s.send_event("testapp.Product.retrieve", {"id": product.pk}))["data"]
 
-    await push.ato_user(alice, "inbox.new", {"n": 1})
+    await push.ato_user(alice, "server_push.new", {"n": 1})
     await push.ato_group("team.blue", "chat.posted", {"text": "hi"})
     await push.ato_stream("testapp.Product", "testapp.Product.sale", {"off": 10})
 
-    assert await a.receive() == frame("inbox.new", {"n": 1})
+    assert await a.receive() == frame("server_push.new", {"n": 1})
     assert await a.receive() == frame("chat.posted", {"text": "hi"})
     assert await s.receive() == frame("testapp.Product.sale", {"off": 10})
     await a.assert_nothing_more()
@@ -224,7 +224,7 @@ async def test_a_revoked_connection_is_not_pushed_to(make_client, db_call):
     alice = await db_call(factories.UserFactory)
     a = await make_client(alice)
     await db_call(alice.delete)
-    await db_call(push.to_user, alice.pk, "inbox.new", {"n": 1})
+    await db_call(push.to_user, alice.pk, "server_push.new", {"n": 1})
     # The user is gone: the connection is closed instead of being served.
     assert await a.receive_close() is not None
     assert a.pending == []
@@ -240,7 +240,7 @@ def test_malformed_event_names_and_unbound_models_are_refused_at_the_call(transa
 
 
 async def test_http_connections_cannot_join_groups(db_call):
-    from syncbind.connection import Connection
+    from syncbind._auth.connection import Connection
 
     connection = Connection(user=None, transport="http")
     with pytest.raises(RuntimeError, match="Only WebSocket connections"):
@@ -283,10 +283,10 @@ async def test_a_user_deactivated_without_a_signal_is_not_pushed_to_but_closed(
     await db_call(get_user_model().objects.filter(pk=alice.pk).update, is_active=False)
 
     for target in (alice, bob):
-        await db_call(push.to_user, target, "inbox.new", {"secret": 1})
+        await db_call(push.to_user, target, "server_push.new", {"secret": 1})
     assert await a.receive_close() == 4003
     assert a.pending == []
-    assert await b.receive() == frame("inbox.new", {"secret": 1})
+    assert await b.receive() == frame("server_push.new", {"secret": 1})
     await b.assert_nothing_more()
 
 
@@ -317,7 +317,7 @@ async def test_a_connection_whose_session_was_deleted_is_not_pushed_to_but_close
         await db_call(delete_sessions)
 
         await db_call(push.to_group, "everyone", "chat.posted", {"n": 2})
-        await db_call(push.to_user, alice, "inbox.new", {"n": 3})
+        await db_call(push.to_user, alice, "server_push.new", {"n": 3})
         assert await a.receive_close() == 4003
         assert a.pending == []
 
@@ -355,10 +355,10 @@ def delivery_queries(monkeypatch):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from syncbind.live import inbox
+    from syncbind._live import server_push
 
     counted = []
-    real = inbox.permitted
+    real = server_push.permitted
 
     def counting(*args, **kwargs):
         with CaptureQueriesContext(connection) as ctx:
@@ -366,7 +366,7 @@ def delivery_queries(monkeypatch):
         counted.append(len(ctx.captured_queries))
         return result
 
-    monkeypatch.setattr(inbox, "permitted", counting)
+    monkeypatch.setattr(server_push, "permitted", counting)
     return counted
 
 

@@ -1,4 +1,4 @@
-"""[syncbind/registry.py, syncbind/settings.py, syncbind/checks.py] Settings, system checks, registry and autodiscovery."""
+"""[syncbind/_bindings/registry.py, syncbind/settings.py, syncbind/checks.py] Settings, system checks, registry and autodiscovery."""
 
 import types
 
@@ -7,9 +7,9 @@ from django.core import checks
 from django.test import override_settings
 
 from syncbind import SyncBinding
+from syncbind._bindings.registry import AlreadyRegistered, autodiscover, register_module, registry
 from syncbind.authentication import SessionAuthentication
 from syncbind.permissions import DjangoModelPermissions, IsAuthenticated
-from syncbind.registry import AlreadyRegistered, autodiscover, register_module, registry
 from syncbind.settings import DEFAULTS, api_settings
 from tests.pkgapp.models import Thing
 from tests.testapp.models import Product

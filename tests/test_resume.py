@@ -1,4 +1,4 @@
-"""[syncbind/live/binding.py: resumed, syncbind/capture] A reconnecting client resumes without refetching (issue 23, point 2).
+"""[syncbind/_bindings/live.py: resumed, syncbind/capture] A reconnecting client resumes without refetching (issue 23, point 2).
 
 Every reply and push of a subscription carries a version: the change-log
 position its state reflects. A client that reconnects sends each subscribing
@@ -9,9 +9,9 @@ or ``"expired"`` (the current data, as any reply).
 
 import pytest
 
-from syncbind import rows
-from syncbind.capture import log as capture_log
-from syncbind.capture.follower import follower_for
+from syncbind._capture import log as capture_log
+from syncbind._capture.follower import follower_for
+from syncbind._reads import execution
 from syncbind.testing import connect, settle
 from tests import factories
 from tests.testapp.models import Product
@@ -27,7 +27,7 @@ ROW = f"{PRODUCT}.retrieve"
 def counted(monkeypatch):
     """How many times rows were read for a request, and the log asked what changed."""
     found = {"reads": 0, "log": 0}
-    execute_one = rows.execute_one
+    execute_one = execution.execute_one
 
     def reading(*args, **kwargs):
         found["reads"] += 1
@@ -40,7 +40,7 @@ def counted(monkeypatch):
 
         return ask
 
-    monkeypatch.setattr(rows, "execute_one", reading)
+    monkeypatch.setattr(execution, "execute_one", reading)
     for log_class in (capture_log.SqliteLog, capture_log.PostgresLog):
         monkeypatch.setattr(log_class, "tables_since", asking(log_class.tables_since))
     return found

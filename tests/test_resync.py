@@ -1,4 +1,4 @@
-"""[syncbind/live/hub.py: Hub.resync] After the channel layer lost messages, every key and user is decided again.
+"""[syncbind/_live/hub.py: Hub.resync] After the channel layer lost messages, every key and user is decided again.
 
 When the hub's group receive works again after a failure (a Redis outage or a
 restart that emptied it), what was announced meanwhile is gone: changes of
@@ -10,7 +10,7 @@ page converges to what a fresh read shows, without a reconnect.
 import pytest
 from django.contrib.auth import get_user_model
 
-from syncbind.live.hub import get_hub
+from syncbind._live.hub import get_hub
 from syncbind.testing import settle
 from tests import factories
 from tests.testapp.models import Product

@@ -6,7 +6,9 @@ from django.core import checks
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from syncbind import SyncBinding, core, protocol
+from syncbind import SyncBinding
+from syncbind._transport import core
+from syncbind._wire import protocol
 from syncbind.permissions import IsAuthenticated
 from syncbind.testing import override_bindings
 from tests import factories

@@ -1,4 +1,4 @@
-"""[syncbind/live/transactions.py] What one transaction pushes to a connection arrives together (issue 23, point 4).
+"""[syncbind/_live/transactions.py] What one transaction pushes to a connection arrives together (issue 23, point 4).
 
 The pushes one transaction causes used to reach a client as independent
 frames, one per stream and key, so a page could show half of a transfer. The

@@ -9,8 +9,8 @@ import pytest
 from django.test import AsyncClient
 
 from syncbind import AsyncBindingConsumer, BindingConsumer
+from syncbind._bindings.request import BUILTIN_ACTIONS
 from syncbind.exceptions import STATUS_BY_CODE
-from syncbind.request import BUILTIN_ACTIONS
 from syncbind.testing import connect
 from tests import factories
 from tests.rows import product_row

@@ -1,4 +1,4 @@
-"""[syncbind/values.py] Values a database cannot store or compare are ``invalid`` before they reach it.
+"""[syncbind/_wire/values.py] Values a database cannot store or compare are ``invalid`` before they reach it.
 
 Issue 11, points 3, 9 and 10: each value below once gave ``server_error`` and a
 logged traceback (or, for out-of-range datetimes on PostgreSQL, was stored and

@@ -19,10 +19,11 @@ from django.db import connections
 from django.test import Client
 from rest_framework import serializers
 
-from syncbind import SyncBinding, core
-from syncbind.connection import Connection
+from syncbind import SyncBinding
+from syncbind._auth.connection import Connection
+from syncbind._transport import core
+from syncbind._wire.protocol import Message
 from syncbind.permissions import AllowAny, IsAuthenticated
-from syncbind.protocol import Message
 from syncbind.testing import override_bindings
 from tests import factories
 from tests.drf_bindings import DRFTaskBinding

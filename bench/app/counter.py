@@ -13,7 +13,7 @@ import os
 import threading
 from collections import Counter
 
-# syncbind.capture.follower names its reader threads so.
+# syncbind._capture.follower names its reader threads so.
 READER_THREAD_PREFIX = "syncbind-capture-"
 # A statement's text is tallied up to this many characters.
 STATEMENT_CHARS = 120

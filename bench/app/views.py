@@ -77,7 +77,7 @@ def resync(request: HttpRequest) -> JsonResponse:
     Bench only: no server exposes this. Triggered over HTTP rather than by stopping
     Redis, which other processes on the machine share.
     """
-    from syncbind.live.hub import all_hubs
+    from syncbind._live.hub import all_hubs
 
     hubs = [hub for hub in all_hubs() if hub.key_counts]
     seconds = [
@@ -93,7 +93,7 @@ async def timed_resync(hub) -> float:
     refresh jobs then running are done); the seconds in between."""
     import uuid
 
-    from syncbind.live import messages
+    from syncbind._live import messages
 
     loop = asyncio.get_running_loop()
     started = loop.time()

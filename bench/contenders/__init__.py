@@ -37,7 +37,7 @@ CONTENDERS = {
             "bench.contenders.syncbind_async",
         ),
         # The same BindingConsumer with every one of its 16 workers taking work (no
-        # running limit, as syncbind was before syncbind.pool): what the limit buys.
+        # running limit, as syncbind was before syncbind._workers.pool): what the limit buys.
         Contender(
             "syncbind-sync-16",
             "syncbind BindingConsumer, MAX_RUNNING_THREADS=16",

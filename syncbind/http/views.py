@@ -27,12 +27,13 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from .. import core, protocol, values
-from ..connection import open_http
-from ..exceptions import STATUS_BY_CODE, BadRequest, SyncbindError, TooLarge
-from ..executor import run_in_pool
-from ..request import BUILTIN_ACTIONS
-from ..settings import api_settings
+from syncbind._auth.connection import open_http
+from syncbind._bindings.request import BUILTIN_ACTIONS
+from syncbind._transport import core
+from syncbind._wire import protocol, values
+from syncbind._workers.executor import run_in_pool
+from syncbind.exceptions import STATUS_BY_CODE, BadRequest, SyncbindError, TooLarge
+from syncbind.settings import api_settings
 
 # Query parameters of a list that are not filters.
 LIST_PARAMS = ("page", "limit", "ordering", "query")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .client import (
+from syncbind.testing.client import (
     CommunicatorTransport,
     SyncbindClient,
     Transport,
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from ..bindings import BindingBase
+    from syncbind.bindings import BindingBase
 
 
 async def settle(timeout: float = 10.0) -> None:
@@ -49,7 +49,7 @@ async def settle(timeout: float = 10.0) -> None:
     WebSocket connections (its hub has processed what was sent to it, and every
     outgoing frame is written). Call it instead of sleeping before asserting
     that nothing (more) was pushed."""
-    from ..live.hub import get_hub
+    from syncbind._live.hub import get_hub
 
     await get_hub().settle(timeout)
 
@@ -75,7 +75,7 @@ class override_bindings:  # noqa: N801 (used like Django's override_settings)
         self._saved: list[dict[str, type]] = []
 
     def __enter__(self) -> override_bindings:
-        from ..registry import registry
+        from syncbind._bindings.registry import registry
 
         self._saved.append(registry.snapshot())
         if self.only:
@@ -88,7 +88,7 @@ class override_bindings:  # noqa: N801 (used like Django's override_settings)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        from ..registry import registry
+        from syncbind._bindings.registry import registry
 
         registry.restore(self._saved.pop())
 

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 from asgiref.testing import ApplicationCommunicator
 
-from .. import protocol
-from ..live.transactions import BATCH_EVENT
-from .communicator import WebsocketCommunicator
+from syncbind._live.transactions import BATCH_EVENT
+from syncbind._wire import protocol
+from syncbind.testing.communicator import WebsocketCommunicator
 
 # What a transport reads: a text frame, or the close of the connection (with its code).
 TEXT = "text"
@@ -239,7 +239,7 @@ class SyncbindClient:
         :func:`connect_url`, the timeout is all it can wait for).
         """
         if isinstance(self.transport, CommunicatorTransport):
-            from . import settle
+            from syncbind.testing import settle
 
             await settle()
         assert not self.pending and not self._unpacked, (
@@ -314,7 +314,7 @@ def connect(
     Raises ConnectionRefusedError if the consumer refuses the handshake.
     """
     if application is None:
-        from ..consumers import BindingConsumer
+        from syncbind.consumers import BindingConsumer
 
         application = BindingConsumer.as_asgi()
     communicator = WebsocketCommunicator(

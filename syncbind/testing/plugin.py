@@ -21,7 +21,7 @@ Fixtures:
     :func:`syncbind.testing.settle`: ``await settle()`` returns once every change
     committed so far has been pushed.
 
-Each test's change-table readers (:mod:`syncbind.capture`) are stopped after it:
+Each test's change-table readers (:mod:`syncbind._capture`) are stopped after it:
 the next test that subscribes starts its own, from that moment, so no test is
 pushed another's changes, and no reader touches the database while
 pytest-django blocks access between tests.
@@ -45,8 +45,8 @@ from typing import Any
 
 import pytest
 
-from . import SyncbindClient, connect
-from . import settle as _settle
+from syncbind.testing import SyncbindClient, connect
+from syncbind.testing import settle as _settle
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +89,7 @@ async def syncbind_client(
         await client.close()
     # What the test announced is sent now, while its event loop runs: it must not reach
     # the connections of the next test.
-    from ..live.announcer import get_announcer
+    from syncbind._live.announcer import get_announcer
 
     await asyncio.wait_for(get_announcer().drained(), 10)
 
@@ -103,7 +103,7 @@ def settle() -> Callable[..., Awaitable[None]]:
 @pytest.fixture(autouse=True)
 def _syncbind_stop_change_readers() -> Iterator[None]:
     yield
-    from ..capture.follower import stop_all
+    from syncbind._capture.follower import stop_all
 
     stop_all()
 
@@ -115,9 +115,9 @@ def _syncbind_close_worker_connections(
     yield
     from django.db import connections
 
-    from ..capture.follower import stop_all
-    from ..compat.asgiref import thread_sensitive_executor
-    from ..executor import shutdown_executor
+    from syncbind._capture.follower import stop_all
+    from syncbind._compat.asgiref import thread_sensitive_executor
+    from syncbind._workers.executor import shutdown_executor
 
     stop_all()  # the change readers' connections, before the test database goes
     shutdown_executor()

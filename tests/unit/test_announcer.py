@@ -1,4 +1,4 @@
-"""The per-process announcer (syncbind/live/announcer.py), against layer doubles: order,
+"""The per-process announcer (syncbind/_live/announcer.py), against layer doubles: order,
 the bound on what waits, failures, and event loops that stop under it.
 
 Part of the fast unit layer (tests/unit): no database, no server.
@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from syncbind.live.announcer import Announcer
+from syncbind._live.announcer import Announcer
 
 WAIT = 10  # seconds: a bound on waits that end at once when the code is right
 
@@ -178,7 +178,7 @@ async def test_drained_waits_for_what_was_announced_before_it():
 
 EXITING = """
 import asyncio, sys
-from syncbind.live.announcer import Announcer
+from syncbind._live.announcer import Announcer
 
 class SlowLayer:
     async def group_send(self, group, message):

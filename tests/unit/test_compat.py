@@ -1,4 +1,4 @@
-"""The workarounds for other libraries (syncbind/compat/): each acts on the versions that
+"""The workarounds for other libraries (syncbind/_compat/): each acts on the versions that
 need it and leaves alone what it was not written for.
 
 Part of the fast unit layer (tests/unit): no database, no server.
@@ -14,9 +14,9 @@ import pytest
 from asgiref.sync import SyncToAsync, sync_to_async
 from channels_redis.core import RedisChannelLayer
 
-import syncbind.compat
-from syncbind.compat import asgiref, channels_redis, cpython
-from syncbind.compat.redis_py import raise_if_cancelling
+import syncbind._compat
+from syncbind._compat import asgiref, channels_redis, cpython
+from syncbind._compat.redis_py import raise_if_cancelling
 
 
 # -- the shared version check ---------------------------------------------------------
@@ -30,13 +30,13 @@ def installed(monkeypatch):
             try:
                 return versions[name.replace("-", "_")]
             except KeyError:
-                raise syncbind.compat.metadata.PackageNotFoundError(name) from None
+                raise syncbind._compat.metadata.PackageNotFoundError(name) from None
 
-        monkeypatch.setattr(syncbind.compat.metadata, "version", version)
-        syncbind.compat.installed_version.cache_clear()
+        monkeypatch.setattr(syncbind._compat.metadata, "version", version)
+        syncbind._compat.installed_version.cache_clear()
 
     yield install
-    syncbind.compat.installed_version.cache_clear()
+    syncbind._compat.installed_version.cache_clear()
 
 
 @pytest.mark.parametrize(
@@ -45,12 +45,12 @@ def installed(monkeypatch):
 )
 def test_an_installed_version_is_read_as_its_release_numbers(installed, text, release):
     installed(channels_redis=text)
-    assert syncbind.compat.installed_version("channels-redis") == release
+    assert syncbind._compat.installed_version("channels-redis") == release
 
 
 def test_a_distribution_not_installed_has_no_version(installed):
     installed()
-    assert syncbind.compat.installed_version("channels-redis") is None
+    assert syncbind._compat.installed_version("channels-redis") is None
 
 
 # -- CPython gh-86296: asyncio.wait_for loses a cancel before 3.12 ----------------------

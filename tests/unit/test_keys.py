@@ -1,4 +1,4 @@
-"""syncbind/live/keys.py: subscription keys, a key's state in the hub, and group names.
+"""syncbind/_live/keys.py: subscription keys, a key's state in the hub, and group names.
 
 Part of the fast unit layer (tests/unit): no database, no server. A compiled read is
 stood in for by an object with a ``queryset`` (built, never evaluated).
@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from syncbind.live.keys import (
+from syncbind._live.keys import (
     CONNECTIONS_GROUP,
     INSTANCE,
     PAGE,

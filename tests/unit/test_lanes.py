@@ -1,4 +1,4 @@
-"""syncbind/live/lanes.py: the hub's lanes, and the evaluation slots shared fairly between them.
+"""syncbind/_live/lanes.py: the hub's lanes, and the evaluation slots shared fairly between them.
 
 Part of the fast unit layer (tests/unit): no database, no channel layer. The
 hub's ``process`` is a double that records what it is given and can be made to
@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from syncbind.live.lanes import FairSlots, Lanes
+from syncbind._live.lanes import FairSlots, Lanes
 
 
 def changes(stream, *pks):

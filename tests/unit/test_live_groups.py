@@ -1,4 +1,4 @@
-"""The hub's channel-layer membership (syncbind/live/groups.py), against a layer double
+"""The hub's channel-layer membership (syncbind/_live/groups.py), against a layer double
 that fails the way channels-redis over redis-py does.
 
 Part of the fast unit layer (tests/unit): no database, no server.
@@ -9,9 +9,9 @@ import contextlib
 
 import pytest
 
-from syncbind.compat import cpython
-from syncbind.compat.cpython import CANCEL_AGAIN_AFTER
-from syncbind.live.groups import Membership
+from syncbind._compat import cpython
+from syncbind._compat.cpython import CANCEL_AGAIN_AFTER
+from syncbind._live.groups import Membership
 
 
 class ClosingLayer:

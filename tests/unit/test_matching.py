@@ -1,4 +1,4 @@
-"""syncbind/live/matching.py: a queryset's WHERE clause as a three-valued Python predicate.
+"""syncbind/_live/matching.py: a queryset's WHERE clause as a three-valued Python predicate.
 
 Part of the fast unit layer (tests/unit): no database, no server. Querysets of the test
 app's models are built (and their WHERE trees compiled) but never evaluated.
@@ -13,7 +13,7 @@ from django.db.models import Count, F, Q
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncbind.live.matching import (
+from syncbind._live.matching import (
     ABSENT,
     SAME,
     UNKNOWN,

@@ -1,4 +1,4 @@
-"""syncbind/outbox.py: one WebSocket's bounded, ordered queue of outgoing ASGI messages.
+"""syncbind/_transport/outbox.py: one WebSocket's bounded, ordered queue of outgoing ASGI messages.
 
 Part of the fast unit layer (tests/unit): no database, no server. The socket is a
 double that records what it is sent and can be made to stall or fail.
@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from syncbind.outbox import SLOW_CLIENT_CLOSE_CODE, SLOW_CLIENT_REASON, Outbox
+from syncbind._transport.outbox import SLOW_CLIENT_CLOSE_CODE, SLOW_CLIENT_REASON, Outbox
 
 CLOSE = {"type": "websocket.close", "code": 4008, "reason": "Client too slow: outgoing queue full"}
 

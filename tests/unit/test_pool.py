@@ -1,12 +1,12 @@
-"""syncbind.pool: many threads for waiting, about one per CPU for running."""
+"""syncbind._workers.pool: many threads for waiting, about one per CPU for running."""
 
 import threading
 import time
 
 import pytest
 
-from syncbind import executor, pool
-from syncbind.pool import WorkerPool
+from syncbind._workers import executor, pool
+from syncbind._workers.pool import WorkerPool
 
 WAIT = 10  # seconds any one step may take before the test fails
 

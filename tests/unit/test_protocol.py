@@ -1,4 +1,4 @@
-"""syncbind/protocol.py: event names, envelopes, size limits, replies and encoding.
+"""syncbind/_wire/protocol.py: event names, envelopes, size limits, replies and encoding.
 
 Part of the fast unit layer (tests/unit): no database, no server.
 """
@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncbind import protocol
+from syncbind._wire import protocol
 from syncbind.exceptions import BadRequest, TooLarge, ValidationError
 
 FAST = settings(database=None, deadline=None, max_examples=150)
@@ -504,7 +504,7 @@ def test_encode_is_compact_and_handles_django_types():
 
 
 def test_encode_escapes_non_ascii_so_characters_are_bytes():
-    # syncbind/outbox.py counts a frame's characters as its bytes.
+    # syncbind/_transport/outbox.py counts a frame's characters as its bytes.
     text = protocol.encode({"s": "\u00e9\U0001f600", "k\u20ac": 1})
     assert text == '{"s":"\\u00e9\\ud83d\\ude00","k\\u20ac":1}'
     assert text.isascii()

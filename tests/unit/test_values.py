@@ -1,4 +1,4 @@
-"""syncbind/values.py: the values no database can store, found before they reach one.
+"""syncbind/_wire/values.py: the values no database can store, found before they reach one.
 
 Part of the fast unit layer (tests/unit): no database, no server.
 """
@@ -15,7 +15,7 @@ from django.db.backends.sqlite3.base import DatabaseWrapper as SQLite
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncbind import protocol, values
+from syncbind._wire import protocol, values
 from tests.testapp.models import Task
 
 # Explicit alphabets: st.text()'s default writes a codec cache to .hypothesis/.

@@ -1,0 +1,215 @@
+"""Who is on the other end of a transport, and whether they still may be.
+
+A :class:`Connection` is made once per WebSocket (at the handshake) or per
+HTTP request, by :func:`open_websocket` / :func:`open_http`, which run the
+``AUTHENTICATION_CLASSES`` and the anonymous rule for both transports.
+
+A WebSocket lives for hours. Its user is read again, and its credentials
+checked again (the session still exists and still belongs to the user, the
+token is not revoked), every ``USER_REFRESH_INTERVAL`` seconds before its next
+request or push, and at once when the user is saved or deleted, logs out, or
+has their tokens revoked, or their permissions or groups change
+(:mod:`syncbind._live.credentials`). A connection whose credentials no longer
+hold is closed with code 4003; a subscription the user may no longer read is
+ended (:meth:`Connection.reauthorize`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ObjectDoesNotExist
+from django.utils.functional import LazyObject, empty
+
+from syncbind.exceptions import AuthenticationFailed, NotAuthenticated
+from syncbind.settings import api_settings
+
+REVOKED_CLOSE_CODE = 4003
+# The user already holds MAX_CONNECTIONS_PER_USER sockets in this process (as HTTP 429).
+TOO_MANY_CONNECTIONS_CLOSE_CODE = 4029
+
+_PERMISSION_CACHES = ("_perm_cache", "_user_perm_cache", "_group_perm_cache")
+
+
+@dataclass(eq=False)
+class Connection:
+    """The sender of messages, as the core and the live subscriptions need to know it."""
+
+    user: Any = field(default_factory=AnonymousUser)
+    # What the authentication class returned beside the user (a token, ...).
+    auth: Any = None
+    # The authentication class instance that admitted the connection (None: anonymous).
+    authenticator: Any = None
+    scope: dict[str, Any] = field(default_factory=dict)
+    consumer: Any = None
+    transport: str = "websocket"
+    http_request: Any = None
+    # Live subscriptions (syncbind._live.subscriptions; None over HTTP).
+    subscriptions: Any = None
+    # The connection's RateLimit (None: unlimited).
+    throttle: Any = None
+    # The outgoing queue (syncbind._transport.outbox; None over HTTP).
+    outbox: Any = None
+    # When the user and credentials were last checked (time.monotonic()).
+    checked_at: float = field(default_factory=time.monotonic)
+    # False once the credentials no longer hold: nothing more is served.
+    valid: bool = True
+
+    def __post_init__(self) -> None:
+        if self.subscriptions is not None:
+            self.subscriptions.connection = self
+
+    def join(self, group: str) -> None:
+        """Receive server pushes to ``group`` from now on (:mod:`syncbind.push`).
+
+        Decide first that this user may: a group is a name, not a permission.
+        """
+        hub = self._hub("join")
+        hub.join_group(self, str(group))
+
+    def leave(self, group: str) -> None:
+        """Stop receiving pushes to ``group``."""
+        self._hub("leave").leave_group(self, str(group))
+
+    def _hub(self, what: str) -> Any:
+        hub = getattr(self.subscriptions, "hub", None)
+        if hub is None:
+            raise RuntimeError(f"Only WebSocket connections can {what} push groups.")
+        return hub
+
+    def refresh(self, force: bool = False) -> bool:
+        """Read the user again and check the credentials, when USER_REFRESH_INTERVAL has
+        passed (or ``force``). Returns whether it did. Sync (a worker thread).
+
+        Django caches permissions on the user object; re-reading it drops those
+        caches (on the user behind Channels' lazy wrapper of a session socket), so
+        revoked permissions count too. A deleted or deactivated user,
+        an ended session, a changed password or a revoked token make the
+        connection invalid.
+        """
+        user = self.user
+        if not getattr(user, "is_authenticated", False) or not self.valid:
+            return False
+        if not force and not self.refresh_due():
+            return False
+        self.checked_at = time.monotonic()
+        real = _unwrapped(user)
+        try:
+            real.refresh_from_db()
+        except ObjectDoesNotExist:
+            self.valid = False
+            return True
+        for cache in _PERMISSION_CACHES:
+            vars(real).pop(cache, None)
+        still = getattr(self.authenticator, "still_valid", None)
+        if not user.is_active or (still is not None and not still(self)):
+            self.valid = False
+        elif self.consumer is not None:
+            # The groups the consumer chose may depend on the user (syncbind.push).
+            self.consumer.choose_push_groups(self)
+        return True
+
+    def refresh_due(self) -> bool:
+        """Whether :meth:`refresh` would read the user again now (no query)."""
+        if not getattr(self.user, "is_authenticated", False) or not self.valid:
+            return False
+        interval = api_settings.USER_REFRESH_INTERVAL
+        return interval is not None and time.monotonic() - self.checked_at >= interval
+
+    def revalidate(self, session_key: str | None = None) -> bool:
+        """Check at once (the user's credentials or permissions changed); ``session_key``
+        names a session that just ended. Returns whether the connection may go on."""
+        if session_key is not None and session_key == _session_key(self.scope):
+            self.valid = False
+        elif self.refresh(force=True) and self.valid:
+            self.reauthorize()
+        return self.valid
+
+    def check(self) -> None:
+        """Raise if the connection's credentials no longer hold (before each request)."""
+        refreshed = self.refresh()
+        if not self.valid:
+            raise AuthenticationFailed("Your credentials are no longer valid; connect again.")
+        if refreshed:
+            self.reauthorize()
+
+    def reauthorize(self) -> list[Any]:
+        """The user was read again: end the subscriptions it may no longer read (each
+        with an ``ended`` frame), and compile the others again, as what they read may
+        depend on the user. Returns the ones whose keys moved (worker thread)."""
+        if self.subscriptions is None:
+            return []
+        self.subscriptions.end_refused()
+        return self.subscriptions.rekey()
+
+    async def revoke(self) -> None:
+        """Close the connection (its credentials no longer hold). On the event loop."""
+        self.valid = False
+        if self.consumer is not None:
+            await self.consumer.revoke()
+
+    def revoke_soon(self) -> None:
+        """Close the connection from any thread."""
+        consumer = self.consumer
+        loop = getattr(consumer, "loop", None)
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            loop.create_task(self.revoke())
+        else:
+            asyncio.run_coroutine_threadsafe(self.revoke(), loop)
+
+
+def _unwrapped(user: Any) -> Any:
+    """The user object itself, behind Channels' (and Django's) lazy wrappers: the
+    object Django caches permissions on."""
+    while isinstance(user, LazyObject):
+        lazy: Any = user  # its _wrapped and _setup() are not in Django's type stubs
+        if lazy._wrapped is empty:
+            lazy._setup()
+        user = lazy._wrapped
+    return user
+
+
+def _session_key(scope: dict[str, Any]) -> str | None:
+    session = scope.get("session")
+    return getattr(session, "session_key", None) if session is not None else None
+
+
+def _authenticate(credentials: Any, method: str) -> tuple[Any, Any, Any]:
+    """Try AUTHENTICATION_CLASSES in order (``method`` is ``authenticate`` for an ASGI
+    scope, ``authenticate_request`` for an HttpRequest); apply the anonymous rule.
+    ``(user, auth, authenticator)``; raises NotAuthenticated/AuthenticationFailed."""
+    for authentication_class in api_settings.AUTHENTICATION_CLASSES:
+        authenticator = authentication_class()
+        result = getattr(authenticator, method)(credentials)
+        if result is not None:
+            user, auth = result
+            break
+    else:
+        user, auth, authenticator = AnonymousUser(), None, None
+    if not user.is_authenticated and not api_settings.ANONYMOUS_CONNECTION_ALLOWED:
+        raise NotAuthenticated()
+    return user, auth, authenticator
+
+
+def open_websocket(scope: dict[str, Any], **state: Any) -> Connection:
+    """Authenticate a WebSocket handshake (worker thread); raises to refuse it."""
+    user, auth, authenticator = _authenticate(scope, "authenticate")
+    return Connection(user=user, auth=auth, authenticator=authenticator, scope=scope, **state)
+
+
+def open_http(request: Any) -> Connection:
+    """Authenticate one HTTP API request with the same classes and the same rule."""
+    user, auth, authenticator = _authenticate(request, "authenticate_request")
+    return Connection(
+        user=user, auth=auth, authenticator=authenticator, transport="http", http_request=request
+    )

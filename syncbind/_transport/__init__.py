@@ -1,0 +1,1 @@
+"""Private: what the WebSocket and HTTP transports share: the request path and the outbox."""

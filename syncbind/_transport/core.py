@@ -1,0 +1,98 @@
+"""The request path, independent of any transport: a frame in, a frame out.
+
+A transport hands the core what it received and sends back what it gets:
+
+- :func:`handle`: a WebSocket frame → the reply frame, encoded (both
+  consumers call it in a worker thread: parsing, the binding's code and the
+  encoding all happen there, none of it on the event loop);
+- :func:`dispatch`: an already-parsed message → the reply (the HTTP views).
+
+Between the two lies one lifecycle, owned by the binding
+(:meth:`~syncbind._bindings.lifecycle.Lifecycle.dispatch`): find the binding, check
+the connection's credentials and the permissions, run the action (in a
+transaction for writes and custom events), and turn any exception into an
+error reply through ``EXCEPTION_HANDLER``. Nothing here knows about sockets
+or HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from syncbind._auth.connection import Connection
+from syncbind._bindings.lifecycle import error_reply_for
+from syncbind._bindings.registry import registry
+from syncbind._bindings.request import Request
+from syncbind._wire import protocol
+from syncbind.exceptions import RateLimited, UnknownEvent
+from syncbind.settings import api_settings
+
+__all__ = ["Connection", "OnLoop", "dispatch", "handle", "parse"]
+
+
+class OnLoop:
+    """An ``async def`` event an async transport awaits on its event loop
+    (:func:`handle` returns it instead of a frame when asked to)."""
+
+    __slots__ = ("binding",)
+
+    def __init__(self, binding: Any) -> None:
+        self.binding = binding
+
+    async def reply(self) -> str:
+        return protocol.frame_text(await self.binding.adispatch())
+
+
+def parse(
+    text: str | None, connection: Connection | None, *, binary: bool = False
+) -> protocol.Message | dict[str, Any]:
+    """The Message in a WebSocket frame, or the error reply for a malformed or
+    over-the-rate frame (malformed frames count against the rate too)."""
+    throttle = getattr(connection, "throttle", None)
+    if throttle is not None and not throttle.allow():
+        return protocol.error_reply(RateLimited().as_error())
+    try:
+        return protocol.parse_frame(text, max_bytes=api_settings.MAX_MESSAGE_BYTES, binary=binary)
+    except protocol.InvalidFrame as invalid:
+        return invalid.reply()
+
+
+def bind(message: protocol.Message, connection: Connection | None) -> Any:
+    """The binding instance that handles ``message`` (``unknown_event`` if none)."""
+    binding_class = registry.get(message.stream)
+    if binding_class.get_event(message.action) is None:
+        raise UnknownEvent.no_event(message.stream, message.action)
+    return binding_class(request=Request(message, connection), action=message.action)
+
+
+def dispatch(
+    message: protocol.Message, connection: Connection | None, *, on_loop: bool = False
+) -> Any:
+    """Handle one parsed message; returns the reply or error reply (a dict). Sync.
+
+    With ``on_loop``, an ``async def`` event is returned as :class:`OnLoop`
+    for the caller to await, rather than run here through ``async_to_sync``.
+    """
+    try:
+        binding = bind(message, connection)
+    except Exception as exc:
+        return error_reply_for(exc, Request(message, connection))
+    if on_loop and binding.is_async_event():
+        return OnLoop(binding)
+    return binding.dispatch()
+
+
+def handle(
+    text: str | None,
+    connection: Connection | None,
+    *,
+    binary: bool = False,
+    on_loop: bool = False,
+) -> str | OnLoop:
+    """A WebSocket frame → the reply frame (worker thread)."""
+    message = parse(text, connection, binary=binary)
+    if isinstance(message, dict):
+        return protocol.encode(message)
+    with protocol.encoding_reply():
+        reply = dispatch(message, connection, on_loop=on_loop)
+    return reply if isinstance(reply, OnLoop) else protocol.frame_text(reply)

@@ -1,0 +1,1 @@
+"""Private: the wire protocol: frames, replies, the values a frame may carry."""
