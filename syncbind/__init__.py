@@ -2,6 +2,14 @@
 
 Only re-exports, resolved lazily so that ``import syncbind`` (in settings, in
 asgi.py) imports no models.
+
+What is public: the names in ``__all__`` below, and these modules, which settings
+name by dotted path or users subclass from: ``syncbind.bindings`` (with its action
+mixins in ``syncbind.mixins``), ``permissions``, ``authentication``, ``throttling``,
+``filters``, ``pagination``, ``serializers``, ``drf``, ``exceptions``, ``settings``,
+``layers``, ``consumers``, ``http``, ``urls``, ``push`` and ``testing``. Modules and
+packages whose names start with an underscore (``syncbind._live``, ``syncbind._wire``,
+...) are private: they change without notice.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0.dev0"
 
 _EXPORTS = {
+    "KEEP": "syncbind.bindings",
     "SyncBinding": "syncbind.bindings",
     "ReadOnlyBinding": "syncbind.bindings",
     "BindingConsumer": "syncbind.consumers",
@@ -19,9 +28,11 @@ _EXPORTS = {
     "event": "syncbind._bindings.events",
     "notify": "syncbind._live.notify",
     "notify_update": "syncbind._live.notify",
+    "registry": "syncbind._bindings.registry",
 }
 
 __all__ = [
+    "KEEP",
     "AsyncBindingConsumer",
     "BindingConsumer",
     "ReadOnlyBinding",
@@ -30,13 +41,15 @@ __all__ = [
     "notify",
     "notify_update",
     "push",
+    "registry",
 ]
 
 if TYPE_CHECKING:
     from syncbind import push
     from syncbind._bindings.events import event
+    from syncbind._bindings.registry import registry
     from syncbind._live.notify import notify, notify_update
-    from syncbind.bindings import ReadOnlyBinding, SyncBinding
+    from syncbind.bindings import KEEP, ReadOnlyBinding, SyncBinding
     from syncbind.consumers import AsyncBindingConsumer, BindingConsumer
 
 

@@ -17,6 +17,7 @@ class SimpleSyncbindConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from syncbind import _capture as capture
+        from syncbind import checks  # noqa: F401  (registers the system checks)
         from syncbind._live import credentials, signals
         from syncbind._workers import deadlines
 

@@ -317,19 +317,19 @@ class TokenAuthentication(BaseAuthentication):
 
     def still_valid(self, connection):
         try:
-            if type(self).get_user is TokenAuthentication.get_user:
-                # An open connection outlives its token's lifetime; revocation ends it.
-                user = self.verify(connection.auth, expired_ok=True)
-            else:
-                user = self.get_user(connection.auth)
+            user = self.get_user(connection.auth, open_connection=True)
         except AuthenticationFailed:
             return False
         return user is not None and user.pk == connection.user.pk
 
-    def get_user(self, token: str) -> Any:
+    def get_user(self, token: str, *, open_connection: bool = False) -> Any:
         """The user ``token`` belongs to; raise AuthenticationFailed if none. Override to
-        look tokens up elsewhere (DRF's authtoken table, an API-key model)."""
-        return self.verify(token)
+        look tokens up elsewhere (DRF's authtoken table, an API-key model).
+
+        ``open_connection`` is True when the token is checked again for a connection it
+        opened: an open connection outlives its token's age (``TOKEN_MAX_AGE`` applies to
+        handshakes and HTTP requests), while a new password or a revocation ends it."""
+        return self.verify(token, expired_ok=open_connection)
 
     def verify(self, token: str, expired_ok: bool = False) -> Any:
         """Check a :func:`make_token` token: signature, age, password, revocation."""

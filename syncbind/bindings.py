@@ -15,7 +15,8 @@ from django.db import connections, models, router
 from syncbind._bindings.events import MARK, EventSpec
 from syncbind._bindings.lifecycle import Lifecycle
 from syncbind._bindings.listing import ListingMixin
-from syncbind._bindings.live import LiveBindingMixin, default_read
+from syncbind._bindings.live import KEEP as KEEP  # public: syncbind.KEEP
+from syncbind._bindings.live import LiveBindingMixin
 from syncbind._reads import compiler
 from syncbind._wire import values
 from syncbind._wire.protocol import Message, join_event
@@ -148,7 +149,6 @@ class BindingBase(Lifecycle, ListingMixin, PermissionsMixin, LiveBindingMixin):
             raise ValidationError({"id": [problem]})
         return pk
 
-    @default_read
     def get_object(self) -> models.Model:
         """The row named by ``data["id"]`` within get_queryset, object permissions checked."""
         request = self.request

@@ -68,6 +68,37 @@ def check_bindings(app_configs=None, **kwargs):
 
 
 @checks.register("syncbind")
+def check_compiled_reads(app_configs=None, **kwargs):
+    """A binding that reads its own way must say so, or its pushes would read another
+    way than its replies (syncbind.E004)."""
+    from syncbind.bindings import BindingBase
+
+    errors = []
+    for binding in registry.all():
+        if not binding.get_compiled_reads():
+            continue
+        own = [
+            m
+            for m in ("get_object", "get_page")
+            if getattr(binding, m) is not getattr(BindingBase, m)
+        ]
+        if own:
+            name = f"{binding.__module__}.{binding.__qualname__}"
+            errors.append(
+                checks.Error(
+                    f"{name} defines {' and '.join(m + '()' for m in own)}, but its live "
+                    "subscriptions are evaluated from the compiled reads, which do not call it.",
+                    hint="Set compiled_reads = False (each subscriber's push then calls it "
+                    "again), or move the scoping into get_queryset()/filter_queryset() and "
+                    "drop the override.",
+                    obj=binding,
+                    id="syncbind.E004",
+                )
+            )
+    return errors
+
+
+@checks.register("syncbind")
 def check_import_strings(app_configs=None, **kwargs):
     """Every dotted path in SYNCBIND (and CHANNELS_BINDING) must import (syncbind.E010)."""
     from syncbind.settings import IMPORT_STRINGS, SyncbindSettings

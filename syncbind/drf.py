@@ -171,6 +171,10 @@ def _narrow_relations(serializer: Any, related: Any) -> None:
 class DRFSerializerAdapter:
     """The binding serializer interface (see ``serializers.ModelSerializer``) over a DRF serializer."""
 
+    #: What it shows may depend on who asks (see ``identity``): a binding's subscription
+    #: scope is per user by default with such a serializer.
+    output_per_user = True
+
     def __init__(self, serializer_class: type, binding: Any) -> None:
         self.serializer_class = serializer_class
         self.binding = binding

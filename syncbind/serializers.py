@@ -71,6 +71,9 @@ class ModelSerializer(FormValidation):
     between threads: it keeps no per-request state.
     """
 
+    #: Its output depends on the row alone, not on who asks (see ``get_subscription_scope``).
+    output_per_user = False
+
     def __init__(
         self,
         model: type[models.Model],

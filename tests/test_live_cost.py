@@ -57,6 +57,7 @@ class OwnPageBinding(ScopedTaskBinding):
     """get_page is its own: pushes fall back to one evaluation per user."""
 
     stream = "testapp.OwnPageTask"
+    compiled_reads = False  # get_object/get_page are its own
 
     def get_page(self):
         return {**super().get_page(), "mine": True}

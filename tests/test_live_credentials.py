@@ -20,7 +20,8 @@ from django.urls import path
 from syncbind import BindingConsumer
 from syncbind._live import credentials
 from syncbind._live.credentials import announce
-from syncbind.authentication import make_token, revoke_tokens
+from syncbind.authentication import TokenAuthentication, make_token, revoke_tokens
+from syncbind.exceptions import AuthenticationFailed
 from syncbind.testing import connect, settle
 from tests import factories
 from tests.testapp.models import Note, Product, UUIDUser
@@ -173,6 +174,45 @@ async def test_an_open_socket_outlives_its_tokens_lifetime(consumer_app, db_call
         assert (await client.send_event(f"{NOTE}.list", {}))["data"]["count"] == 0
         with pytest.raises(ConnectionRefusedError):
             await connect(None, application=consumer_app, subprotocols=protocols)
+
+
+API_KEYS: dict[str, int] = {}
+
+
+class ApiKeyAuthentication(TokenAuthentication):
+    """Tokens looked up elsewhere: an API-key table (here a dict), as docs/bindings.md shows."""
+
+    def get_user(self, token, *, open_connection=False):
+        API_KEYS.setdefault("asked", []).append((token, open_connection))
+        user_pk = API_KEYS.get(token)
+        if user_pk is None:
+            raise AuthenticationFailed("Unknown key.")
+        return get_user_model().objects.get(pk=user_pk)
+
+
+async def test_a_token_looked_up_elsewhere_is_asked_again_for_the_open_socket(
+    consumer_app, db_call, settings
+):
+    """An overridden get_user decides the handshake and, asked with open_connection=True,
+    whether the open socket may stay: a deleted key cuts it."""
+    settings.SYNCBIND = {
+        "AUTHENTICATION_CLASSES": [f"{__name__}.ApiKeyAuthentication"],
+        "USER_REFRESH_INTERVAL": 0,
+    }
+    user = await db_call(factories.UserFactory)
+    API_KEYS.clear()
+    API_KEYS["key-1"] = user.pk
+    protocols = ["syncbind", "syncbind.token.key-1"]
+    async with connect(None, application=consumer_app, subprotocols=protocols) as client:
+        assert (await client.send_event(f"{NOTE}.list", {}))["data"]["count"] == 0
+        del API_KEYS["key-1"]
+        assert (await client.send_event(f"{NOTE}.list", {}))["error"] == {
+            "code": "not_authenticated",
+            "message": "Your credentials are no longer valid; connect again.",
+        }
+        assert await client.receive_close() == 4003
+    assert API_KEYS["asked"][0] == ("key-1", False)
+    assert ("key-1", True) in API_KEYS["asked"]
 
 
 async def test_unrelated_users_keep_their_sockets(make_client, db_call):

@@ -67,6 +67,7 @@ class SlowProductBinding(SyncBinding):
 
     model = Product
     stream = SLOW
+    compiled_reads = False  # get_page is its own
     fields = ["id", "name"]
     filterset_fields = {"name": ["icontains"]}
     permission_classes = [IsAuthenticated]

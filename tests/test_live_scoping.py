@@ -47,6 +47,7 @@ class ScopedInGetObject(SyncBinding):
 
     model = Task
     stream = "testapp.ObjectTask"
+    compiled_reads = False  # get_object/get_page are its own
     fields = FIELDS
     permission_classes = [IsAuthenticated]
 

@@ -111,6 +111,29 @@ def test_check_names_unknown_fields(temporary_binding):
     ]
 
 
+def test_check_refuses_a_get_object_of_its_own_with_compiled_reads(temporary_binding):
+    class OwnReads(SyncBinding):
+        model = Thing
+        stream = "pkgapp.OwnReads"
+        fields = ["id", "label"]
+
+        def get_object(self):
+            return super().get_object()
+
+        def get_page(self):
+            return super().get_page()
+
+    class DeclaredOwnReads(OwnReads):
+        stream = "pkgapp.DeclaredOwnReads"
+        compiled_reads = False
+
+    temporary_binding(OwnReads)
+    temporary_binding(DeclaredOwnReads)
+    errors = [e for e in checks.run_checks() if e.id.startswith("syncbind.E")]
+    assert [(e.id, e.obj) for e in errors] == [("syncbind.E004", OwnReads)]
+    assert "defines get_object() and get_page()" in errors[0].msg
+
+
 def test_clean_project_passes_checks():
     # Errors only: other warnings depend on the test settings.
     assert [e for e in checks.run_checks() if e.id.startswith("syncbind.E")] == []

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django.db import models
 
 from syncbind import filters, pagination
-from syncbind._bindings.live import default_read
 from syncbind._reads import compiler, execution
 from syncbind.exceptions import ValidationError
 from syncbind.settings import api_settings
@@ -107,13 +106,11 @@ class ListingMixin:
         queryset = self.read_queryset(self.filter_queryset(self._queryset()))
         return compiler.page_read(queryset, params.page, params.limit)
 
-    @default_read
     def get_page(self) -> dict[str, Any]:
         """The page described by ``request.data``: ``{"page", "limit", "count", "rows"}``."""
         read = self.get_page_read()
         return self.page_data(read, execution.execute_one(read))
 
-    @default_read
     def page_data(
         self, read: compiler.PageRead, result: compiler.PageResult, serialize_many: Any = None
     ) -> dict[str, Any]:

@@ -4,10 +4,11 @@ retrieve or a page subscribes before it reads.
 A subscription is keyed by what it reads and by the shape of what it is sent
 (see :mod:`syncbind._live.keys`): the binding's read is compiled once, with the
 subscriber's request, and the same compiled read is executed for the reply and
-kept for pushes; the serializer that request chose names the shape. A binding whose
-``get_object()`` or ``get_page()`` is its own cannot be compiled that way; its
-subscriptions are keyed per user and evaluated by calling that method again
-(a debug log line on ``syncbind._live`` says so, once per binding).
+kept for pushes; the serializer that request chose names the shape. A binding that
+reads another way (its own ``get_object()`` or ``get_page()``) says so with
+``compiled_reads = False``: its subscriptions are keyed per user and evaluated by
+calling that method again (a debug log line on ``syncbind.live`` says so, once per
+binding).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from syncbind.settings import api_settings
 
 logger = logging.getLogger("syncbind.live")
 
-DEFAULT_READ = "syncbind_default_read"
 _logged: set[tuple[type, str]] = set()
 
 # The request parameters that define a page (a tag only names the push).
@@ -35,12 +35,6 @@ PAGE_PARAMS = ("filters", "query", "ordering", "page", "limit")
 #: What ``get_auto_subscribe()`` answers for a read that asks to keep its subscription
 #: (``"subscribe": true``): a live view, which no other read evicts.
 KEEP: Final = "keep"
-
-
-def default_read(func: Any) -> Any:
-    """Mark a base method whose reads syncbind can compile (an override is not)."""
-    setattr(func, DEFAULT_READ, True)
-    return func
 
 
 def _log_once(binding_class: Any, message: str) -> None:
@@ -55,10 +49,18 @@ class LiveBindingMixin:
     #: retrieve/list/search subscribe (None: the AUTO_SUBSCRIBE setting).
     auto_subscribe: ClassVar[bool | None] = None
     #: What pushed data depends on besides the rows read: "shared" (nothing), "user"
-    #: (the subscriber), or None: "user" with a DRF serializer_class, else "shared".
+    #: (the subscriber), or None: "shared" when ``get_serializer()``'s output depends on
+    #: the row alone (its ``output_per_user`` is False, as syncbind's ModelSerializer's
+    #: is), else "user" (a DRF serializer, or any serializer that does not say).
     subscription_scope: ClassVar[str | None] = None
     #: Row subscribers receive saves (False: only deletes).
     post_save_retrieve: ClassVar[bool] = True
+    #: Replies and pushes come from the compiled reads (``get_object_read()``,
+    #: ``get_page_read()``), shared between subscribers and batched. False: this binding
+    #: reads its own way (its own ``get_object()``/``get_page()``), so each subscriber's
+    #: push calls that method again, per user. ``manage.py check`` (syncbind.E004) refuses
+    #: a binding that overrides either method and leaves this True.
+    compiled_reads: ClassVar[bool] = True
 
     request: Any
 
@@ -92,7 +94,8 @@ class LiveBindingMixin:
         """
         scope = self.subscription_scope
         if scope is None:
-            scope = "user" if getattr(self, "serializer_class", None) is not None else "shared"
+            per_user = getattr(self.get_serializer(), "output_per_user", True)  # type: ignore[attr-defined]
+            scope = "user" if per_user else "shared"
         if scope == "shared":
             return None
         if scope == "user":
@@ -117,8 +120,10 @@ class LiveBindingMixin:
             return ("per-user", type(serializer), getattr(self.request.user, "pk", None))
         return identity
 
-    def _own_method(self, name: str) -> bool:
-        return not getattr(getattr(type(self), name), DEFAULT_READ, False)
+    @classmethod
+    def get_compiled_reads(cls) -> bool:
+        """Whether replies and pushes come from the compiled reads (see ``compiled_reads``)."""
+        return cls.compiled_reads
 
     def get_subscription_key(
         self, kind: str, pk: Any = None
@@ -128,9 +133,8 @@ class LiveBindingMixin:
         stream = self.get_stream()  # type: ignore[attr-defined]
         scope = self.get_subscription_scope()
         shape = self.get_serializer_identity()
-        method = "get_object" if kind == INSTANCE else "get_page"
-        if self._own_method(method):
-            _log_once(type(self), f"are evaluated per user: the binding overrides {method}()")
+        if not self.get_compiled_reads():
+            _log_once(type(self), "are evaluated per user: compiled_reads is False")
             user = ("per-user", getattr(self.request.user, "pk", None))
             if kind == INSTANCE:
                 return SubscriptionKey(stream, INSTANCE, pk, user, scope, shape), None

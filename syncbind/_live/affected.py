@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from syncbind._bindings.live import DEFAULT_READ
 from syncbind._live.changes import DELETE
 from syncbind._live.keys import INSTANCE
 from syncbind._live.matching import ABSENT, SAME, matchable_fields, may_contain
@@ -123,7 +122,7 @@ def settle(job: Job, changes: list[Change] | None, fresh: dict, template: Any) -
         if verdict is None:
             return QUERY
         return found[0] if verdict else None
-    if state.page is None or not read.ordered_by_pk or not default_page_data(state):
+    if state.page is None or not read.ordered_by_pk or not state.binding_class.get_compiled_reads():
         return QUERY
     count, shown, pks = state.page
     replaced: dict[int, Any] = {}
@@ -140,10 +139,6 @@ def settle(job: Job, changes: list[Change] | None, fresh: dict, template: Any) -
         elif on_page or verdict is not False or may_contain(predicate, change.before, ABSENT):
             return QUERY
     return InPlace(count, shown, pks, replaced)
-
-
-def default_page_data(state: KeyState) -> bool:
-    return getattr(state.binding_class.page_data, DEFAULT_READ, False)
 
 
 class InPlace:
