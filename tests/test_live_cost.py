@@ -312,7 +312,7 @@ async def test_a_user_independent_get_queryset_shares_one_evaluation(
 
 
 @override_bindings(OwnPageBinding)
-async def test_a_binding_with_its_own_get_page_falls_back_per_user_and_says_so(
+async def test_a_binding_with_its_own_get_page_and_compiled_reads_off_is_evaluated_per_user_and_says_so(
     users_connected, db_call, caplog, monkeypatch
 ):
     users, clients = users_connected
@@ -324,7 +324,7 @@ async def test_a_binding_with_its_own_get_page_falls_back_per_user_and_says_so(
         assert page["data"]["mine"] is True
     assert get_hub().key_count("testapp.OwnPageTask") == 3
     assert any(
-        "testapp.OwnPageTask are evaluated per user: the binding overrides get_page()"
+        "testapp.OwnPageTask are evaluated per user: compiled_reads is False"
         in record.getMessage()
         for record in caplog.records
     )
