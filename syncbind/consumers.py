@@ -23,7 +23,6 @@ import threading
 from typing import Any
 
 from channels.consumer import get_handler_name
-from channels.db import aclose_old_connections
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
@@ -57,8 +56,8 @@ class _Transport(AsyncWebsocketConsumer):
     # a layer receive per socket (and, on channels-redis, a slow teardown). Set
     # "default" in a subclass to also use Channels groups on the consumer itself.
     channel_layer_alias = None
-    # Await ``async def`` events on the event loop rather than in a worker.
-    events_on_loop = False
+    # connect() and disconnect() are coroutines awaited on the loop (Channels' way).
+    async_hooks = False
 
     async def __call__(self, scope, receive, send):
         self.loop = asyncio.get_running_loop()
@@ -79,9 +78,9 @@ class _Transport(AsyncWebsocketConsumer):
         # syncbind runs no ORM code on that thread; its workers close their connections
         # around each call (syncbind._workers.executor). Only code awaited on the loop may use
         # Django's async ORM, which runs there: AsyncBindingConsumer's
-        # connect()/disconnect() keep Channels' way, and websocket_receive makes the
-        # hop before an ``async def`` event it awaits on the loop.
-        if self.events_on_loop and message.get("type") != "websocket.receive":
+        # connect()/disconnect() keep Channels' way, and an ``async def`` event makes
+        # the hop itself (syncbind._bindings.lifecycle.awaited).
+        if self.async_hooks and message.get("type") != "websocket.receive":
             await super().dispatch(message)
             return
         handler = getattr(self, get_handler_name(message), None)
@@ -97,9 +96,6 @@ class _Transport(AsyncWebsocketConsumer):
         else:
             self.loop.call_soon_threadsafe(self._outbox.put, message)
 
-    async def _push_text(self, text: str) -> None:
-        self._outbox.put({"type": "websocket.send", "text": text})
-
     # -- the handshake (worker thread) -------------------------------------------------
     def open_connection(self) -> Connection | None:
         """Authenticate the handshake; None refuses it (HTTP 403)."""
@@ -107,7 +103,7 @@ class _Transport(AsyncWebsocketConsumer):
             connection = open_websocket(
                 self.scope,
                 consumer=self,
-                subscriptions=ConnectionSubscriptions(self._hub, self._push_text),
+                subscriptions=ConnectionSubscriptions(self._hub, self._outbox),
                 throttle=RateLimit.from_setting(api_settings.RATE_LIMIT),
                 outbox=self._outbox,
             )
@@ -169,24 +165,16 @@ class _Transport(AsyncWebsocketConsumer):
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         text = message.get("text")
         connection = self.connection
-        subscriptions = connection.subscriptions if connection is not None else None
         # While a message is handled, pushes to this connection wait for its reply.
-        if subscriptions is not None:
-            subscriptions.begin()
+        self._outbox.hold()
         try:
-            frame = await run_in_pool(
-                core.handle, text, connection, binary=text is None, on_loop=self.events_on_loop
-            )
-            if isinstance(frame, core.OnLoop):
-                await aclose_old_connections()
-                frame = await frame.reply()
+            frame = await run_in_pool(core.handle, text, connection, binary=text is None)
             self._outbox.put({"type": "websocket.send", "text": frame})
             if connection is not None and not connection.valid:
                 # The request found the credentials gone: its error reply, then the close.
                 self._outbox.put({"type": "websocket.close", "code": REVOKED_CLOSE_CODE})
         finally:
-            if subscriptions is not None:
-                await subscriptions.end()
+            self._outbox.release()
 
 
 class BindingConsumer(_Transport):
@@ -248,9 +236,9 @@ class BindingConsumer(_Transport):
 
 class AsyncBindingConsumer(_Transport):
     """The same protocol for async stacks: ``connect()``/``disconnect()`` are
-    coroutines, and ``async def`` events are awaited on the event loop."""
+    coroutines. ``async def`` events are awaited on the event loop with either consumer."""
 
-    events_on_loop = True
+    async_hooks = True
 
     async def connect(self) -> None:
         self.connection = await run_in_pool(self.open_connection)

@@ -1,9 +1,14 @@
 """The consumers (syncbind/consumers.py): what they do per message beyond the core."""
 
-import pytest
+import asyncio
+from typing import ClassVar
 
-from syncbind import AsyncBindingConsumer, BindingConsumer
-from syncbind.testing import connect
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from syncbind import AsyncBindingConsumer, BindingConsumer, SyncBinding, event
+from syncbind.testing import connect, override_bindings
+from tests.testapp.models import Product
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -17,7 +22,7 @@ def channels_closes(monkeypatch):
         calls.append(1)
 
     monkeypatch.setattr("channels.consumer.aclose_old_connections", counting)
-    monkeypatch.setattr("syncbind.consumers.aclose_old_connections", counting)
+    monkeypatch.setattr("syncbind._bindings.lifecycle.aclose_old_connections", counting)
     return calls
 
 
@@ -42,6 +47,51 @@ async def test_a_consumer_with_events_on_the_loop_makes_it_only_for_those(
         reply = await client.send_event("testapp.Product.async_echo", {"x": 1})
         assert "data" in reply
         assert len(channels_closes) == 2
+
+
+class LoopBinding(SyncBinding):
+    """Its dispatch() is its own; its async event reports the loop it ran on."""
+
+    model = Product
+    stream = "testapp.LoopProduct"
+    fields = ["id", "name"]
+    dispatched: ClassVar[list[str]] = []
+
+    def dispatch(self):
+        LoopBinding.dispatched.append(self.action)
+        return super().dispatch()
+
+    @event
+    async def where(self, request):
+        loop = asyncio.get_running_loop()
+        return {"on_the_sockets_loop": loop is request.connection.consumer.loop}
+
+
+@override_bindings(LoopBinding)
+@pytest.mark.parametrize("consumer", [BindingConsumer, AsyncBindingConsumer])
+async def test_every_event_goes_through_dispatch_and_async_ones_run_on_the_sockets_loop(
+    superuser, consumer
+):
+    LoopBinding.dispatched.clear()
+    async with connect(superuser, application=consumer.as_asgi()) as client:
+        reply = await client.send_event("testapp.LoopProduct.where")
+        assert reply["data"] == {"on_the_sockets_loop": True}
+        assert (await client.send_event("testapp.LoopProduct.list"))["data"]["count"] == 0
+    assert LoopBinding.dispatched == ["where", "list"]
+
+
+def test_an_async_event_cannot_be_declared_atomic():
+    with pytest.raises(ImproperlyConfigured, match="'nightly' is async def"):
+
+        class Atomic(SyncBinding):
+            model = Product
+            fields = ["id"]
+
+            @event(atomic=True)
+            async def nightly(self, request):
+                return None
+
+    assert LoopBinding.get_event("where")[1].atomic is False  # the default for async def
 
 
 def test_the_pre_release_consumer_names_are_gone():

@@ -324,8 +324,7 @@ async def test_a_binding_with_its_own_get_page_and_compiled_reads_off_is_evaluat
         assert page["data"]["mine"] is True
     assert get_hub().key_count("testapp.OwnPageTask") == 3
     assert any(
-        "testapp.OwnPageTask are evaluated per user: compiled_reads is False"
-        in record.getMessage()
+        "testapp.OwnPageTask are evaluated per user: compiled_reads is False" in record.getMessage()
         for record in caplog.records
     )
     task.title = "pushed through get_page"

@@ -487,8 +487,9 @@ async def test_subscribers_of_one_shape_still_share_one_evaluation(
 async def test_a_user_whose_shape_changes_is_pushed_its_new_shape(
     binding, was_staff, make_client, db_call
 ):
-    """A user saved (demoted or promoted) is read again at once; its subscriptions stay
-    under their old key until keyed again, and are never pushed that key's shape."""
+    """A user saved (demoted or promoted) is read again at once; its subscriptions are
+    keyed again by the hub's refresh job, which pushes them their new shape, and are
+    never pushed the old key's shape."""
     colleague = await db_call(factories.UserFactory, is_staff=was_staff)
     user = await db_call(factories.UserFactory, is_staff=was_staff)
     product = await db_call(factories.ProductFactory, name="bolt", owner=colleague)
@@ -504,6 +505,9 @@ async def test_a_user_whose_shape_changes_is_pushed_its_new_shape(
         fresh.save()
 
     await db_call(change_status)
+    row = product_row(binding, product, not was_staff)
+    assert (await clients[user].receive_push(f"{stream}.retrieve"))["data"] == row
+    assert (await clients[user].receive_push(f"{stream}.list"))["data"]["rows"] == [row]
     for client in clients.values():
         await client.assert_nothing_more()
     product.name = "hex bolt"

@@ -11,7 +11,8 @@ request or push, and at once when the user is saved or deleted, logs out, or
 has their tokens revoked, or their permissions or groups change
 (:mod:`syncbind._live.credentials`). A connection whose credentials no longer
 hold is closed with code 4003; a subscription the user may no longer read is
-ended (:meth:`Connection.reauthorize`).
+ended, and the others compiled again, by the hub's refresh job for the
+connection (:meth:`Connection.reauthorize`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ObjectDoesNotExist
 from django.utils.functional import LazyObject, empty
 
-from syncbind.exceptions import AuthenticationFailed, NotAuthenticated
+from syncbind.exceptions import NotAuthenticated
 from syncbind.settings import api_settings
 
 REVOKED_CLOSE_CODE = 4003
@@ -126,21 +127,28 @@ class Connection:
         if session_key is not None and session_key == _session_key(self.scope):
             self.valid = False
         elif self.refresh(force=True) and self.valid:
-            self.reauthorize()
+            self.rekey_soon()
         return self.valid
 
-    def check(self) -> None:
-        """Raise if the connection's credentials no longer hold (before each request)."""
-        refreshed = self.refresh()
-        if not self.valid:
-            raise AuthenticationFailed("Your credentials are no longer valid; connect again.")
-        if refreshed:
-            self.reauthorize()
+    def refresh_if_due(self) -> None:
+        """Before a request: read the user again when USER_REFRESH_INTERVAL has passed
+        (worker thread). Its subscriptions are then compiled again by the hub's refresh
+        job for this connection (:meth:`rekey_soon`), not inside this request."""
+        if self.refresh() and self.valid:
+            self.rekey_soon()
+
+    def rekey_soon(self) -> None:
+        """The user was read again: have the hub compile this connection's subscriptions
+        again (:meth:`reauthorize`), in its refresh job; their frames wait for it."""
+        hub = getattr(self.subscriptions, "hub", None)
+        if hub is not None:
+            hub.rekey(self)
 
     def reauthorize(self) -> list[Any]:
         """The user was read again: end the subscriptions it may no longer read (each
         with an ``ended`` frame), and compile the others again, as what they read may
-        depend on the user. Returns the ones whose keys moved (worker thread)."""
+        depend on the user. Returns the ones whose keys moved (the hub's refresh job,
+        in a worker thread)."""
         if self.subscriptions is None:
             return []
         self.subscriptions.end_refused()

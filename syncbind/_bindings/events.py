@@ -11,10 +11,13 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
+
+from django.core.exceptions import ImproperlyConfigured
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,7 +31,7 @@ class EventSpec:
 
     name: str
     permission_classes: Sequence[type] | None = None
-    # Run inside transaction.atomic(): on for writes and custom events.
+    # Run inside transaction.atomic(): on for writes and custom sync events.
     atomic: bool = True
 
 
@@ -39,23 +42,32 @@ def event(
     name: str | None = None,
     *,
     permission_classes: Sequence[type] | None = None,
-    atomic: bool = True,
+    atomic: bool | None = None,
 ) -> Callable[[F], F]: ...
 
 
-def event(func=None, *, name=None, permission_classes=None, atomic=True):
+def event(func=None, *, name=None, permission_classes=None, atomic=None):
     """Mark a binding method as the handler of ``<stream>.<name>``.
 
-    The method is called as ``method(self, request)`` in a worker thread (or
-    awaited, if it is ``async def``, by AsyncBindingConsumer) and its return value is
-    the reply's ``data``. ``permission_classes`` replaces the binding's for this
-    event; ``atomic`` wraps the call in ``transaction.atomic()`` (default True).
+    The method is called as ``method(self, request)`` in a worker thread (or, if
+    it is ``async def``, awaited on the connection's event loop) and its return
+    value is the reply's ``data``. ``permission_classes`` replaces the binding's for
+    this event; ``atomic`` wraps the call in ``transaction.atomic()``: the default for
+    a sync method. An ``async def`` event cannot be atomic (its queries run in other
+    threads, outside any transaction this one opens): ``atomic=True`` on one is refused.
     """
     if isinstance(func, str):
         name, func = func, None
 
     def mark(method: F) -> F:
         event_name = name or method.__name__
+        is_async = inspect.iscoroutinefunction(method)
+        if atomic and is_async:
+            raise ImproperlyConfigured(
+                f"@event {event_name!r} is async def and cannot run in transaction.atomic(): "
+                "make it a plain method, or drop atomic=True (use transaction.atomic inside "
+                "a sync_to_async function)."
+            )
         if not EVENT_NAME_RE.fullmatch(event_name):
             raise ValueError(
                 f"Invalid event name {event_name!r}: use letters, digits and underscores."
@@ -68,7 +80,7 @@ def event(func=None, *, name=None, permission_classes=None, atomic=True):
                 permission_classes=tuple(permission_classes)
                 if permission_classes is not None
                 else None,
-                atomic=atomic,
+                atomic=not is_async if atomic is None else atomic,
             ),
         )
         return method

@@ -12,12 +12,16 @@ a binding made for that message. Its override points:
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+from collections.abc import Coroutine
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from channels.db import aclose_old_connections
 from django.db import router, transaction
 
+from syncbind._auth.decide import authorize
 from syncbind._bindings.events import EventSpec
 from syncbind._wire import protocol
 from syncbind.exceptions import UnknownEvent
@@ -46,24 +50,17 @@ class Lifecycle:
         attr, spec = found
         return getattr(self, attr), spec
 
-    def is_async_event(self) -> bool:
-        """Whether the handler is ``async def`` (an async transport awaits it on its loop)."""
-        try:
-            handler, _spec = self.get_handler()
-        except UnknownEvent:
-            return False
-        return inspect.iscoroutinefunction(handler)
-
     def initial(self) -> None:
         """Called before the handler: may the request be served at all?
 
-        Checks the connection's credentials (they may have ended since it
-        opened) and the permission classes; raises to refuse.
+        Reads the user again when ``USER_REFRESH_INTERVAL`` has passed, then asks
+        :func:`syncbind._auth.decide.authorize` (credentials, permission classes);
+        raises to refuse.
         """
         connection = self.request.connection
-        if connection is not None and hasattr(connection, "check"):
-            connection.check()
-        self.check_permissions(self.request)  # type: ignore[attr-defined]
+        if connection is not None:
+            connection.refresh_if_due()
+        authorize(self, self.request)
 
     def handle_exception(self, exc: BaseException) -> dict[str, Any]:
         """Turn an exception raised while handling the message into its error reply."""
@@ -72,14 +69,17 @@ class Lifecycle:
     def dispatch(self) -> dict[str, Any]:
         """Handle the message to completion: ``initial()``, the handler (inside
         ``transaction.atomic()`` when its ``@event`` says so), the reply, encoded
-        within the same transaction (see :class:`~syncbind._wire.protocol.Reply`). Sync."""
+        within the same transaction (see :class:`~syncbind._wire.protocol.Reply`).
+
+        The one entry for every event, on every transport, in a worker thread. An
+        ``async def`` event is awaited on its connection's event loop (:func:`awaited`)."""
         request = self.request
         try:
             self.initial()
             handler, spec = self.get_handler()
             if inspect.iscoroutinefunction(handler):
                 return protocol.reply(
-                    request.message, async_to_sync(handler)(request), request.meta
+                    request.message, awaited(handler(request), request.connection), request.meta
                 )
             if spec.atomic:
                 using = router.db_for_write(self.get_model())  # type: ignore[attr-defined]
@@ -90,15 +90,19 @@ class Lifecycle:
         except Exception as exc:
             return self.handle_exception(exc)
 
-    async def adispatch(self) -> dict[str, Any]:
-        """``dispatch()`` for an ``async def`` event awaited on the event loop: the
-        checks (which may query the database) run in the worker pool."""
-        from syncbind._workers.executor import run_in_pool
 
-        request = self.request
-        try:
-            await run_in_pool(self.initial)
-            handler, _spec = self.get_handler()
-            return protocol.reply(request.message, await handler(request), request.meta)
-        except Exception as exc:
-            return self.handle_exception(exc)
+def awaited(coroutine: Coroutine[Any, Any, Any], connection: Any) -> Any:
+    """Await an ``async def`` event's ``coroutine`` from a worker thread: on the event
+    loop of the socket it came on (where its channel layer and Django's async ORM
+    live), or, over HTTP, on a loop of asgiref's."""
+    loop = getattr(getattr(connection, "consumer", None), "loop", None)
+    if loop is None or not loop.is_running():
+        return async_to_sync(_on_loop)(coroutine)
+    return asyncio.run_coroutine_threadsafe(_on_loop(coroutine), loop).result()
+
+
+async def _on_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    # Django's async ORM runs on asgiref's shared thread; close its stale connections
+    # first, as Channels does before each message it dispatches there.
+    await aclose_old_connections()
+    return await coroutine

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
+from syncbind._auth.decide import NO_ROW, permits
 from syncbind._live import versions
 from syncbind._live.affected import InPlace
 from syncbind._live.keys import INSTANCE
@@ -114,11 +115,8 @@ def frames_for(
             if connection is not None and not refreshed:
                 sub.owner.hub.holds(connection, sub, rekey=True)
             continue
-        try:
-            checker.check_permissions(request)
-            if key.kind == INSTANCE and outcome is not None:
-                checker.check_object_permissions(request, outcome)
-        except SyncbindError:
+        shown = outcome if key.kind == INSTANCE and outcome is not None else NO_ROW
+        if not permits(checker, request, shown):
             continue  # refused: nothing is sent, not even an id
         if key.kind == INSTANCE and outcome is None:
             if sub.last is not DELETED:

@@ -503,18 +503,29 @@ class Hub:
         evaluated again once the job has read the user again, never sent before.
         """
         with self.lock:
-            held = self.held.get(connection)
-            if held is None:
-                if not rekey and not connection.refresh_due():
-                    return False
-                held = self.held[connection] = set()
-                self.loop.call_soon_threadsafe(
-                    self.lanes.start_job, self._refresh(connection), "syncbind-refresh"
-                )
-            if rekey:
-                self.rekeying.add(connection)
-            held.add(sub)
+            if connection not in self.held and not rekey and not connection.refresh_due():
+                return False
+            self._job(connection, rekey).add(sub)
             return True
+
+    def rekey(self, connection: Any) -> None:
+        """Compile ``connection``'s subscriptions again in its refresh job (any thread):
+        its user was read again. Its frames are held until the job has done so."""
+        with self.lock:
+            self._job(connection, rekey=True)
+
+    def _job(self, connection: Any, rekey: bool) -> set[Subscription]:
+        """The frames held for ``connection``'s refresh job, started if it is not running
+        (with the hub's lock held)."""
+        held = self.held.get(connection)
+        if held is None:
+            held = self.held[connection] = set()
+            self.loop.call_soon_threadsafe(
+                self.lanes.start_job, self._refresh(connection), "syncbind-refresh"
+            )
+        if rekey:
+            self.rekeying.add(connection)
+        return held
 
     async def _refresh(self, connection: Any) -> None:
         """A connection's refresh job: read its user again, compile its subscriptions

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
+from syncbind._auth.decide import authorize, permits
 from syncbind._live import messages
 from syncbind.exceptions import SyncbindError
 
@@ -97,9 +98,7 @@ def check_credentials(connections: list[Any]) -> None:
 
 def _refreshed_still_valid(connection: Any) -> bool:
     """Re-read the user when USER_REFRESH_INTERVAL has passed; whether it may go on."""
-    if connection.refresh() and connection.valid:
-        # Subscriptions the user may no longer read end; the others are compiled again.
-        connection.reauthorize()
+    connection.refresh_if_due()
     return bool(connection.valid)
 
 
@@ -119,11 +118,8 @@ def _event_permitted(event: Any, connections: list[Any]) -> list[Any]:
     allowed = []
     for connection in connections:
         request = Request(message, connection)
-        try:
-            binding_class(request=request, action=action).check_permissions(request)
-        except SyncbindError:
-            continue
-        allowed.append(connection)
+        if permits(binding_class(request=request, action=action), request):
+            allowed.append(connection)
     return allowed
 
 
@@ -157,7 +153,7 @@ def readers(stream: str, pk: Any, connections: list[Any]) -> list[Any]:
         request = Request(message, connection)
         binding = binding_class(request=request, action="retrieve")
         try:
-            binding.check_permissions(request)
+            authorize(binding, request)
             value = binding.get_lookup_value()
             if binding.get_subscription_key(INSTANCE, value)[1] is None:
                 binding.get_object()  # the binding's own get_object() decides too
@@ -170,13 +166,8 @@ def readers(stream: str, pk: Any, connections: list[Any]) -> list[Any]:
     found = dict(zip(distinct, execution.execute(list(distinct.values())), strict=True))
     for connection, binding, read in pending:
         obj = found[read.identity]
-        try:
-            if obj is None:
-                continue
-            binding.check_object_permissions(binding.request, obj)
-        except SyncbindError:
-            continue
-        allowed.append(connection)
+        if obj is not None and permits(binding, binding.request, obj):
+            allowed.append(connection)
     return allowed
 
 

@@ -23,13 +23,13 @@ without a frame saying so, except at the client's request or with the socket.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import threading
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from syncbind._auth.decide import authorize
 from syncbind._live.keys import INSTANCE, SubscriptionKey
 from syncbind._wire import protocol
 from syncbind.exceptions import LimitExceeded, SyncbindError
@@ -169,24 +169,20 @@ class Subscription:
 class ConnectionSubscriptions:
     """The subscriptions of one WebSocket connection (``Connection.subscriptions``).
 
-    ``send`` is the connection's async send of a text frame. While the
-    connection is handling a message (``busy``), pushes wait and go out right
-    after the reply, so a push never overtakes the reply that subscribed.
+    ``outbox`` is the connection's one outgoing queue
+    (:class:`syncbind._transport.outbox.Outbox`): pushes are queued there, behind
+    the reply being made if any, so a push never overtakes the reply that subscribed.
     """
 
-    def __init__(self, hub: Hub, send: Any) -> None:
+    def __init__(self, hub: Hub, outbox: Any) -> None:
         self.hub = hub
-        self._send = send
+        self.outbox = outbox
         # The Connection these belong to (set by it).
         self.connection: Any = None
         self.items: dict[tuple[SubscriptionKey, str], Subscription] = {}
         self.key_counts: Counter[SubscriptionKey] = Counter()
         self.lock = threading.Lock()
-        self.busy = 0
-        self.deferred: list[str] = []
         self.closed = False
-        # Pushes started from worker threads (push_soon), kept until they are written.
-        self._sending: set[asyncio.Task] = set()
 
     # -- called from worker threads ------------------------------------------------
     def _make_room(
@@ -477,7 +473,7 @@ class ConnectionSubscriptions:
             except SyncbindError:
                 continue  # no binding any more: rekey() ends it
             try:
-                binding.check_permissions(sub.request)
+                authorize(binding, sub.request)
             except SyncbindError as refused:
                 # Ended once: a request and a push may re-decide the same connection at
                 # once, and only the one that drops the subscription says so.
@@ -502,26 +498,12 @@ class ConnectionSubscriptions:
 
     def push_soon(self, frame: str) -> None:
         """:meth:`push` from any thread: after the reply being handled, if any."""
-        self.hub.loop.call_soon_threadsafe(self._push_or_defer, frame)
+        self.hub.loop.call_soon_threadsafe(self._queue, frame)
 
     # -- called on the event loop -----------------------------------------------------
-    def _push_or_defer(self, frame: str) -> None:
-        if self.busy:
-            self.deferred.append(frame)
-            return
-        task = self.hub.loop.create_task(self._push_now(frame))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
-    def begin(self) -> None:
-        self.busy += 1
-
-    async def end(self) -> None:
-        self.busy -= 1
-        if not self.busy and self.deferred:
-            frames, self.deferred = self.deferred, []
-            for frame in frames:
-                await self._push_now(frame)
+    def _queue(self, frame: str) -> None:
+        if not self.closed:
+            self.outbox.push(frame)
 
     def streams(self) -> set[str]:
         """The streams this connection follows (on the hub's loop)."""
@@ -529,15 +511,5 @@ class ConnectionSubscriptions:
             return {key.stream for key in self.key_counts}
 
     async def push(self, frame: str) -> None:
-        if self.busy:
-            self.deferred.append(frame)
-        else:
-            await self._push_now(frame)
-
-    async def _push_now(self, frame: str) -> None:
-        if self.closed:
-            return
-        try:
-            await self._send(frame)
-        except Exception:  # the socket went away; disconnect will clean up
-            logger.debug("push to a closed connection dropped", exc_info=True)
+        """Queue ``frame`` in the connection's outbox (behind the reply being made)."""
+        self._queue(frame)

@@ -27,20 +27,7 @@ from syncbind._wire import protocol
 from syncbind.exceptions import RateLimited, UnknownEvent
 from syncbind.settings import api_settings
 
-__all__ = ["Connection", "OnLoop", "dispatch", "handle", "parse"]
-
-
-class OnLoop:
-    """An ``async def`` event an async transport awaits on its event loop
-    (:func:`handle` returns it instead of a frame when asked to)."""
-
-    __slots__ = ("binding",)
-
-    def __init__(self, binding: Any) -> None:
-        self.binding = binding
-
-    async def reply(self) -> str:
-        return protocol.frame_text(await self.binding.adispatch())
+__all__ = ["Connection", "dispatch", "handle", "parse"]
 
 
 def parse(
@@ -65,34 +52,20 @@ def bind(message: protocol.Message, connection: Connection | None) -> Any:
     return binding_class(request=Request(message, connection), action=message.action)
 
 
-def dispatch(
-    message: protocol.Message, connection: Connection | None, *, on_loop: bool = False
-) -> Any:
-    """Handle one parsed message; returns the reply or error reply (a dict). Sync.
-
-    With ``on_loop``, an ``async def`` event is returned as :class:`OnLoop`
-    for the caller to await, rather than run here through ``async_to_sync``.
-    """
+def dispatch(message: protocol.Message, connection: Connection | None) -> dict[str, Any]:
+    """Handle one parsed message through its binding's ``dispatch()``, the one entry
+    for every event; returns the reply or error reply (a dict). Sync."""
     try:
         binding = bind(message, connection)
     except Exception as exc:
         return error_reply_for(exc, Request(message, connection))
-    if on_loop and binding.is_async_event():
-        return OnLoop(binding)
     return binding.dispatch()
 
 
-def handle(
-    text: str | None,
-    connection: Connection | None,
-    *,
-    binary: bool = False,
-    on_loop: bool = False,
-) -> str | OnLoop:
+def handle(text: str | None, connection: Connection | None, *, binary: bool = False) -> str:
     """A WebSocket frame → the reply frame (worker thread)."""
     message = parse(text, connection, binary=binary)
     if isinstance(message, dict):
         return protocol.encode(message)
     with protocol.encoding_reply():
-        reply = dispatch(message, connection, on_loop=on_loop)
-    return reply if isinstance(reply, OnLoop) else protocol.frame_text(reply)
+        return protocol.frame_text(dispatch(message, connection))

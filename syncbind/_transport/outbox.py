@@ -1,7 +1,9 @@
 """The outgoing side of one WebSocket: every frame, in order, through one bounded queue.
 
 Replies, pushes, the accept and the close all go through a connection's
-:class:`Outbox`, written to the socket by one task. So a worker thread never
+:class:`Outbox`, written to the socket by one task. While a reply is being made
+(:meth:`Outbox.hold`), pushes wait behind it in the same queue and byte budget,
+so a push never overtakes the reply that subscribed to it. So a worker thread never
 waits for a slow client (it only queues its reply), the hub never waits for one
 either (it only queues pushes), and a client that stops reading cannot make the
 server's memory grow without limit: past ``MAX_OUTGOING_BYTES`` queued, the
@@ -36,6 +38,9 @@ class Outbox:
         self._send = send
         self._max_bytes = max_bytes
         self._queue: deque[dict[str, Any]] = deque()
+        # Pushes queued while a reply is being made, sent right after it.
+        self._held: deque[dict[str, Any]] = deque()
+        self._holding = 0
         self._bytes = 0
         self._wakeup = asyncio.Event()
         self._loop = asyncio.get_running_loop()
@@ -45,8 +50,8 @@ class Outbox:
 
     @property
     def idle(self) -> bool:
-        """Nothing queued and nothing being written."""
-        return not self._queue and not self._sending
+        """Nothing queued (or held) and nothing being written."""
+        return not self._queue and not self._held and not self._sending
 
     def put(self, message: dict[str, Any]) -> None:
         """Queue a message (on the event loop). Never blocks."""
@@ -64,12 +69,40 @@ class Outbox:
         """``put`` as an ASGI-style async send callable."""
         self.put(message)
 
+    def push(self, text: str) -> None:
+        """Queue a push (on the event loop): behind the reply being made, if any."""
+        message = {"type": "websocket.send", "text": text}
+        if not self._holding:
+            self.put(message)
+            return
+        if self.closed:
+            return
+        size = _size(message)
+        if self._bytes and self._bytes + size > self._max_bytes:
+            self._overflow()
+            return
+        self._held.append(message)
+        self._bytes += size
+
+    def hold(self) -> None:
+        """A reply is being made: pushes wait behind it from now on (on the loop)."""
+        self._holding += 1
+
+    def release(self) -> None:
+        """The reply is queued: the pushes held behind it follow it (on the loop)."""
+        self._holding -= 1
+        if not self._holding and self._held:
+            self._queue.extend(self._held)
+            self._held.clear()
+            self._wakeup.set()
+
     def _overflow(self) -> None:
         logger.warning(
             "Closing a WebSocket whose client does not read: over %d bytes waiting", self._max_bytes
         )
         self.closed = True
         self._queue.clear()
+        self._held.clear()
         self._bytes = 0
         # The writer may be stuck in a send the client never drains: close beside it.
         self._loop.create_task(
@@ -97,6 +130,7 @@ class Outbox:
                     logger.debug("WebSocket send failed; dropping the outbox", exc_info=True)
                     self.closed = True
                     self._queue.clear()
+                    self._held.clear()
                     self._bytes = 0
                     return
                 finally:

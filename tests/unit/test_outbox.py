@@ -109,6 +109,36 @@ async def test_put_never_waits_for_a_stalled_socket(make_outbox):
     assert [m["text"] for m in socket.sent] == [f"{n:03}" for n in range(100)]
 
 
+async def test_pushes_made_while_a_reply_is_made_go_out_right_after_it(make_outbox):
+    socket = Socket()
+    outbox = make_outbox(socket)
+    outbox.push("before")
+    outbox.hold()
+    outbox.push("push 1")
+    outbox.push("push 2")
+    await settle()
+    assert not outbox.idle  # two pushes held
+    outbox.put(text("reply"))
+    outbox.release()
+    await settle()
+    assert [m["text"] for m in socket.sent] == ["before", "reply", "push 1", "push 2"]
+    assert outbox.idle
+
+
+async def test_held_pushes_count_against_the_same_byte_limit(make_outbox):
+    """One queue: pushes held behind a reply cannot grow past MAX_OUTGOING_BYTES either."""
+    socket = Socket()
+    outbox = make_outbox(socket, max_bytes=25)
+    outbox.hold()
+    outbox.push("a" * 20)
+    outbox.push("b" * 10)  # 30 bytes waiting behind a reply not yet made
+    assert outbox.closed
+    outbox.put(text("reply"))
+    outbox.release()
+    await settle()
+    assert socket.sent == [CLOSE]
+
+
 async def test_queued_bytes_up_to_the_limit_are_kept(make_outbox):
     socket = Socket()
     outbox = make_outbox(socket, max_bytes=25)
