@@ -26,18 +26,17 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from syncbind._auth.connection import (
-    REVOKED_CLOSE_CODE,
-    TOO_MANY_CONNECTIONS_CLOSE_CODE,
-    Connection,
-    open_websocket,
-)
+from syncbind._auth.connection import Connection, open_websocket
 from syncbind._live.hub import get_hub
 from syncbind._live.subscriptions import ConnectionSubscriptions
 from syncbind._transport import core
 from syncbind._transport.outbox import Outbox
 from syncbind._wire import protocol
-from syncbind._wire.protocol import SUBPROTOCOL
+from syncbind._wire.protocol import (
+    REVOKED_CLOSE_CODE,
+    SUBPROTOCOL,
+    TOO_MANY_CONNECTIONS_CLOSE_CODE,
+)
 from syncbind._workers.executor import run_in_pool
 from syncbind.exceptions import SyncbindError
 from syncbind.settings import api_settings

@@ -29,8 +29,8 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models
 
+from syncbind._wire.jsonsafe import to_json_safe
 from syncbind.exceptions import ValidationError
-from syncbind.serializers import to_json_safe
 from syncbind.writes import UNAVAILABLE
 
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 
 from syncbind._bindings.events import event
-from syncbind._bindings.listing import check_parameters
 from syncbind._bindings.live import KEEP
 from syncbind._bindings.request import effective_action
+from syncbind._wire import parameters
 
 if TYPE_CHECKING:
     # The mixins are combined with BindingBase, whose hooks they call.
@@ -23,14 +23,12 @@ if TYPE_CHECKING:
 else:
     _Binding = object
 
-ROW_PARAMETERS = frozenset({"id", "subscribe"})
-
 
 class RetrieveMixin(_Binding):
     @event(atomic=False)
     def retrieve(self, request) -> dict[str, Any]:
         """``{"id": pk}`` → the serialized row (``not_found`` outside the queryset)."""
-        check_parameters(request.data, ROW_PARAMETERS)
+        parameters.check_parameters(request.data, parameters.ROW)
         subscribing = self.get_auto_subscribe()
         if not subscribing:
             return self.get_serializer().serialize(self.get_object())
@@ -123,7 +121,7 @@ class DeleteMixin(_Binding):
     @event
     def delete(self, request) -> dict[str, Any]:
         """``{"id": pk}`` → ``{"success": true, "id": pk}``."""
-        check_parameters(request.data, frozenset({"id"}))
+        parameters.check_parameters(request.data, frozenset({"id"}))
         obj = self.get_object()
         pk = obj.pk
         self.perform_delete(obj)

@@ -10,9 +10,7 @@ required fields, choices, max_length, unique checks and ``Model.clean()``.
 
 from __future__ import annotations
 
-import datetime
 import decimal
-import uuid
 from collections.abc import Callable, Hashable, Iterable
 from functools import cached_property
 from typing import Any
@@ -21,47 +19,15 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
 from django.db.models import Exists, OuterRef
 from django.db.models.constants import LOOKUP_SEP
-from django.db.models.fields.files import FieldFile
 from django.forms import ModelForm
-from django.utils.duration import duration_iso_string
 
 from syncbind._wire import values
+from syncbind._wire.jsonsafe import to_json_safe
 from syncbind.writes import FormValidation
-
-_PRIMITIVES = (str, int, float, bool, type(None))
 
 # The annotation telling whether the row at the end of the n-th foreign-key path that
 # related fields follow may be shown (see ModelSerializer.mark_related).
 SHOWN = "syncbind_shown_{}"
-
-
-def to_json_safe(value: Any) -> Any:
-    """Convert a model value to what ``json.dumps`` accepts: ISO 8601 dates and times,
-    Decimal and UUID as strings, files as their name, bytes as hex."""
-    if isinstance(value, _PRIMITIVES):
-        return value
-    if isinstance(value, list | tuple):
-        return [to_json_safe(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): to_json_safe(item) for key, item in value.items()}
-    if isinstance(value, FieldFile):
-        return value.name or None
-    if isinstance(value, datetime.date | datetime.time):
-        # Full precision (DjangoJSONEncoder would cut microseconds), in UTC with "Z": what
-        # a write replies is what a later read returns, whatever offset it was sent with.
-        if isinstance(value, datetime.datetime) and value.tzinfo is not None:
-            value = value.astimezone(datetime.UTC)
-        text = value.isoformat()
-        return text[:-6] + "Z" if text.endswith("+00:00") else text
-    if isinstance(value, datetime.timedelta):
-        return duration_iso_string(value)
-    if isinstance(value, decimal.Decimal):
-        return format(value, "f") if value.is_finite() else str(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes | memoryview):
-        return bytes(value).hex()
-    return str(value)
 
 
 class ModelSerializer(FormValidation):

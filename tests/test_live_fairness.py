@@ -16,8 +16,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from syncbind import SyncBinding, push
-from syncbind._auth.connection import TOO_MANY_CONNECTIONS_CLOSE_CODE
 from syncbind._live.hub import get_hub
+from syncbind._wire.protocol import TOO_MANY_CONNECTIONS_CLOSE_CODE
 from syncbind.permissions import IsAuthenticated
 from syncbind.testing import connect, override_bindings, settle
 from tests import factories

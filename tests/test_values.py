@@ -14,7 +14,7 @@ import pytest
 from django.db import connection, transaction
 from django.test import Client
 
-from syncbind.serializers import to_json_safe
+from syncbind._wire.jsonsafe import to_json_safe
 from syncbind.testing import override_bindings
 from tests import factories
 from tests.testapp.bindings import TaskBinding

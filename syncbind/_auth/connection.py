@@ -29,10 +29,6 @@ from django.utils.functional import LazyObject, empty
 from syncbind.exceptions import NotAuthenticated
 from syncbind.settings import api_settings
 
-REVOKED_CLOSE_CODE = 4003
-# The user already holds MAX_CONNECTIONS_PER_USER sockets in this process (as HTTP 429).
-TOO_MANY_CONNECTIONS_CLOSE_CODE = 4029
-
 _PERMISSION_CACHES = ("_perm_cache", "_user_perm_cache", "_group_perm_cache")
 
 

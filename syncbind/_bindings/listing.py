@@ -14,21 +14,8 @@ from django.db import models
 
 from syncbind import filters, pagination
 from syncbind._reads import compiler, execution
-from syncbind.exceptions import ValidationError
+from syncbind._wire import parameters
 from syncbind.settings import api_settings
-
-LIST_PARAMETERS = frozenset({"page", "limit", "filters", "ordering", "query", "subscribe"})
-
-
-def check_parameters(data: dict[str, Any], allowed: frozenset[str]) -> None:
-    """Refuse parameters an action does not take, rather than ignore them (an old
-    client's ``order`` would otherwise be silently dropped)."""
-    unknown = sorted(name for name in data if name not in allowed)
-    if unknown:
-        takes = ", ".join(sorted(allowed))
-        raise ValidationError(
-            {name: [f"Unknown parameter (this takes {takes})."] for name in unknown}
-        )
 
 
 class ListingMixin:
@@ -99,7 +86,7 @@ class ListingMixin:
 
     def get_page_read(self) -> compiler.PageRead:
         """The compiled read of the page ``request.data`` describes."""
-        check_parameters(self.request.data, LIST_PARAMETERS)
+        parameters.check_parameters(self.request.data, parameters.LIST)
         params = pagination.parse_page_params(
             self.request.data, self.get_page_size(), api_settings.MAX_PAGE_SIZE
         )

@@ -22,15 +22,13 @@ from django.core.exceptions import ImproperlyConfigured
 
 from syncbind._live.keys import INSTANCE, PAGE, SubscriptionKey
 from syncbind._reads import compiler, execution
+from syncbind._wire import parameters
 from syncbind.exceptions import NotFound, ValidationError
 from syncbind.settings import api_settings
 
 logger = logging.getLogger("syncbind.live")
 
 _logged: set[tuple[type, str]] = set()
-
-# The request parameters that define a page (a tag only names the push).
-PAGE_PARAMS = ("filters", "query", "ordering", "page", "limit")
 
 #: What ``get_auto_subscribe()`` answers for a read that asks to keep its subscription
 #: (``"subscribe": true``): a live view, which no other read evicts.
@@ -139,7 +137,7 @@ class LiveBindingMixin:
             if kind == INSTANCE:
                 return SubscriptionKey(stream, INSTANCE, pk, user, scope, shape), None
             data = self.request.data
-            params = tuple((name, repr(data.get(name))) for name in PAGE_PARAMS)
+            params = tuple((name, repr(data.get(name))) for name in parameters.PAGE)
             page_read = (*user, self._page_action(), params)
             return SubscriptionKey(stream, PAGE, None, page_read, scope, shape), None
         read: compiler.Read

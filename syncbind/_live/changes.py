@@ -33,7 +33,8 @@ from syncbind._live import messages
 from syncbind._live.announcer import announce
 from syncbind._live.keys import group_name
 from syncbind._live.matching import ABSENT, SAME, UNKNOWN
-from syncbind.serializers import ModelSerializer, to_json_safe
+from syncbind._wire.jsonsafe import to_json_safe
+from syncbind.serializers import ModelSerializer
 from syncbind.settings import api_settings
 
 logger = logging.getLogger("syncbind.live")

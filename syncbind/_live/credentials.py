@@ -36,7 +36,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save, pre_de
 from syncbind._live import messages
 from syncbind._live.changes import send
 from syncbind._live.keys import CONNECTIONS_GROUP
-from syncbind.serializers import to_json_safe
+from syncbind._wire.jsonsafe import to_json_safe
 
 USERS_PER_MESSAGE = 500
 

@@ -31,7 +31,6 @@ from django.db import connections, router
 from syncbind import _capture as capture
 from syncbind._capture.follower import running as capture_running
 from syncbind._live import messages, server_push, transactions
-from syncbind._live.announcer import get_announcer
 from syncbind._live.credentials import user_key
 from syncbind._live.groups import Membership
 from syncbind._live.keys import CONNECTIONS_GROUP, INSTANCE, KeyState, SubscriptionKey, group_name
@@ -418,45 +417,35 @@ class Hub:
             if event is not None:
                 event.set()
 
-    async def settle(self, timeout: float = 10.0) -> None:
-        """Return once every message announced in this process before the call has been
-        sent (:mod:`.announcer`), every join started has ended (and what it caught up
-        on was evaluated), every message sent to this hub before has been processed,
-        and every connection's outgoing frames are written (tests: ``syncbind.testing``).
-
-        A marker sent to the hub's own channel comes after everything sent to its
-        groups before it, and the hub processes messages in order.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+    async def barrier(self) -> None:
+        """Return once every message sent to this hub before the call has been processed
+        (on the loop): a marker sent to the hub's own channel comes after everything
+        sent to its groups before it, and the hub processes messages in order; changes
+        the reader of this process handed it are behind the same marker in its lanes.
+        Joins started before the call have ended (and what they caught up on is
+        evaluated)."""
         if self._updates:
-            await asyncio.wait(set(self._updates), timeout=timeout)
-        await asyncio.wait_for(get_announcer().drained(), max(0.0, deadline - loop.time()))
-        captured = bool(capture_running())
-        if captured:
-            # Every change committed before the call is read and handed to the lanes.
-            await asyncio.wait_for(
-                run_in_pool(capture.read_all_now), max(0.0, deadline - loop.time())
-            )
+            await asyncio.wait(set(self._updates))
         via_layer = self.layer is not None and self.channel is not None and bool(self.joined)
-        if via_layer or captured:
-            marker = uuid.uuid4().hex
-            message = messages.marker(marker)
-            event = self.markers[marker] = asyncio.Event()
-            try:
-                if via_layer:
-                    await self.layer.send(self.channel, message)
-                else:
-                    self.lanes.put(message)
-                await asyncio.wait_for(event.wait(), max(0.0, deadline - loop.time()))
-            finally:
-                self.markers.pop(marker, None)
-        while loop.time() < deadline:
-            with self.lock:
-                outboxes = [c.outbox for c in self.everyone if c.outbox is not None]
-            if all(outbox.idle for outbox in outboxes):
-                return
-            await asyncio.sleep(0.001)
+        if not via_layer and not capture_running():
+            return
+        marker = uuid.uuid4().hex
+        message = messages.marker(marker)
+        event = self.markers[marker] = asyncio.Event()
+        try:
+            if via_layer:
+                await self.layer.send(self.channel, message)
+            else:
+                self.lanes.put(message)
+            await event.wait()
+        finally:
+            self.markers.pop(marker, None)
+
+    def outboxes_idle(self) -> bool:
+        """Whether every connection's outgoing frames are written (any thread)."""
+        with self.lock:
+            outboxes = [c.outbox for c in self.everyone if c.outbox is not None]
+        return all(outbox.idle for outbox in outboxes)
 
     async def _pushed(self, message: dict[str, Any]) -> None:
         """Hand a server push to the local connections it is for (syncbind.push), each

@@ -19,10 +19,9 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-logger = logging.getLogger("syncbind")
+from syncbind._wire.protocol import SLOW_CLIENT_CLOSE_CODE, SLOW_CLIENT_REASON
 
-SLOW_CLIENT_CLOSE_CODE = 4008
-SLOW_CLIENT_REASON = "Client too slow: outgoing queue full"
+logger = logging.getLogger("syncbind")
 
 
 def _size(message: dict[str, Any]) -> int:

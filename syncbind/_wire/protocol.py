@@ -28,6 +28,15 @@ from syncbind.exceptions import BadRequest, SyncbindError, TooLarge, ValidationE
 # and the server accepts; docs/protocol.md.
 SUBPROTOCOL = "syncbind"
 
+# Close codes (docs/protocol.md, "Close codes").
+#: The connection's credentials no longer hold.
+REVOKED_CLOSE_CODE = 4003
+#: The client does not read: more than MAX_OUTGOING_BYTES waited for it.
+SLOW_CLIENT_CLOSE_CODE = 4008
+SLOW_CLIENT_REASON = "Client too slow: outgoing queue full"
+#: The user already holds MAX_CONNECTIONS_PER_USER sockets in this process (as HTTP 429).
+TOO_MANY_CONNECTIONS_CLOSE_CODE = 4029
+
 # ASCII only: no look-alike letters, no spaces, no empty segments. The action is
 # the last dotted segment, the stream everything before it.
 EVENT_RE = re.compile(

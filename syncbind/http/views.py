@@ -30,14 +30,10 @@ from django.views.decorators.csrf import csrf_exempt
 from syncbind._auth.connection import open_http
 from syncbind._bindings.request import BUILTIN_ACTIONS
 from syncbind._transport import core
-from syncbind._wire import protocol, values
+from syncbind._wire import parameters, protocol, values
 from syncbind._workers.executor import run_in_pool
 from syncbind.exceptions import STATUS_BY_CODE, BadRequest, SyncbindError, TooLarge
 from syncbind.settings import api_settings
-
-# Query parameters of a list that are not filters.
-LIST_PARAMS = ("page", "limit", "ordering", "query")
-NOT_FILTERS = frozenset({*LIST_PARAMS, "token", "format"})
 
 
 def read_body(request: HttpRequest) -> Any:
@@ -118,8 +114,10 @@ def _message(stream: str, action: str, data: dict[str, Any]) -> protocol.Message
 
 def _list_data(request: HttpRequest) -> tuple[str, dict[str, Any]]:
     params = request.GET
-    data: dict[str, Any] = {name: params[name] for name in LIST_PARAMS if name in params}
-    filters = {name: value for name, value in params.items() if name not in NOT_FILTERS}
+    data: dict[str, Any] = {name: params[name] for name in parameters.HTTP_LIST if name in params}
+    filters = {
+        name: value for name, value in params.items() if name not in parameters.HTTP_NOT_FILTERS
+    }
     if filters:
         data["filters"] = filters
     return ("search" if "query" in data else "list"), data

@@ -18,6 +18,7 @@ talks to a running server with ``connect_url("ws://127.0.0.1:8000/ws/", ...)``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from syncbind.testing.client import (
@@ -48,10 +49,30 @@ async def settle(timeout: float = 10.0) -> None:
     """Wait until every change committed so far has been pushed to this process's
     WebSocket connections (its hub has processed what was sent to it, and every
     outgoing frame is written). Call it instead of sleeping before asserting
-    that nothing (more) was pushed."""
-    from syncbind._live.hub import get_hub
+    that nothing (more) was pushed.
 
-    await get_hub().settle(timeout)
+    In order: every message announced in this process before the call is sent (the
+    announcer drained); every change committed before it is read (the change reader);
+    the hub has processed all of it (:meth:`~syncbind._live.hub.Hub.barrier`); every
+    connection's outgoing frames are written."""
+    await asyncio.wait_for(_settle(), timeout)
+
+
+async def _settle() -> None:
+    from syncbind import _capture as capture
+    from syncbind._capture.follower import running as capture_running
+    from syncbind._live.announcer import get_announcer
+    from syncbind._live.hub import get_hub
+    from syncbind._workers.executor import run_in_pool
+
+    hub = get_hub()
+    await get_announcer().drained()
+    if capture_running():
+        await run_in_pool(capture.read_all_now)
+    await hub.barrier()
+    while not hub.outboxes_idle():
+        # Written by each outbox's own task: let them run.
+        await asyncio.sleep(0.001)
 
 
 class override_bindings:  # noqa: N801 (used like Django's override_settings)

@@ -9,7 +9,8 @@ import logging
 
 import pytest
 
-from syncbind._transport.outbox import SLOW_CLIENT_CLOSE_CODE, SLOW_CLIENT_REASON, Outbox
+from syncbind._transport.outbox import Outbox
+from syncbind._wire.protocol import SLOW_CLIENT_CLOSE_CODE, SLOW_CLIENT_REASON
 
 CLOSE = {"type": "websocket.close", "code": 4008, "reason": "Client too slow: outgoing queue full"}
 
