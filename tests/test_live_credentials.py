@@ -205,6 +205,7 @@ async def test_a_token_looked_up_elsewhere_is_asked_again_for_the_open_socket(
     protocols = ["syncbind", "syncbind.token.key-1"]
     async with connect(None, application=consumer_app, subprotocols=protocols) as client:
         assert (await client.send_event(f"{NOTE}.list", {}))["data"]["count"] == 0
+        await settle()  # the subscription's join and its catch-up done: nothing else reads
         del API_KEYS["key-1"]
         assert (await client.send_event(f"{NOTE}.list", {}))["error"] == {
             "code": "not_authenticated",
