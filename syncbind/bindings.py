@@ -32,6 +32,7 @@ from syncbind.mixins import (
     UpdateMixin,
 )
 from syncbind.permissions import READ_ACTIONS, PermissionsMixin
+from syncbind.schema.event import DescribeMixin
 from syncbind.serializers import ModelSerializer
 
 if TYPE_CHECKING:
@@ -58,10 +59,11 @@ def lock_row(queryset: models.QuerySet, pk: Any) -> models.QuerySet:
     return queryset.select_for_update(of=of)
 
 
-class BindingBase(Lifecycle, ListingMixin, PermissionsMixin, LiveBindingMixin):
+class BindingBase(DescribeMixin, Lifecycle, ListingMixin, PermissionsMixin, LiveBindingMixin):
     """The base of every binding: queryset, object lookup, serializer, writes; lists
     (:mod:`._bindings.listing`), permissions (:mod:`.permissions`), live subscriptions
-    (:mod:`._bindings.live`) and the lifecycle (:mod:`._bindings.lifecycle`) are its bases.
+    (:mod:`._bindings.live`), the lifecycle (:mod:`._bindings.lifecycle`) and the
+    ``describe`` event (:mod:`.schema.event`) are its bases.
 
     Subclasses set ``model`` and one of ``fields`` / ``exclude`` /
     ``serializer_class``; every other policy has a default.

@@ -105,7 +105,7 @@ REST_ROUTES = {
 # How an event reaches the HTTP API: its own route, the envelope, or the custom-event
 # URL (``POST <stream>/<action>/``), which takes custom events only.
 HTTP_ROUTES = ("own route", "POST events/", "POST <stream>/<action>/")
-NOT_ALLOWED = "405, Allow: GET, PATCH, PUT, DELETE"
+NOT_ALLOWED = "405, Allow: GET, PATCH, PUT, DELETE, OPTIONS"
 
 
 def http_expected(matrix, users, kind, route):

@@ -20,6 +20,7 @@ ACTION_METHODS = {
     "update": "PATCH",
     "save": "PUT",
     "delete": "DELETE",
+    "describe": "GET",
 }
 #: The actions every full binding serves (its mixins' events): the event names the
 #: protocol gives a meaning of its own (replies, row and page pushes).

@@ -10,6 +10,7 @@
 ``PUT <stream>/<id>/``     save
 ``DELETE <stream>/<id>/``  delete
 ``POST <stream>/<event>/`` a custom event (built-in actions: 405)
+``OPTIONS <stream>/...``   the stream's description (the ``describe`` event)
 ``POST events/``           the WebSocket envelope ``{"event", "data"}``
 =========================  ==========================================
 
@@ -146,11 +147,27 @@ def pooled(view=None, *, envelope: bool = False):
     return run
 
 
+def describe(request: HttpRequest, stream: str, allow: str) -> HttpResponse:
+    """``OPTIONS``: the stream's description (the ``describe`` event), and ``Allow``."""
+    try:
+        message = _message(stream, "describe", {})
+    except SyncbindError as error:
+        return respond(_failure(error))
+    response = respond(_dispatch(request, message))
+    response["Allow"] = allow
+    return response
+
+
+COLLECTION_METHODS = "GET, POST, OPTIONS"
+
+
 @pooled
 def collection(request: HttpRequest, stream: str) -> HttpResponse:
-    """``GET`` a page, ``POST`` a new row."""
+    """``GET`` a page, ``POST`` a new row, ``OPTIONS`` the description."""
+    if request.method == "OPTIONS":
+        return describe(request, stream, COLLECTION_METHODS)
     if request.method not in ("GET", "POST"):
-        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+        return HttpResponse(status=405, headers={"Allow": COLLECTION_METHODS})
     try:
         if request.method == "GET":
             message = _message(stream, *_list_data(request))
@@ -162,21 +179,25 @@ def collection(request: HttpRequest, stream: str) -> HttpResponse:
 
 
 MEMBER_ACTIONS = {"GET": "retrieve", "PATCH": "update", "PUT": "save", "DELETE": "delete"}
+ROW_METHODS = "GET, PATCH, PUT, DELETE, OPTIONS"
 
 
 @pooled
 def member(request: HttpRequest, stream: str, key: str) -> HttpResponse:
-    """A row (``GET``/``PATCH``/``PUT``/``DELETE``), or a custom event (``POST``).
+    """A row (``GET``/``PATCH``/``PUT``/``DELETE``), or a custom event (``POST``);
+    ``OPTIONS`` the stream's description.
 
     ``POST <stream>/<built-in action>/`` is refused (405): each built-in action
     has its one route, so the method a proxy, a log or CSRF sees is what the
     request does (``events/`` takes any event, as the WebSocket does).
     """
+    if request.method == "OPTIONS":
+        return describe(request, stream, f"{ROW_METHODS}, POST")
     action = key if request.method == "POST" else MEMBER_ACTIONS.get(request.method or "")
     if action in BUILTIN_ACTIONS and request.method == "POST":
-        return HttpResponse(status=405, headers={"Allow": "GET, PATCH, PUT, DELETE"})
+        return HttpResponse(status=405, headers={"Allow": ROW_METHODS})
     if action is None:
-        return HttpResponse(status=405, headers={"Allow": "GET, PATCH, PUT, DELETE, POST"})
+        return HttpResponse(status=405, headers={"Allow": f"{ROW_METHODS}, POST"})
     try:
         if request.method == "POST":
             data = _object_body(request)

@@ -1,0 +1,1 @@
+"""syncbind's management commands."""
