@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install install-demo chromium sqlite3-cli demo-edit test test-sqlite test-services test-tail test-matrix lint format demo bench dist clean
+.PHONY: help install install-demo chromium sqlite3-cli node-tools demo-edit test test-sqlite test-services test-tail test-matrix lint format demo bench dist clean
 
 help:
 	@echo "make demo   - serve the sample site on http://127.0.0.1:8000 (SQLite, in-memory layer; PORT=...)"
@@ -71,10 +71,22 @@ sqlite3-cli:
 			|| echo "sqlite3 could not be installed: its test will skip (or fail under SYNCBIND_REQUIRE_SERVICES)"; \
 	fi
 
-test-sqlite: install sqlite3-cli
+# tsc and the AsyncAPI JSON Schemas (tests/node/package.json, its lock file) for the
+# schema and TypeScript tests, in tests/node/node_modules (gitignored).
+node-tools:
+	@if command -v npm >/dev/null 2>&1; then \
+		if [ ! -f tests/node/node_modules/.installed ] || [ tests/node/package-lock.json -nt tests/node/node_modules/.installed ]; then \
+			echo "Installing tests/node/package.json with npm ci"; \
+			(cd tests/node && npm ci --no-audit --no-fund --loglevel=error) && touch tests/node/node_modules/.installed; \
+		fi; \
+	else \
+		echo "npm not found: the schema and TypeScript tests will skip (or fail under SYNCBIND_REQUIRE_SERVICES)"; \
+	fi
+
+test-sqlite: install sqlite3-cli node-tools
 	SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory $(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
-test-services: install sqlite3-cli
+test-services: install sqlite3-cli node-tools
 	@if [ -n "$$SYNCBIND_REQUIRE_SERVICES" ] || $(PY) -m tests.services_available; then \
 		echo "== PostgreSQL + channels-redis =="; \
 		SYNCBIND_TEST_DB=postgres SYNCBIND_TEST_LAYER=redis $(PY) -m pytest -m "not e2e" $(PYTEST_ARGS); \
@@ -82,7 +94,7 @@ test-services: install sqlite3-cli
 		echo "PostgreSQL or Redis not reachable on 127.0.0.1: skipping the PostgreSQL + channels-redis run"; \
 	fi
 
-test-tail: install chromium sqlite3-cli
+test-tail: install chromium sqlite3-cli node-tools
 	SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory $(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
 # The other supported combinations, each in its own virtualenv: Django 6.0 on Python
@@ -102,7 +114,7 @@ MATRIX_DJANGO_dj61 := Django>=6.1,<6.2
 	.venv-$*/bin/python -m pip install -q -e . --group test "$(MATRIX_DJANGO_$*)"
 	@touch $@
 
-test-matrix: $(foreach combo,$(MATRIX),.venv-$(combo)/.installed) sqlite3-cli
+test-matrix: $(foreach combo,$(MATRIX),.venv-$(combo)/.installed) sqlite3-cli node-tools
 	@set -e; for combo in $(MATRIX); do \
 		echo "== $$combo: $$(.venv-$$combo/bin/python -c 'import sys, django; print("Python", sys.version.split()[0], "Django", django.__version__)') =="; \
 		SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory .venv-$$combo/bin/python -m pytest -m "not e2e" $(PYTEST_ARGS); \
@@ -138,4 +150,4 @@ dist: $(VENV)/.installed-dist
 	$(PY) .ci/check_dist.py dist
 
 clean:
-	rm -rf $(VENV) .venv-dj* build dist *.egg-info .pytest_cache sample_site/db.sqlite3*
+	rm -rf $(VENV) .venv-dj* build dist *.egg-info .pytest_cache sample_site/db.sqlite3* tests/node/node_modules

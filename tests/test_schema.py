@@ -311,3 +311,22 @@ def test_the_command_writes_a_file_and_describes_as_a_user(tmp_path, transaction
     )
     with pytest.raises(CommandError, match="No user named 'nobody'"):
         call_command("syncbind_schema", "--user", "nobody")
+
+
+def test_the_client_package_json_names_the_module_its_types_and_this_version():
+    import re
+
+    from syncbind import __version__
+    from tests.servers import ROOT
+
+    client = ROOT / "syncbind" / "static" / "syncbind"
+    package = json.loads((client / "package.json").read_text())
+    # PEP 440's "0.1.0.dev0" is semver's "0.1.0-dev.0".
+    assert package["version"] == re.sub(r"\.dev(\d+)$", r"-dev.\1", __version__)
+    assert package["exports"]["."] == {
+        "types": "./syncbind.d.ts",
+        "import": "./syncbind.js",
+        "default": "./syncbind.js",
+    }
+    assert package["type"] == "module"
+    assert all((client / name).is_file() for name in package["files"])
