@@ -4,3 +4,7 @@
 :mod:`syncbind.schema.documents` turns every registered binding into an
 AsyncAPI 3.0 document, an OpenAPI 3.1 document of the HTTP API, or TypeScript.
 """
+
+from .describe import describe
+
+__all__ = ["describe"]

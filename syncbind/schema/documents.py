@@ -441,6 +441,8 @@ def ts_type(schema: Any, names: dict[str, str]) -> str:
     if isinstance(kind, list):
         return " | ".join(ts_type({**schema, "type": one}, names) for one in kind)
     if kind == "array":
+        if schema.get("maxItems") == 0:
+            return "[]"
         return f"Array<{ts_type(schema.get('items', {}), names)}>"
     if kind == "object":
         return _ts_object(schema, names)
