@@ -330,3 +330,24 @@ def test_the_client_package_json_names_the_module_its_types_and_this_version():
     }
     assert package["type"] == "module"
     assert all((client / name).is_file() for name in package["files"])
+
+
+def test_a_read_only_binding_describes_its_events_and_no_writes(transactional_db):
+    from syncbind import ReadOnlyBinding
+
+    class ReadOnlyProducts(ReadOnlyBinding):
+        model = Product
+        stream = "schema.ReadOnly"
+        fields = ["id", "name"]
+
+    described = describe(ReadOnlyProducts)
+    assert set(described["events"]) == {
+        "describe",
+        "retrieve",
+        "list",
+        "search",
+        "subscribe",
+        "unsubscribe",
+    }
+    assert set(described["pushes"]) == {"retrieve", "delete", "list", "search"}
+    assert "permitted" not in described["events"]["list"]  # no connection asked

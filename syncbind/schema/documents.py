@@ -108,83 +108,27 @@ def _envelope(event: dict[str, Any], **properties: Any) -> dict[str, Any]:
     }
 
 
+VERSION = {"type": "string"}
+ERROR_MESSAGE = {
+    "name": "error",
+    "summary": "An error reply.",
+    "payload": _envelope(
+        {"type": ["string", "null"]}, error={"$ref": "#/components/schemas/Error"}, request_id={}
+    ),
+}
+
+
 def _stream_channel(
     description: dict[str, Any], prefix: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A stream's channel (its messages) and operations: one per event and per push."""
     stream = description["stream"]
-    here = f"#/channels/{stream}"
-    messages: dict[str, Any] = {
-        "error": {
-            "name": "error",
-            "summary": "An error reply.",
-            "payload": _envelope(
-                {"type": ["string", "null"]},
-                error={"$ref": "#/components/schemas/Error"},
-                request_id={},
-            ),
-        }
-    }
+    messages: dict[str, Any] = {"error": ERROR_MESSAGE}
     operations: dict[str, Any] = {}
-    version = {"type": "string"}
     for action, event in description["events"].items():
-        name = {"type": "string", "pattern": event_pattern(stream, action)}
-        messages[f"{action}.request"] = {
-            "name": f"{stream}.{action}",
-            "summary": event.get("description", action),
-            "payload": _envelope(
-                name, data=with_refs(event["data"], prefix), request_id={}, version=version
-            ),
-        }
-        messages[f"{action}.reply"] = {
-            "name": f"{stream}.{action}.reply",
-            "payload": _envelope(
-                name,
-                data=with_refs(event["reply"], prefix),
-                request_id={},
-                version=version,
-                resume={"enum": ["unchanged", "changed", "expired"]},
-            ),
-        }
-        operations[f"{stream}.{action}"] = {
-            "action": "receive",
-            "channel": {"$ref": here},
-            "summary": event.get("description", action),
-            "messages": [{"$ref": f"{here}/messages/{action}.request"}],
-            "reply": {
-                "channel": {"$ref": here},
-                "messages": [
-                    {"$ref": f"{here}/messages/{action}.reply"},
-                    {"$ref": f"{here}/messages/error"},
-                ],
-            },
-            "x-syncbind-errors": event["errors"],
-        }
+        _add_event(stream, action, event, prefix, messages, operations)
     for action, data in description["pushes"].items():
-        name = {"type": "string", "pattern": event_pattern(stream, action)}
-        messages[f"{action}.push"] = {
-            "name": f"{stream}.{action}.push",
-            "payload": _envelope(name, data=with_refs(data, prefix), version=version),
-        }
-        messages[f"{action}.ended"] = {
-            "name": f"{stream}.{action}.ended",
-            "summary": "The server ended this subscription; nothing more is pushed for it.",
-            "payload": _envelope(
-                name,
-                ended={"$ref": "#/components/schemas/Error"},
-                data=with_refs(
-                    {"type": "object", "properties": {"id": {"$ref": "#/schemas/key"}}}, prefix
-                ),
-            ),
-        }
-        operations[f"{stream}.{action}.push"] = {
-            "action": "send",
-            "channel": {"$ref": here},
-            "summary": f"What a subscription pushes under {stream}.{action}.",
-            "messages": [
-                {"$ref": f"{here}/messages/{action}.push"},
-                {"$ref": f"{here}/messages/{action}.ended"},
-            ],
-        }
+        _add_push(stream, action, data, prefix, messages, operations)
     channel = {
         "address": stream,
         "title": description["title"],
@@ -192,6 +136,79 @@ def _stream_channel(
         "messages": messages,
     }
     return channel, operations
+
+
+def _add_event(
+    stream: str,
+    action: str,
+    event: dict[str, Any],
+    prefix: str,
+    messages: dict[str, Any],
+    operations: dict[str, Any],
+) -> None:
+    """The request and reply messages of an event, and the operation receiving it."""
+    here = f"#/channels/{stream}"
+    name = {"type": "string", "pattern": event_pattern(stream, action)}
+    data, reply = with_refs(event["data"], prefix), with_refs(event["reply"], prefix)
+    messages[f"{action}.request"] = {
+        "name": f"{stream}.{action}",
+        "summary": event.get("description", action),
+        "payload": _envelope(name, data=data, request_id={}, version=VERSION),
+    }
+    resume = {"enum": ["unchanged", "changed", "expired"]}
+    messages[f"{action}.reply"] = {
+        "name": f"{stream}.{action}.reply",
+        "payload": _envelope(name, data=reply, request_id={}, version=VERSION, resume=resume),
+    }
+    operations[f"{stream}.{action}"] = {
+        "action": "receive",
+        "channel": {"$ref": here},
+        "summary": event.get("description", action),
+        "messages": [{"$ref": f"{here}/messages/{action}.request"}],
+        "reply": {
+            "channel": {"$ref": here},
+            "messages": [
+                {"$ref": f"{here}/messages/{action}.reply"},
+                {"$ref": f"{here}/messages/error"},
+            ],
+        },
+        "x-syncbind-errors": event["errors"],
+    }
+
+
+def _add_push(
+    stream: str,
+    action: str,
+    data: Any,
+    prefix: str,
+    messages: dict[str, Any],
+    operations: dict[str, Any],
+) -> None:
+    """The messages a subscription pushes under ``<stream>.<action>`` (its data, and
+    the frame ending it), and the operation sending them."""
+    here = f"#/channels/{stream}"
+    name = {"type": "string", "pattern": event_pattern(stream, action)}
+    row_id = {"type": "object", "properties": {"id": {"$ref": "#/schemas/key"}}}
+    messages[f"{action}.push"] = {
+        "name": f"{stream}.{action}.push",
+        "payload": _envelope(name, data=with_refs(data, prefix), version=VERSION),
+    }
+    messages[f"{action}.ended"] = {
+        "name": f"{stream}.{action}.ended",
+        "summary": "The server ended this subscription; nothing more is pushed for it.",
+        "payload": _envelope(
+            name, ended={"$ref": "#/components/schemas/Error"}, data=with_refs(row_id, prefix)
+        ),
+    }
+    operations[f"{stream}.{action}.push"] = {
+        "action": "send",
+        "channel": {"$ref": here},
+        "summary": f"What a subscription pushes under {stream}.{action}.",
+        "messages": [
+            {"$ref": f"{here}/messages/{action}.push"},
+            {"$ref": f"{here}/messages/{action}.ended"},
+        ],
+    }
 
 
 def _batch_channel() -> dict[str, Any]:
