@@ -1,8 +1,12 @@
-"""Per-connection rate limiting (``RATE_LIMIT``: "100/s", "600/m", "10000/h")."""
+"""Rate limiting (``RATE_LIMIT``: "100/s", "600/m", "10000/h"): per WebSocket connection,
+and per user (or client address) across HTTP requests."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
+from typing import Any
 
 PERIODS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -22,7 +26,8 @@ def parse_rate(rate: str) -> tuple[int, float]:
 class RateLimit:
     """A token bucket: ``count`` messages per ``period``, bursts up to ``count``.
 
-    One per connection, used by that connection's messages one at a time.
+    One per WebSocket connection, or per HTTP client (:class:`HttpRateLimits`), whose
+    requests may run in several worker threads at once.
     """
 
     def __init__(self, count: int, period: float, clock=time.monotonic) -> None:
@@ -31,6 +36,7 @@ class RateLimit:
         self.tokens = float(count)
         self.clock = clock
         self.updated = clock()
+        self._lock = threading.Lock()
 
     @classmethod
     def from_setting(cls, rate: str | None) -> RateLimit | None:
@@ -38,10 +44,41 @@ class RateLimit:
 
     def allow(self) -> bool:
         """Take one token; False when the bucket is empty (the message is refused)."""
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.refill)
-        self.updated = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
+        with self._lock:
+            now = self.clock()
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.refill)
+            self.updated = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return True
+            return False
+
+
+class HttpRateLimits:
+    """The HTTP API's buckets: one per signed-in user, else per client address, shared by
+    that client's requests in this process. At most ``max_clients`` are kept, the least
+    recently used dropped first (a dropped client starts again with a full bucket)."""
+
+    max_clients = 10_000
+
+    def __init__(self) -> None:
+        self._buckets: OrderedDict[Any, RateLimit] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def for_client(self, rate: str | None, client: Any) -> RateLimit | None:
+        """The bucket of ``client`` at ``rate`` (None: unlimited)."""
+        if not rate:
+            return None
+        key = (rate, client)
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = RateLimit(*parse_rate(rate))
+                while len(self._buckets) > self.max_clients:
+                    self._buckets.popitem(last=False)
+            else:
+                self._buckets.move_to_end(key)
+            return bucket
+
+
+http_rate_limits = HttpRateLimits()

@@ -7,6 +7,7 @@ from django.test import AsyncClient, Client
 
 from syncbind.authentication import make_token
 from syncbind.testing import connect
+from syncbind.throttling import HttpRateLimits, http_rate_limits
 from tests import factories
 from tests.permission_matrix import HTTP_ROUTES, MATRIX, USERS, P, http_expected, http_matrix
 from tests.testapp.models import Category, Product
@@ -50,6 +51,41 @@ def test_anonymous_allowed_then_permission_classes_decide(transactional_db, sett
         "pong": True,
         "user": None,
     }
+
+
+def test_the_rate_limit_counts_a_users_http_requests_together(superuser, settings):
+    """HTTP shares the WebSocket's request path: RATE_LIMIT applies per user across
+    requests (per client address when signed out), whatever route carries them."""
+    settings.SYNCBIND = {"RATE_LIMIT": "2/h", "ANONYMOUS_CONNECTION_ALLOWED": True}
+    http_rate_limits._buckets.clear()
+    browser, other = Client(), Client()
+    browser.force_login(superuser)
+    other.force_login(factories.SuperUserFactory())
+    product = factories.ProductFactory()
+    assert browser.get("/api/testapp.Product/").status_code == 200
+    assert browser.get(f"/api/testapp.Product/{product.pk}/").status_code == 200
+    refused = browser.post("/api/events/", **body({"event": "testapp.Product.ping"}))
+    assert refused.status_code == 429
+    assert refused.json()["error"] == {
+        "code": "rate_limited",
+        "message": "Too many requests.",
+    }
+    assert other.get("/api/testapp.Product/").status_code == 200  # its own bucket
+    anonymous = Client(REMOTE_ADDR="203.0.113.7")
+    assert [
+        anonymous.post("/api/testapp.Product/ping/", **body({})).status_code for _ in range(3)
+    ] == [200, 200, 429]
+
+
+def test_http_rate_buckets_are_bounded(settings):
+    limits = HttpRateLimits()
+    limits.max_clients = 3
+    for client in range(5):
+        limits.for_client("1/h", client).allow()
+    assert len(limits._buckets) == 3
+    # The oldest were dropped: client 0 starts with a full bucket again.
+    assert limits.for_client("1/h", 0).allow()
+    assert not limits.for_client("1/h", 4).allow()
 
 
 def test_session_writes_need_the_csrf_token(superuser):

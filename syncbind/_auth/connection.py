@@ -28,6 +28,7 @@ from django.utils.functional import LazyObject, empty
 
 from syncbind.exceptions import NotAuthenticated
 from syncbind.settings import api_settings
+from syncbind.throttling import http_rate_limits
 
 _PERMISSION_CACHES = ("_perm_cache", "_user_perm_cache", "_group_perm_cache")
 
@@ -212,8 +213,17 @@ def open_websocket(scope: dict[str, Any], **state: Any) -> Connection:
 
 
 def open_http(request: Any) -> Connection:
-    """Authenticate one HTTP API request with the same classes and the same rule."""
+    """Authenticate one HTTP API request with the same classes and the same rule; its
+    rate is its user's (or, signed out, its client address's) across requests."""
     user, auth, authenticator = _authenticate(request, "authenticate_request")
+    client = (
+        ("user", user.pk) if user.is_authenticated else ("addr", request.META.get("REMOTE_ADDR"))
+    )
     return Connection(
-        user=user, auth=auth, authenticator=authenticator, transport="http", http_request=request
+        user=user,
+        auth=auth,
+        authenticator=authenticator,
+        transport="http",
+        http_request=request,
+        throttle=http_rate_limits.for_client(api_settings.RATE_LIMIT, client),
     )

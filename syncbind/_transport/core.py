@@ -5,7 +5,8 @@ A transport hands the core what it received and sends back what it gets:
 - :func:`handle`: a WebSocket frame → the reply frame, encoded (both
   consumers call it in a worker thread: parsing, the binding's code and the
   encoding all happen there, none of it on the event loop);
-- :func:`dispatch`: an already-parsed message → the reply (the HTTP views).
+- :func:`serve`: a message an HTTP view built → the reply (the same rate, value
+  checks, binding and ``dispatch()``).
 
 Between the two lies one lifecycle, owned by the binding
 (:meth:`~syncbind._bindings.lifecycle.Lifecycle.dispatch`): find the binding, check
@@ -27,7 +28,18 @@ from syncbind._wire import protocol
 from syncbind.exceptions import RateLimited, UnknownEvent
 from syncbind.settings import api_settings
 
-__all__ = ["Connection", "dispatch", "handle", "parse"]
+__all__ = ["Connection", "admit", "dispatch", "handle", "parse", "serve"]
+
+
+def admit(connection: Connection | None, message: protocol.Message | None = None) -> dict | None:
+    """The error reply refusing a message over the connection's rate (``RATE_LIMIT``), or
+    None; every message counts, malformed ones too."""
+    throttle = getattr(connection, "throttle", None)
+    if throttle is None or throttle.allow():
+        return None
+    if message is None:
+        return protocol.error_reply(RateLimited().as_error())
+    return protocol.error_reply(RateLimited().as_error(), message.event, message.request_id)
 
 
 def parse(
@@ -35,9 +47,9 @@ def parse(
 ) -> protocol.Message | dict[str, Any]:
     """The Message in a WebSocket frame, or the error reply for a malformed or
     over-the-rate frame (malformed frames count against the rate too)."""
-    throttle = getattr(connection, "throttle", None)
-    if throttle is not None and not throttle.allow():
-        return protocol.error_reply(RateLimited().as_error())
+    refused = admit(connection)
+    if refused is not None:
+        return refused
     try:
         return protocol.parse_frame(text, max_bytes=api_settings.MAX_MESSAGE_BYTES, binary=binary)
     except protocol.InvalidFrame as invalid:
@@ -60,6 +72,19 @@ def dispatch(message: protocol.Message, connection: Connection | None) -> dict[s
     except Exception as exc:
         return error_reply_for(exc, Request(message, connection))
     return binding.dispatch()
+
+
+def serve(message: protocol.Message, connection: Connection | None) -> dict[str, Any]:
+    """A message built by an HTTP view through the same path as a frame: the rate, the
+    values no database could take, the binding and its ``dispatch()``."""
+    refused = admit(connection, message)
+    if refused is not None:
+        return refused
+    try:
+        protocol.check_values(message)
+    except protocol.InvalidFrame as invalid:
+        return invalid.reply()
+    return dispatch(message, connection)
 
 
 def handle(text: str | None, connection: Connection | None, *, binary: bool = False) -> str:

@@ -96,15 +96,12 @@ def _failure(error: SyncbindError, message: protocol.Message | None = None) -> d
 
 
 def _dispatch(request: HttpRequest, message: protocol.Message) -> dict[str, Any]:
-    """Check the values, authenticate the request, and run the message through the core."""
+    """Authenticate the request, and run the message through the core's request path."""
     try:
-        protocol.check_values(message)
         connection = open_http(request)
-    except protocol.InvalidFrame as invalid:
-        return _failure(invalid.error, message)
     except SyncbindError as error:
         return _failure(error, message)
-    return core.dispatch(message, connection)
+    return core.serve(message, connection)
 
 
 def _message(stream: str, action: str, data: dict[str, Any]) -> protocol.Message:
