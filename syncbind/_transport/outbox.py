@@ -54,14 +54,7 @@ class Outbox:
 
     def put(self, message: dict[str, Any]) -> None:
         """Queue a message (on the event loop). Never blocks."""
-        if self.closed:
-            return
-        size = _size(message)
-        if self._bytes and self._bytes + size > self._max_bytes:
-            self._overflow()
-            return
-        self._queue.append(message)
-        self._bytes += size
+        self._add(self._queue, message)
         self._wakeup.set()
 
     async def aput(self, message: dict[str, Any]) -> None:
@@ -71,16 +64,20 @@ class Outbox:
     def push(self, text: str) -> None:
         """Queue a push (on the event loop): behind the reply being made, if any."""
         message = {"type": "websocket.send", "text": text}
-        if not self._holding:
+        if self._holding:
+            self._add(self._held, message)
+        else:
             self.put(message)
-            return
+
+    def _add(self, queue: deque[dict[str, Any]], message: dict[str, Any]) -> None:
+        """Append ``message`` to ``queue`` within the byte budget both queues share."""
         if self.closed:
             return
         size = _size(message)
         if self._bytes and self._bytes + size > self._max_bytes:
             self._overflow()
             return
-        self._held.append(message)
+        queue.append(message)
         self._bytes += size
 
     def hold(self) -> None:
