@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -65,6 +66,10 @@ class _Transport(AsyncWebsocketConsumer):
         # Every outgoing frame (accept, replies, pushes, close) goes through one
         # bounded queue, so nobody ever waits for a slow client (syncbind._transport.outbox).
         self._outbox = Outbox(send, api_settings.MAX_OUTGOING_BYTES)
+        # @event(detached=True) events running (see _detach).
+        self._detached = 0
+        self._detached_lock = threading.Lock()
+        self._detached_tasks: set[asyncio.Task] = set()
         try:
             await super().__call__(scope, receive, self._outbox.aput)
         finally:
@@ -167,13 +172,39 @@ class _Transport(AsyncWebsocketConsumer):
         # While a message is handled, pushes to this connection wait for its reply.
         self._outbox.hold()
         try:
-            frame = await run_in_pool(core.handle, text, connection, binary=text is None)
-            self._outbox.put({"type": "websocket.send", "text": frame})
+            frame = await run_in_pool(
+                core.handle, text, connection, binary=text is None, detach=self._detach
+            )
+            if frame is not None:  # None: a detached event, answered when it is done
+                self._outbox.put({"type": "websocket.send", "text": frame})
             if connection is not None and not connection.valid:
                 # The request found the credentials gone: its error reply, then the close.
                 self._outbox.put({"type": "websocket.close", "code": REVOKED_CLOSE_CODE})
         finally:
             self._outbox.release()
+
+    def _detach(self, job: Callable[[], str]) -> bool:
+        """Run a detached event's ``job`` beside this socket's next messages (called from
+        the worker thread); its reply frame is queued when it is done. False when
+        ``MAX_DETACHED_EVENTS`` already run."""
+        with self._detached_lock:
+            if self._detached >= api_settings.MAX_DETACHED_EVENTS:
+                return False
+            self._detached += 1
+        self.loop.call_soon_threadsafe(self._start_detached, job)
+        return True
+
+    def _start_detached(self, job: Callable[[], str]) -> None:
+        task = self.loop.create_task(self._detached_reply(job), name="syncbind-detached")
+        self._detached_tasks.add(task)  # the loop keeps only weak references
+        task.add_done_callback(self._detached_tasks.discard)
+
+    async def _detached_reply(self, job: Callable[[], str]) -> None:
+        try:
+            self._outbox.put({"type": "websocket.send", "text": await run_in_pool(job)})
+        finally:
+            with self._detached_lock:
+                self._detached -= 1
 
 
 class BindingConsumer(_Transport):

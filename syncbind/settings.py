@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_OUTGOING_BYTES": 4 * 1024 * 1024,
     # Per-connection request rate, e.g. "100/s" or "1000/m"; None is unlimited.
     "RATE_LIMIT": None,
+    # ``@event(detached=True)`` events one WebSocket may have running at once; beyond it
+    # the event is refused (limit_exceeded).
+    "MAX_DETACHED_EVENTS": 4,
     # Seconds after which a connection re-reads its user (revoked permissions,
     # deactivated users) before its next request or push; None never.
     "USER_REFRESH_INTERVAL": 60,

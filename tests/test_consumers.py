@@ -1,6 +1,8 @@
 """The consumers (syncbind/consumers.py): what they do per message beyond the core."""
 
 import asyncio
+import json
+import threading
 from typing import ClassVar
 
 import pytest
@@ -92,6 +94,75 @@ def test_an_async_event_cannot_be_declared_atomic():
                 return None
 
     assert LoopBinding.get_event("where")[1].atomic is False  # the default for async def
+
+
+class DetachedBinding(SyncBinding):
+    """``report`` runs beside the socket's other messages and waits on a gate."""
+
+    model = Product
+    stream = "testapp.DetachedProduct"
+    fields = ["id", "name"]
+    started = threading.Semaphore(0)
+    gate = threading.Event()
+
+    @event(detached=True)
+    def report(self, request):
+        DetachedBinding.started.release()
+        assert DetachedBinding.gate.wait(10)
+        return {"report": request.data["n"]}
+
+
+def detached_frame(n, request_id):
+    return json.dumps(
+        {"event": "testapp.DetachedProduct.report", "data": {"n": n}, "request_id": request_id}
+    )
+
+
+@override_bindings(DetachedBinding)
+@pytest.mark.parametrize("consumer", [BindingConsumer, AsyncBindingConsumer])
+async def test_a_detached_event_runs_beside_the_sockets_next_messages(superuser, consumer):
+    """While ``report`` waits on its gate, the socket answers the messages after it; its
+    reply comes when it is done. Proven with the gate, not with time."""
+    DetachedBinding.gate.clear()
+    async with connect(superuser, application=consumer.as_asgi()) as client:
+        await client.send_raw(detached_frame(1, "slow"))
+        assert await asyncio.to_thread(DetachedBinding.started.acquire, True, 10)
+        # report is running (and blocked): a later message is answered first.
+        assert (await client.send_event("testapp.DetachedProduct.list"))["data"]["count"] == 0
+        DetachedBinding.gate.set()
+        reply = await client.receive()
+        assert reply == {
+            "event": "testapp.DetachedProduct.report",
+            "data": {"report": 1},
+            "request_id": "slow",
+        }
+
+
+@override_bindings(DetachedBinding)
+async def test_detached_events_beyond_the_limit_are_refused(superuser, settings):
+    settings.SYNCBIND = {"MAX_DETACHED_EVENTS": 1}
+    DetachedBinding.gate.clear()
+    async with connect(superuser, application=BindingConsumer.as_asgi()) as client:
+        await client.send_raw(detached_frame(1, "first"))
+        assert await asyncio.to_thread(DetachedBinding.started.acquire, True, 10)
+        await client.send_raw(detached_frame(2, "second"))
+        assert await client.receive() == {
+            "event": "testapp.DetachedProduct.report",
+            "error": {
+                "code": "limit_exceeded",
+                "message": "Too many detached events running on this connection "
+                "(MAX_DETACHED_EVENTS=1).",
+            },
+            "request_id": "second",
+        }
+        DetachedBinding.gate.set()
+        assert (await client.receive())["data"] == {"report": 1}
+        # The slot is free again.
+        DetachedBinding.gate.clear()
+        await client.send_raw(detached_frame(3, "third"))
+        assert await asyncio.to_thread(DetachedBinding.started.acquire, True, 10)
+        DetachedBinding.gate.set()
+        assert (await client.receive())["data"] == {"report": 3}
 
 
 def test_the_pre_release_consumer_names_are_gone():

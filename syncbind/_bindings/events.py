@@ -33,6 +33,8 @@ class EventSpec:
     permission_classes: Sequence[type] | None = None
     # Run inside transaction.atomic(): on for writes and custom sync events.
     atomic: bool = True
+    # Run beside the socket's other messages rather than before them (WebSocket).
+    detached: bool = False
 
 
 @overload
@@ -43,10 +45,11 @@ def event(
     *,
     permission_classes: Sequence[type] | None = None,
     atomic: bool | None = None,
+    detached: bool = False,
 ) -> Callable[[F], F]: ...
 
 
-def event(func=None, *, name=None, permission_classes=None, atomic=None):
+def event(func=None, *, name=None, permission_classes=None, atomic=None, detached=False):
     """Mark a binding method as the handler of ``<stream>.<name>``.
 
     The method is called as ``method(self, request)`` in a worker thread (or, if
@@ -55,6 +58,11 @@ def event(func=None, *, name=None, permission_classes=None, atomic=None):
     this event; ``atomic`` wraps the call in ``transaction.atomic()``: the default for
     a sync method. An ``async def`` event cannot be atomic (its queries run in other
     threads, outside any transaction this one opens): ``atomic=True`` on one is refused.
+
+    ``detached=True`` runs it beside the socket's other messages instead of before
+    them: the messages after it are handled (and answered) while it runs, and its
+    reply comes when it is done. At most ``MAX_DETACHED_EVENTS`` run at once per
+    socket (``limit_exceeded`` beyond). Over HTTP every request stands alone anyway.
     """
     if isinstance(func, str):
         name, func = func, None
@@ -81,6 +89,7 @@ def event(func=None, *, name=None, permission_classes=None, atomic=None):
                 if permission_classes is not None
                 else None,
                 atomic=not is_async if atomic is None else atomic,
+                detached=detached,
             ),
         )
         return method

@@ -18,6 +18,7 @@ or HTTP.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from syncbind._auth.connection import Connection
@@ -25,7 +26,7 @@ from syncbind._bindings.lifecycle import error_reply_for
 from syncbind._bindings.registry import registry
 from syncbind._bindings.request import Request
 from syncbind._wire import protocol
-from syncbind.exceptions import RateLimited, UnknownEvent
+from syncbind.exceptions import LimitExceeded, RateLimited, UnknownEvent
 from syncbind.settings import api_settings
 
 __all__ = ["Connection", "admit", "dispatch", "handle", "parse", "serve"]
@@ -87,10 +88,41 @@ def serve(message: protocol.Message, connection: Connection | None) -> dict[str,
     return dispatch(message, connection)
 
 
-def handle(text: str | None, connection: Connection | None, *, binary: bool = False) -> str:
-    """A WebSocket frame → the reply frame (worker thread)."""
+def handle(
+    text: str | None,
+    connection: Connection | None,
+    *,
+    binary: bool = False,
+    detach: Callable[[Callable[[], str]], bool] | None = None,
+) -> str | None:
+    """A WebSocket frame → the reply frame (worker thread).
+
+    An ``@event(detached=True)`` event is handed to ``detach`` (the consumer's) as a
+    job that returns its reply frame, and None is returned: the socket goes on with
+    its next message. ``detach`` answers False when the socket already runs
+    ``MAX_DETACHED_EVENTS``: the event is then refused (``limit_exceeded``).
+    """
     message = parse(text, connection, binary=binary)
     if isinstance(message, dict):
         return protocol.encode(message)
+    try:
+        binding = bind(message, connection)
+    except Exception as exc:
+        refusal = error_reply_for(exc, Request(message, connection))
+        return _frame(lambda: refusal)
+    if detach is not None and binding.get_handler()[1].detached:
+        if detach(lambda: _frame(binding.dispatch)):
+            return None
+        limit = api_settings.MAX_DETACHED_EVENTS
+        refused = LimitExceeded(
+            f"Too many detached events running on this connection (MAX_DETACHED_EVENTS={limit})."
+        )
+        return _frame(lambda: error_reply_for(refused, binding.request, binding))
+    return _frame(binding.dispatch)
+
+
+def _frame(make_reply: Callable[[], dict[str, Any]]) -> str:
+    """The reply ``make_reply`` makes, encoded; its data encoded once (see
+    ``protocol.encoding_reply``)."""
     with protocol.encoding_reply():
-        return protocol.frame_text(dispatch(message, connection))
+        return protocol.frame_text(make_reply())
