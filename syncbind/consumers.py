@@ -19,15 +19,17 @@ handshake; the protocol lives in :mod:`syncbind._transport.core`.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from channels.consumer import get_handler_name
-from channels.exceptions import StopConsumer
+from channels.exceptions import AcceptConnection, DenyConnection, StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from syncbind._auth.connection import Connection, open_websocket
+from syncbind._bindings.lifecycle import awaited
 from syncbind._live.hub import get_hub
 from syncbind._live.subscriptions import ConnectionSubscriptions
 from syncbind._transport import core
@@ -90,7 +92,19 @@ class _Transport(AsyncWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        if inspect.iscoroutinefunction(handler):
+            await handler(message)
+        else:  # a group message's handler written as a sync consumer's (chat_message)
+            await run_in_pool(handler, message)
+
+    async def _join_groups(self) -> None:
+        """Channels' ``groups`` class attribute, for a consumer with a channel layer."""
+        for group in self.groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def _leave_groups(self) -> None:
+        for group in self.groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     def _emit(self, message: dict[str, Any]) -> None:
         """Queue an outgoing frame, from the loop or from a worker thread (in order:
@@ -173,7 +187,12 @@ class _Transport(AsyncWebsocketConsumer):
         self._outbox.hold()
         try:
             frame = await run_in_pool(
-                core.handle, text, connection, binary=text is None, detach=self._detach
+                core.handle,
+                text,
+                connection,
+                binary=text is None,
+                detach=self._detach,
+                other=self._unnamed,
             )
             if frame is not None:  # None: a detached event, answered when it is done
                 self._outbox.put({"type": "websocket.send", "text": frame})
@@ -216,27 +235,52 @@ class BindingConsumer(_Transport):
     """
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
-        await run_in_pool(self.connect)
+        await self._join_groups()
+        await run_in_pool(self._handshake)
+
+    def _handshake(self) -> None:
+        self.connection = self.open_connection()
+        if self.connection is None:
+            self.refuse()
+            return
+        try:
+            self.connect()
+        except AcceptConnection:
+            self.accept()
+        except DenyConnection:
+            self.close()
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        await self._leave_groups()
         await run_in_pool(self.disconnect, message.get("code"))
+        await run_in_pool(self.close_connection)
         await self._hub.groups_updated()
         raise StopConsumer()
 
     def connect(self) -> None:
-        """Called (worker thread) at the handshake: accept or refuse it."""
-        self.connection = self.open_connection()
-        if self.connection is None:
-            self.refuse()
-        else:
-            self.accept(self.accepted_subprotocol())
+        """Called (worker thread) at the handshake, once the client is authenticated:
+        accept it (the default) or refuse it (``close()``). Override as in a Channels
+        ``JsonWebsocketConsumer``."""
+        self.accept()
 
     def disconnect(self, code: int | None) -> None:
-        """Called (worker thread) once the socket is closed."""
-        self.close_connection()
+        """Called (worker thread) once the socket is closed; its subscriptions are
+        dropped after it, whatever it does."""
+
+    def receive_json(self, content: dict[str, Any]) -> None:
+        """A frame that names no event (worker thread), e.g. a chat message of the
+        consumer this class replaced. Override to take such frames, as a Channels
+        ``JsonWebsocketConsumer`` does; by default it is answered ``bad_request``."""
+        self.send_json(protocol.NoEvent(content).reply())
+
+    def _unnamed(self, content: dict[str, Any]) -> None:
+        self.receive_json(content)
 
     # Sync counterparts of Channels' coroutines: they queue, never wait.
     def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        """Accept the handshake; with the ``syncbind`` subprotocol when the client
+        offered it and no other is given."""
+        subprotocol = subprotocol or self.accepted_subprotocol()
         message: dict[str, Any] = {"type": "websocket.accept", "subprotocol": subprotocol}
         if headers:
             message["headers"] = list(headers)
@@ -270,16 +314,38 @@ class AsyncBindingConsumer(_Transport):
 
     async_hooks = True
 
-    async def connect(self) -> None:
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
         self.connection = await run_in_pool(self.open_connection)
         if self.connection is None:
             self.refuse()
-        else:
-            await self.accept(self.accepted_subprotocol())
+            return
+        await super().websocket_connect(message)  # Channels': groups, connect()
 
-    async def disconnect(self, code: int) -> None:
-        await run_in_pool(self.close_connection)
-        await self._hub.groups_updated()
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        try:
+            await super().websocket_disconnect(message)  # Channels': groups, disconnect()
+        finally:
+            await run_in_pool(self.close_connection)
+            await self._hub.groups_updated()
+
+    async def connect(self) -> None:
+        """Awaited at the handshake, once the client is authenticated: accept it (the
+        default) or refuse it. Override as in a Channels ``AsyncJsonWebsocketConsumer``."""
+        await self.accept()
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        """Accept the handshake; with the ``syncbind`` subprotocol when the client
+        offered it and no other is given."""
+        await super().accept(subprotocol or self.accepted_subprotocol(), headers)
+
+    async def receive_json(self, content: dict[str, Any]) -> None:
+        """A frame that names no event, awaited on the loop. Override to take such
+        frames, as a Channels ``AsyncJsonWebsocketConsumer`` does; by default it is
+        answered ``bad_request``."""
+        await self.send_json(protocol.NoEvent(content).reply())
+
+    def _unnamed(self, content: dict[str, Any]) -> None:
+        awaited(self.receive_json(content), self.connection)
 
     async def send_json(self, content: Any, close: bool = False) -> None:
         await self.send(text_data=protocol.encode(content), close=close)

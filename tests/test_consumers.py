@@ -6,10 +6,14 @@ import threading
 from typing import ClassVar
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.routing import URLRouter
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import path
 
 from syncbind import AsyncBindingConsumer, BindingConsumer, SyncBinding, event
-from syncbind.testing import connect, override_bindings
+from syncbind.testing import connect, override_bindings, settle
+from tests import factories
 from tests.testapp.models import Product
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -163,6 +167,74 @@ async def test_detached_events_beyond_the_limit_are_refused(superuser, settings)
         assert await asyncio.to_thread(DetachedBinding.started.acquire, True, 10)
         DetachedBinding.gate.set()
         assert (await client.receive())["data"] == {"report": 3}
+
+
+class ChatConsumer(BindingConsumer):
+    """The Channels tutorial's chat consumer, written for JsonWebsocketConsumer, with
+    its base class changed to BindingConsumer (and a channel layer of its own, which it
+    uses for its rooms)."""
+
+    channel_layer_alias = "default"
+
+    def connect(self):
+        self.room_group_name = f"chat_{self.scope['url_route']['kwargs']['room_name']}"
+        async_to_sync(self.channel_layer.group_add)(self.room_group_name, self.channel_name)
+        self.accept()
+
+    def disconnect(self, close_code):
+        async_to_sync(self.channel_layer.group_discard)(self.room_group_name, self.channel_name)
+
+    def receive_json(self, content):
+        async_to_sync(self.channel_layer.group_send)(
+            self.room_group_name, {"type": "chat.message", "message": content["message"]}
+        )
+
+    def chat_message(self, event):
+        self.send_json({"message": event["message"]})
+
+
+def chat_app():
+    return URLRouter([path("ws/chat/<str:room_name>/", ChatConsumer.as_asgi())])
+
+
+async def test_a_channels_tutorial_consumer_keeps_working_beside_the_bindings(superuser, db_call):
+    """connect(), disconnect(), receive_json() for frames that name no stream, a group
+    handler and self.channel_layer work as before; the bindings answer and push beside
+    them on the same socket."""
+    alice = await connect(superuser, application=chat_app(), path="/ws/chat/lobby/")
+    bob = await connect(superuser, application=chat_app(), path="/ws/chat/lobby/")
+    try:
+        page = await alice.send_event("testapp.Product.list")
+        assert page["data"]["count"] == 0
+        await bob.send_raw(json.dumps({"message": "hello"}))
+        assert await alice.receive() == {"message": "hello"}
+        assert await bob.receive() == {"message": "hello"}
+        await settle()
+        await db_call(factories.ProductFactory, name="lamp")
+        pushed = await alice.receive_push("testapp.Product.list")
+        assert [row["name"] for row in pushed["data"]["rows"]] == ["lamp"]
+    finally:
+        await bob.close()
+    await alice.send_raw(json.dumps({"message": "anyone?"}))
+    assert await alice.receive() == {"message": "anyone?"}  # bob left the room
+    await alice.assert_nothing_more()
+    await alice.close()
+
+
+@pytest.mark.parametrize("consumer", [BindingConsumer, AsyncBindingConsumer])
+async def test_a_frame_naming_no_event_is_refused_when_nothing_takes_it(superuser, consumer):
+    async with connect(superuser, application=consumer.as_asgi()) as client:
+        await client.send_raw(json.dumps({"message": "hello", "request_id": 7}))
+        assert await client.receive() == {
+            "event": None,
+            "error": {
+                "code": "bad_request",
+                "message": "Unknown key 'message': a message has 'event', 'data', "
+                "'request_id' and 'version' (list parameters such as 'ordering' go in "
+                "'data').",
+            },
+            "request_id": 7,
+        }
 
 
 def test_the_pre_release_consumer_names_are_gone():

@@ -29,7 +29,7 @@ from syncbind._wire import protocol
 from syncbind.exceptions import LimitExceeded, RateLimited, UnknownEvent
 from syncbind.settings import api_settings
 
-__all__ = ["Connection", "admit", "dispatch", "handle", "parse", "serve"]
+__all__ = ["Connection", "admit", "dispatch", "handle", "serve"]
 
 
 def admit(connection: Connection | None, message: protocol.Message | None = None) -> dict | None:
@@ -41,20 +41,6 @@ def admit(connection: Connection | None, message: protocol.Message | None = None
     if message is None:
         return protocol.error_reply(RateLimited().as_error())
     return protocol.error_reply(RateLimited().as_error(), message.event, message.request_id)
-
-
-def parse(
-    text: str | None, connection: Connection | None, *, binary: bool = False
-) -> protocol.Message | dict[str, Any]:
-    """The Message in a WebSocket frame, or the error reply for a malformed or
-    over-the-rate frame (malformed frames count against the rate too)."""
-    refused = admit(connection)
-    if refused is not None:
-        return refused
-    try:
-        return protocol.parse_frame(text, max_bytes=api_settings.MAX_MESSAGE_BYTES, binary=binary)
-    except protocol.InvalidFrame as invalid:
-        return invalid.reply()
 
 
 def bind(message: protocol.Message, connection: Connection | None) -> Any:
@@ -94,6 +80,7 @@ def handle(
     *,
     binary: bool = False,
     detach: Callable[[Callable[[], str]], bool] | None = None,
+    other: Callable[[dict[str, Any]], None] | None = None,
 ) -> str | None:
     """A WebSocket frame → the reply frame (worker thread).
 
@@ -101,10 +88,25 @@ def handle(
     job that returns its reply frame, and None is returned: the socket goes on with
     its next message. ``detach`` answers False when the socket already runs
     ``MAX_DETACHED_EVENTS``: the event is then refused (``limit_exceeded``).
+
+    A JSON object that names no event goes to ``other`` (the consumer's
+    ``receive_json``), with no reply of the core's. Every frame counts against the
+    rate (``RATE_LIMIT``), malformed ones too.
     """
-    message = parse(text, connection, binary=binary)
-    if isinstance(message, dict):
-        return protocol.encode(message)
+    refused = admit(connection)
+    if refused is not None:
+        return protocol.encode(refused)
+    try:
+        message = protocol.parse_frame(
+            text, max_bytes=api_settings.MAX_MESSAGE_BYTES, binary=binary
+        )
+    except protocol.NoEvent as unnamed:
+        if other is None:
+            return protocol.encode(unnamed.reply())
+        other(unnamed.content)
+        return None
+    except protocol.InvalidFrame as invalid:
+        return protocol.encode(invalid.reply())
     try:
         binding = bind(message, connection)
     except Exception as exc:
@@ -114,10 +116,10 @@ def handle(
         if detach(lambda: _frame(binding.dispatch)):
             return None
         limit = api_settings.MAX_DETACHED_EVENTS
-        refused = LimitExceeded(
+        too_many = LimitExceeded(
             f"Too many detached events running on this connection (MAX_DETACHED_EVENTS={limit})."
         )
-        return _frame(lambda: error_reply_for(refused, binding.request, binding))
+        return _frame(lambda: error_reply_for(too_many, binding.request, binding))
     return _frame(binding.dispatch)
 
 

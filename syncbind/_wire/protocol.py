@@ -121,8 +121,27 @@ def check_size(frame: str | bytes, max_bytes: int) -> None:
         raise InvalidFrame(TooLarge(f"Message larger than {max_bytes} bytes."))
 
 
+class NoEvent(InvalidFrame):
+    """A JSON object with no ``event``: a frame that names no stream. A consumer may
+    take it itself (``receive_json``); otherwise it is answered ``bad_request``."""
+
+    def __init__(self, content: dict[str, Any]) -> None:
+        super().__init__(BadRequest("The message needs an 'event' string."))
+        self.content = content
+
+    def reply(self) -> dict[str, Any]:
+        """The ``bad_request`` reply such a frame gets when nothing takes it: what the
+        envelope's checks say of it (an unknown key first, as in any frame)."""
+        try:
+            parse_envelope(self.content)
+        except InvalidFrame as invalid:
+            return invalid.reply()
+        return super().reply()  # unreachable: a frame without an event is refused
+
+
 def parse_frame(text: str | None, *, max_bytes: int, binary: bool = False) -> Message:
-    """Parse one WebSocket text frame; raise InvalidFrame when it is not a request."""
+    """Parse one WebSocket text frame; raise InvalidFrame when it is not a request
+    (:class:`NoEvent` when it is a JSON object that names no event)."""
     if binary or text is None:
         raise InvalidFrame(BadRequest("Binary frames are not supported; send JSON text."))
     check_size(text, max_bytes)
@@ -130,6 +149,8 @@ def parse_frame(text: str | None, *, max_bytes: int, binary: bool = False) -> Me
         content = values.loads(text)
     except (ValueError, RecursionError):
         raise InvalidFrame(BadRequest("The message is not valid JSON.")) from None
+    if isinstance(content, dict) and "event" not in content:
+        raise NoEvent(content)
     message = parse_envelope(content, size=utf8_size(text))
     if values.worth_checking(text):
         check_values(message)
