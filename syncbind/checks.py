@@ -244,8 +244,8 @@ def check_deployment(app_configs=None, **kwargs):
                     checks.Warning(
                         f"{', '.join(unguarded)} is routed without an OriginValidator: any site "
                         "may open a WebSocket to it with the visitor's cookies.",
-                        hint="Wrap the websocket routing in "
-                        "channels.security.websocket.AllowedHostsOriginValidator (docs/deployment.md).",
+                        hint="Wrap the websocket routing in syncbind.origins.SessionOriginValidator "
+                        "(or Channels' AllowedHostsOriginValidator; docs/deployment.md).",
                         id="syncbind.W011",
                     )
                 )

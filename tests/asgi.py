@@ -13,6 +13,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from syncbind import AsyncBindingConsumer, BindingConsumer  # noqa: E402
+from syncbind.origins import SessionOriginValidator  # noqa: E402
 
 websocket_urls = [
     path("ws/", BindingConsumer.as_asgi()),
@@ -21,4 +22,12 @@ websocket_urls = [
 
 application = ProtocolTypeRouter(
     {"http": django_asgi_app, "websocket": AuthMiddlewareStack(URLRouter(websocket_urls))}
+)
+
+# The README's routing: session handshakes same-site only, tokens from any origin.
+guarded_application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": SessionOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urls))),
+    }
 )

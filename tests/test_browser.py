@@ -15,6 +15,9 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -295,6 +298,76 @@ def test_a_token_connects_a_page_without_a_session(browser, site):
     assert result["failure"] == "disconnected"
     # Without a token or a session the handshake is refused (anonymous users may not connect).
     assert "open" not in result["statuses"] and "closed" in result["statuses"]
+
+
+@contextmanager
+def elsewhere_server():
+    """A page of another origin on the same site, http://127.0.0.1:<another port>/, that
+    serves syncbind.js itself (a module script from another origin would need CORS). The
+    browser sends it the site's cookies: they do not depend on the port."""
+    client = (ROOT / "syncbind" / "static" / "syncbind" / "syncbind.js").read_bytes()
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self):
+            script = self.path == "/syncbind.js"
+            body = client if script else b"<!doctype html><title>elsewhere</title>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/javascript" if script else "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_page_on_another_origin_connects_with_a_token_and_not_with_the_session(browser, site):
+    """Issue 25, point 4: the demo's routing (the README's, SessionOriginValidator) lets
+    a page on another origin connect with a token, as the token's user; the visitor's
+    session (demo's, logged in on the site in the same browser, its cookie sent with
+    both handshakes) opens no socket for that page."""
+    token = manage(
+        site,
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model; "
+        "from syncbind.authentication import make_token; "
+        "print(make_token(get_user_model().objects.get(username='alice')))",
+    )
+    page = logged_in_page(browser, site)  # the demo's session cookie is in this browser
+    with elsewhere_server() as elsewhere:
+        page.goto(f"{elsewhere}/")
+        result = page.evaluate(
+            """async ([url, token]) => {
+                const { SyncBind } = await import("/syncbind.js");
+                const withToken = new SyncBind(url, {token});
+                const row = await withToken.send("shop.Product.retrieve", {id: 1});
+                // alice may not delete (demo may): the socket is alice's, not the session's.
+                const asAlice = await withToken.send("shop.Product.delete", {id: 999999}).catch((e) => e.code);
+                withToken.close();
+                const bySession = new SyncBind(url, {maxDelay: 60000});
+                const statuses = [];
+                bySession.on("status", (status) => statuses.push(status));
+                const refused = await bySession.send("shop.Product.retrieve", {id: 1}).catch((e) => e.code);
+                bySession.close();
+                return {origin: location.origin, name: row.name, asAlice, refused, statuses};
+            }""",
+            [f"ws://127.0.0.1:{site['port']}/ws/", token],
+        )
+        assert result["origin"] == elsewhere
+        assert result["name"] == "Pocket Atlas"
+        assert result["asAlice"] == "permission_denied"
+        assert result["refused"] == "disconnected"
+        assert "open" not in result["statuses"]
 
 
 def test_a_live_list_with_a_query_keeps_updating(browser, site):

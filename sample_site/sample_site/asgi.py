@@ -11,12 +11,12 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from syncbind import BindingConsumer  # noqa: E402
+from syncbind.origins import SessionOriginValidator  # noqa: E402
 
 # uvicorn does not serve static files; in DEBUG Django does (the admin needs them).
 http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app
@@ -24,7 +24,7 @@ http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        "websocket": AllowedHostsOriginValidator(
+        "websocket": SessionOriginValidator(
             AuthMiddlewareStack(URLRouter([path("ws/", BindingConsumer.as_asgi())]))
         ),
     }

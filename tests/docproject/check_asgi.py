@@ -1,5 +1,6 @@
-"""The project's asgi.py as a browser meets it: static files over HTTP, and a logged-in
-WebSocket on /ws/ through the origin check and the session middleware.
+"""The project's asgi.py as a browser meets it: static files over HTTP, a logged-in
+WebSocket on /ws/ through the origin check and the session middleware, and a token
+client on another origin.
 
 ``python check_asgi.py`` after the README's files are written (tests/test_docs.py).
 """
@@ -16,7 +17,16 @@ from asgiref.testing import ApplicationCommunicator  # noqa: E402
 from channels.testing import WebsocketCommunicator  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.test import Client  # noqa: E402
+from django.test import Client, override_settings  # noqa: E402
+
+from syncbind.authentication import make_token  # noqa: E402
+
+TOKENS_TOO = {
+    "AUTHENTICATION_CLASSES": [
+        "syncbind.authentication.SessionAuthentication",
+        "syncbind.authentication.TokenAuthentication",
+    ]
+}
 
 
 def session_cookie(username):
@@ -65,6 +75,23 @@ async def main():
     anonymous = WebsocketCommunicator(application, "/ws/", headers=headers)
     connected, _ = await anonymous.connect()
     assert not connected, "an anonymous handshake was accepted"
+
+    # A page on another origin (or a mobile web view) with a token of its own.
+    token = await asyncio.to_thread(
+        lambda: make_token(get_user_model().objects.get(username="ada"))
+    )
+    with override_settings(SYNCBIND=TOKENS_TOO):
+        elsewhere = [(b"host", b"localhost"), (b"origin", b"https://app.elsewhere.example")]
+        protocols = ["syncbind", f"syncbind.token.{token}"]
+        socket = WebsocketCommunicator(
+            application, "/ws/", headers=elsewhere, subprotocols=protocols
+        )
+        connected, _ = await socket.connect()
+        assert connected, "a token client on another origin was refused"
+        await socket.send_to(text_data=json.dumps({"event": "shop.Note.list", "data": {}}))
+        reply = json.loads(await socket.receive_from(5))
+        assert [row["text"] for row in reply["data"]["rows"]] == ["hi"], reply
+        await socket.disconnect()
 
 
 call_command("migrate", run_syncdb=True, verbosity=0)

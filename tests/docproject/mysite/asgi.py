@@ -8,15 +8,15 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from syncbind import BindingConsumer  # noqa: E402
+from syncbind.origins import SessionOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
+        "websocket": SessionOriginValidator(
             AuthMiddlewareStack(URLRouter([path("ws/", BindingConsumer.as_asgi())]))
         ),
     }
