@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
@@ -336,7 +336,13 @@ def _bound_databases() -> set[str]:
 
 @checks.register("syncbind")
 def check_capture_backend(app_configs=None, **kwargs):
-    """Capture is off, or the database cannot capture (syncbind.W016, syncbind.W018)."""
+    """Capture is off, or the database cannot capture (syncbind.W016, syncbind.W018).
+
+    An in-memory SQLite database is left out: it is the test database Django's test
+    runner makes for a SQLite project (the runner checks after making it), where
+    model signals push and a warning on every test run would say nothing about the
+    site.
+    """
     from django.db import connections
 
     from syncbind._capture.triggers import supported
@@ -344,6 +350,9 @@ def check_capture_backend(app_configs=None, **kwargs):
 
     found = []
     for alias in sorted(_bound_databases()):
+        connection: Any = connections[alias]
+        if connection.vendor == "sqlite" and connection.is_in_memory_db():
+            continue
         if not supported(alias):
             found.append(
                 checks.Warning(

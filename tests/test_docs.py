@@ -121,6 +121,30 @@ def test_the_readme_asgi_py_serves_static_files_and_logged_in_websockets(tmp_pat
     assert (code, output.strip().splitlines()[-1:]) == (0, ["asgi ok"]), output
 
 
+def test_the_quick_start_under_django_s_test_runner_prints_no_warning(tmp_path):
+    """``manage.py test`` turns DEBUG off and runs the system checks: the quick start's
+    in-memory layer is what a test run wants, so nothing is printed (syncbind.W013 is a
+    deploy check); ``check --deploy`` with DEBUG off still names it."""
+    project, env = make_project(tmp_path)
+    write_files(project, runnable_blocks(ROOT / "README.md"))
+    (project / "shop" / "tests.py").write_text(
+        "from django.test import TestCase\n\n\n"
+        "class PageTests(TestCase):\n"
+        "    def test_the_notes_page_asks_for_a_login(self):\n"
+        "        self.assertRedirects(\n"
+        "            self.client.get('/'), '/accounts/login/?next=/', fetch_redirect_response=False\n"
+        "        )\n"
+    )
+    code, output = run([sys.executable, "manage.py", "test", "shop"], project, env)
+    assert code == 0, output
+    assert "System check identified no issues (0 silenced)." in output
+    assert "WARNINGS" not in output and "W013" not in output, output
+    debug_off = project / "mysite" / "readme_settings.py"
+    debug_off.write_text(debug_off.read_text() + "\nDEBUG = False\n")
+    code, output = run([sys.executable, "manage.py", "check", "--deploy"], project, env)
+    assert "syncbind.W013" in output, output
+
+
 def test_docs_testing_md_runs_without_daphne(tmp_path):
     """The plugin and its client need nothing that syncbind does not install: daphne
     (which ``channels.testing`` imports) made unimportable, the page's tests pass."""

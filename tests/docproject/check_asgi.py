@@ -30,9 +30,21 @@ TOKENS_TOO = {
 
 
 def session_cookie(username):
-    user = get_user_model().objects.create_user(username, password="pw")
-    client = Client()
-    client.force_login(user)
+    """Log ``username`` in as a browser would: the page sends them to the login form,
+    which sends them back to the page (LOGIN_REDIRECT_URL); their session cookie."""
+    get_user_model().objects.create_user(username, password="pw")
+    client = Client(enforce_csrf_checks=True)
+    assert client.get("/").url == "/accounts/login/?next=/"
+    form = client.get("/accounts/login/")
+    assert form.status_code == 200 and b'name="username"' in form.content, form.content
+    credentials = {"username": username, "password": "pw"}
+    logged_in = client.post(
+        "/accounts/login/",
+        {**credentials, "csrfmiddlewaretoken": client.cookies["csrftoken"].value},
+    )
+    assert logged_in.url == "/", logged_in  # LOGIN_REDIRECT_URL: the notes page
+    page = client.get("/")
+    assert page.status_code == 200 and b"/static/syncbind/syncbind.js" in page.content
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 

@@ -48,3 +48,8 @@ CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 USE_TZ = True
 STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The README's settings block, when the test wrote it (tests/test_docs.py): what the
+# quick start changes or adds in the settings.py startproject made.
+if (BASE_DIR / "mysite" / "readme_settings.py").exists():
+    from .readme_settings import *  # noqa: F403
