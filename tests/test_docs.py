@@ -163,6 +163,44 @@ def test_docs_testing_md_runs_without_daphne(tmp_path):
     assert "daphne" not in output
 
 
+OLD_BINDINGS = """from channels_binding.bindings import AsyncBinding
+
+from .models import Product
+
+
+class ProductBinding(AsyncBinding):
+    model = Product
+"""
+
+
+def test_migrating_step_1_leaves_a_project_that_starts(tmp_path):
+    """docs/migrating.md, step 1: syncbind installed beside channels-binding, whose
+    settings and bindings are unchanged, passes ``check``; removing channels-binding
+    first (what the guide said before) stops the project, since syncbind imports
+    every app's bindings.py and the old ones import channels_binding."""
+    project, env = make_project(tmp_path)
+    (project / "shop" / "bindings.py").write_text(OLD_BINDINGS)
+    settings = project / "mysite" / "settings.py"
+    unchanged = settings.read_text()
+    settings.write_text(
+        unchanged + "\nINSTALLED_APPS = [*INSTALLED_APPS, 'channels_binding']\n"
+        "CHANNELS_BINDING = {'AUTHENTIFICATION_CLASSES': "
+        "('channels_binding.authentification.DefaultDjangoUser',), 'DEFAULT_PAGE_SIZE': 25}\n"
+    )
+    code, output = run([sys.executable, "manage.py", "check"], project, env)
+    assert code == 0, output
+    assert "syncbind.W015" in output  # the old settings dict, read until step 4
+
+    hidden = {**env, "PYTHONPATH": env["PYTHONPATH"] + os.pathsep + str(tmp_path / "hide")}
+    (tmp_path / "hide").mkdir()
+    (tmp_path / "hide" / "sitecustomize.py").write_text(
+        "import sys\nsys.modules['channels_binding'] = None  # as if uninstalled\n"
+    )
+    settings.write_text(unchanged)  # channels-binding removed before its bindings
+    code, output = run([sys.executable, "manage.py", "check"], project, hidden)
+    assert code != 0 and "from channels_binding.bindings import AsyncBinding" in output, output
+
+
 GUNICORN_LINE = re.compile(r"gunicorn mysite\.asgi:application\s+-k\s+(\S+)\s+-w\s+\d+")
 
 
