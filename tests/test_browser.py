@@ -607,6 +607,55 @@ def test_the_client_reports_each_connection_attempt(browser, site):
     }
 
 
+def test_a_live_view_renders_the_servers_refusal(browser, site):
+    """docs/javascript.md, "What render() is called with": a request the server
+    refuses calls render(null, {error}) once, error a SyncBindError with the reply's
+    code, message and fields, and nothing follows for that view."""
+    page = logged_in_page(browser, site)
+    result = page.evaluate(
+        """async () => {
+            const { SyncBind, SyncBindError } = await import("/static/syncbind/syncbind.js");
+            const sb = new SyncBind();
+            const calls = [];
+            const rendered = (event, data) => new Promise((resolve) => {
+                sb.live(event, data, (shown, info) => {
+                    const {error} = info;
+                    calls.push({event, shown, keys: Object.keys(info), code: error.code,
+                                fields: error.fields, message: error.message,
+                                isError: error instanceof SyncBindError});
+                    resolve();
+                });
+            });
+            await rendered("shop.Product.retrieve#gone", {id: 999999});
+            await rendered("shop.Product.list#bad", {filters: {nope: "1"}});
+            await sb.send("shop.Product.update", {id: 1, name: "Pocket Atlas 2"});  // a change
+            await sb.send("shop.Product.update", {id: 1, name: "Pocket Atlas"});
+            sb.close();
+            return calls;
+        }"""
+    )
+    assert result == [
+        {
+            "event": "shop.Product.retrieve#gone",
+            "shown": None,
+            "keys": ["error"],
+            "code": "not_found",
+            "fields": {},
+            "message": "Not found.",
+            "isError": True,
+        },
+        {
+            "event": "shop.Product.list#bad",
+            "shown": None,
+            "keys": ["error"],
+            "code": "invalid",
+            "fields": {"nope": ["Unknown filter."]},
+            "message": "Invalid data.",
+            "isError": True,
+        },
+    ]
+
+
 def test_delete_buttons_only_for_users_who_may_delete(browser, site):
     """alice may change products but not delete them: her rows have no delete button."""
     from playwright.sync_api import expect
