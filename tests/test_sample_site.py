@@ -27,7 +27,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.servers import ROOT, uvicorn_server
+from tests.servers import ROOT, require_services, uvicorn_server
 
 pytestmark = pytest.mark.e2e
 
@@ -921,3 +921,38 @@ def test_make_demo_installs_what_its_options_need(tmp_path):
     assert done.returncode == 0, done.stderr
     installs = [line for line in done.stdout.splitlines() if " -m pip install " in line]
     assert installs[-1] == f'{sys.executable} -m pip install -q -e ".[server,redis]"'
+
+
+async def test_the_demo_on_channels_redis_logs_in_and_pushes(tmp_path):
+    """``make demo REDIS_URL=...``: the site answered 500 at login when channels-redis
+    was missing (issue 25). With what the demo installs, ``check`` passes, the login
+    works and a change made on one socket is pushed to another."""
+    require_services()
+    env = {
+        "DJANGO_SETTINGS_MODULE": SETTINGS,
+        "SAMPLE_SITE_DB": str(tmp_path / "db.sqlite3"),
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+    }
+    for command in (["migrate", "--noinput"], ["demo_setup"], ["check", "--fail-level", "ERROR"]):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=SITE_DIR,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, f"manage.py {command[0]} failed:\n{done.stderr}"
+    with uvicorn_server(
+        "sample_site.asgi:application", env=env, cwd=SITE_DIR, settings_module=SETTINGS
+    ) as redis_port:
+        cookies = await asyncio.to_thread(log_in, redis_port, "demo", "demo")
+        async with (
+            websocket(redis_port, cookies) as watcher,
+            websocket(redis_port, cookies) as writer,
+        ):
+            row = await watcher.call("shop.Product.retrieve", {"id": 1})
+            assert row["data"]["name"] == "Pocket Atlas"
+            await writer.call("shop.Product.update", {"id": 1, "price": "7.25"})
+            pushed = await watcher.next_push()
+            assert (pushed["event"], pushed["data"]["price"]) == ("shop.Product.retrieve", "7.25")

@@ -4,9 +4,10 @@ Environment variables:
 
 - ``SAMPLE_SITE_DB``: the SQLite file (default ``sample_site/db.sqlite3``).
 - ``REDIS_URL``: use channels-redis at this URL instead of the in-memory
-  channel layer (needs ``pip install -e .[redis]``).
+  channel layer (``make demo`` installs it: the ``redis`` extra).
 - ``SAMPLE_SITE_DEBUG``: ``0`` turns DEBUG off (then static files are not served).
-- ``SAMPLE_SITE_ALLOWED_HOSTS``: comma-separated; also the WebSocket origins accepted.
+- ``SAMPLE_SITE_ALLOWED_HOSTS``: comma-separated. (Session WebSocket handshakes are
+  accepted from the site's own pages, token ones from any origin: asgi.py.)
 """
 
 import os
