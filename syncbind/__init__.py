@@ -7,7 +7,7 @@ What is public: the names in ``__all__`` below, and these modules, which setting
 name by dotted path or users subclass from: ``syncbind.bindings`` (with its action
 mixins in ``syncbind.mixins``), ``permissions``, ``authentication``, ``throttling``,
 ``filters``, ``pagination``, ``serializers``, ``drf``, ``exceptions``, ``settings``,
-``layers``, ``consumers``, ``http``, ``urls``, ``push`` and ``testing``. Modules and
+``layers``, ``consumers``, ``origins``, ``http``, ``urls``, ``push`` and ``testing``. Modules and
 packages whose names start with an underscore (``syncbind._live``, ``syncbind._wire``,
 ...) are private: they change without notice.
 """

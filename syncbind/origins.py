@@ -9,8 +9,8 @@ from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 from django.http.cookie import parse_cookie
 
-from .authentication import TOKEN_SUBPROTOCOL_PREFIX, TokenAuthentication, origin_allowed
-from .settings import api_settings
+from syncbind.authentication import TOKEN_SUBPROTOCOL_PREFIX, TokenAuthentication, origin_allowed
+from syncbind.settings import api_settings
 
 
 class SessionOriginValidator(OriginValidator):
