@@ -8,7 +8,8 @@ channels, syncbind and an app ``shop``), one fresh copy per document:
   first: ``shop/bindings.py``, ``conftest.py``, ``pyproject.toml``...;
 - the other Python blocks then run in order, in one namespace, after
   ``migrate`` and ``manage.py check``;
-- if the document wrote test files (``test_*.py``), pytest runs them there.
+- if the document wrote test files (``test_*.py``), pytest runs them there;
+- files marked ``runner=django`` (``TestCase`` suites) run with ``manage.py test``.
 
 A document with the comment ``<!-- snippets build on README.md (...) -->`` gets
 the README's files first (docs/testing.md tests the README's quick start).
@@ -41,12 +42,14 @@ def runnable_blocks(doc: Path) -> list[dict]:
         if "runnable" not in options:
             continue
         files = [option.split("=", 1)[1] for option in options if option.startswith("file=")]
+        runners = [option.split("=", 1)[1] for option in options if option.startswith("runner=")]
         blocks.append(
             {
                 "doc": doc.relative_to(ROOT).as_posix(),
                 "line": text.count("\n", 0, match.start()) + 1,
                 "language": language,
                 "file": files[0] if files else None,
+                "runner": runners[0] if runners else "pytest",
                 "code": match.group(3),
             }
         )
@@ -96,9 +99,7 @@ def test_runnable_snippets_run(doc, tmp_path):
         written = [b for b in runnable_blocks(ROOT / base[1]) if b["file"]]
         blocks = written + blocks
     write_files(project, blocks)
-    tests = [
-        b["file"] for b in blocks if b["file"] and re.search(r"(^|/)test_[^/]*\.py$", b["file"])
-    ]
+    tests = pytest_files(blocks)
     snippets = [b for b in blocks if not b["file"] and b["language"] == "python"]
     (project / "snippets.json").write_text(json.dumps(snippets))
 
@@ -108,6 +109,32 @@ def test_runnable_snippets_run(doc, tmp_path):
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
         code, output = run(command, project, env)
         assert code == 0, output
+    for command in django_test_commands(blocks):
+        code, output = run([sys.executable, *command], project, env)
+        assert code == 0, output
+    if django_test_commands(blocks):
+        assert re.search(r"^Ran [1-9]\d* tests? in .*\n\nOK$", output, re.MULTILINE), output
+
+
+def pytest_files(blocks):
+    return [
+        b["file"]
+        for b in blocks
+        if b["file"] and b["runner"] == "pytest" and re.search(r"(^|/)test_[^/]*\.py$", b["file"])
+    ]
+
+
+def django_test_commands(blocks):
+    """``manage.py test`` for the documents' Django test modules, after the migrations
+    of the app they test (a new project's ``makemigrations`` step)."""
+    labels = [
+        b["file"].removesuffix(".py").replace("/", ".")
+        for b in blocks
+        if b["file"] and b["runner"] == "django"
+    ]
+    if not labels:
+        return []
+    return [["manage.py", "makemigrations", "shop", "-v", "0"], ["manage.py", "test", *labels]]
 
 
 def test_the_readme_asgi_py_serves_static_files_and_logged_in_websockets(tmp_path):
@@ -146,17 +173,29 @@ def test_the_quick_start_under_django_s_test_runner_prints_no_warning(tmp_path):
 
 
 def test_docs_testing_md_runs_without_daphne(tmp_path):
-    """The plugin and its client need nothing that syncbind does not install: daphne
-    (which ``channels.testing`` imports) made unimportable, the page's tests pass."""
+    """The plugin and the clients need nothing that syncbind does not install: daphne
+    (which ``channels.testing`` imports) made unimportable, the page's tests pass, with
+    pytest and with ``manage.py test``."""
     project, env = make_project(tmp_path)
     doc = ROOT / "docs" / "testing.md"
     blocks = [b for b in runnable_blocks(ROOT / "README.md") + runnable_blocks(doc) if b["file"]]
     write_files(project, blocks)
-    tests = [b["file"] for b in blocks if re.search(r"(^|/)test_[^/]*\.py$", b["file"])]
+    tests = pytest_files(blocks)
     assert tests
     script = (
         "import sys; sys.modules['daphne'] = None; import pytest; "
         f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', *{tests!r}]))"
+    )
+    code, output = run([sys.executable, "-c", script], project, env)
+    assert code == 0, output
+    assert "daphne" not in output
+    # And its manage.py test module (SyncClient).
+    migrate, test = django_test_commands(blocks)
+    run([sys.executable, *migrate], project, env)
+    script = (
+        "import sys; sys.modules['daphne'] = None; "
+        "from django.core.management import execute_from_command_line; "
+        f"execute_from_command_line({test!r})"
     )
     code, output = run([sys.executable, "-c", script], project, env)
     assert code == 0, output

@@ -11,7 +11,8 @@ make short calls into these modules and keep no library internals of their own.
 - :mod:`.redis_py`: a cancel that redis-py hides behind another outcome.
 - :mod:`.channels_redis`: the receive clean-up lock bookkeeping of channels-redis 4.x.
 - :mod:`.asgiref`: the event loop of a ``SyncToAsync`` worker thread, and its
-  thread-sensitive executor (asgiref has no public way to get either).
+  thread-sensitive executor (asgiref has no public way to get either); making a
+  test's thread the one a loop's sync calls run on (``SyncClient``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""asgiref: what it keeps for a ``sync_to_async`` call and has no public way to read.
+"""asgiref: what it keeps for a ``sync_to_async`` call and has no public way to read or set.
 
 asgiref records, in ``SyncToAsync.threadlocal``, the event loop a worker thread
 runs a ``sync_to_async`` call for (for its own ``async_to_sync``), and runs
@@ -6,14 +6,17 @@ thread-sensitive calls outside a request on ``SyncToAsync.single_thread_executor
 Neither is documented: django/asgiref#197 ("Best way to get the current loop
 with asgiref"), where the maintainer calls the thread-local internal. Both are
 read as asgiref 3.x sets them (checked up to 3.13); when they are not there,
-the callers fall back as if there were none. Read only, so not gated on a
-version.
+the callers fall back as if there were none. Reads are not gated on a version.
+The one write (:func:`serve_loop_from_this_thread`, for ``syncbind.testing``'s
+sync client) sets only what asgiref itself sets for a thread that runs a loop's
+sync calls, and only where it finds it shaped as in asgiref 3.x.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from concurrent.futures import Executor
 
 from asgiref.sync import SyncToAsync
@@ -43,3 +46,38 @@ def thread_sensitive_executor() -> Executor | None:
     """
     executor = getattr(SyncToAsync, "single_thread_executor", None)
     return executor if isinstance(executor, Executor) else None
+
+
+def serve_loop_from_this_thread(
+    loop: asyncio.AbstractEventLoop, executor: Executor
+) -> Callable[[], None]:
+    """Make the calling thread the one that ``loop``'s thread-sensitive ``sync_to_async``
+    calls run on (through ``executor``, which this thread serves), and the thread whose
+    ``async_to_sync`` and announcements go to ``loop``; returns the undo.
+
+    It is what asgiref sets up itself for a loop that ``async_to_sync`` starts in a
+    thread (``AsyncToSync.loop_thread_executors``) and for a thread running a
+    ``sync_to_async`` call (``SyncToAsync.threadlocal``), with no public way to ask for
+    it: django/asgiref#197 (asgiref 3.x, checked up to 3.13). Without it, Channels'
+    ``database_sync_to_async`` (AuthMiddlewareStack, consumers of a project's own) would
+    run on asgiref's single thread, whose database connection cannot see a test
+    transaction's rows. Where asgiref no longer keeps these, nothing is set.
+    """
+    from asgiref.sync import AsyncToSync
+
+    executors = getattr(AsyncToSync, "loop_thread_executors", None)
+    local = SyncToAsync.threadlocal
+    saved = {
+        name: getattr(local, name, None) for name in ("main_event_loop", "main_event_loop_pid")
+    }
+    if isinstance(executors, dict):
+        executors[loop] = executor
+    local.main_event_loop, local.main_event_loop_pid = loop, os.getpid()
+
+    def undo() -> None:
+        if isinstance(executors, dict):
+            executors.pop(loop, None)
+        for name, value in saved.items():
+            setattr(local, name, value)
+
+    return undo

@@ -15,13 +15,19 @@ honoured), and keeps the rest for the next call on that thread.
 
 Of the pool's threads only ``MAX_RUNNING_THREADS`` (one, where Python has a GIL)
 take new work while the others wait on the database (:mod:`syncbind._workers.pool`).
+
+An event loop may be given an executor of its own (:func:`run_loop_on`): the
+loop of ``syncbind.testing.SyncClient`` runs binding code on the test's thread,
+in the test's database transaction, as Django's test client runs a view.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import weakref
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 from asgiref.sync import SyncToAsync
@@ -36,6 +42,10 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _executor: WorkerPool | None = None
 _executor_key: tuple[int, int, float] | None = None
+# Event loops whose binding code runs on an executor of their own (run_loop_on()).
+_loop_executors: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Executor] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _pool_key() -> tuple[int, int, float]:
@@ -78,8 +88,24 @@ def _in_request_cycle(func: Callable[..., T]) -> Callable[..., T]:
     return call
 
 
+def run_loop_on(loop: asyncio.AbstractEventLoop, executor: Executor | None) -> None:
+    """Run what :func:`run_in_pool` is given on ``loop`` with ``executor`` (None: the pool
+    again). Its calls are not treated as a request cycle: the executor's thread owns its
+    database connections (a test's, inside the test's transaction)."""
+    with _lock:
+        if executor is None:
+            _loop_executors.pop(loop, None)
+        else:
+            _loop_executors[loop] = executor
+
+
 def run_in_pool(func: Callable[..., T], *args: Any, **kwargs: Any) -> Awaitable[T]:
     """Await ``func(*args, **kwargs)`` run in a worker thread of the pool."""
+    own = _loop_executors.get(asyncio.get_running_loop()) if _loop_executors else None
+    if own is not None:
+        return SyncToAsync(func, thread_sensitive=False, executor=cast(ThreadPoolExecutor, own))(
+            *args, **kwargs
+        )
     # asgiref types its executor as a ThreadPoolExecutor but only hands it to
     # loop.run_in_executor(), which takes any concurrent.futures.Executor.
     executor = cast(ThreadPoolExecutor, get_executor())

@@ -14,6 +14,8 @@
 Database access from async tests goes through the worker threads of the
 consumer, so use ``@pytest.mark.django_db(transaction=True)``. The same client
 talks to a running server with ``connect_url("ws://127.0.0.1:8000/ws/", ...)``.
+Synchronous tests (``django.test.TestCase``, ``manage.py test``) use
+:class:`SyncClient` (:mod:`.sync`).
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ from syncbind.testing.client import (
     connect,
     connect_url,
 )
+from syncbind.testing.sync import SyncClient
 
 __all__ = [
     "CommunicatorTransport",
+    "SyncClient",
     "SyncbindClient",
     "Transport",
     "WebSocketTransport",
