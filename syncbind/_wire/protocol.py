@@ -123,20 +123,17 @@ def check_size(frame: str | bytes, max_bytes: int) -> None:
 
 class NoEvent(InvalidFrame):
     """A JSON object with no ``event``: a frame that names no stream. A consumer may
-    take it itself (``receive_json``); otherwise it is answered ``bad_request``."""
+    take it itself (``receive_json``); otherwise it is refused with what the envelope's
+    checks say of it (an unknown key first, as in any frame)."""
 
     def __init__(self, content: dict[str, Any]) -> None:
-        super().__init__(BadRequest("The message needs an 'event' string."))
-        self.content = content
-
-    def reply(self) -> dict[str, Any]:
-        """The ``bad_request`` reply such a frame gets when nothing takes it: what the
-        envelope's checks say of it (an unknown key first, as in any frame)."""
         try:
-            parse_envelope(self.content)
-        except InvalidFrame as invalid:
-            return invalid.reply()
-        return super().reply()  # unreachable: a frame without an event is refused
+            parse_envelope(content)
+        except InvalidFrame as refused:
+            super().__init__(refused.error, refused.event, refused.request_id)
+        else:  # not reached: an envelope without an event is refused
+            super().__init__(BadRequest("The message needs an 'event' string."))
+        self.content = content
 
 
 def parse_frame(text: str | None, *, max_bytes: int, binary: bool = False) -> Message:
