@@ -24,9 +24,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from channels import DEFAULT_CHANNEL_LAYER
 from channels.consumer import get_handler_name
 from channels.exceptions import AcceptConnection, DenyConnection, StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 
 from syncbind._auth.connection import Connection, open_websocket
 from syncbind._bindings.lifecycle import awaited
@@ -53,11 +56,12 @@ class _Transport(AsyncWebsocketConsumer):
     # Why open_connection() refused the handshake, when a close code says it:
     # (code, reason); None refuses it with HTTP 403.
     refusal: tuple[int, str] | None = None
-    # No channel-layer channel per connection: live pushes come from the process's
-    # hub, which joins each stream's group once. A per-connection channel would cost
-    # a layer receive per socket (and, on channels-redis, a slow teardown). Set
-    # "default" in a subclass to also use Channels groups on the consumer itself.
-    channel_layer_alias = None
+    # Live pushes come from the process's hub, which joins each stream's group once,
+    # not from a channel per connection. A consumer's own channel (``channel_name``,
+    # for groups of its own, as a Channels consumer uses them) is received from only
+    # once its name has been read: a layer receive per socket, and on channels-redis
+    # a slow teardown, are paid by the consumers that use one. None: no layer at all.
+    channel_layer_alias = DEFAULT_CHANNEL_LAYER
     # connect() and disconnect() are coroutines awaited on the loop (Channels' way).
     async_hooks = False
 
@@ -72,10 +76,39 @@ class _Transport(AsyncWebsocketConsumer):
         self._detached = 0
         self._detached_lock = threading.Lock()
         self._detached_tasks: set[asyncio.Task] = set()
+        # Channels' AsyncConsumer.__call__, but with the consumer's own channel received
+        # from only once it is used (see channel_layer_alias and channel_name).
+        self.scope = scope
+        self.base_send = self._outbox.aput
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self._channel: str | None = None
+        if self.channel_layer is not None:
+            self._channel = await self.channel_layer.new_channel()
+        self._channel_used = asyncio.Event()
         try:
-            await super().__call__(scope, receive, self._outbox.aput)
+            await await_many_dispatch([receive, self._channel_receive], self.dispatch)
+        except StopConsumer:
+            pass
         finally:
             await self._outbox.aclose()
+
+    @property
+    def channel_name(self) -> str:
+        """This consumer's own channel-layer channel (any thread): receiving from it
+        starts when it is first read, e.g. by ``group_add``."""
+        if self._channel is None:
+            raise AttributeError("This consumer has no channel layer (channel_layer_alias).")
+        if not self._channel_used.is_set():
+            if threading.get_ident() == self._loop_thread:
+                self._channel_used.set()
+            else:
+                self.loop.call_soon_threadsafe(self._channel_used.set)
+        return self._channel
+
+    async def _channel_receive(self) -> dict[str, Any]:
+        await self._channel_used.wait()
+        assert self.channel_layer is not None and self._channel is not None
+        return await self.channel_layer.receive(self._channel)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch closes stale database connections before every message,

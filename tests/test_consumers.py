@@ -171,10 +171,7 @@ async def test_detached_events_beyond_the_limit_are_refused(superuser, settings)
 
 class ChatConsumer(BindingConsumer):
     """The Channels tutorial's chat consumer, written for JsonWebsocketConsumer, with
-    its base class changed to BindingConsumer (and a channel layer of its own, which it
-    uses for its rooms)."""
-
-    channel_layer_alias = "default"
+    its base class changed to BindingConsumer and nothing else."""
 
     def connect(self):
         self.room_group_name = f"chat_{self.scope['url_route']['kwargs']['room_name']}"
