@@ -35,6 +35,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RUNNING_THREADS": None,
     # Seconds a worker may run one call while calls are queued before another is woken.
     "THREAD_HANDOFF": 0.005,
+    # Seconds a worker's database statement runs while calls are queued before another
+    # worker is woken beside it; None: the pool's default (WorkerPool.statement_handoff).
+    "STATEMENT_HANDOFF": None,
     # Seconds one statement of a request or push may run (None: no limit); past it
     # the request is answered ``timeout``.
     "STATEMENT_TIMEOUT": 30,

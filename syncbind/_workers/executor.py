@@ -14,7 +14,8 @@ connections that are broken or older than CONN_MAX_AGE (with CONN_HEALTH_CHECKS
 honoured), and keeps the rest for the next call on that thread.
 
 Of the pool's threads only ``MAX_RUNNING_THREADS`` (one, where Python has a GIL)
-take new work while the others wait on the database (:mod:`syncbind._workers.pool`).
+take new work while the others wait on the database, a statement counting as
+waiting once it has run for ``STATEMENT_HANDOFF`` (:mod:`syncbind._workers.pool`).
 
 An event loop may be given an executor of its own (:func:`run_loop_on`): the
 loop of ``syncbind.testing.SyncClient`` runs binding code on the test's thread,
@@ -41,17 +42,19 @@ T = TypeVar("T")
 
 _lock = threading.Lock()
 _executor: WorkerPool | None = None
-_executor_key: tuple[int, int, float] | None = None
+_executor_key: tuple[int, int, float, float | None] | None = None
 # Event loops whose binding code runs on an executor of their own (run_loop_on()).
 _loop_executors: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Executor] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _pool_key() -> tuple[int, int, float]:
+def _pool_key() -> tuple[int, int, float, float | None]:
     size = api_settings.THREAD_POOL_SIZE
     running = api_settings.MAX_RUNNING_THREADS or default_running_limit()
-    return size, running, float(api_settings.THREAD_HANDOFF)
+    statement = api_settings.STATEMENT_HANDOFF
+    statement = None if statement is None else float(statement)
+    return size, running, float(api_settings.THREAD_HANDOFF), statement
 
 
 def get_executor() -> WorkerPool:
@@ -64,10 +67,14 @@ def get_executor() -> WorkerPool:
     with _lock:
         if _executor is None or _executor_key != key:
             old = _executor
+            size, running, handoff, statement = key
             _executor = WorkerPool(
-                *key,
+                size,
+                running,
+                handoff,
                 thread_name_prefix=deadlines.WORKER_PREFIX,
                 thread_exit=_close_thread_connections,
+                statement_handoff=statement,
             )
             _executor_key = key
             if old is not None:

@@ -12,19 +12,28 @@ thread runs Python at a time and the event loop's thread is already one):
   sleeping, while no more than the limit are running; otherwise it goes idle.
   A call submitted while the limit is reached wakes nobody: it waits for a
   running worker to finish.
-- a worker waiting on the database does not count as running (an execute
-  wrapper on every worker connection, installed by :mod:`syncbind._workers.deadlines`; not
-  on SQLite, whose statements run in this process, on a CPU): an idle worker
-  is woken for the queued calls, so slow queries overlap as on any pool.
+- a worker waiting on the database stops counting as running once its
+  statement has run for ``statement_handoff`` seconds (an execute wrapper on
+  every worker connection, installed by :mod:`syncbind._workers.deadlines`; not on SQLite,
+  whose statements run in this process, on a CPU): then an idle worker is
+  woken for the queued calls, so slow queries overlap as on any pool. A
+  statement that ends sooner wakes nobody: waking a thread (and then trading
+  the GIL with it) costs more than a fast statement's wait.
 - a worker that has been running one call (or since its last statement) for
-  ``THREAD_HANDOFF`` seconds while calls are queued stops counting too, and
+  ``handoff`` seconds while calls are queued stops counting too, and
   another worker is woken: binding code that blocks on something else (an
   HTTP call, a lock, a sleep) holds up the queue for ``THREAD_HANDOFF`` at
   most, and calls that wait on each other cannot deadlock the pool.
+
+The watchdog thread times both hand-offs. While statements begin and calls
+are queued it looks every ``statement_handoff`` seconds, so a statement is
+handed off between one and two of those after it began; otherwise it sleeps
+until the next hand-off is due, or until a call is queued.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -56,8 +65,17 @@ class WorkerPool(Executor):
     """A ``concurrent.futures`` executor of ``size`` threads of which about
     ``running_limit`` run at once (see the module's docstring).
 
+    ``handoff`` is how long a worker may run one call while calls are queued;
+    ``statement_handoff`` (None: the class attribute) how long a statement may run
+    while calls are queued before another worker is woken (0: as it begins).
     ``thread_exit`` is called on each worker thread as it stops (at shutdown).
+    ``clock`` times the hand-offs (a monotonic clock in seconds; tests inject one).
     """
+
+    #: Seconds a statement runs, while calls are queued, before another worker is
+    #: woken beside its worker. About a millisecond: a fast statement (a tenth of
+    #: one on a local database) costs no wake-up, a slow one still overlaps.
+    statement_handoff: float = 0.001
 
     def __init__(
         self,
@@ -66,10 +84,16 @@ class WorkerPool(Executor):
         handoff: float,
         thread_name_prefix: str = "syncbind",
         thread_exit: Callable[[], None] | None = None,
+        *,
+        statement_handoff: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.size = size
         self.running_limit = max(1, min(running_limit, size))
         self.handoff = handoff
+        if statement_handoff is not None:
+            self.statement_handoff = statement_handoff
+        self._clock = clock
         self._prefix = thread_name_prefix
         self._thread_exit = thread_exit
         lock = threading.Lock()
@@ -80,13 +104,21 @@ class WorkerPool(Executor):
         # Thread ident -> since when it counts as running. Entries are added in time
         # order, so the first is the one running longest.
         self._running: dict[int, float] = {}
+        # Of those, the ones waiting in a statement -> since when (in time order too).
+        self._statements: dict[int, float] = {}
+        self._statements_begun = 0
         self._idle = 0  # workers waiting for work, not yet woken
         self._waking = 0  # workers woken, not yet running
         self._shutdown = False
         self._watchdog: threading.Thread | None = None
         # The watchdog waits for calls to be queued, so a submit must wake it. Otherwise
-        # it is awake, or sleeps until a running worker's hand-off is due.
+        # it is awake, or sleeps until _watchdog_until, when the next hand-off is due.
         self._watchdog_idle = False
+        self._watchdog_until = math.inf
+
+    def get_statement_handoff(self) -> float:
+        """Seconds a statement runs, while calls are queued, before another worker is woken."""
+        return self.statement_handoff
 
     # -- the executor interface ------------------------------------------------------
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -137,16 +169,31 @@ class WorkerPool(Executor):
 
     # -- waiting on something (called on a worker thread) -----------------------------
     def step_aside(self) -> None:
-        """This worker is about to wait: stop counting it, let another take the queue."""
+        """This worker is about to wait on a statement: once it has waited for
+        get_statement_handoff() seconds, it stops counting and another takes the queue."""
         with self._work:
-            counted = self._running.pop(threading.get_ident(), None) is not None
-            if counted and self._queue and len(self._running) + self._waking < self.running_limit:
-                self._add_worker()
+            ident = threading.get_ident()
+            if ident not in self._running:
+                return
+            delay = self.get_statement_handoff()
+            if delay <= 0:
+                self._stop_counting(ident)
+                return
+            now = self._clock()
+            self._statements[ident] = now
+            self._statements_begun += 1
+            # The watchdog hands it off at most one delay late; wake it only if it would
+            # sleep past that (it looks every delay while statements keep beginning).
+            if self._queue and self._watchdog_until > now + 2 * delay:
+                self._wake_watchdog()
 
     def step_back(self) -> None:
-        """The wait is over: this worker runs again."""
+        """The wait is over: this worker runs again (counted from now)."""
         with self._work:
-            self._running[threading.get_ident()] = time.monotonic()
+            ident = threading.get_ident()
+            self._statements.pop(ident, None)
+            self._running.pop(ident, None)  # re-added last: the entries stay in time order
+            self._running[ident] = self._clock()
 
     # -- internals (called with the lock held) --------------------------------------------
     def _add_worker(self) -> None:
@@ -157,6 +204,19 @@ class WorkerPool(Executor):
         elif len(self._threads) < self.size:
             self._waking += 1
             self._threads.append(self._start_thread(self._work_loop, str(len(self._threads))))
+
+    def _stop_counting(self, ident: int) -> None:
+        """A worker waits on a statement: another takes the queue if there is room."""
+        self._running.pop(ident, None)
+        self._statements.pop(ident, None)
+        if self._queue and len(self._running) + self._waking < self.running_limit:
+            self._add_worker()
+
+    def _wake_watchdog(self) -> None:
+        if self._watchdog is None:
+            self._watchdog = self._start_thread(self._watch_loop, "watchdog")
+        else:
+            self._watch.notify()
 
     def _start_thread(self, target: Callable[[], None], suffix: str) -> threading.Thread:
         thread = threading.Thread(target=target, name=f"{self._prefix}-{suffix}", daemon=True)
@@ -173,7 +233,7 @@ class WorkerPool(Executor):
             while True:
                 if self._queue:
                     future, call = self._queue.popleft()
-                    self._running[ident] = time.monotonic()
+                    self._running[ident] = self._clock()
                     work.release()
                     try:
                         if future.set_running_or_notify_cancel():
@@ -200,25 +260,54 @@ class WorkerPool(Executor):
                 self._thread_exit()
 
     def _watch_loop(self) -> None:
+        seen = -1  # statements begun when it last looked
         with self._work:
             while not self._shutdown:
                 if not self._queue:
-                    self._watchdog_idle = True
-                    self._watch.wait()
-                    self._watchdog_idle = False
+                    self._sleep(None)
                     continue
                 if not self._running:  # the workers woken for the queue are starting
-                    self._watch.wait(self.handoff)
+                    self._sleep(self.handoff)
                     continue
-                oldest, since = next(iter(self._running.items()))
-                late = since + self.handoff - time.monotonic()
-                if late > 0:
-                    self._watch.wait(late)
+                now = self._clock()
+                ident, due = self._next_handoff(now)
+                if ident is not None:
+                    self._hand_off(ident)
                     continue
-                # Running that long while calls wait: it is blocked, or has had its
-                # turn. It keeps its call but no longer counts; someone else takes over.
-                del self._running[oldest]
-                self._add_worker()
+                if self._statements_begun != seen:
+                    # Statements are beginning: look again in a statement hand-off's time,
+                    # so that the next one needs no wake-up to be timed.
+                    seen = self._statements_begun
+                    due = min(due, now + self.get_statement_handoff())
+                self._sleep(due - now)
+
+    def _next_handoff(self, now: float) -> tuple[int | None, float]:
+        """The worker to hand off now, or None and when the next hand-off is due."""
+        due = math.inf
+        if self._statements:
+            waiting, began = next(iter(self._statements.items()))
+            due = began + self.get_statement_handoff()
+            if due <= now:
+                return waiting, now
+        oldest, since = next(iter(self._running.items()))
+        if since + self.handoff <= now:
+            return oldest, now
+        return None, min(due, since + self.handoff)
+
+    def _hand_off(self, ident: int) -> None:
+        if ident in self._statements:
+            self._stop_counting(ident)
+            return
+        # Running that long while calls wait: it is blocked, or has had its turn. It
+        # keeps its call but no longer counts; someone else takes over.
+        del self._running[ident]
+        self._add_worker()
+
+    def _sleep(self, timeout: float | None) -> None:
+        self._watchdog_idle = timeout is None
+        self._watchdog_until = math.inf if timeout is None else self._clock() + timeout
+        self._watch.wait(timeout)
+        self._watchdog_idle = False
 
 
 def step_aside() -> None:

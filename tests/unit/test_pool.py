@@ -112,6 +112,97 @@ def test_a_worker_stepping_aside_lets_a_queued_call_run(make_pool):
     second.result(WAIT)
 
 
+class FrozenClock:
+    """A clock that moves only when the test moves it: no hand-off is ever due by itself."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+class Statement:
+    """A call that steps aside as a worker does around a statement, and waits inside."""
+
+    def __init__(self):
+        self.inside, self.done = threading.Event(), threading.Event()
+        self.thread = None
+
+    def run(self):
+        self.thread = threading.get_ident()
+        pool.step_aside()
+        try:
+            self.inside.set()
+            return self.done.wait(WAIT)
+        finally:
+            pool.step_back()
+
+
+def test_a_fast_statement_wakes_nobody_and_the_same_worker_takes_the_next_call(make_pool):
+    """The clock stands still: the statement never reaches the hand-off, so the queued
+    call waits for the statement's worker instead of waking a thread of its own."""
+    workers = make_pool(2, 1, handoff=3600, statement_handoff=0.001, clock=FrozenClock())
+    statement = Statement()
+    first = workers.submit(statement.run)
+    assert statement.inside.wait(WAIT)
+    second = workers.submit(threading.get_ident)
+    assert workers.threads == 1 and workers.running == 1
+    statement.done.set()
+    assert first.result(WAIT) is True
+    assert second.result(WAIT) == statement.thread
+    assert workers.threads == 1
+
+
+def test_a_statement_past_the_handoff_lets_a_queued_call_run(make_pool):
+    """The second call releases the first's statement: it can only run once the clock
+    has passed the statement hand-off and the watchdog woke a worker for it."""
+    clock = FrozenClock()
+    workers = make_pool(2, 1, handoff=3600, statement_handoff=0.001, clock=clock)
+    statement = Statement()
+    first = workers.submit(statement.run)
+    assert statement.inside.wait(WAIT)
+    second = workers.submit(statement.done.set)
+    assert workers.threads == 1
+    clock.now += 0.001
+    second.result(WAIT)
+    assert first.result(WAIT) is True
+    assert workers.threads == 2
+
+
+def test_a_statement_handoff_of_zero_wakes_a_worker_as_the_statement_begins(make_pool):
+    """As before the hand-off existed: no clock needs to move."""
+    workers = make_pool(2, 1, handoff=3600, statement_handoff=0, clock=FrozenClock())
+    statement = Statement()
+    first = workers.submit(statement.run)
+    assert statement.inside.wait(WAIT)
+    second = workers.submit(statement.done.set)
+    second.result(WAIT)
+    assert first.result(WAIT) is True
+
+
+def test_the_statement_handoff_is_read_through_its_hook(make_pool):
+    class Patient(WorkerPool):
+        def get_statement_handoff(self):
+            return 0.002
+
+    clock = FrozenClock()
+    workers = Patient(2, 1, handoff=3600, clock=clock)
+    try:
+        statement = Statement()
+        first = workers.submit(statement.run)
+        assert statement.inside.wait(WAIT)
+        second = workers.submit(statement.done.set)
+        clock.now += 0.0015  # past the class attribute's millisecond, not the hook's two
+        assert not second.done() and workers.threads == 1
+        clock.now += 0.001
+        second.result(WAIT)
+        assert first.result(WAIT) is True
+    finally:
+        workers.shutdown(wait=True, cancel_futures=True)
+    assert WorkerPool.statement_handoff == 0.001
+
+
 def test_stepping_aside_outside_a_pool_does_nothing():
     pool.step_aside()
     pool.step_back()
@@ -148,14 +239,21 @@ def test_shutdown_runs_each_thread_exit_and_refuses_new_calls(make_pool):
 
 
 def test_the_process_pool_follows_the_settings(settings):
-    settings.SYNCBIND = {"THREAD_POOL_SIZE": 8, "MAX_RUNNING_THREADS": 3, "THREAD_HANDOFF": 0.02}
+    settings.SYNCBIND = {
+        "THREAD_POOL_SIZE": 8,
+        "MAX_RUNNING_THREADS": 3,
+        "THREAD_HANDOFF": 0.02,
+        "STATEMENT_HANDOFF": 0.003,
+    }
     first = executor.get_executor()
     assert (first.size, first.running_limit, first.handoff) == (8, 3, 0.02)
+    assert first.get_statement_handoff() == 0.003
     assert executor.get_executor() is first
     settings.SYNCBIND = {"THREAD_POOL_SIZE": 8}
     second = executor.get_executor()
     assert second is not first
     assert second.running_limit == pool.default_running_limit() and second.handoff == 0.005
+    assert second.get_statement_handoff() == WorkerPool.statement_handoff
 
 
 def test_one_running_thread_by_default_where_python_has_a_gil(monkeypatch):
