@@ -13,7 +13,11 @@ a failing peer and goes on (tests/test_bench.py): a comma-separated list of
 import importlib
 import os
 
+from bench.limits import raise_open_files
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+# Every subscriber of the scoped fan-out's largest N holds a socket in this process.
+raise_open_files()
 
 from django.core.asgi import get_asgi_application  # noqa: E402
 

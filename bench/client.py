@@ -71,6 +71,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.limits import raise_open_files
 from bench.protocols import PROTOCOLS, Protocol
 
 OPEN_CONCURRENCY = 50
@@ -823,6 +824,7 @@ def ms(seconds: float | None) -> float | None:
 
 
 def main() -> None:
+    raise_open_files()  # a socket per subscriber
     spec = json.load(sys.stdin)
     asyncio.run(Client(spec).run())
 

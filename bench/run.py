@@ -33,6 +33,7 @@ from pathlib import Path
 
 from bench.client import step_timeout
 from bench.contenders import CONTENDERS
+from bench.limits import raise_open_files
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -62,7 +63,10 @@ CAPTURE_CONTENDER = "syncbind-sync"
 # The reconnect storm and the resync: syncbind's resume, on a database of its own whose
 # changes are captured (replies carry versions only there).
 STORM_CONTENDER = "syncbind-sync"
-SCENARIOS = ["memory", "throughput", "slow", "fanout", "scoped", "capture", "storm"]
+# Queries that wait (BENCH_QUERY_DELAY, bench.app.delay): every contender with a database,
+# on servers of their own, PostgreSQL only (a database across a network).
+DELAY_CONTENDERS = SLOW_CONTENDERS
+SCENARIOS = ["memory", "throughput", "slow", "delay", "fanout", "scoped", "capture", "storm"]
 # The server log's tail kept with a failure.
 LOG_TAIL = 4000
 # Seconds bench.capture may take to prepare its database and time its writes.
@@ -91,6 +95,9 @@ class Plan:
     scoped_reuse: float = 0.0
     # Seconds the idle connections stay open before the second reading.
     memory_settle: float = 2.0
+    # The scenario whose every statement waits: the wait (seconds) and the connections.
+    delay_seconds: float = 0.002
+    delay_connections: int = 50
     dbs: list[str] = field(default_factory=lambda: ["sqlite", "postgres"])
     # None: every contender; else only these (for experiments; the report then has gaps).
     contenders: list[str] | None = None
@@ -178,6 +185,7 @@ MODES = {
         fanout_settle=0.1,
         memory_connections=5,
         memory_settle=0.2,
+        delay_connections=2,
         scoped_subscribers=[3],
         scoped_saves=2,
         scoped_settle=0.1,
@@ -637,6 +645,7 @@ class Run:
         self.results: dict = {
             "throughput": [],
             "slow": [],
+            "delay": [],
             "fanout": [],
             "scoped": [],
             "memory": [],
@@ -665,7 +674,7 @@ class Run:
             if db == "sqlite":
                 measures.insert(0, "memory")
             if db == "postgres":
-                measures.append("slow")
+                measures += ["slow", "delay"]
             if db == fanout_db and "memory" in p.layers:
                 measures.append("fanout")
             configs.append((db, "memory", measures))
@@ -698,6 +707,8 @@ class Run:
 
     def execute(self) -> dict:
         started = time.time()
+        # Raised here, so that every server and load generator inherits it.
+        open_files = raise_open_files()
         try:
             for db, layer, measures in self.configs():
                 self.run_config(db, layer, measures)
@@ -705,6 +716,7 @@ class Run:
             self.backends.cleanup()
         self.results["meta"] = describe(self.mode, self.plan, time.time() - started)
         self.results["meta"]["log_dir"] = str(self.log_dir)
+        self.results["meta"]["open_files"] = open_files
         return self.results
 
     def record(
@@ -757,9 +769,11 @@ class Run:
         return path.name
 
     def run_config(self, db: str, layer: str, measures: list[str]) -> None:
-        shared = [m for m in measures if m not in ("capture", "storm")]
+        shared = [m for m in measures if m not in ("delay", "capture", "storm")]
         if shared:
             self.run_shared(db, layer, shared)
+        if "delay" in measures:
+            self.run_delay(db, layer)
         if "capture" in measures:
             self.run_capture(db, layer)
         if "storm" in measures:
@@ -859,6 +873,45 @@ class Run:
         for scenario, rounds in by_key.items():
             for row in summarize(rounds, ["rate", "p50_ms", "p99_ms", "cpu_ms", "messages"]):
                 self.results[scenario].append(row)
+
+    def run_delay(self, db: str, layer: str) -> None:
+        """Requests whose every statement waits ``delay_seconds`` (bench.app.delay), on
+        servers of their own: retrieve and list at ``delay_connections``, rounds interleaved."""
+        p = self.plan
+        data = dict(self.backends.prepare(db, max(p.scoped_subscribers)))
+        env = {**self.backends.env(db, layer), "BENCH_QUERY_DELAY": repr(p.delay_seconds)}
+        order = [
+            n for n in DELAY_CONTENDERS if not self.plan.contenders or n in self.plan.contenders
+        ]
+        print(f"== {db} + {layer} layer, {p.delay_seconds * 1000:g} ms per query", flush=True)
+        servers = {name: Server(name, env, self.log_dir, "delay") for name in order}
+        rounds: dict[tuple, list[dict]] = {}
+        try:
+            for name, server in servers.items():
+                if not server.wait_ready():
+                    print(f"   {name}: {server.failed} (log: {server.log_path})", flush=True)
+            for round_no in range(p.rounds):
+                for name, server in servers.items():
+                    steps = [
+                        {
+                            "type": "throughput",
+                            "kind": kind,
+                            "connections": p.delay_connections,
+                            "duration": p.duration,
+                            "warmup": p.warmup,
+                            "delay_ms": p.delay_seconds * 1000,
+                        }
+                        for kind in ("retrieve", "list")
+                    ]
+                    for result, details in drive(server, data, steps):
+                        row = self.record("delay", server, db, layer, result, details)
+                        rounds.setdefault((name, row["kind"]), []).append(row)
+                    print(f"   delay round {round_no + 1}/{p.rounds} {name}", flush=True)
+        finally:
+            for server in servers.values():
+                server.stop()
+        keys = ["rate", "p50_ms", "p99_ms", "cpu_ms", "messages"]
+        self.results["delay"] += summarize(rounds, keys)
 
     def run_fanout(self, servers, data, db, layer) -> None:
         p = self.plan
