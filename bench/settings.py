@@ -95,6 +95,12 @@ if os.environ.get("BENCH_THREAD_POOL_SIZE"):
     SYNCBIND["THREAD_POOL_SIZE"] = int(os.environ["BENCH_THREAD_POOL_SIZE"])
 if os.environ.get("BENCH_MAX_RUNNING_THREADS"):
     SYNCBIND["MAX_RUNNING_THREADS"] = int(os.environ["BENCH_MAX_RUNNING_THREADS"])
+# BENCH_STATEMENT_HANDOFF: the pool's statement hand-off, for experiments (0: at once).
+if os.environ.get("BENCH_STATEMENT_HANDOFF"):
+    SYNCBIND["STATEMENT_HANDOFF"] = float(os.environ["BENCH_STATEMENT_HANDOFF"])
+# The scoped fan-out's servers re-read users less often (bench.run.SCOPED_USER_REFRESH).
+if os.environ.get("BENCH_USER_REFRESH_INTERVAL"):
+    SYNCBIND["USER_REFRESH_INTERVAL"] = float(os.environ["BENCH_USER_REFRESH_INTERVAL"])
 # The change-capture scenario's second SQLite server looks for commits more often.
 if os.environ.get("BENCH_CAPTURE_POLL_INTERVAL"):
     SYNCBIND["CAPTURE_POLL_INTERVAL"] = float(os.environ["BENCH_CAPTURE_POLL_INTERVAL"])
