@@ -205,11 +205,16 @@ class WorkerPool(Executor):
             self._waking += 1
             self._threads.append(self._start_thread(self._work_loop, str(len(self._threads))))
 
+    def _taking_work(self) -> int:
+        """Workers running or woken to, less those waiting in a statement not yet handed
+        off: those will be back, but an awake worker need not wait for them."""
+        return len(self._running) - len(self._statements) + self._waking
+
     def _stop_counting(self, ident: int) -> None:
         """A worker waits on a statement: another takes the queue if there is room."""
         self._running.pop(ident, None)
         self._statements.pop(ident, None)
-        if self._queue and len(self._running) + self._waking < self.running_limit:
+        if self._queue and self._taking_work() < self.running_limit:
             self._add_worker()
 
     def _wake_watchdog(self) -> None:
@@ -245,7 +250,7 @@ class WorkerPool(Executor):
                     finally:
                         work.acquire()
                         self._running.pop(ident, None)
-                    if len(self._running) + self._waking < self.running_limit:
+                    if self._taking_work() < self.running_limit:
                         continue  # the next call, without sleeping
                 if self._shutdown:
                     if self._queue:

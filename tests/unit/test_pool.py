@@ -170,6 +170,26 @@ def test_a_statement_past_the_handoff_lets_a_queued_call_run(make_pool):
     assert workers.threads == 2
 
 
+def test_a_worker_back_from_its_statement_does_not_wait_for_another_in_one(make_pool):
+    """The second statement never reaches its hand-off (the clock stands still after the
+    first's): the third call runs only if the first worker, back from its statement,
+    takes it while the second is still waiting in its own."""
+    clock = FrozenClock()
+    workers = make_pool(2, 1, handoff=3600, statement_handoff=0.001, clock=clock)
+    first, second = Statement(), Statement()
+    one = workers.submit(first.run)
+    assert first.inside.wait(WAIT)
+    two = workers.submit(second.run)
+    clock.now += 0.001  # the first statement is handed off: a worker is woken for the second
+    assert second.inside.wait(WAIT)
+    three = workers.submit(threading.get_ident)
+    first.done.set()
+    assert three.result(WAIT) == first.thread
+    assert not two.done()
+    second.done.set()
+    assert one.result(WAIT) is True and two.result(WAIT) is True
+
+
 def test_a_statement_handoff_of_zero_wakes_a_worker_as_the_statement_begins(make_pool):
     """As before the hand-off existed: no clock needs to move."""
     workers = make_pool(2, 1, handoff=3600, statement_handoff=0, clock=FrozenClock())
