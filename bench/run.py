@@ -806,7 +806,8 @@ class Run:
             for n in CONTENDERS
             if n in names and (not self.plan.contenders or n in self.plan.contenders)
         ]
-        print(f"== {db} + {layer} layer: {', '.join(order)}", flush=True)
+        if order:
+            print(f"== {db} + {layer} layer: {', '.join(order)}", flush=True)
         servers = {name: Server(name, env, self.log_dir) for name in order}
         try:
             for name, server in servers.items():

@@ -18,7 +18,9 @@ thread runs Python at a time and the event loop's thread is already one):
   whose statements run in this process, on a CPU): then an idle worker is
   woken for the queued calls, so slow queries overlap as on any pool. A
   statement that ends sooner wakes nobody: waking a thread (and then trading
-  the GIL with it) costs more than a fast statement's wait.
+  the GIL with it) costs more than a fast statement's wait. A worker that is
+  awake anyway (back from its statement, or done with a call) does not wait
+  for another's statement to be handed off before it takes the next call.
 - a worker that has been running one call (or since its last statement) for
   ``handoff`` seconds while calls are queued stops counting too, and
   another worker is woken: binding code that blocks on something else (an
