@@ -75,7 +75,9 @@ from bench.limits import raise_open_files
 from bench.protocols import PROTOCOLS, Protocol
 
 OPEN_CONCURRENCY = 50
-# The fewest connections a second the scoped fan-out's step timeout allows for opening.
+# The fewest connections opened, and subscriptions answered, a second that the scoped
+# fan-out allows for (a loaded 2-core machine answered 60 page subscriptions a second
+# at N = 10,000): its replies' and its step's time limits grow with N.
 OPEN_RATE = 20
 PUSH_TIMEOUT = 60.0
 # How long a subscriber waits for the reply to its subscription.
@@ -107,10 +109,16 @@ def step_timeout(step: dict) -> float:
         # unsubscribe and subscribe; each save waits for its pushes, then a quiet server.
         per_save = 2 * PUSH_TIMEOUT + 2 * settle + 10
         opening = step["subscribers"] / OPEN_RATE
-        return STEP_MARGIN + opening + 2 * REPLY_TIMEOUT + step["saves"] * per_save
+        return STEP_MARGIN + opening + 2 * scoped_reply_timeout(step) + step["saves"] * per_save
     # fan-out: every save may wait PUSH_TIMEOUT for its pushes.
     per_save = PUSH_TIMEOUT + 2 * settle + 10
     return STEP_MARGIN + REPLY_TIMEOUT + step["saves"] * per_save
+
+
+def scoped_reply_timeout(step: dict) -> float:
+    """How long the scoped fan-out's subscribers wait for their (un)subscriptions' replies,
+    all sent at once: the server answers them one after the other."""
+    return max(REPLY_TIMEOUT, step["subscribers"] / OPEN_RATE)
 
 
 def short_reason(exc: BaseException) -> str:
@@ -196,10 +204,12 @@ class Client:
             if not self.protocol.is_push(message):
                 return self.protocol.reply_ok(kind, arg, message), message
 
-    async def subscribe(self, ws: ClientConnection, kind: str, arg: Any) -> tuple[bool, dict]:
+    async def subscribe(
+        self, ws: ClientConnection, kind: str, arg: Any, timeout: float = REPLY_TIMEOUT
+    ) -> tuple[bool, dict]:
         """``call`` for a subscription: a reply that does not come in time is a wrong one."""
         try:
-            return await asyncio.wait_for(self.call(ws, kind, arg), REPLY_TIMEOUT)
+            return await asyncio.wait_for(self.call(ws, kind, arg), timeout)
         except TimeoutError:
             return False, {}
 
@@ -323,14 +333,15 @@ class Client:
             "own_row": lambda i: ("scoped_row", own[i][0]),
             "own_page": lambda i: ("scoped_page", False),
         }[case]
-        sockets = await self.scoped_connections(n, step.get("reuse", 0))
+        wait = scoped_reply_timeout(step)
+        sockets = await self.scoped_connections(n, step.get("reuse", 0), wait)
         inboxes = [Inbox(user) for user in users]
         readers: list[asyncio.Task] = []
         kept = False
         try:
             self.pool_subscriptions[:n] = [requests(i) for i in range(n)]
             replies = await asyncio.gather(
-                *(self.subscribe(ws, *requests(i)) for i, ws in enumerate(sockets))
+                *(self.subscribe(ws, *requests(i), wait) for i, ws in enumerate(sockets))
             )
             subscribed = sum(
                 1
@@ -395,7 +406,9 @@ class Client:
             "errors": n - subscribed + closed,
         }
 
-    async def scoped_connections(self, n: int, reuse: float) -> list[ClientConnection]:
+    async def scoped_connections(
+        self, n: int, reuse: float, wait: float = REPLY_TIMEOUT
+    ) -> list[ClientConnection]:
         """Connections for users 0..n-1: the pool's, if younger than ``reuse`` seconds.
 
         A reused connection's subscriptions are ended first. syncbind re-reads a
@@ -406,7 +419,7 @@ class Client:
             await self.close_pool()
         if self.pool:
             unsubscribes = [
-                self.subscribe(ws, "scoped_unsubscribe", sub[1])
+                self.subscribe(ws, "scoped_unsubscribe", sub[1], wait)
                 for ws, sub in zip(self.pool, self.pool_subscriptions, strict=True)
                 if sub is not None
             ]
