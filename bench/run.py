@@ -837,11 +837,12 @@ class Run:
                 self.run_requests(servers, data, db, layer, measures)
             if "fanout" in measures:
                 self.run_fanout(servers, data, db, layer)
-            if "scoped" in measures:
-                self.run_scoped(data, db, layer)
         finally:
             for server in servers.values():
                 server.stop()
+        # Once the other servers are gone: their idle wake-ups would share the machine.
+        if "scoped" in measures:
+            self.run_scoped(data, db, layer)
 
     def run_requests(self, servers, data, db, layer, measures) -> None:
         p = self.plan
