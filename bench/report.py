@@ -799,8 +799,13 @@ def failures_section(add, results: dict) -> None:
         return
     add("## Failures in this run")
     add("")
-    log_dir = results.get("meta", {}).get("log_dir")
+    meta = results.get("meta", {})
+    log_dir = meta.get("log_dir")
+    # A scenario merged from a later run has its logs in that run's directory.
+    dirs = {s: part.get("log_dir") for part in meta.get("merged", []) for s in part["scenarios"]}
     where = f" in `{log_dir}`" if log_dir else ""
+    if any(dirs.get(scenario) for scenario, _ in failed_rows):
+        where = " in the log directory of the run that measured it"
     ours = sorted(
         {row["contender"] for _, row in failed_rows if row["contender"].startswith("syncbind")}
     )
@@ -817,7 +822,9 @@ def failures_section(add, results: dict) -> None:
     )
     add("")
     for scenario, row in failed_rows:
-        log = f" (`{row['log']}`)" if row.get("log") else ""
+        folder = dirs.get(scenario) or (log_dir if dirs else None)
+        path = f"{folder}/{row['log']}" if folder and row.get("log") else row.get("log")
+        log = f" (`{path}`)" if path else ""
         add(
             f"- {label(row['contender'])}, {step_name(scenario, row)}, "
             f"{backend(row['db'], row['layer'])}: {row['failed']}{log}"
