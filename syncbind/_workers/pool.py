@@ -252,6 +252,8 @@ class WorkerPool(Executor):
                     finally:
                         work.acquire()
                         self._running.pop(ident, None)
+                        # A step_aside() never stepped back from must not outlive its call.
+                        self._statements.pop(ident, None)
                     if self._taking_work() < self.running_limit:
                         continue  # the next call, without sleeping
                 if self._shutdown:
