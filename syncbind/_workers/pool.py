@@ -28,9 +28,10 @@ thread runs Python at a time and the event loop's thread is already one):
   most, and calls that wait on each other cannot deadlock the pool.
 
 The watchdog thread times both hand-offs. While statements begin and calls
-are queued it looks every ``statement_handoff`` seconds, so a statement is
-handed off between one and two of those after it began; otherwise it sleeps
-until the next hand-off is due, or until a call is queued.
+are queued it looks at least every ``statement_handoff`` seconds, and then
+sleeps until the first statement's hand-off is due, so a statement is timed
+without a wake-up of its own; otherwise it sleeps until the next hand-off is
+due, or until a call is queued (a statement beginning then wakes it).
 """
 
 from __future__ import annotations
