@@ -21,6 +21,7 @@ from django import forms
 from django.core.exceptions import FieldDoesNotExist
 from django.db import connections, models, router
 
+from syncbind._capture.choices import keep_choices
 from syncbind._wire import values
 from syncbind.exceptions import ValidationError
 from syncbind.settings import api_settings
@@ -140,11 +141,12 @@ def apply_filters(
     refused = _refused_values(filterset, data)
     if refused:
         raise ValidationError(refused)
-    if related is not None:
-        for form_field in filterset.form.fields.values():
-            choices = getattr(form_field, "queryset", None)
-            if choices is not None:
-                form_field.queryset = related(choices)
+    for form_field in filterset.form.fields.values():
+        choices = getattr(form_field, "queryset", None)
+        if choices is not None and related is not None:
+            form_field.queryset = related(choices)
+        # A choice found before is used again while its rows are unwritten (capture).
+        keep_choices(form_field)
     if not filterset.is_valid():
         raise ValidationError(
             {

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Final, Literal
 
 from django.core.exceptions import ImproperlyConfigured
 
+from syncbind import _capture as capture
 from syncbind._live.keys import INSTANCE, PAGE, SubscriptionKey
 from syncbind._reads import compiler, execution
 from syncbind._wire import parameters
@@ -172,6 +173,9 @@ class LiveBindingMixin:
         if subscriptions is None:
             yield None, None
             return
+        # The reader of a captured table runs before the key is compiled: the choices its
+        # filters validate are kept against its positions (capture.choices).
+        capture.follow(self.get_model())  # type: ignore[attr-defined]
         key, read = self.get_subscription_key(kind, pk)
         if kind == INSTANCE:
             sub = subscriptions.subscribe(

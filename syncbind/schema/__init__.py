@@ -5,6 +5,6 @@
 AsyncAPI 3.0 document, an OpenAPI 3.1 document of the HTTP API, or TypeScript.
 """
 
-from .describe import describe
+from syncbind.schema.describe import describe
 
 __all__ = ["describe"]
