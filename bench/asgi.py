@@ -43,6 +43,9 @@ if "start" in breaks:
 
 module = importlib.import_module(contender.module)
 consumer = module.consumer()
+# The contender's own session-and-user stack when it has one (syncbind's reads the user
+# in its worker pool), else Channels' AuthMiddlewareStack.
+auth_stack = getattr(module, "auth_stack", AuthMiddlewareStack)
 scoped_consumer = module.scoped_consumer() if hasattr(module, "scoped_consumer") else consumer
 
 if "exit" in breaks:
@@ -57,7 +60,7 @@ if "exit" in breaks:
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AuthMiddlewareStack(
+        "websocket": auth_stack(
             URLRouter([path("ws/", consumer), path("ws/scoped/", scoped_consumer)])
         ),
     }

@@ -334,7 +334,7 @@ class ConnectionSubscriptions:
     ) -> Subscription:
         sub = Subscription(self, key, event, request, action, delete_event)
         sub.explicit = explicit
-        elsewhere = self._followed_elsewhere()
+        elsewhere = self._followed_elsewhere(key)
         with self.lock:
             if self.closed:
                 raise SyncbindError("The connection is closed.")
@@ -354,12 +354,16 @@ class ConnectionSubscriptions:
             self.hub.replace(old, sub, binding_class, read)
         return sub
 
-    def _followed_elsewhere(self) -> frozenset[SubscriptionKey]:
+    def _followed_elsewhere(self, key: SubscriptionKey) -> frozenset[SubscriptionKey]:
         """The keys this connection's user follows on their other connections in this
         process, for ``MAX_SUBSCRIPTION_KEYS_PER_USER`` (each read under its own lock,
         none held: subscriptions of one user made at the same moment on two of their
-        connections may each pass the limit by one)."""
-        if api_settings.MAX_SUBSCRIPTION_KEYS_PER_USER is None or self.connection is None:
+        connections may each pass the limit by one). The walk stops once ``key`` is
+        among them (the limit does not apply to it) or they alone reach the limit (it
+        applies whatever this connection drops): the answer is the same, and a user
+        holding many connections does not cost a walk of all of them per subscription."""
+        most = api_settings.MAX_SUBSCRIPTION_KEYS_PER_USER
+        if most is None or self.connection is None:
             return frozenset()
         keys: set[SubscriptionKey] = set()
         for other in self.hub.connections_of(self.connection.user):
@@ -367,6 +371,8 @@ class ConnectionSubscriptions:
             if other is not self.connection and theirs is not None:
                 with theirs.lock:
                     keys.update(theirs.key_counts)
+                if key in keys or len(keys) >= most:
+                    break
         return frozenset(keys)
 
     def _count(self, key: SubscriptionKey, delta: int) -> None:
