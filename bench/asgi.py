@@ -45,7 +45,10 @@ module = importlib.import_module(contender.module)
 consumer = module.consumer()
 # The contender's own session-and-user stack when it has one (syncbind's reads the user
 # in its worker pool), else Channels' AuthMiddlewareStack.
+# (BENCH_AUTH_STACK=channels: Channels' for every contender; the storm's reference rows).
 auth_stack = getattr(module, "auth_stack", AuthMiddlewareStack)
+if os.environ.get("BENCH_AUTH_STACK") == "channels":
+    auth_stack = AuthMiddlewareStack
 scoped_consumer = module.scoped_consumer() if hasattr(module, "scoped_consumer") else consumer
 
 if "exit" in breaks:

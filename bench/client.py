@@ -48,7 +48,13 @@ session cookie, the contender's protocol, the rows, and the steps:
     each reply, payload bytes the server sent, and the statements the server
     ran until it was quiet, less what authenticating the connections cost
     (``N`` connections opened afterwards, and nothing sent on them, counted
-    the same way).
+    the same way). With ``workers`` above 1 (a server of several processes,
+    whose counters are each process's own) only the replies, their times and
+    bytes are measured.
+  - ``handshake``, on a server of its own (any contender): all ``subscribers``
+    connect at once and send nothing; time from the start to each finished
+    handshake, the server's CPU time until the last and this process's own
+    (the reference the storm's handshakes are compared with).
 
 Each step's result is printed as one JSON line as soon as the step ends. A
 step that raises or runs past ``step_timeout(step)`` is reported as
@@ -538,7 +544,38 @@ class Client:
     async def storm(self, step: dict) -> dict:
         if step["phase"] == "subscribe":
             return await self.storm_subscribe(step)
+        if step["phase"] == "handshake":
+            return await self.storm_handshake(step)
         return await self.storm_reconnect(step)
+
+    async def storm_handshake(self, step: dict) -> dict:
+        """All connect at once and send nothing: the handshakes alone."""
+        n = step["subscribers"]
+
+        async def one() -> tuple[ClientConnection, float]:
+            ws = await self.open()
+            return ws, time.perf_counter()
+
+        cpu_before = (await self.ahttp("/bench/cpu/"))["cpu"]
+        own_cpu = time.process_time()
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
+        own_cpu = time.process_time() - own_cpu
+        cpu = (await self.ahttp("/bench/cpu/"))["cpu"] - cpu_before
+        opened = [o for o in outcomes if not isinstance(o, BaseException)]
+        await self.close_all([ws for ws, _ in opened])
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            raise failures[0]
+        latencies = [at - started for _, at in opened]
+        return {
+            "connect_p50_ms": ms(percentile(latencies, 0.50)),
+            "connect_p95_ms": ms(percentile(latencies, 0.95)),
+            "max_ms": ms(max(latencies)),
+            "server_cpu_ms": ms(cpu),
+            "client_cpu_ms": ms(own_cpu),
+            "errors": 0,
+        }
 
     def storm_read(self, i: int, step: dict) -> tuple[str, Any]:
         """Client i's read: page ``i % pages + 1`` of the whole list (``reads`` "pages"),
@@ -608,6 +645,8 @@ class Client:
     async def storm_reconnect(self, step: dict) -> dict:
         """All reconnect at once; then, on fresh connections, what authentication costs."""
         n, versions = step["subscribers"], step.get("versions")
+        if step.get("workers", 1) > 1:
+            return await self.storm_reconnect_only(step)
         before = await self.counts(statements=True)
         cpu_before = (await self.ahttp("/bench/cpu/"))["cpu"]
         own_cpu = time.process_time()
@@ -663,6 +702,44 @@ class Client:
             # CPU seconds from the storm's start to the last reply: the server process's
             # (every thread), and the load generator's own.
             "server_cpu_ms": ms(cpu),
+            "client_cpu_ms": ms(own_cpu),
+            "errors": sum(1 for o in done if not storm_reply_ok(o.message)),
+        }
+
+    async def storm_reconnect_only(self, step: dict) -> dict:
+        """All reconnect at once, on a server of several processes: the replies, their
+        times and bytes (each process counts its own statements and CPU: not read)."""
+        n, versions = step["subscribers"], step.get("versions")
+        own_cpu = time.process_time()
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(
+            *(
+                self.reconnect(self.storm_read(i, step), versions[i] if versions else None)
+                for i in range(n)
+            ),
+            return_exceptions=True,
+        )
+        own_cpu = time.process_time() - own_cpu
+        done = [o for o in outcomes if not isinstance(o, BaseException)]
+        await self.close_all([o.ws for o in done])
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            raise failures[0]
+        verdicts = [o.message.get("resume") for o in done]
+        latencies = [o.replied - started for o in done]
+        connected = [o.connected - started for o in done]
+        return {
+            "unchanged": verdicts.count("unchanged"),
+            "changed": verdicts.count("changed"),
+            "expired": verdicts.count("expired"),
+            "versions_held": len(set(versions)) if versions else None,
+            "p50_ms": ms(percentile(latencies, 0.50)),
+            "p95_ms": ms(percentile(latencies, 0.95)),
+            "max_ms": ms(max(latencies)),
+            "connect_p50_ms": ms(percentile(connected, 0.50)),
+            "connect_p95_ms": ms(percentile(connected, 0.95)),
+            "request_p95_ms": ms(percentile([o.replied - o.connected for o in done], 0.95)),
+            "bytes": sum(o.size for o in done),
             "client_cpu_ms": ms(own_cpu),
             "errors": sum(1 for o in done if not storm_reply_ok(o.message)),
         }

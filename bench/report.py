@@ -378,7 +378,11 @@ def scoped_flat_target(ours_all: list[dict]) -> tuple:
 
 def storm_targets(storm: list[dict]) -> list[tuple[str, str, bool | None]]:
     """The resuming storm's targets, on each backend and kind of read."""
-    resumes = [r for r in storm if r.get("measure") == "storm" and r.get("resume")]
+    resumes = [
+        r
+        for r in storm
+        if r.get("measure") == "storm" and r.get("resume") and r.get("workers", 1) == 1
+    ]
     n = max((r["subscribers"] for r in resumes), default=None)
     out = []
     for key, target, limit, text in [
@@ -419,8 +423,13 @@ def storm_targets(storm: list[dict]) -> list[tuple[str, str, bool | None]]:
 
 
 def storm_order(row: dict) -> tuple:
-    """SQLite first, pages before filters, resuming before refetching."""
-    return (row["db"] != "sqlite", row["reads"] != "pages", not row.get("resume"))
+    """SQLite first, pages before filters, resuming before refetching, one process first."""
+    return (
+        row["db"] != "sqlite",
+        row.get("reads") != "pages",
+        not row.get("resume"),
+        row.get("workers", 1),
+    )
 
 
 # -- markdown -----------------------------------------------------------------
@@ -481,6 +490,10 @@ def step_name(scenario: str, row: dict) -> str:
 def storm_measure(row: dict) -> str:
     if row.get("measure") == "resync":
         return "resync"
+    if row.get("measure") == "handshake":
+        return f"handshakes alone, {STACKS.get(row.get('stack'), row.get('stack'))} auth stack"
+    if row.get("workers", 1) > 1:
+        return f"resuming, {row['workers']} processes"
     return "resuming" if row.get("resume") else "full refetch"
 
 
@@ -726,6 +739,11 @@ def storm_section(add, storm: list[dict]) -> None:
             cells = [row["reads"], storm_measure(row), fmt(row["subscribers"])]
             if failed(row):
                 cells += [failed_cell(row)] + ["–"] * 8
+            elif row.get("workers", 1) > 1:
+                # Each process counts its own statements and CPU: not read.
+                cells += ["n/a", "n/a", "n/a"]
+                cells += [fmt(row[k]) for k in ("p50_ms", "p95_ms", "connect_p95_ms")]
+                cells += [fmt(row["request_p95_ms"]), fmt(row["bytes"]), "n/a"]
             else:
                 cells += [
                     fmt(row["queries"]),
@@ -750,6 +768,7 @@ def storm_section(add, storm: list[dict]) -> None:
                 add("")
                 for sql, count in row["statements"].items():
                     add(f"- {count:,} × `{sql[:90]}`")
+    handshake_table(add, storm)
     resyncs = sorted((r for r in storm if r["measure"] == "resync"), key=storm_order)
     if resyncs:
         add("")
@@ -780,6 +799,49 @@ def storm_section(add, storm: list[dict]) -> None:
                 ]
             add("| " + " | ".join(cells) + " |")
     add("")
+
+
+STACKS = {"syncbind": "syncbind's", "channels": "Channels'"}
+
+
+def handshake_table(add, storm: list[dict]) -> None:
+    """The reference: the same number of handshakes alone, on each server kind."""
+    rows = [r for r in storm if r["measure"] == "handshake"]
+    if not rows:
+        return
+    add("")
+    add(
+        "**Handshakes alone.** The reference for the storm's `connect` part: as many clients "
+        "as the storm's connect at once with the same session cookie and send nothing, each "
+        "kind on a server process of its own: syncbind's BindingConsumer behind "
+        "`syncbind.middleware.AuthMiddlewareStack` (the user read by `SessionAuthentication` "
+        "in syncbind's worker pool; what the storm rows above use) and behind Channels' "
+        "`AuthMiddlewareStack` (the user read on asgiref's one thread-sensitive thread), and "
+        "the hand-written `JsonWebsocketConsumer` behind Channels' stack, whose `connect()` "
+        "only accepts an authenticated user. Server CPU: the process's, from the start to "
+        "the last handshake; load generator CPU: its own, on the same 2 cores."
+    )
+    add("")
+    add(
+        "| backend | server | auth stack | N | connect p50 ms | connect p95 ms "
+        "| server CPU ms | per handshake ms | load generator CPU ms |"
+    )
+    add("|---" * 9 + "|")
+    for row in sorted(rows, key=lambda r: (r["db"] != "sqlite", r["contender"] != SYNCBIND)):
+        stack = STACKS.get(row["stack"], row["stack"])
+        cells = [backend(row["db"], row["layer"]), label(row["contender"]), stack]
+        cells.append(fmt(row["subscribers"]))
+        if failed(row):
+            cells += [failed_cell(row)] + ["–"] * 4
+        else:
+            cells += [
+                fmt(row["connect_p50_ms"]),
+                fmt(row["connect_p95_ms"]),
+                fmt(row["server_cpu_ms"]),
+                fmt(row["server_cpu_ms"] / row["subscribers"], 2),
+                fmt(row["client_cpu_ms"]),
+            ]
+        add("| " + " | ".join(cells) + " |")
 
 
 def failures(results: dict) -> list[tuple[str, dict]]:

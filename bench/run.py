@@ -73,6 +73,12 @@ STORM_CONTENDER = "syncbind-sync"
 # Queries that wait (BENCH_QUERY_DELAY, bench.app.delay): every contender with a database,
 # on servers of their own, PostgreSQL only (a database across a network).
 DELAY_CONTENDERS = SLOW_CONTENDERS
+# The handshake reference servers: (contender, its auth stack).
+HANDSHAKE_SERVERS = [
+    ("syncbind-sync", "syncbind"),
+    ("syncbind-sync", "channels"),
+    ("plain", "channels"),
+]
 SCENARIOS = ["memory", "throughput", "slow", "delay", "fanout", "scoped", "capture", "storm"]
 # The server log's tail kept with a failure.
 LOG_TAIL = 4000
@@ -139,6 +145,11 @@ class Plan:
     # What the clients read: pages of the whole list, or one category's page each
     # (a foreign-key filter, whose value the filter's form field looks up).
     storm_reads: list[str] = field(default_factory=lambda: ["pages", "filters"])
+    # Also the resuming storm on a server of 2 worker processes (one per core), and the
+    # handshakes alone (syncbind with its own auth stack and with Channels', and the
+    # hand-written consumer) as a reference.
+    storm_two_workers: bool = True
+    storm_handshakes: bool = True
 
 
 FULL = Plan(
@@ -226,7 +237,8 @@ def free_port() -> int:
 
 
 class Server:
-    """One contender's uvicorn process (one worker) on a free loopback port."""
+    """One contender's uvicorn server (one worker process unless ``workers`` says more)
+    on a free loopback port."""
 
     def __init__(
         self,
@@ -235,6 +247,7 @@ class Server:
         log_dir: Path,
         tag: str = "",
         port: int | None = None,
+        workers: int = 1,
     ) -> None:
         self.contender = CONTENDERS[contender]
         # Why this server cannot be measured any more (it did not start, or exited).
@@ -259,7 +272,7 @@ class Server:
                 "--port",
                 str(self.port),
                 "--workers",
-                "1",
+                str(workers),
                 "--lifespan",
                 "off",
                 "--log-level",
@@ -588,6 +601,16 @@ def verdict(result: dict) -> str | None:
 
 
 def storm_summary(row: dict) -> str:
+    if row["measure"] == "handshake":
+        return (
+            f"{row['subscribers']} handshakes, {row['contender']} with the {row['stack']} auth "
+            f"stack: connect p95 {row['connect_p95_ms']} ms, server CPU {row['server_cpu_ms']} ms"
+        )
+    if row.get("workers", 1) > 1:
+        return (
+            f"{row['reads']}: storm of {row['subscribers']} resuming on {row['workers']} "
+            f"processes: p95 {row['p95_ms']} ms, {row['bytes']:,} bytes"
+        )
     if row["measure"] == "resync":
         return (
             f"{row['reads']}: resync of {row['subscribers']} subscribers: {row['resync_ms']} ms, "
@@ -1091,6 +1114,9 @@ class Run:
             ]
             for reads in p.storm_reads
         ]
+        if p.storm_two_workers:
+            for group in steps:
+                group.append({**group[1], "workers": 2})
         prepared, details = self.backends.prepare_storm(db, layer)
         if prepared is None:
             lines = details.strip().splitlines()
@@ -1106,6 +1132,8 @@ class Run:
         }
         for group in steps:
             self.storm_servers(db, layer, data, group)
+        if p.storm_handshakes:
+            self.storm_handshakes(db, layer, data, base)
 
     def storm_servers(self, db: str, layer: str, data: dict, steps: list[dict]) -> None:
         """The steps of one kind of read, each on a server process of its own, on one port."""
@@ -1115,7 +1143,8 @@ class Run:
         versions = None
         for number, step in enumerate(steps, 1):
             tag = f"storm-{step['reads']}-{number}"
-            server = Server(STORM_CONTENDER, env, self.log_dir, tag, port)
+            workers = step.get("workers", 1)
+            server = Server(STORM_CONTENDER, env, self.log_dir, tag, port, workers)
             port = server.port
             try:
                 if not server.wait_ready():
@@ -1134,6 +1163,25 @@ class Run:
             if step["phase"] == "subscribe" and not result.get("failed"):
                 versions = result["versions"]
             result = {k: v for k, v in result.items() if k != "versions"}
+            row = self.record("storm", server, db, layer, result, details)
+            self.results["storm"].append(row)
+            if not row.get("failed"):
+                print(f"   storm {db}: {storm_summary(row)}", flush=True)
+
+    def storm_handshakes(self, db: str, layer: str, data: dict, base: dict) -> None:
+        """The handshakes alone, all at once, each kind on a server of its own: syncbind
+        with its auth stack (the user read in its workers) and with Channels' (on asgiref's
+        one thread), and the hand-written consumer (Channels' stack, nothing else)."""
+        for contender, stack in HANDSHAKE_SERVERS:
+            env = {**self.backends.env(db, layer, "storm"), "BENCH_AUTH_STACK": stack}
+            server = Server(contender, env, self.log_dir, f"handshake-{stack}")
+            step = {**base, "phase": "handshake", "measure": "handshake", "stack": stack}
+            try:
+                if not server.wait_ready():
+                    print(f"   handshakes: {server.failed} (log: {server.log_path})", flush=True)
+                [(result, details)] = drive(server, data, [step])
+            finally:
+                server.stop()
             row = self.record("storm", server, db, layer, result, details)
             self.results["storm"].append(row)
             if not row.get("failed"):

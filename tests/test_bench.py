@@ -20,6 +20,7 @@ from bench.run import (
     CAPTURE_CONTENDER,
     DELAY_CONTENDERS,
     FANOUT_CONTENDERS,
+    HANDSHAKE_SERVERS,
     MEMORY_CONTENDERS,
     MODES,
     REQUEST_CONTENDERS,
@@ -176,6 +177,8 @@ def test_the_run_is_written_out(smoke_run):
     assert "## 4. Scoped fan-out" in markdown and "| (d) own page | 3 |" in markdown
     assert "## 6. Change capture" in markdown and "| one `update()` of 200 rows |" in markdown
     assert "## 7. Reconnect storm and resync" in markdown and "| pages | resuming | 3 |" in markdown
+    assert "| pages | resuming, 2 processes | 3 | n/a |" in markdown
+    assert "**Handshakes alone.**" in markdown
     assert "## Failures in this run" not in markdown
     assert results["meta"]["versions"]["djangochannelsrestframework"] == "1.3.0"
     for chart in ("throughput.png", "fanout.png"):
@@ -227,23 +230,33 @@ def test_capture_pushes_a_raw_sql_update_to_a_subscriber(smoke_run):
 
 
 def storm_rows(smoke_run) -> dict[tuple, dict]:
-    """The smoke run's storm rows by (reads, measure, resume), all on this run's database
-    and the layer the scoped fan-out pairs with it, and none failed."""
+    """The smoke run's storm rows by (reads, measure, resume, processes or auth stack), all
+    on this run's database and the layer the scoped fan-out pairs with it, and none failed."""
     db, layers, _, results = smoke_run
     layer = "memory" if db == "sqlite" else layers[-1]
     rows = results["storm"]
-    assert {(r["db"], r["layer"], r["contender"]) for r in rows} == {(db, layer, STORM_CONTENDER)}
-    by_key = {(r["reads"], r["measure"], r.get("resume")): r for r in rows}
-    assert set(by_key) == {
-        (reads, measure, resume)
-        for reads in MODES["smoke"].storm_reads
-        for measure, resume in [("resync", None), ("storm", True), ("storm", False)]
+    contenders = {STORM_CONTENDER} | {contender for contender, _ in HANDSHAKE_SERVERS}
+    assert {(r["db"], r["layer"]) for r in rows} == {(db, layer)}
+    assert {r["contender"] for r in rows} == contenders
+    by_key = {
+        (r.get("reads"), r["measure"], r.get("resume"), r.get("workers", r.get("stack"))): r
+        for r in rows
     }
+    assert set(by_key) == {
+        (reads, measure, resume, workers)
+        for reads in MODES["smoke"].storm_reads
+        for measure, resume, workers in [
+            ("resync", None, None),
+            ("storm", True, None),
+            ("storm", False, None),
+            ("storm", True, 2),  # the same resume, on a server of 2 processes
+        ]
+    } | {(None, "handshake", None, stack) for _, stack in HANDSHAKE_SERVERS}
     assert len(by_key) == len(rows)
     for row in rows:
         assert not row.get("failed") and row["errors"] == 0, row
         assert row["subscribers"] == MODES["smoke"].storm_subscribers, row
-    return by_key
+    return {key[:3] if key[3] is None else key: row for key, row in by_key.items()}
 
 
 @pytest.mark.timeout(600)
@@ -258,12 +271,29 @@ def test_a_reconnect_storm_resumes_unchanged_and_sends_less_than_a_refetch(smoke
         assert refetched["unchanged"] == 0 and refetched["versions_held"] is None, refetched
         assert 0 < resumed["bytes"] < refetched["bytes"], (resumed, refetched)
         for row in (resumed, refetched):
-            # The harness's authentication: Channels reads the session, then the user.
+            # The harness's authentication: the session, then the user (in a worker).
             assert row["auth_queries_per_connection"] == 2, row
             assert row["queries_total"] == row["queries"] + 2 * n, row
             assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["max_ms"], row
             assert row["connect_p95_ms"] > 0 and row["request_p95_ms"] > 0, row
             assert row["statements"], row
+
+
+@pytest.mark.timeout(600)
+def test_a_storm_on_two_processes_resumes_and_handshakes_alone_are_timed(smoke_run):
+    """The extra rows: the resuming storm on a server of 2 worker processes (replies and
+    times only), and the handshakes alone on each reference server."""
+    rows = storm_rows(smoke_run)
+    n = MODES["smoke"].storm_subscribers
+    for reads in MODES["smoke"].storm_reads:
+        row = rows[(reads, "storm", True, 2)]
+        assert (row["unchanged"], row["changed"], row["expired"]) == (n, 0, 0), row
+        assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["max_ms"], row
+        assert "queries" not in row and "server_cpu_ms" not in row, row
+    for _, stack in HANDSHAKE_SERVERS:
+        row = rows[(None, "handshake", None, stack)]
+        assert 0 < row["connect_p50_ms"] <= row["connect_p95_ms"] <= row["max_ms"], row
+        assert row["server_cpu_ms"] > 0 and row["client_cpu_ms"] > 0, row
 
 
 @pytest.mark.timeout(600)
@@ -309,8 +339,9 @@ def test_the_storm_targets_are_judged_on_every_backend_and_read():
         "storm": [
             storm("sqlite", "pages", 7, 1500),
             storm("postgres", "pages", 20, 1900),
-            # A refetch is shown, never judged.
+            # A refetch is shown, never judged; nor a storm on a server of 2 processes.
             storm("postgres", "pages", 2000, 9000, resume=False),
+            storm("postgres", "pages", None, 9000, workers=2),
         ],
     }
     judged = {target: (text, met) for target, text, met in report.targets(results)}
