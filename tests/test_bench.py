@@ -229,6 +229,11 @@ def test_capture_pushes_a_raw_sql_update_to_a_subscriber(smoke_run):
         assert row["idle_cpu_percent"] >= 0, row
 
 
+def handshake(row: dict) -> tuple[str, str] | None:
+    """A handshake row's server: (contender, auth stack)."""
+    return (row["contender"], row["stack"]) if row["measure"] == "handshake" else None
+
+
 def storm_rows(smoke_run) -> dict[tuple, dict]:
     """The smoke run's storm rows by (reads, measure, resume, processes or auth stack), all
     on this run's database and the layer the scoped fan-out pairs with it, and none failed."""
@@ -239,7 +244,7 @@ def storm_rows(smoke_run) -> dict[tuple, dict]:
     assert {(r["db"], r["layer"]) for r in rows} == {(db, layer)}
     assert {r["contender"] for r in rows} == contenders
     by_key = {
-        (r.get("reads"), r["measure"], r.get("resume"), r.get("workers", r.get("stack"))): r
+        (r.get("reads"), r["measure"], r.get("resume"), r.get("workers") or handshake(r)): r
         for r in rows
     }
     assert set(by_key) == {
@@ -251,7 +256,7 @@ def storm_rows(smoke_run) -> dict[tuple, dict]:
             ("storm", False, None),
             ("storm", True, 2),  # the same resume, on a server of 2 processes
         ]
-    } | {(None, "handshake", None, stack) for _, stack in HANDSHAKE_SERVERS}
+    } | {(None, "handshake", None, server) for server in HANDSHAKE_SERVERS}
     assert len(by_key) == len(rows)
     for row in rows:
         assert not row.get("failed") and row["errors"] == 0, row
@@ -290,8 +295,8 @@ def test_a_storm_on_two_processes_resumes_and_handshakes_alone_are_timed(smoke_r
         assert (row["unchanged"], row["changed"], row["expired"]) == (n, 0, 0), row
         assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["max_ms"], row
         assert "queries" not in row and "server_cpu_ms" not in row, row
-    for _, stack in HANDSHAKE_SERVERS:
-        row = rows[(None, "handshake", None, stack)]
+    for server in HANDSHAKE_SERVERS:
+        row = rows[(None, "handshake", None, server)]
         assert 0 < row["connect_p50_ms"] <= row["connect_p95_ms"] <= row["max_ms"], row
         assert row["server_cpu_ms"] > 0 and row["client_cpu_ms"] > 0, row
 
