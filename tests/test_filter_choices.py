@@ -14,8 +14,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from syncbind import executor
-from syncbind.capture.follower import stop_all
+from syncbind._capture.follower import stop_all
+from syncbind._workers import executor
 from syncbind.testing import connect, settle
 from tests import factories
 from tests.testapp.models import Project

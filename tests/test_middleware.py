@@ -17,7 +17,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import path
 
-from syncbind import db, executor, middleware
+from syncbind import middleware
+from syncbind._workers import deadlines, executor
 from syncbind.middleware import AuthMiddlewareStack
 from syncbind.testing import connect
 from tests import factories
@@ -125,7 +126,7 @@ async def test_the_user_is_read_in_a_worker_of_the_pool(consumer_app, db_call, m
     # A reply: the handshake's worker call has returned (messages are handled in order).
     assert await client.send_event(NOTES, {})
     await client.close()
-    assert len(read_in) == 1 and read_in[0].startswith(db.WORKER_PREFIX)
+    assert len(read_in) == 1 and read_in[0].startswith(deadlines.WORKER_PREFIX)
     handshake = [sql for sql in ran if "testapp_note" not in sql]
     assert len(handshake) == 2
     assert "django_session" in handshake[0] and "testapp_user" in handshake[1]
