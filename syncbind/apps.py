@@ -13,6 +13,7 @@ class SimpleSyncbindConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
+        # In ready(), as Django asks: these import models and connect signals.
         from django.db.backends.signals import connection_created
         from django.db.models.signals import post_migrate
 
@@ -37,6 +38,7 @@ class SyncbindConfig(SimpleSyncbindConfig):
     default = True
 
     def ready(self) -> None:
+        # In ready(): autodiscovery imports every app's bindings module.
         from syncbind._bindings.registry import autodiscover
 
         super().ready()

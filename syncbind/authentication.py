@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from importlib import import_module
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,6 +27,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.http import is_same_domain
 
+from syncbind._live.credentials import announce, user_key
 from syncbind.exceptions import AuthenticationFailed, PermissionDenied
 from syncbind.settings import api_settings
 
@@ -182,7 +184,6 @@ def _load_sessions(keys: set[str]) -> dict[str, dict[str, Any]]:
     """The data of the sessions ``keys`` that exist and have not expired."""
     if not keys:
         return {}
-    from importlib import import_module
 
     store_class = import_module(settings.SESSION_ENGINE).SessionStore
     get_model_class = getattr(store_class, "get_model_class", None)
@@ -255,8 +256,6 @@ def make_token(user: Any) -> str:
     its hash), and is valid for ``TOKEN_MAX_AGE`` seconds, until the password
     changes, or until :func:`revoke_tokens` is called for the user.
     """
-    from syncbind._live.credentials import user_key
-
     # The key as text: a UUID (or any other) primary key signs as JSON.
     payload = {"u": user_key(user), "t": int(time.time() * 1000), "h": _fingerprint(user)}
     return _signer().sign_object(payload, compress=False)
@@ -265,12 +264,12 @@ def make_token(user: Any) -> str:
 def revoke_tokens(user: Any) -> None:
     """Make every token of ``user`` made until now invalid, and close the connections
     they opened (after the transaction commits). Later tokens work."""
+    # Lazy: this module is named in settings and imports no models (as DRF's).
     from syncbind.models import TokenRevocation
 
     TokenRevocation.objects.update_or_create(
         user_id=user.pk, defaults={"revoked_at": datetime.now(tz=UTC)}
     )
-    from syncbind._live.credentials import announce
 
     transaction.on_commit(lambda: announce(user.pk))
 
@@ -349,6 +348,7 @@ class TokenAuthentication(BaseAuthentication):
             raise AuthenticationFailed("Invalid token.") from None
         if not constant_time_compare(str(payload["h"]), _fingerprint(user)):
             raise AuthenticationFailed("Token revoked.")
+        # Lazy: this module is named in settings and imports no models (as DRF's).
         from syncbind.models import TokenRevocation
 
         issued = datetime.fromtimestamp(int(payload["t"]) / 1000, tz=UTC)

@@ -17,9 +17,11 @@ from syncbind._bindings.lifecycle import Lifecycle
 from syncbind._bindings.listing import ListingMixin
 from syncbind._bindings.live import KEEP as KEEP  # public: syncbind.KEEP
 from syncbind._bindings.live import LiveBindingMixin
+from syncbind._bindings.registry import registry
 from syncbind._reads import compiler
 from syncbind._wire import values
 from syncbind._wire.protocol import Message, join_event
+from syncbind.drf import DRFSerializerAdapter
 from syncbind.exceptions import NotFound, ValidationError
 from syncbind.mixins import (
     CreateMixin,
@@ -192,8 +194,6 @@ class BindingBase(DescribeMixin, Lifecycle, ListingMixin, PermissionsMixin, Live
         carries the request in its context), or the native serializer built from
         ``fields``/``exclude``/``read_only_fields`` once per class and shared."""
         if self.serializer_class is not None:
-            from syncbind.drf import DRFSerializerAdapter
-
             return DRFSerializerAdapter(self.serializer_class, self)
         cls = type(self)
         if cls._serializer is None:
@@ -219,8 +219,6 @@ class BindingBase(DescribeMixin, Lifecycle, ListingMixin, PermissionsMixin, Live
         ``queryset`` itself when no binding serves that model. Override to choose
         otherwise (returning ``queryset`` itself narrows nothing).
         """
-        from syncbind._bindings.registry import registry
-
         binding_class = registry.for_model(queryset.model)
         if binding_class is None:
             return queryset

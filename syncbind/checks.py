@@ -4,11 +4,28 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from channels.security.websocket import OriginValidator
+from django.conf import settings
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.db import connections, router
+from django.utils.module_loading import import_string
 
 from syncbind._bindings.registry import registry
+from syncbind._capture import enabled
+from syncbind._capture.triggers import missing, supported
+from syncbind.authentication import SessionAuthentication, TokenAuthentication
+from syncbind.bindings import BindingBase
+from syncbind.consumers import _Transport
 from syncbind.serializers import ModelSerializer
+from syncbind.settings import (
+    IMPORT_STRINGS,
+    LEGACY_IGNORED,
+    LEGACY_KEYS,
+    LEGACY_SETTING,
+    SyncbindSettings,
+    api_settings,
+)
 
 
 @checks.register("syncbind")
@@ -71,8 +88,6 @@ def check_bindings(app_configs=None, **kwargs):
 def check_compiled_reads(app_configs=None, **kwargs):
     """A binding that reads its own way must say so, or its pushes would read another
     way than its replies (syncbind.E004)."""
-    from syncbind.bindings import BindingBase
-
     errors = []
     for binding in registry.all():
         if not binding.get_compiled_reads():
@@ -101,8 +116,6 @@ def check_compiled_reads(app_configs=None, **kwargs):
 @checks.register("syncbind")
 def check_import_strings(app_configs=None, **kwargs):
     """Every dotted path in SYNCBIND (and CHANNELS_BINDING) must import (syncbind.E010)."""
-    from syncbind.settings import IMPORT_STRINGS, SyncbindSettings
-
     errors = []
     fresh = SyncbindSettings()
     for name in sorted(IMPORT_STRINGS):
@@ -126,8 +139,6 @@ def check_authentication_classes(app_configs=None, **kwargs):
     channels-binding's classes had ``get_user(consumer)`` instead; one left in the
     settings would fail every handshake.
     """
-    from syncbind.settings import SyncbindSettings
-
     try:
         classes = SyncbindSettings().AUTHENTICATION_CLASSES
     except ImportError:
@@ -147,10 +158,6 @@ def check_authentication_classes(app_configs=None, **kwargs):
 @checks.register("syncbind")
 def check_legacy_settings(app_configs=None, **kwargs):
     """channels-binding's settings dict is read, but should be renamed (syncbind.W015)."""
-    from django.conf import settings
-
-    from syncbind.settings import LEGACY_IGNORED, LEGACY_KEYS, LEGACY_SETTING
-
     legacy = getattr(settings, LEGACY_SETTING, None)
     if legacy is None:
         return []
@@ -170,8 +177,6 @@ def check_legacy_settings(app_configs=None, **kwargs):
 
 
 def _session_auth_in_use() -> bool:
-    from syncbind.authentication import SessionAuthentication
-    from syncbind.settings import api_settings
 
     try:
         classes = api_settings.AUTHENTICATION_CLASSES
@@ -182,10 +187,6 @@ def _session_auth_in_use() -> bool:
 
 def _served_consumers(app, guarded=False, seen=None):
     """(consumer class, behind an OriginValidator) for each syncbind consumer ``app`` routes to."""
-    from channels.security.websocket import OriginValidator
-
-    from syncbind.consumers import _Transport
-
     seen = set() if seen is None else seen
     if app is None or id(app) in seen:
         return
@@ -207,12 +208,6 @@ def _served_consumers(app, guarded=False, seen=None):
 @checks.register("syncbind", deploy=True)
 def check_deployment(app_configs=None, **kwargs):
     """Traps of a WebSocket deployment that nothing else warns about (``check --deploy``)."""
-    from django.conf import settings
-    from django.utils.module_loading import import_string
-
-    from syncbind.authentication import TokenAuthentication
-    from syncbind.settings import api_settings
-
     warnings = []
     if "*" in settings.ALLOWED_HOSTS and _session_auth_in_use():
         warnings.append(
@@ -273,9 +268,6 @@ def check_channel_layer_backends(app_configs=None, **kwargs):
     Channels imports a backend only when the layer is first used: a site without
     channels-redis installed would pass ``check`` and then fail its first request.
     """
-    from django.conf import settings
-    from django.utils.module_loading import import_string
-
     errors = []
     for alias, config in (getattr(settings, "CHANNEL_LAYERS", None) or {}).items():
         backend = (config or {}).get("BACKEND", "")
@@ -302,10 +294,6 @@ def check_channel_layer(app_configs=None, **kwargs):
     A deployment check only: Django's test runner turns DEBUG off and runs ``check``,
     where one process and the in-memory layer are what a test run wants.
     """
-    from django.conf import settings
-
-    from syncbind.settings import api_settings
-
     if settings.DEBUG:
         return []
     layers = getattr(settings, "CHANNEL_LAYERS", {}) or {}
@@ -323,7 +311,6 @@ def check_channel_layer(app_configs=None, **kwargs):
 
 
 def _bound_databases() -> set[str]:
-    from django.db import router
 
     aliases = set()
     for binding in registry.all():
@@ -343,11 +330,6 @@ def check_capture_backend(app_configs=None, **kwargs):
     model signals push and a warning on every test run would say nothing about the
     site.
     """
-    from django.db import connections
-
-    from syncbind._capture.triggers import supported
-    from syncbind.settings import api_settings
-
     found = []
     for alias in sorted(_bound_databases()):
         connection: Any = connections[alias]
@@ -382,9 +364,6 @@ def check_capture_backend(app_configs=None, **kwargs):
 def check_capture_triggers(app_configs=None, databases=None, **kwargs):
     """A captured table's triggers are missing or out of date (syncbind.W017; runs with
     ``check --database`` and before ``migrate``)."""
-    from syncbind._capture import enabled
-    from syncbind._capture.triggers import missing
-
     found = []
     for alias in sorted(set(databases or ()) & _bound_databases()):
         if not enabled(alias):

@@ -83,6 +83,7 @@ def _messages(detail: Any) -> list[str]:
 
 def errors_to_fields(errors: Any) -> dict[str, list[str]]:
     """DRF's ``serializer.errors`` as syncbind's ``fields`` (non-field errors under ``__all__``)."""
+    # Lazy: DRF is optional (see the module docstring).
     from rest_framework.settings import api_settings as drf_settings
 
     if not isinstance(errors, dict):
@@ -96,6 +97,7 @@ def errors_to_fields(errors: Any) -> dict[str, list[str]]:
 
 def _visible_clash(serializer: Any, name: str, visible: Any) -> bool:
     """Whether a row ``visible`` holds has the value sent for the field ``name``."""
+    # Lazy: DRF is optional (see the module docstring).
     from rest_framework.exceptions import ValidationError as DRFValidationError
 
     field = serializer.fields.get(name)
@@ -112,6 +114,7 @@ def mask_unique_errors(serializer: Any, visible: Any) -> Any:
     """``serializer.errors`` with each unique clash the writer may not learn of replaced
     by UNAVAILABLE, as the native path does: a field's clash with a row outside
     ``visible`` (None: no masking), and every clash of several fields together."""
+    # Lazy: DRF is optional (see the module docstring).
     from rest_framework.settings import api_settings as drf_settings
 
     errors = serializer.errors
@@ -157,6 +160,7 @@ class DRFWrite:
 
 def _narrow_relations(serializer: Any, related: Any) -> None:
     """Relation fields accept only the rows ``related`` allows (see get_related_queryset)."""
+    # Lazy: DRF is optional (see the module docstring).
     from rest_framework.relations import ManyRelatedField, RelatedField
 
     for name, field in serializer.fields.items():

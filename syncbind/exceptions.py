@@ -15,6 +15,8 @@ from django.core import exceptions as django_exceptions
 from django.db import DatabaseError
 from django.http import Http404
 
+from syncbind._workers.deadlines import is_timeout
+
 logger = logging.getLogger("syncbind")
 
 
@@ -156,8 +158,6 @@ def as_syncbind_error(exc: BaseException) -> SyncbindError | None:
     if isinstance(exc, django_exceptions.PermissionDenied):
         return PermissionDenied()
     if isinstance(exc, DatabaseError):
-        from syncbind._workers.deadlines import is_timeout
-
         return Timeout() if is_timeout(exc) else None
     if isinstance(exc, django_exceptions.ValidationError):
         if hasattr(exc, "error_dict"):

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 
 from syncbind._bindings.request import effective_action
+from syncbind.drf import DRFPermission
+from syncbind.exceptions import NotAuthenticated, PermissionDenied
 from syncbind.settings import api_settings
 
 logger = logging.getLogger("syncbind")
@@ -229,8 +231,6 @@ class PermissionsMixin:
         for permission_class in self.get_permission_classes():
             permission = permission_class()
             if not isinstance(permission, BasePermission):  # a DRF permission class
-                from syncbind.drf import DRFPermission
-
                 permission = DRFPermission(permission)
             permissions.append(permission)
         return permissions
@@ -248,7 +248,6 @@ class PermissionsMixin:
                 self.permission_denied(request, permission)
 
     def permission_denied(self, request: Any, permission: Any = None) -> None:
-        from syncbind.exceptions import NotAuthenticated, PermissionDenied
 
         if not (request.user and request.user.is_authenticated):
             raise NotAuthenticated()

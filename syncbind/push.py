@@ -38,6 +38,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import transaction
 
+from syncbind._bindings.registry import registry
 from syncbind._bindings.request import BUILTIN_ACTIONS
 from syncbind._live import messages
 from syncbind._live.changes import send
@@ -51,7 +52,6 @@ __all__ = ["ato_group", "ato_stream", "ato_user", "to_group", "to_stream", "to_u
 def _stream_name(stream: Any) -> str:
     if isinstance(stream, str):
         return stream
-    from syncbind._bindings.registry import registry
 
     binding = registry.for_model(stream)
     if binding is None:

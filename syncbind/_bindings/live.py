@@ -21,9 +21,12 @@ from typing import Any, ClassVar, Final, Literal
 from django.core.exceptions import ImproperlyConfigured
 
 from syncbind import _capture as capture
+from syncbind._capture.tables import read_tables
+from syncbind._live import versions
 from syncbind._live.keys import INSTANCE, PAGE, SubscriptionKey
 from syncbind._reads import compiler, execution
-from syncbind._wire import parameters
+from syncbind._wire import parameters, protocol
+from syncbind._wire.protocol import UNCHANGED_DATA
 from syncbind.exceptions import NotFound, ValidationError
 from syncbind.settings import api_settings
 
@@ -206,11 +209,6 @@ class LiveBindingMixin:
         resuming with the version it holds (``"version"`` in its request), whether what
         the subscription reads changed since: True when it did not (the reply then
         carries no data, and no row is read)."""
-        from syncbind import _capture as capture
-        from syncbind._capture.tables import read_tables
-        from syncbind._live import versions
-        from syncbind._wire import protocol
-
         if sub is None:
             return False  # no subscription (HTTP): no version to give
         request = self.request
@@ -238,8 +236,6 @@ class LiveBindingMixin:
         ``explicit``: kept (a subscribe event's, or a read's with ``"subscribe": true``),
         not a read's by itself (the oldest of which may end). A client resuming a row
         that did not change gets ``(None, UNCHANGED_DATA)``."""
-        from syncbind._wire.protocol import UNCHANGED_DATA
-
         with self.subscribing(INSTANCE, pk, explicit=explicit) as (sub, read):
             if self.resumed(sub, read):
                 return None, UNCHANGED_DATA
@@ -263,8 +259,6 @@ class LiveBindingMixin:
             return self.get_page()  # type: ignore[attr-defined]
         with self.subscribing(PAGE, explicit=subscribing == KEEP) as (sub, read):
             if self.resumed(sub, read):
-                from syncbind._wire.protocol import UNCHANGED_DATA
-
                 return UNCHANGED_DATA  # type: ignore[return-value]
             if read is None:
                 data = self.get_page()  # type: ignore[attr-defined]

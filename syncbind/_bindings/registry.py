@@ -9,6 +9,7 @@ that module had registered is rolled back and the error is raised.
 
 from __future__ import annotations
 
+import pkgutil
 import threading
 from importlib import import_module
 from importlib.util import find_spec
@@ -113,6 +114,8 @@ def _qualname(cls: type) -> str:
 
 def register_module(module: Any) -> list[type[BindingBase]]:
     """Register every concrete binding defined in ``module`` (not imported into it)."""
+    # Not at module level: syncbind.bindings imports this module (through
+    # _bindings.live → _capture → _capture.tables, which look bindings up).
     from syncbind.bindings import BindingBase
 
     found = []
@@ -171,7 +174,6 @@ def _register_tree(module) -> None:
     path = getattr(module, "__path__", None)
     if path is None:
         return
-    import pkgutil
 
     for info in pkgutil.iter_modules(path):
         register_module(import_module(f"{module.__name__}.{info.name}"))

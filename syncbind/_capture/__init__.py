@@ -12,11 +12,14 @@ triggers are missing), never those of a captured one: no change is pushed twice.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 from django.db import connections, router
+from django.db.utils import DatabaseError
 
+from syncbind._wire.protocol import CHANGED, EXPIRED, UNCHANGED
 from syncbind.settings import api_settings
 
 _lock = threading.Lock()
@@ -27,6 +30,8 @@ _covered: dict[str, frozenset[str]] = {}
 
 def enabled(alias: str) -> bool:
     """Whether capture is on for database ``alias`` (setting, backend)."""
+    # Not at module level (nor below): _live.changes imports this package, and its
+    # modules import _live.changes.
     from syncbind._capture.triggers import supported
 
     return bool(api_settings.CAPTURE) and supported(alias)
@@ -117,8 +122,6 @@ def read_all_now() -> None:
 def installed_on_migrate(using: str = "default", **kwargs: Any) -> None:
     """``post_migrate``: install the triggers of the captured tables (or drop them all,
     with capture off)."""
-    from django.db.utils import DatabaseError
-
     from syncbind._capture.triggers import install, supported, uninstall
 
     if (
@@ -132,8 +135,6 @@ def installed_on_migrate(using: str = "default", **kwargs: Any) -> None:
         else:
             uninstall(using)
     except DatabaseError:
-        import logging
-
         logging.getLogger("syncbind.capture").exception("syncbind could not install its triggers")
         raise
     finally:
@@ -154,8 +155,6 @@ def resume(model: Any, tables: frozenset[str], version: str) -> str:
     """Whether a state of ``model``'s rows reading ``tables`` changed since ``version``:
     ``protocol.UNCHANGED``, ``CHANGED``, or ``EXPIRED`` (the log no longer reaches back,
     or the version is not one of this database's)."""
-    from syncbind._wire.protocol import CHANGED, EXPIRED, UNCHANGED
-
     follower = _reader(router.db_for_read(model))
     found = None if follower is None else follower.tables_since(version)
     if found is None:

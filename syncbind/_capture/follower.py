@@ -271,6 +271,7 @@ class Follower:
 
 
 def _live_hubs() -> list[Any]:
+    # Not at module level: _live.hub imports this module (to know which readers run).
     from syncbind._live.hub import all_hubs
 
     return [hub for hub in all_hubs() if hub.key_counts]

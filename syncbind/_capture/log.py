@@ -15,11 +15,12 @@ everything it holds again.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 
 from syncbind.settings import api_settings
 
@@ -48,8 +49,6 @@ class Batch:
 
 def _json(value: Any) -> Any:
     if isinstance(value, str):
-        import json
-
         return json.loads(value)
     return value
 
@@ -163,7 +162,6 @@ class PostgresLog(Log):
     def tables_since(self, version: str) -> set[str] | None:
         if ":" not in version:
             return None
-        from django.db import DatabaseError
 
         try:
             with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:

@@ -19,6 +19,8 @@ from typing import Any
 
 from django.apps import apps
 from django.db import models
+from django.db.models.expressions import Col
+from django.db.models.sql.query import Query
 
 from syncbind._bindings.registry import registry
 from syncbind._live.changes import shown_through
@@ -123,8 +125,6 @@ def filter_tables(queryset: Any) -> frozenset[str]:
 
 
 def _where_tables(query: Any) -> set[str]:
-    from django.db.models.expressions import Col
-    from django.db.models.sql.query import Query
 
     aliases: set[str] = set()
     tables: set[str] = set()

@@ -190,6 +190,7 @@ def _permission_deleted(
 def permission_relations(user_model: Any) -> dict[str, Any]:
     """``{"user_permissions": through, "groups": through}``: those of the two
     many-to-many relations of PermissionsMixin that ``user_model`` has."""
+    # Lazy: django.contrib.auth may not be installed (checked first).
     from django.contrib.auth.models import Group, Permission
 
     found = {}
@@ -206,6 +207,7 @@ def permission_relations(user_model: Any) -> dict[str, Any]:
 def _connect_permissions(user_model: Any) -> None:
     if not apps.is_installed("django.contrib.auth"):
         return
+    # Lazy: django.contrib.auth may not be installed (checked first).
     from django.contrib.auth.models import Group, Permission
 
     relations = permission_relations(user_model)

@@ -30,7 +30,7 @@ from django.db import connections, router
 
 from syncbind import _capture as capture
 from syncbind._capture.follower import running as capture_running
-from syncbind._live import messages, server_push, transactions
+from syncbind._live import delivery, fanout, messages, server_push, transactions
 from syncbind._live.credentials import user_key
 from syncbind._live.groups import Membership
 from syncbind._live.keys import CONNECTIONS_GROUP, INSTANCE, KeyState, SubscriptionKey, group_name
@@ -390,8 +390,6 @@ class Hub:
 
     async def process(self, message: dict[str, Any]) -> None:
         """Act on one (merged) group message."""
-        from syncbind._live import fanout
-
         kind = messages.kind(message)
         numbers = message.get("batch")
         if numbers:
@@ -519,8 +517,6 @@ class Hub:
     async def _refresh(self, connection: Any) -> None:
         """A connection's refresh job: read its user again, compile its subscriptions
         again, then evaluate alone those that moved and those whose frames were held."""
-        from syncbind._live import fanout
-
         lane = ("refresh", user_key(connection.user))
         # Its frames go out by themselves, not with the read whose evaluation held them
         # (this task was started inside it, and copied its context).
@@ -552,8 +548,6 @@ class Hub:
         committed before the user was read. A frame held meanwhile, and a subscription
         whose key the user read moved, wait for the next round.
         """
-        from syncbind._live import delivery
-
         with self.lock:
             held, self.held[connection] = self.held[connection], set()
             rekey = connection in self.rekeying

@@ -94,6 +94,7 @@ class KeyState:
         """Whether a write to one of ``tables`` may change which rows this key shows
         (a key evaluated through its binding: a write to any table its model reaches)."""
         if self.tables is None:
+            # Not at module level: _capture.tables imports _live.changes, which imports this.
             from syncbind._capture.tables import filter_tables, reached_tables
 
             if self.read is None:

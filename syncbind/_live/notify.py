@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import models
+from django.db import models, transaction
 
 from syncbind._live.changes import ANY, DELETE, SAVE, record
-from syncbind._live.matching import ABSENT, UNKNOWN
+from syncbind._live.matching import ABSENT, UNKNOWN, matchable_fields
 
 
 def notify(
@@ -52,10 +52,6 @@ def notify_update(queryset: models.QuerySet, **changes: Any) -> int:
     scope are pushed to the pages that showed them. (``notify(queryset)`` after
     an update can only name the rows the queryset still matches.)
     """
-    from django.db import transaction
-
-    from syncbind._live.matching import matchable_fields
-
     model = queryset.model
     using = queryset.db
     names = tuple(matchable_fields(model))

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 
 from syncbind._auth.decide import authorize, permits
+from syncbind._bindings.registry import registry
+from syncbind._bindings.request import Request
 from syncbind._live import messages
+from syncbind._live.keys import INSTANCE
+from syncbind._reads import compiler, execution
+from syncbind._wire import protocol
 from syncbind.exceptions import SyncbindError
 
 if TYPE_CHECKING:
@@ -105,10 +110,6 @@ def _refreshed_still_valid(connection: Any) -> bool:
 def _event_permitted(event: Any, connections: list[Any]) -> list[Any]:
     """All of ``connections``, unless ``event`` names a bound stream, whose permission
     classes each must pass for that action."""
-    from syncbind._bindings.registry import registry
-    from syncbind._bindings.request import Request
-    from syncbind._wire import protocol
-
     try:
         stream, action, tag = protocol.parse_event(event)
         binding_class = registry.get(stream)
@@ -130,12 +131,6 @@ def readers(stream: str, pk: Any, connections: list[Any]) -> list[Any]:
     ``get_queryset()`` and ``filter_queryset()`` (no filters) give that user. Equal
     reads are made once, and reads of one shape in one statement
     (:func:`syncbind._reads.execution.execute`)."""
-    from syncbind._bindings.registry import registry
-    from syncbind._bindings.request import Request
-    from syncbind._live.keys import INSTANCE
-    from syncbind._reads import compiler, execution
-    from syncbind._wire import protocol
-
     try:
         binding_class = registry.get(stream)
     except SyncbindError:

@@ -30,6 +30,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from syncbind._auth.decide import authorize
+from syncbind._bindings.registry import registry
 from syncbind._live.keys import INSTANCE, SubscriptionKey
 from syncbind._wire import protocol
 from syncbind.exceptions import LimitExceeded, SyncbindError
@@ -437,8 +438,6 @@ class ConnectionSubscriptions:
         cannot be made again, or no longer fits the limits, ends with a frame."""
         moved = []
         for sub in self.all():
-            from syncbind._bindings.registry import registry
-
             try:
                 binding_class = registry.get(sub.key.stream)
                 binding = binding_class(request=sub.request, action=sub.action)
@@ -470,8 +469,6 @@ class ConnectionSubscriptions:
     def end_refused(self) -> int:
         """End every subscription whose permission classes now refuse its reader (the
         user's permissions changed), each with an ``ended`` frame. Returns how many."""
-        from syncbind._bindings.registry import registry
-
         count = 0
         for sub in self.all():
             try:

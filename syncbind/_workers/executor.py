@@ -32,7 +32,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 from asgiref.sync import SyncToAsync
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from syncbind._workers import deadlines
 from syncbind._workers.pool import WorkerPool, default_running_limit
@@ -122,7 +122,6 @@ def run_in_pool(func: Callable[..., T], *args: Any, **kwargs: Any) -> Awaitable[
 
 
 def _close_thread_connections() -> None:
-    from django.db import connections
 
     connections.close_all()
 

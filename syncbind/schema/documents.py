@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 
 from syncbind import __version__
@@ -265,8 +266,6 @@ def _security_schemes() -> dict[str, Any]:
     names = [path.rsplit(".", 1)[-1] for path in map(_dotted, api_settings.AUTHENTICATION_CLASSES)]
     schemes: dict[str, Any] = {}
     if "SessionAuthentication" in names:
-        from django.conf import settings
-
         schemes["session"] = {
             "type": "apiKey",
             "in": "cookie",

@@ -124,6 +124,7 @@ def drf_fields_schema(serializer: Any) -> dict[str, Any]:
 
 
 def _drf_value(field: Any) -> dict[str, Any]:
+    # Lazy: DRF is optional.
     from rest_framework import fields as f
     from rest_framework import relations, serializers
 
@@ -151,6 +152,7 @@ def _drf_value(field: Any) -> dict[str, Any]:
     if isinstance(field, f.DecimalField):
         coerce = getattr(field, "coerce_to_string", None)
         if coerce is None:
+            # Lazy: DRF is optional.
             from rest_framework.settings import api_settings
 
             coerce = api_settings.COERCE_DECIMAL_TO_STRING

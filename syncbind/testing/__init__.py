@@ -21,8 +21,15 @@ Synchronous tests (``django.test.TestCase``, ``manage.py test``) use
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 from typing import TYPE_CHECKING, Any
 
+from syncbind import _capture as capture
+from syncbind._bindings.registry import registry
+from syncbind._capture.follower import running as capture_running
+from syncbind._live.announcer import get_announcer
+from syncbind._workers.executor import run_in_pool
 from syncbind.testing.client import (
     CommunicatorTransport,
     SyncbindClient,
@@ -63,11 +70,8 @@ async def settle(timeout: float = 10.0) -> None:
 
 
 async def _settle() -> None:
-    from syncbind import _capture as capture
-    from syncbind._capture.follower import running as capture_running
-    from syncbind._live.announcer import get_announcer
+    # Lazy: the pytest plugin imports this module before django.setup(); the hub imports models.
     from syncbind._live.hub import get_hub
-    from syncbind._workers.executor import run_in_pool
 
     hub = get_hub()
     await get_announcer().drained()
@@ -100,7 +104,6 @@ class override_bindings:  # noqa: N801 (used like Django's override_settings)
         self._saved: list[dict[str, type]] = []
 
     def __enter__(self) -> override_bindings:
-        from syncbind._bindings.registry import registry
 
         self._saved.append(registry.snapshot())
         if self.only:
@@ -113,13 +116,10 @@ class override_bindings:  # noqa: N801 (used like Django's override_settings)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        from syncbind._bindings.registry import registry
 
         registry.restore(self._saved.pop())
 
     def __call__(self, func):
-        import functools
-        import inspect
 
         if inspect.iscoroutinefunction(func):
 

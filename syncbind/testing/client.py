@@ -81,6 +81,7 @@ class WebSocketTransport:
     async def receive(self, timeout: float) -> tuple[str, Any]:
         if self._early:
             return self._early.popleft()
+        # Lazy: websockets is needed only against a real server (connect_url).
         from websockets.exceptions import ConnectionClosed
 
         try:
@@ -239,6 +240,7 @@ class SyncbindClient:
         :func:`connect_url`, the timeout is all it can wait for).
         """
         if isinstance(self.transport, CommunicatorTransport):
+            # Not at module level: syncbind.testing imports this module.
             from syncbind.testing import settle
 
             await settle()
@@ -314,6 +316,7 @@ def connect(
     Raises ConnectionRefusedError if the consumer refuses the handshake.
     """
     if application is None:
+        # Lazy: the pytest plugin imports this module before django.setup(); consumers import models.
         from syncbind.consumers import BindingConsumer
 
         application = BindingConsumer.as_asgi()
@@ -352,6 +355,7 @@ def connect_url(
     :func:`connect`."""
 
     async def open_client() -> SyncbindClient:
+        # Lazy: websockets is needed only against a real server (connect_url).
         from websockets.asyncio.client import connect as ws_connect
 
         ws = await ws_connect(

@@ -44,7 +44,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from django.conf import settings
+from django.db import connections
 
+from syncbind._capture.follower import stop_all
+from syncbind._compat.asgiref import thread_sensitive_executor
+from syncbind._live.announcer import get_announcer
+from syncbind._workers.executor import shutdown_executor
 from syncbind.testing import SyncbindClient, connect
 from syncbind.testing import settle as _settle
 
@@ -55,8 +61,6 @@ def django_db_modify_db_settings(
 ) -> None:
     """pytest-django's hook on the test databases' settings: SQLite in a file (see
     the module docstring); the suffixes pytest-django adds for parallel runs stay."""
-    from django.conf import settings
-
     databases: dict[str, dict[str, Any]] = settings.DATABASES
     for alias, database in databases.items():
         test = database.setdefault("TEST", {})
@@ -89,7 +93,6 @@ async def syncbind_client(
         await client.close()
     # What the test announced is sent now, while its event loop runs: it must not reach
     # the connections of the next test.
-    from syncbind._live.announcer import get_announcer
 
     await asyncio.wait_for(get_announcer().drained(), 10)
 
@@ -103,7 +106,6 @@ def settle() -> Callable[..., Awaitable[None]]:
 @pytest.fixture(autouse=True)
 def _syncbind_stop_change_readers() -> Iterator[None]:
     yield
-    from syncbind._capture.follower import stop_all
 
     stop_all()
 
@@ -113,11 +115,6 @@ def _syncbind_close_worker_connections(
     django_db_setup: None, django_db_blocker: Any
 ) -> Iterator[None]:
     yield
-    from django.db import connections
-
-    from syncbind._capture.follower import stop_all
-    from syncbind._compat.asgiref import thread_sensitive_executor
-    from syncbind._workers.executor import shutdown_executor
 
     stop_all()  # the change readers' connections, before the test database goes
     shutdown_executor()
