@@ -18,15 +18,16 @@ from syncbind._bindings.request import effective_action
 from syncbind._wire import parameters
 
 if TYPE_CHECKING:
-    # The mixins are combined with BindingBase, whose hooks they call.
-    from syncbind.bindings import BindingBase as _Binding
+    # The parts of a binding call each other's hooks: see syncbind._bindings.surface.
+    from syncbind._bindings.request import Request
+    from syncbind._bindings.surface import Binding
 else:
-    _Binding = object
+    Binding = object
 
 
-class RetrieveMixin(_Binding):
+class RetrieveMixin(Binding):
     @event(atomic=False)
-    def retrieve(self, request) -> dict[str, Any]:
+    def retrieve(self, request: Request) -> dict[str, Any]:
         """``{"id": pk}`` → the serialized row (``not_found`` outside the queryset)."""
         parameters.check_parameters(request.data, parameters.ROW)
         subscribing = self.get_auto_subscribe()
@@ -35,23 +36,23 @@ class RetrieveMixin(_Binding):
         return self.live_object(self.get_lookup_value(), explicit=subscribing == KEEP)[1]
 
 
-class ListMixin(_Binding):
+class ListMixin(Binding):
     @event(atomic=False)
-    def list(self, request) -> dict[str, Any]:
+    def list(self, request: Request) -> dict[str, Any]:
         """``{"page", "limit", "filters", "ordering"}`` → ``{"page", "limit", "count", "rows"}``."""
         return self.live_page()
 
 
-class SearchMixin(_Binding):
+class SearchMixin(Binding):
     @event(atomic=False)
-    def search(self, request) -> dict[str, Any]:
+    def search(self, request: Request) -> dict[str, Any]:
         """As ``list``, plus ``"query"``: every word must match one of ``search_fields``."""
         return self.live_page()
 
 
-class SubscribeMixin(_Binding):
+class SubscribeMixin(Binding):
     @event(atomic=False)
-    def subscribe(self, request) -> dict[str, Any]:
+    def subscribe(self, request: Request) -> dict[str, Any]:
         """``{"id": pk}`` → ``{"success": true}``, then pushes of that row; list
         parameters (no id) → the page, then pushes of it under ``<stream>.list``
         (``search`` when there is a ``query``), with this event's tag."""
@@ -61,7 +62,7 @@ class SubscribeMixin(_Binding):
         return self.live_page(force=True)
 
     @event(atomic=False)
-    def unsubscribe(self, request) -> dict[str, Any]:
+    def unsubscribe(self, request: Request) -> dict[str, Any]:
         """``{"id": pk}``: that row; a tagged event: that tag's subscriptions;
         ``{}``: every subscription of this connection on the stream."""
         subscriptions = getattr(request.connection, "subscriptions", None)
@@ -71,22 +72,22 @@ class SubscribeMixin(_Binding):
         return {"success": True}
 
 
-class CreateMixin(_Binding):
+class CreateMixin(Binding):
     @event
-    def create(self, request) -> dict[str, Any]:
+    def create(self, request: Request) -> dict[str, Any]:
         """``{field: value}`` → ``{"success": true, "id": pk, "row": {...}}``."""
         write = self.validate(request.data)
         instance = self.perform_create(write)
         return self.write_result(instance)
 
-    def perform_create(self, write) -> models.Model:
+    def perform_create(self, write: Any) -> models.Model:
         """Save a validated new row and return it. Runs inside the event's transaction."""
         return write.save()
 
 
-class UpdateMixin(_Binding):
+class UpdateMixin(Binding):
     @event
-    def update(self, request) -> dict[str, Any]:
+    def update(self, request: Request) -> dict[str, Any]:
         """``{"id": pk, field: value}`` → as create; only the given fields change."""
         obj = self.get_object()
         data = {key: value for key, value in request.data.items() if key != "id"}
@@ -94,19 +95,19 @@ class UpdateMixin(_Binding):
         instance = self.perform_update(write)
         return self.write_result(instance)
 
-    def perform_update(self, write) -> models.Model:
+    def perform_update(self, write: Any) -> models.Model:
         """Save a validated change of an existing row (only its fields) and return it."""
         return write.save()
 
 
-class SaveMixin(_Binding):
+class SaveMixin(Binding):
     if TYPE_CHECKING:  # from CreateMixin and UpdateMixin, which it is used with
 
         def create(self, request: Any) -> dict[str, Any]: ...
         def update(self, request: Any) -> dict[str, Any]: ...
 
     @event
-    def save(self, request) -> dict[str, Any]:
+    def save(self, request: Request) -> dict[str, Any]:
         """``create`` when ``data`` has no ``id``, ``update`` otherwise (as the
         permissions decide it: :func:`~syncbind._bindings.request.effective_action`)."""
         if effective_action("save", request.data) == "create":
@@ -117,9 +118,9 @@ class SaveMixin(_Binding):
         return self.update(request)
 
 
-class DeleteMixin(_Binding):
+class DeleteMixin(Binding):
     @event
-    def delete(self, request) -> dict[str, Any]:
+    def delete(self, request: Request) -> dict[str, Any]:
         """``{"id": pk}`` → ``{"success": true, "id": pk}``."""
         parameters.check_parameters(request.data, frozenset({"id"}))
         obj = self.get_object()

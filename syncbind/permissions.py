@@ -20,6 +20,13 @@ logger = logging.getLogger("syncbind")
 READ_ACTIONS = frozenset({"retrieve", "list", "search", "subscribe", "unsubscribe"})
 
 
+if TYPE_CHECKING:
+    # The parts of a binding call each other's hooks: see syncbind._bindings.surface.
+    from syncbind._bindings.surface import Binding
+else:
+    Binding = object
+
+
 class _Operand:
     """Combinable: what ``PermA & PermB`` and friends are built from."""
 
@@ -203,16 +210,10 @@ class DjangoModelPermissionsOrAnonReadOnly(DjangoModelPermissions):
         return super().has_permission(request, binding)
 
 
-class PermissionsMixin:
+class PermissionsMixin(Binding):
     """How a binding checks its permission classes (part of ``BindingBase``)."""
 
     permission_classes: Any = None
-    action: str | None
-
-    if TYPE_CHECKING:  # provided by BindingBase
-
-        @classmethod
-        def get_event(cls, name: str) -> Any: ...
 
     def get_permission_classes(self) -> tuple:
         spec = self.get_event(self.action) if self.action else None

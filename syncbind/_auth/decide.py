@@ -10,15 +10,19 @@ messages) differs by path; what is decided does not.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from syncbind.exceptions import AuthenticationFailed, SyncbindError
+
+if TYPE_CHECKING:
+    from syncbind._bindings.request import Request
+    from syncbind._bindings.surface import Binding
 
 #: No row to decide on: the permission classes alone.
 NO_ROW: Final = object()
 
 
-def authorize(binding: Any, request: Any, obj: Any = NO_ROW) -> None:
+def authorize(binding: Binding, request: Request, obj: Any = NO_ROW) -> None:
     """Raise unless ``request``'s connection may be served ``binding``'s action: its
     credentials still hold, the permission classes pass and, for row ``obj``, the
     object permissions."""
@@ -30,7 +34,7 @@ def authorize(binding: Any, request: Any, obj: Any = NO_ROW) -> None:
         binding.check_object_permissions(request, obj)
 
 
-def permits(binding: Any, request: Any, obj: Any = NO_ROW) -> bool:
+def permits(binding: Binding, request: Request, obj: Any = NO_ROW) -> bool:
     """:func:`authorize` as a yes or no, for pushes: a refused push sends nothing."""
     try:
         authorize(binding, request, obj)

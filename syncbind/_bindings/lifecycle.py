@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from channels.db import aclose_old_connections
@@ -27,6 +27,12 @@ from syncbind._wire import protocol
 from syncbind.exceptions import UnknownEvent
 from syncbind.settings import api_settings
 
+if TYPE_CHECKING:
+    # The parts of a binding call each other's hooks: see syncbind._bindings.surface.
+    from syncbind._bindings.surface import Binding
+else:
+    Binding = object
+
 
 def error_reply_for(exc: BaseException, request: Any, binding: Any = None) -> dict[str, Any]:
     """The error reply for ``exc`` raised while handling ``request``, through
@@ -36,17 +42,14 @@ def error_reply_for(exc: BaseException, request: Any, binding: Any = None) -> di
     return protocol.error_reply(error, message.event, message.request_id)
 
 
-class Lifecycle:
+class Lifecycle(Binding):
     """The ``dispatch()`` half of a binding (part of ``BindingBase``)."""
-
-    request: Any
-    action: str | None
 
     def get_handler(self) -> tuple[Any, EventSpec]:
         """The bound method that handles this message's action, and its ``@event`` spec."""
-        found = self.get_event(self.action or "")  # type: ignore[attr-defined]
+        found = self.get_event(self.action or "")
         if found is None:
-            raise UnknownEvent.no_event(self.get_stream(), self.action or "")  # type: ignore[attr-defined]
+            raise UnknownEvent.no_event(self.get_stream(), self.action or "")
         attr, spec = found
         return getattr(self, attr), spec
 
@@ -82,7 +85,7 @@ class Lifecycle:
                     request.message, awaited(handler(request), request.connection), request.meta
                 )
             if spec.atomic:
-                using = router.db_for_write(self.get_model())  # type: ignore[attr-defined]
+                using = router.db_for_write(self.get_model())
                 # Encoded before the commit: a reply that cannot be sent undoes the event.
                 with transaction.atomic(using=using):
                     return protocol.reply(request.message, handler(request), request.meta)

@@ -17,8 +17,14 @@ from syncbind._reads import compiler, execution
 from syncbind._wire import parameters
 from syncbind.settings import api_settings
 
+if TYPE_CHECKING:
+    # The parts of a binding call each other's hooks: see syncbind._bindings.surface.
+    from syncbind._bindings.surface import Binding
+else:
+    Binding = object
 
-class ListingMixin:
+
+class ListingMixin(Binding):
     """The list and search policy of a binding (part of ``BindingBase``)."""
 
     filterset_fields: ClassVar[Any] = None
@@ -28,19 +34,6 @@ class ListingMixin:
     ordering: ClassVar[Any] = None
     page_size: ClassVar[int | None] = None
     _filterset: ClassVar[Any] = None
-
-    request: Any
-
-    if TYPE_CHECKING:  # provided by BindingBase
-
-        @classmethod
-        def get_model(cls) -> type[models.Model]: ...
-        def get_serializer(self) -> Any: ...
-        def _queryset(self) -> models.QuerySet: ...
-        def read_queryset(self, queryset: models.QuerySet) -> models.QuerySet: ...
-        def get_related_queryset(
-            self, field: Any, queryset: models.QuerySet
-        ) -> models.QuerySet: ...
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

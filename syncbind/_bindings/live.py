@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -29,6 +29,13 @@ from syncbind._wire import parameters, protocol
 from syncbind._wire.protocol import UNCHANGED_DATA
 from syncbind.exceptions import NotFound, ValidationError
 from syncbind.settings import api_settings
+
+if TYPE_CHECKING:
+    # The parts of a binding call each other's hooks: see syncbind._bindings.surface.
+    from syncbind._bindings.surface import Binding
+else:
+    Binding = object
+
 
 logger = logging.getLogger("syncbind.live")
 
@@ -45,7 +52,7 @@ def _log_once(binding_class: Any, message: str) -> None:
         logger.debug("syncbind: pushes of %s %s", binding_class.get_stream(), message)
 
 
-class LiveBindingMixin:
+class LiveBindingMixin(Binding):
     """Live-subscription policy of a binding (part of ``BindingBase``)."""
 
     #: retrieve/list/search subscribe (None: the AUTO_SUBSCRIBE setting).
@@ -63,8 +70,6 @@ class LiveBindingMixin:
     #: push calls that method again, per user. ``manage.py check`` (syncbind.E004) refuses
     #: a binding that overrides either method and leaves this True.
     compiled_reads: ClassVar[bool] = True
-
-    request: Any
 
     def get_auto_subscribe(self) -> bool | Literal["keep"]:
         """Whether retrieve/list/search subscribe, and how.
@@ -96,7 +101,7 @@ class LiveBindingMixin:
         """
         scope = self.subscription_scope
         if scope is None:
-            per_user = getattr(self.get_serializer(), "output_per_user", True)  # type: ignore[attr-defined]
+            per_user = getattr(self.get_serializer(), "output_per_user", True)
             scope = "user" if per_user else "shared"
         if scope == "shared":
             return None
@@ -116,7 +121,7 @@ class LiveBindingMixin:
         each user the fields of their own reply. A serializer with no
         ``identity`` is not shared between users.
         """
-        serializer = self.get_serializer()  # type: ignore[attr-defined]
+        serializer = self.get_serializer()
         identity = getattr(serializer, "identity", None)
         if identity is None:
             return ("per-user", type(serializer), getattr(self.request.user, "pk", None))
@@ -132,7 +137,7 @@ class LiveBindingMixin:
     ) -> tuple[SubscriptionKey, compiler.Read | None]:
         """The key and compiled read of a subscription to row ``pk`` or to the page
         the request describes. Called when subscribing (and when the user is re-read)."""
-        stream = self.get_stream()  # type: ignore[attr-defined]
+        stream = self.get_stream()
         scope = self.get_subscription_scope()
         shape = self.get_serializer_identity()
         if not self.get_compiled_reads():
@@ -146,10 +151,10 @@ class LiveBindingMixin:
             return SubscriptionKey(stream, PAGE, None, page_read, scope, shape), None
         read: compiler.Read
         if kind == INSTANCE:
-            read = self.get_object_read(pk)  # type: ignore[attr-defined]
+            read = self.get_object_read(pk)
             key = SubscriptionKey(stream, INSTANCE, pk, read.identity, scope, shape)
         else:
-            read = self.get_page_read()  # type: ignore[attr-defined]
+            read = self.get_page_read()
             page_read = (self._page_action(), *read.identity)
             key = SubscriptionKey(stream, PAGE, None, page_read, scope, shape)
         if read.unbatchable:
@@ -212,7 +217,7 @@ class LiveBindingMixin:
         if sub is None:
             return False  # no subscription (HTTP): no version to give
         request = self.request
-        model = self.get_model()  # type: ignore[attr-defined]
+        model = self.get_model()
         position = capture.version_for(model)  # before the read: the read reflects it
         version = versions.sign(position, request.user, sub.key)
         if version is not None:
@@ -240,13 +245,13 @@ class LiveBindingMixin:
             if self.resumed(sub, read):
                 return None, UNCHANGED_DATA
             if read is None:
-                obj = self.get_object()  # type: ignore[attr-defined]
+                obj = self.get_object()
             else:
                 obj = execution.execute_one(read)
                 if obj is None:
                     raise NotFound()
-                self.check_object_permissions(self.request, obj)  # type: ignore[attr-defined]
-            data = self.get_serializer().serialize(obj)  # type: ignore[attr-defined]
+                self.check_object_permissions(self.request, obj)
+            data = self.get_serializer().serialize(obj)
             if sub is not None:
                 sub.sent(data)
         return obj, data
@@ -256,16 +261,17 @@ class LiveBindingMixin:
         ``force``: a subscribe event's, kept rather than the oldest to go)."""
         subscribing = KEEP if force else self.get_auto_subscribe()
         if not subscribing:
-            return self.get_page()  # type: ignore[attr-defined]
+            return self.get_page()
         with self.subscribing(PAGE, explicit=subscribing == KEEP) as (sub, read):
             if self.resumed(sub, read):
                 return UNCHANGED_DATA  # type: ignore[return-value]
             if read is None:
-                data = self.get_page()  # type: ignore[attr-defined]
+                data = self.get_page()
                 pks: Any = ()
             else:
+                assert isinstance(read, compiler.PageRead)  # what get_page_read() compiles
                 result = execution.execute_one(read)
-                data = self.page_data(read, result)  # type: ignore[attr-defined]
+                data = self.page_data(read, result)
                 pks = [obj.pk for obj in result.rows]
             if sub is not None:
                 sub.sent(data, pks)
