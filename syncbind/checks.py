@@ -11,9 +11,9 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import connections, router
 from django.utils.module_loading import import_string
 
+from syncbind import _capture as capture
 from syncbind._bindings.registry import registry
-from syncbind._capture import enabled
-from syncbind._capture.triggers import missing, supported
+from syncbind._capture import triggers
 from syncbind.authentication import SessionAuthentication, TokenAuthentication
 from syncbind.bindings import BindingBase
 from syncbind.consumers import _Transport
@@ -335,7 +335,7 @@ def check_capture_backend(app_configs=None, **kwargs):
         connection: Any = connections[alias]
         if connection.vendor == "sqlite" and connection.is_in_memory_db():
             continue
-        if not supported(alias):
+        if not triggers.supported(alias):
             found.append(
                 checks.Warning(
                     f"The database {alias!r} ({connections[alias].vendor}) has no change "
@@ -366,10 +366,10 @@ def check_capture_triggers(app_configs=None, databases=None, **kwargs):
     ``check --database`` and before ``migrate``)."""
     found = []
     for alias in sorted(set(databases or ()) & _bound_databases()):
-        if not enabled(alias):
+        if not capture.enabled(alias):
             continue
         try:
-            absent = missing(alias)
+            absent = triggers.missing(alias)
         except Exception:  # no change table yet: migrate makes it, then the triggers
             continue
         if absent:
