@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ObjectDoesNotExist
@@ -29,6 +29,16 @@ from django.utils.functional import LazyObject, empty
 from syncbind.exceptions import NotAuthenticated
 from syncbind.settings import api_settings
 from syncbind.throttling import http_rate_limits
+
+if TYPE_CHECKING:
+    from syncbind._auth.collaborators import (
+        Authenticator,
+        Consumer,
+        Hub,
+        Outbox,
+        Subscriptions,
+        Throttle,
+    )
 
 _PERMISSION_CACHES = ("_perm_cache", "_user_perm_cache", "_group_perm_cache")
 
@@ -41,17 +51,17 @@ class Connection:
     # What the authentication class returned beside the user (a token, ...).
     auth: Any = None
     # The authentication class instance that admitted the connection (None: anonymous).
-    authenticator: Any = None
+    authenticator: Authenticator | None = None
     scope: dict[str, Any] = field(default_factory=dict)
-    consumer: Any = None
+    consumer: Consumer | None = None
     transport: str = "websocket"
     http_request: Any = None
     # Live subscriptions (syncbind._live.subscriptions; None over HTTP).
-    subscriptions: Any = None
+    subscriptions: Subscriptions | None = None
     # The connection's RateLimit (None: unlimited).
-    throttle: Any = None
+    throttle: Throttle | None = None
     # The outgoing queue (syncbind._transport.outbox; None over HTTP).
-    outbox: Any = None
+    outbox: Outbox | None = None
     # When the user and credentials were last checked (time.monotonic()).
     checked_at: float = field(default_factory=time.monotonic)
     # False once the credentials no longer hold: nothing more is served.
@@ -73,11 +83,10 @@ class Connection:
         """Stop receiving pushes to ``group``."""
         self._hub("leave").leave_group(self, str(group))
 
-    def _hub(self, what: str) -> Any:
-        hub = getattr(self.subscriptions, "hub", None)
-        if hub is None:
+    def _hub(self, what: str) -> Hub:
+        if self.subscriptions is None:
             raise RuntimeError(f"Only WebSocket connections can {what} push groups.")
-        return hub
+        return self.subscriptions.hub
 
     def refresh(self, force: bool = False) -> bool:
         """Read the user again and check the credentials, when USER_REFRESH_INTERVAL has
@@ -137,9 +146,8 @@ class Connection:
     def rekey_soon(self) -> None:
         """The user was read again: have the hub compile this connection's subscriptions
         again (:meth:`reauthorize`), in its refresh job; their frames wait for it."""
-        hub = getattr(self.subscriptions, "hub", None)
-        if hub is not None:
-            hub.rekey(self)
+        if self.subscriptions is not None:
+            self.subscriptions.hub.rekey(self)
 
     def reauthorize(self) -> list[Any]:
         """The user was read again: end the subscriptions it may no longer read (each
