@@ -61,7 +61,7 @@ def _as_uuid(value: Any) -> Any:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-def normalizer(field: models.Field) -> Callable[[Any], Any] | None:
+def normalizer(field: models.Field[Any, Any]) -> Callable[[Any], Any] | None:
     """How values of ``field``'s column compare, or None if they are not matched here."""
     if field.is_relation:
         if not (field.many_to_one or field.one_to_one) or not field.concrete:
@@ -131,11 +131,11 @@ def _not(part: Predicate) -> Predicate:
     return evaluate
 
 
-_COMPARISONS = {
-    lookups.GreaterThan: lambda a, b: a > b,
-    lookups.GreaterThanOrEqual: lambda a, b: a >= b,
-    lookups.LessThan: lambda a, b: a < b,
-    lookups.LessThanOrEqual: lambda a, b: a <= b,
+_COMPARISONS: dict[type[lookups.Lookup[Any]], Callable[[Any, Any], bool]] = {
+    lookups.GreaterThan: lambda a, b: bool(a > b),
+    lookups.GreaterThanOrEqual: lambda a, b: bool(a >= b),
+    lookups.LessThan: lambda a, b: bool(a < b),
+    lookups.LessThanOrEqual: lambda a, b: bool(a <= b),
 }
 
 
@@ -147,7 +147,9 @@ def _constant(value: Any, normalize: Callable[[Any], Any]) -> Any:
     return normalize(value)
 
 
-def _leaf(node: lookups.Lookup, local_aliases: set[Any], model: type[models.Model]) -> Predicate:
+def _leaf(
+    node: lookups.Lookup[Any], local_aliases: set[Any], model: type[models.Model]
+) -> Predicate:
     lhs = node.lhs
     if not isinstance(lhs, Col) or lhs.alias not in local_aliases:
         return _unknown
@@ -177,7 +179,7 @@ def _leaf(node: lookups.Lookup, local_aliases: set[Any], model: type[models.Mode
             expected_value = _constant(node.rhs, normalize)
 
             def test(value: Any) -> bool:
-                return value == expected_value
+                return bool(value == expected_value)
 
         else:
             compare = next(
@@ -222,7 +224,7 @@ def _compile(node: Any, local_aliases: set[Any], model: type[models.Model]) -> P
     return _unknown
 
 
-def compile_predicate(queryset: models.QuerySet) -> Predicate:
+def compile_predicate(queryset: models.QuerySet[Any]) -> Predicate:
     """The predicate of ``queryset``'s WHERE clause over one row's values (see the module)."""
     query = queryset.query
     aliases = {query.base_table} if query.base_table else set()

@@ -90,7 +90,8 @@ def worth_checking(text: str) -> bool:
     large for a float, deep nesting. Most frames have none, and are not walked at all."""
     if "\\u" in text or "NaN" in text or "Infinity" in text or _HUGE_NUMBER.search(text):
         return True
-    return text.count("[") + text.count("{") > api_settings.MAX_JSON_DEPTH
+    max_depth: int = api_settings.MAX_JSON_DEPTH
+    return text.count("[") + text.count("{") > max_depth
 
 
 def problems(data: dict[str, Any]) -> dict[str, list[str]]:
