@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
@@ -31,6 +31,9 @@ from syncbind._live.credentials import announce, user_key
 from syncbind.exceptions import AuthenticationFailed, PermissionDenied
 from syncbind.settings import api_settings
 
+if TYPE_CHECKING:
+    from syncbind._auth.connection import Connection
+
 TOKEN_SALT = "syncbind.token"
 TOKEN_SUBPROTOCOL_PREFIX = "syncbind.token."
 
@@ -45,13 +48,13 @@ class BaseAuthentication:
         by default: return None so the next class is tried."""
         return None
 
-    def still_valid(self, connection: Any) -> bool:
+    def still_valid(self, connection: Connection) -> bool:
         """Whether an open connection this class admitted may go on; called (worker
         thread) every USER_REFRESH_INTERVAL and when the user's credentials change,
         after its user was read again (an inactive user is refused before this)."""
         return True
 
-    def still_valid_many(self, connections: list[Any], users: list[Any]) -> list[bool]:
+    def still_valid_many(self, connections: list[Connection], users: list[Any]) -> list[bool]:
         """``still_valid`` for many connections this class admitted, at once (the
         recipients of a server push); ``users`` are their users just read again. One
         bool per connection. Override to check them in fewer queries than one each."""
@@ -175,7 +178,7 @@ class SessionAuthentication(BaseAuthentication):
         ]
 
 
-def _session_key(connection: Any) -> str | None:
+def _session_key(connection: Connection) -> str | None:
     session = connection.scope.get("session")
     return getattr(session, "session_key", None) if session is not None else None
 

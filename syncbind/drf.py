@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -33,11 +33,14 @@ from syncbind._wire.jsonsafe import to_json_safe
 from syncbind.exceptions import ValidationError
 from syncbind.writes import UNAVAILABLE
 
+if TYPE_CHECKING:
+    from syncbind._bindings.surface import Binding
+
 
 class ViewProxy:
     """The binding as a DRF permission class expects a view to be."""
 
-    def __init__(self, binding: Any) -> None:
+    def __init__(self, binding: Binding) -> None:
         self._binding = binding
 
     def get_queryset(self) -> models.QuerySet:
@@ -179,7 +182,7 @@ class DRFSerializerAdapter:
     #: scope is per user by default with such a serializer.
     output_per_user = True
 
-    def __init__(self, serializer_class: type, binding: Any) -> None:
+    def __init__(self, serializer_class: type, binding: Binding) -> None:
         self.serializer_class = serializer_class
         self.binding = binding
 

@@ -21,6 +21,8 @@ READ_ACTIONS = frozenset({"retrieve", "list", "search", "subscribe", "unsubscrib
 
 
 if TYPE_CHECKING:
+    from syncbind._bindings.request import Request
+
     # The parts of a binding call each other's hooks: see syncbind._bindings.surface.
     from syncbind._bindings.surface import Binding
 else:
@@ -236,19 +238,19 @@ class PermissionsMixin(Binding):
             permissions.append(permission)
         return permissions
 
-    def check_permissions(self, request: Any) -> None:
+    def check_permissions(self, request: Request) -> None:
         """Called before every event; raises not_authenticated / permission_denied."""
         for permission in self.get_permissions():
             if not permission.has_permission(request, self):
                 self.permission_denied(request, permission)
 
-    def check_object_permissions(self, request: Any, obj: Any) -> None:
+    def check_object_permissions(self, request: Request, obj: Any) -> None:
         """Called by get_object for every event that touches a row."""
         for permission in self.get_permissions():
             if not permission.has_object_permission(request, self, obj):
                 self.permission_denied(request, permission)
 
-    def permission_denied(self, request: Any, permission: Any = None) -> None:
+    def permission_denied(self, request: Request, permission: Any = None) -> None:
 
         if not (request.user and request.user.is_authenticated):
             raise NotAuthenticated()

@@ -28,13 +28,18 @@ from syncbind.exceptions import UnknownEvent
 from syncbind.settings import api_settings
 
 if TYPE_CHECKING:
+    from syncbind._auth.connection import Connection
+    from syncbind._bindings.request import Request
+
     # The parts of a binding call each other's hooks: see syncbind._bindings.surface.
     from syncbind._bindings.surface import Binding
 else:
     Binding = object
 
 
-def error_reply_for(exc: BaseException, request: Any, binding: Any = None) -> dict[str, Any]:
+def error_reply_for(
+    exc: BaseException, request: Request, binding: Binding | None = None
+) -> dict[str, Any]:
     """The error reply for ``exc`` raised while handling ``request``, through
     ``EXCEPTION_HANDLER`` (``binding`` is None when none could be made)."""
     error = api_settings.EXCEPTION_HANDLER(exc, {"request": request, "binding": binding})
@@ -94,7 +99,7 @@ class Lifecycle(Binding):
             return self.handle_exception(exc)
 
 
-def awaited(coroutine: Coroutine[Any, Any, Any], connection: Any) -> Any:
+def awaited(coroutine: Coroutine[Any, Any, Any], connection: Connection | None) -> Any:
     """Await an ``async def`` event's ``coroutine`` from a worker thread: on the event
     loop of the socket it came on (where its channel layer and Django's async ORM
     live), or, over HTTP, on a loop of asgiref's."""

@@ -46,7 +46,7 @@ _logged: set[tuple[type, str]] = set()
 KEEP: Final = "keep"
 
 
-def _log_once(binding_class: Any, message: str) -> None:
+def _log_once(binding_class: type[Binding], message: str) -> None:
     if (binding_class, message) not in _logged:
         _logged.add((binding_class, message))
         logger.debug("syncbind: pushes of %s %s", binding_class.get_stream(), message)

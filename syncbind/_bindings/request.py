@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AnonymousUser
 
 from syncbind._wire.protocol import Message
+
+if TYPE_CHECKING:
+    from syncbind._auth.connection import Connection
 
 # The HTTP method each built-in action stands for: what DRF permission classes
 # read as ``request.method`` (custom events are POST; save is POST when it creates).
@@ -53,7 +56,9 @@ class Request:
 
     __slots__ = ("message", "connection", "_user", "meta")
 
-    def __init__(self, message: Message, connection: Any = None, *, user: Any = None) -> None:
+    def __init__(
+        self, message: Message, connection: Connection | None = None, *, user: Any = None
+    ) -> None:
         self.message = message
         self.connection = connection
         # Keys a live read adds to its reply beside the data: "version", "resume".

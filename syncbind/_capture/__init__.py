@@ -16,7 +16,7 @@ import logging
 import threading
 from typing import Any
 
-from django.db import connections, router
+from django.db import connections, models, router
 from django.db.utils import DatabaseError
 
 from syncbind._wire.protocol import CHANGED, EXPIRED, UNCHANGED
@@ -75,15 +75,15 @@ def forget(alias: str | None = None) -> None:
             _covered.pop(alias, None)
 
 
-def covers(model: Any, using: str | None = None) -> bool:
+def covers(model: type[models.Model], using: str | None = None) -> bool:
     """Whether the triggers record the writes of ``model``'s table on ``using``."""
     alias = using or router.db_for_write(model)
     if not enabled(alias):
         return False
-    return model._meta.concrete_model._meta.db_table in covered_tables(alias)
+    return (model._meta.concrete_model or model)._meta.db_table in covered_tables(alias)
 
 
-def follow(model: Any) -> bool:
+def follow(model: type[models.Model]) -> bool:
     """Start this process's reader of the database ``model`` is read from, if its table is
     captured (before a first read: see :meth:`.follower.Follower.ensure_started`).
     Returns whether it is."""
@@ -141,7 +141,7 @@ def installed_on_migrate(using: str = "default", **kwargs: Any) -> None:
         forget(using)
 
 
-def version_for(model: Any) -> str | None:
+def version_for(model: type[models.Model]) -> str | None:
     """The version a state of ``model``'s rows read from now on reflects: the position
     this process's reader has read up to (None without capture)."""
     alias = router.db_for_read(model)
@@ -151,7 +151,7 @@ def version_for(model: Any) -> str | None:
     return None if follower is None else follower.version()
 
 
-def resume(model: Any, tables: frozenset[str], version: str) -> str:
+def resume(model: type[models.Model], tables: frozenset[str], version: str) -> str:
     """Whether a state of ``model``'s rows reading ``tables`` changed since ``version``:
     ``protocol.UNCHANGED``, ``CHANGED``, or ``EXPIRED`` (the log no longer reaches back,
     or the version is not one of this database's)."""

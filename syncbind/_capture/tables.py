@@ -40,7 +40,7 @@ class Table:
     name: str
     pk: str
     columns: tuple[tuple[str, str], ...]
-    model: Any
+    model: type[models.Model]
 
     @property
     def identity(self) -> str:
@@ -63,8 +63,8 @@ def captured_models() -> list[type[models.Model]]:
     return [model for model in found if model._meta.app_label not in SKIPPED_APPS]
 
 
-def _reach(model: Any, depth: int, found: dict[Any, None]) -> None:
-    if model in found or model._meta.proxy or not model._meta.managed:
+def _reach(model: type[models.Model] | None, depth: int, found: dict[Any, None]) -> None:
+    if model is None or model in found or model._meta.proxy or not model._meta.managed:
         return
     found[model] = None
     if depth <= 0:
@@ -86,8 +86,8 @@ def _reach(model: Any, depth: int, found: dict[Any, None]) -> None:
             _reach(related._meta.concrete_model, depth - 1, found)
 
 
-def table_of(model: Any) -> Table:
-    concrete = model._meta.concrete_model
+def table_of(model: type[models.Model]) -> Table:
+    concrete = model._meta.concrete_model or model
     meta = concrete._meta
     matched = matchable_fields(concrete)
     columns = tuple((f.attname, f.column) for f in meta.concrete_fields if f.attname in matched)
@@ -109,7 +109,7 @@ def model_for_table(name: str) -> Any:
 
 
 @cache
-def reached_tables(model: Any) -> frozenset[str]:
+def reached_tables(model: type[models.Model]) -> frozenset[str]:
     """The tables captured for ``model`` itself (its own and those its relations reach):
     what a read that cannot be compiled (its binding's own ``get_page()``) may read."""
     found: dict[Any, None] = {}
@@ -163,7 +163,7 @@ def _where_tables(query: Any) -> set[str]:
     return tables
 
 
-def read_tables(model: Any, read: Any) -> frozenset[str]:
+def read_tables(model: type[models.Model], read: Any) -> frozenset[str]:
     """Every captured table a subscription's state may depend on: those its model
     reaches (its own, the rows it shows, its many-to-many tables) and those its read
     filters through."""

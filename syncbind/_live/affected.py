@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from django.db import models
+
 from syncbind._live.changes import DELETE
 from syncbind._live.keys import INSTANCE
 from syncbind._live.matching import ABSENT, SAME, matchable_fields, may_contain
@@ -48,13 +50,15 @@ def template(row_jobs: list[tuple[KeyState, Any]], pages: list[KeyState]) -> Any
     return None
 
 
-def fetch(model: Any, pks: list[Any], template: Any) -> dict[Any, tuple[Any, dict[str, Any]]]:
+def fetch(
+    model: type[models.Model], pks: list[Any], template: Any
+) -> dict[Any, tuple[Any, dict[str, Any]]]:
     """``{pk: (instance or None, matchable values)}`` of the rows as they are now."""
     names = tuple(matchable_fields(model))
     if template is None:
         pk_name = model._meta.pk.attname
-        found = model._base_manager.filter(pk__in=pks).values(pk_name, *names)
-        return {row[pk_name]: (None, row) for row in found}
+        rows = model._base_manager.filter(pk__in=pks).values(pk_name, *names)
+        return {row[pk_name]: (None, row) for row in rows}
     found = execution.fetch_rows(template, pks)
     return {
         pk: (obj, {name: obj.__dict__.get(name) for name in names}) for pk, obj in found.items()

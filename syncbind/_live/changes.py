@@ -25,7 +25,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
-from django.db import connections, transaction
+from django.db import connections, models, transaction
 
 from syncbind import _capture as capture
 from syncbind._bindings.registry import registry
@@ -93,7 +93,7 @@ class Batch:
         send_batch(self)
 
 
-def streams_for(model: Any) -> list[str]:
+def streams_for(model: type[models.Model]) -> list[str]:
     """The streams bound to ``model`` (or to a model sharing its table)."""
     concrete = model._meta.concrete_model
     return [
@@ -107,7 +107,7 @@ _shown: dict[Any, list[tuple[str, Any, str]]] = {}
 _shown_version = -1
 
 
-def shown_by(model: Any) -> list[tuple[str, Any, str]]:
+def shown_by(model: type[models.Model]) -> list[tuple[str, Any, str]]:
     """``(stream, its model, foreign-key path to model)`` for every stream whose rows
     show a field of ``model`` through a related field (``fields = ["project__name"]``)."""
     global _shown_version
@@ -139,7 +139,7 @@ def shown_through(binding: Any) -> list[tuple[Any, str]]:
 
 
 def record(
-    model: Any,
+    model: type[models.Model],
     pk: Any,
     op: str = SAVE,
     using: str | None = None,

@@ -22,6 +22,7 @@ from syncbind._wire import protocol
 from syncbind.exceptions import NotFound, SyncbindError
 
 if TYPE_CHECKING:
+    from syncbind._bindings.surface import Binding
     from syncbind._live.keys import KeyState
 
 
@@ -90,12 +91,14 @@ def frames_for(
     if key.kind == INSTANCE:
         obj = outcome
         if obj is not None:
+            assert binding is not None  # a row to serialize: made above
             data = row(cache, state, binding, obj)
             data_text = encoded(cache, data)
     elif state.read is None:
         data = outcome
         data_text = protocol.encode(outcome)
     else:
+        assert binding is not None  # a compiled page to serialize: made above
         data, data_text = page(cache, state, binding, outcome)
     state_digest: bytes | None = None
     out: list[tuple] = []
@@ -154,7 +157,7 @@ def for_alone(sub: Subscription, outcome: Any, version: str | None = None) -> li
     return frames_for(state, [sub], outcome, {}, refreshed=True, version=version)
 
 
-def row(cache: dict, state: KeyState, binding: Any, obj: Any) -> Any:
+def row(cache: dict, state: KeyState, binding: Binding, obj: Any) -> Any:
     # Rows of one state are serialized once for every key whose output is alike.
     row_key = ("row", state.binding_class, state.key.scope, state.key.shape, id(obj))
     row = cache.get(row_key)
@@ -171,7 +174,7 @@ def encoded(cache: dict, data: Any) -> str:
     return text
 
 
-def page(cache: dict, state: KeyState, binding: Any, outcome: Any) -> tuple[Any, str]:
+def page(cache: dict, state: KeyState, binding: Binding, outcome: Any) -> tuple[Any, str]:
     """The page's new data and its text; records it as the key's last page."""
     read = state.read
     if isinstance(outcome, InPlace):

@@ -23,7 +23,7 @@ import uuid
 import weakref
 from collections import OrderedDict
 from functools import partial
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from channels.layers import InMemoryChannelLayer
 from django.db import connections, router
@@ -38,6 +38,10 @@ from syncbind._live.lanes import FairSlots, Lanes
 from syncbind._live.subscriptions import Subscription
 from syncbind._workers.executor import run_in_pool
 from syncbind.settings import api_settings
+
+if TYPE_CHECKING:
+    from syncbind._auth.connection import Connection
+    from syncbind.bindings import BindingBase
 
 logger = logging.getLogger("syncbind.live")
 
@@ -132,7 +136,7 @@ class Hub:
                 wait=self._joins_at_once(binding_class),
             )
 
-    def _joins_at_once(self, binding_class: Any) -> bool:
+    def _joins_at_once(self, binding_class: type[BindingBase]) -> bool:
         """Whether a join is waited for. With a layer of this process (Channels'
         in-memory layer) it cannot wait on a server. With a database in this process's
         memory (Django's SQLite test database: only ever a test) the catch-up read
@@ -236,7 +240,7 @@ class Hub:
             return sum(1 for key in self.keys if stream is None or key.stream == stream)
 
     # -- connections (for credential changes) --------------------------------------------
-    def attach(self, connection: Any) -> None:
+    def attach(self, connection: Connection) -> None:
         key = user_key(connection.user)
         with self.lock:
             self.everyone.add(connection)
@@ -246,7 +250,7 @@ class Hub:
         if not joined:
             self._on_loop(self.membership.join(CONNECTIONS_GROUP, self._anyone))
 
-    def detach(self, connection: Any) -> None:
+    def detach(self, connection: Connection) -> None:
         key = user_key(connection.user)
         with self.lock:
             self.everyone.discard(connection)
@@ -268,21 +272,21 @@ class Hub:
     def _anyone(self) -> bool:
         return bool(len(self.everyone))
 
-    def join_group(self, connection: Any, name: str) -> None:
+    def join_group(self, connection: Connection, name: str) -> None:
         """Let ``connection`` receive pushes to the group ``name`` (syncbind.push), until
         it leaves it: joined by the connection's own code, not chosen by its consumer."""
         with self.lock:
             self.joined_groups.setdefault(connection, set()).add(name)
             self._enter(connection, name)
 
-    def leave_group(self, connection: Any, name: str) -> None:
+    def leave_group(self, connection: Connection, name: str) -> None:
         """Undo :meth:`join_group` (a group the consumer chose stays while it does)."""
         with self.lock:
             self.joined_groups.get(connection, set()).discard(name)
             if name not in self.chosen_groups.get(connection, ()):
                 self._exit(connection, name)
 
-    def choose_groups(self, connection: Any, names: Any) -> None:
+    def choose_groups(self, connection: Connection, names: Any) -> None:
         """Make ``names`` the groups the consumer chose for ``connection``
         (``get_push_groups()``): joins the new ones, leaves those no longer chosen
         unless the connection joined them itself."""
@@ -298,17 +302,17 @@ class Hub:
             for name in before - chosen - joined:
                 self._exit(connection, name)
 
-    def _enter(self, connection: Any, name: str) -> None:
+    def _enter(self, connection: Connection, name: str) -> None:
         self.push_groups.setdefault(name, weakref.WeakSet()).add(connection)
 
-    def _exit(self, connection: Any, name: str) -> None:
+    def _exit(self, connection: Connection, name: str) -> None:
         members = self.push_groups.get(name)
         if members is not None:
             members.discard(connection)
             if not members:
                 del self.push_groups[name]
 
-    def admit(self, connection: Any, most: int | None) -> bool:
+    def admit(self, connection: Connection, most: int | None) -> bool:
         """Attach ``connection`` unless its user already has ``most`` connections open in
         this process (None: no limit; anonymous ones are not counted). Any thread."""
         # One handshake at a time counts and attaches, so that none passes on a count
@@ -458,7 +462,7 @@ class Hub:
                 await connection.revoke()
         for connection in allowed:
             if connection.subscriptions is not None:
-                await connection.subscriptions.push(message.get("frame"))
+                await connection.subscriptions.push(message["frame"])
 
     async def _credentials_changed(self, message: dict[str, Any]) -> None:
         # One user (credentials), or many whose permissions may have changed.
@@ -481,7 +485,7 @@ class Hub:
             self.lanes.put(messages.permissions(users))
 
     # -- refresh jobs ------------------------------------------------------------------------
-    def holds(self, connection: Any, sub: Subscription, rekey: bool = False) -> bool:
+    def holds(self, connection: Connection, sub: Subscription, rekey: bool = False) -> bool:
         """Whether ``sub``'s frame must wait for its connection's refresh job (any thread).
 
         It must while that job is pending, or when the connection is due for a user
@@ -495,13 +499,13 @@ class Hub:
             self._job(connection, rekey).add(sub)
             return True
 
-    def rekey(self, connection: Any) -> None:
+    def rekey(self, connection: Connection) -> None:
         """Compile ``connection``'s subscriptions again in its refresh job (any thread):
         its user was read again. Its frames are held until the job has done so."""
         with self.lock:
             self._job(connection, rekey=True)
 
-    def _job(self, connection: Any, rekey: bool) -> set[Subscription]:
+    def _job(self, connection: Connection, rekey: bool) -> set[Subscription]:
         """The frames held for ``connection``'s refresh job, started if it is not running
         (with the hub's lock held)."""
         held = self.held.get(connection)
@@ -514,7 +518,7 @@ class Hub:
             self.rekeying.add(connection)
         return held
 
-    async def _refresh(self, connection: Any) -> None:
+    async def _refresh(self, connection: Connection) -> None:
         """A connection's refresh job: read its user again, compile its subscriptions
         again, then evaluate alone those that moved and those whose frames were held."""
         lane = ("refresh", user_key(connection.user))
@@ -539,7 +543,7 @@ class Hub:
             with self.lock:
                 self.held.pop(connection, None)
 
-    def _round(self, connection: Any) -> list[tuple] | None:
+    def _round(self, connection: Connection) -> list[tuple] | None:
         """One round of a refresh job (worker thread): the frames of the subscriptions
         held so far; None once the credentials have ended.
 
@@ -568,7 +572,7 @@ class Hub:
         ]
 
 
-def _refreshed(connection: Any, rekey: bool) -> list[Subscription]:
+def _refreshed(connection: Connection, rekey: bool) -> list[Subscription]:
     """Read the user again if due and, when it was (or ``rekey``), compile the
     subscriptions again (worker thread): those that moved; none once the credentials
     are found to have ended."""

@@ -22,10 +22,11 @@ from syncbind._wire import protocol
 from syncbind.exceptions import SyncbindError
 
 if TYPE_CHECKING:
+    from syncbind._auth.connection import Connection
     from syncbind._live.hub import Hub
 
 
-def push_targets(hub: Hub, target: Any) -> list[Any]:
+def push_targets(hub: Hub, target: Any) -> list[Connection]:
     """The local connections a push's ``target`` ([kind, name]) names."""
     kind, name = (target or [None, None])[:2]
     if kind == "user":
@@ -44,7 +45,7 @@ def push_targets(hub: Hub, target: Any) -> list[Any]:
     return []
 
 
-def permitted(hub: Hub, message: dict[str, Any], connections: list[Any]) -> list[Any]:
+def permitted(hub: Hub, message: dict[str, Any], connections: list[Connection]) -> list[Connection]:
     """The connections a push may reach, decided again for each at delivery (worker thread).
 
     In order: the credentials of every recipient, checked in one batch whatever
@@ -69,7 +70,7 @@ def permitted(hub: Hub, message: dict[str, Any], connections: list[Any]) -> list
     return connections
 
 
-def check_credentials(connections: list[Any]) -> None:
+def check_credentials(connections: list[Connection]) -> None:
     """Mark invalid each connection whose user is gone or inactive, or whose
     authentication class no longer admits it: one query for the users, then one
     ``still_valid_many()`` call per authentication class."""
@@ -101,13 +102,13 @@ def check_credentials(connections: list[Any]) -> None:
                 connection.valid = False
 
 
-def _refreshed_still_valid(connection: Any) -> bool:
+def _refreshed_still_valid(connection: Connection) -> bool:
     """Re-read the user when USER_REFRESH_INTERVAL has passed; whether it may go on."""
     connection.refresh_if_due()
     return bool(connection.valid)
 
 
-def _event_permitted(event: Any, connections: list[Any]) -> list[Any]:
+def _event_permitted(event: Any, connections: list[Connection]) -> list[Connection]:
     """All of ``connections``, unless ``event`` names a bound stream, whose permission
     classes each must pass for that action."""
     try:
@@ -124,7 +125,7 @@ def _event_permitted(event: Any, connections: list[Any]) -> list[Any]:
     return allowed
 
 
-def readers(stream: str, pk: Any, connections: list[Any]) -> list[Any]:
+def readers(stream: str, pk: Any, connections: list[Connection]) -> list[Connection]:
     """The connections that may read row ``pk`` of ``stream``, decided for each as a
     retrieve of it would (the permission classes for ``retrieve``, the binding's own
     ``get_object()`` if it has one, the object permissions), on the rows its

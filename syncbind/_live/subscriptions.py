@@ -37,6 +37,9 @@ from syncbind.exceptions import LimitExceeded, SyncbindError
 from syncbind.settings import api_settings
 
 if TYPE_CHECKING:
+    from syncbind._auth.connection import Connection
+    from syncbind._bindings.request import Request
+    from syncbind._bindings.surface import Binding
     from syncbind._live.hub import Hub
     from syncbind._live.keys import KeyState
 
@@ -88,7 +91,7 @@ class Subscription:
         owner: ConnectionSubscriptions,
         key: SubscriptionKey,
         event: str,
-        request: Any,
+        request: Request,
         action: str,
         delete_event: str | None = None,
     ) -> None:
@@ -179,7 +182,7 @@ class ConnectionSubscriptions:
         self.hub = hub
         self.outbox = outbox
         # The Connection these belong to (set by it).
-        self.connection: Any = None
+        self.connection: Connection | None = None
         self.items: dict[tuple[SubscriptionKey, str], Subscription] = {}
         self.key_counts: Counter[SubscriptionKey] = Counter()
         self.lock = threading.Lock()
@@ -190,7 +193,7 @@ class ConnectionSubscriptions:
         self,
         key: SubscriptionKey,
         event: str,
-        request: Any,
+        request: Request,
         elsewhere: frozenset[SubscriptionKey] = frozenset(),
     ) -> list[tuple[Subscription, str]]:
         """Enforce the limits before ``(key, event)`` is added; returns what was evicted,
@@ -328,7 +331,7 @@ class ConnectionSubscriptions:
         binding_class: type,
         read: Any,
         event: str,
-        request: Any,
+        request: Request,
         action: str,
         delete_event: str | None = None,
         explicit: bool = False,
@@ -486,7 +489,7 @@ class ConnectionSubscriptions:
         return count
 
     def end_subscription(
-        self, sub: Subscription, error: BaseException, binding: Any = None
+        self, sub: Subscription, error: BaseException, binding: Binding | None = None
     ) -> None:
         """Drop ``sub`` and tell the client why, in an ``ended`` frame (worker thread)."""
         self.discard(sub)

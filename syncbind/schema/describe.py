@@ -11,7 +11,7 @@ description's own ``schemas``. The AsyncAPI, OpenAPI and TypeScript writers
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AnonymousUser
 from django.db import models
@@ -22,6 +22,10 @@ from syncbind.exceptions import SyncbindError
 from syncbind.schema import types
 from syncbind.serializers import ModelSerializer
 from syncbind.settings import api_settings
+
+if TYPE_CHECKING:
+    from syncbind._auth.connection import Connection
+    from syncbind.bindings import BindingBase
 
 DESCRIBE = "describe"
 
@@ -69,21 +73,23 @@ def ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/schemas/{name}"}
 
 
-def request_for(binding_class: Any, user: Any = None, connection: Any = None) -> Request:
+def request_for(
+    binding_class: type[BindingBase], user: Any = None, connection: Connection | None = None
+) -> Request:
     """A request of the ``describe`` event on ``binding_class``'s stream."""
     stream = binding_class.get_stream()
     message = Message(event=join_event(stream, DESCRIBE), stream=stream, action=DESCRIBE)
     return Request(message, connection, user=user)
 
 
-def describe(binding_class: Any, user: Any = None) -> dict[str, Any]:
+def describe(binding_class: type[BindingBase], user: Any = None) -> dict[str, Any]:
     """``binding_class`` described as ``user`` (anonymous by default) would be shown
     it; no event is checked against the user's permissions."""
     request = request_for(binding_class, user=user or AnonymousUser())
     return describe_binding(binding_class(request=request, action=DESCRIBE))
 
 
-def describe_binding(binding: Any, *, permitted: bool = False) -> dict[str, Any]:
+def describe_binding(binding: BindingBase, *, permitted: bool = False) -> dict[str, Any]:
     """``binding`` (made for a request) described; with ``permitted`` each event says
     whether the request's user may send it (as its permission classes decide)."""
     model = binding.get_model()
@@ -117,7 +123,7 @@ def describe_binding(binding: Any, *, permitted: bool = False) -> dict[str, Any]
 # -- schemas -------------------------------------------------------------------------
 
 
-def _schemas(binding: Any, model: type[models.Model]) -> dict[str, Any]:
+def _schemas(binding: BindingBase, model: type[models.Model]) -> dict[str, Any]:
     serializer = binding.get_serializer()
     row, create = _row_and_create(binding, serializer, model)
     key = types.key_schema(model)
@@ -164,7 +170,7 @@ def _success(**properties: Any) -> dict[str, Any]:
 
 
 def _row_and_create(
-    binding: Any, serializer: Any, model: type[models.Model]
+    binding: BindingBase, serializer: Any, model: type[models.Model]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The schema of a row, and of a create's data."""
     if isinstance(serializer, ModelSerializer):
@@ -248,7 +254,7 @@ def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return out
 
 
-def _filters(binding: Any) -> dict[str, Any]:
+def _filters(binding: BindingBase) -> dict[str, Any]:
     filterset_class = binding.get_filterset_class()
     specs = filterset_class.base_filters if filterset_class is not None else {}
     return {
@@ -258,7 +264,7 @@ def _filters(binding: Any) -> dict[str, Any]:
     }
 
 
-def _list_data(binding: Any, *, search: bool) -> dict[str, Any]:
+def _list_data(binding: BindingBase, *, search: bool) -> dict[str, Any]:
     terms = binding.get_ordering_fields()
     positive = {"type": ["integer", "string"], "minimum": 1, "pattern": "^[0-9]+$"}
     properties: dict[str, Any] = {
@@ -323,7 +329,7 @@ BUILTIN_SHAPES: dict[str, tuple[Any, Any]] = {
 }
 
 
-def _event(binding: Any, name: str, attr: str, permitted: bool) -> dict[str, Any]:
+def _event(binding: BindingBase, name: str, attr: str, permitted: bool) -> dict[str, Any]:
     declared = binding.get_event_schemas().get(name, {})
     builtin = name in BUILTIN_SHAPES and attr == name
     if builtin:
@@ -345,7 +351,7 @@ def _event(binding: Any, name: str, attr: str, permitted: bool) -> dict[str, Any
     return out
 
 
-def _permitted(binding: Any, name: str) -> bool:
+def _permitted(binding: BindingBase, name: str) -> bool:
     """Whether the permission classes let this request's user send ``name`` (object
     permissions aside: they are decided per row)."""
     if name == DESCRIBE:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from syncbind._bindings.events import event
 from syncbind._wire.parameters import check_parameters
 from syncbind.permissions import PermissionsMixin
 from syncbind.schema.describe import DESCRIBE, describe_binding
+
+if TYPE_CHECKING:
+    from syncbind._bindings.request import Request
+    from syncbind.bindings import BindingBase
 
 
 class DescribeMixin(PermissionsMixin):
@@ -23,12 +27,13 @@ class DescribeMixin(PermissionsMixin):
         return dict(self.event_schemas)
 
     @event(atomic=False)
-    def describe(self, request: Any) -> dict[str, Any]:
+    def describe(self, request: Request) -> dict[str, Any]:
         """``{}`` → this stream's description (docs/protocol.md, "describe")."""
         check_parameters(request.data, frozenset())
-        return describe_binding(self, permitted=True)
+        # This mixin is a base of BindingBase only: self is one.
+        return describe_binding(cast("BindingBase", self), permitted=True)
 
-    def check_permissions(self, request: Any) -> None:
+    def check_permissions(self, request: Request) -> None:
         """``describe`` is refused exactly as a ``retrieve`` would be (whatever an
         object permission would say of a row: there is none)."""
         if self.action != DESCRIBE:
@@ -38,6 +43,6 @@ class DescribeMixin(PermissionsMixin):
             message, event=message.event_for("retrieve"), action="retrieve", data={}
         )
         retrieve_request = request.with_message(as_retrieve)
-        binding_class: Any = type(self)
+        binding_class = type(cast("BindingBase", self))
         binding = binding_class(request=retrieve_request, action="retrieve")
         binding.check_permissions(retrieve_request)
