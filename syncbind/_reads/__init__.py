@@ -1,2 +1,3 @@
-"""Private: reads compiled once (``compile``), executed alone or batched (``execute``), and
-turned into model instances (``materialise``), for requests and fan-out alike."""
+"""Private: reads compiled once (:mod:`.compiler`), executed alone or batched
+(:mod:`.execution`), and turned into model instances (:mod:`.materialise`), for
+requests and fan-out alike."""
