@@ -17,7 +17,6 @@ connection (:meth:`Connection.reauthorize`).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -164,21 +163,6 @@ class Connection:
         self.valid = False
         if self.consumer is not None:
             await self.consumer.revoke()
-
-    def revoke_soon(self) -> None:
-        """Close the connection from any thread."""
-        consumer = self.consumer
-        loop = getattr(consumer, "loop", None)
-        if loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            loop.create_task(self.revoke())
-        else:
-            asyncio.run_coroutine_threadsafe(self.revoke(), loop)
 
 
 def _unwrapped(user: Any) -> Any:
