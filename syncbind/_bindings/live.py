@@ -33,6 +33,7 @@ from syncbind.settings import api_settings
 if TYPE_CHECKING:
     # The parts of a binding call each other's hooks: see syncbind._bindings.surface.
     from syncbind._bindings.surface import Binding
+    from syncbind._live.subscriptions import Subscription
 else:
     Binding = object
 
@@ -168,7 +169,7 @@ class LiveBindingMixin(Binding):
     @contextmanager
     def subscribing(
         self, kind: str, pk: Any = None, *, event: str | None = None, explicit: bool = False
-    ) -> Iterator[tuple[Any, compiler.Read | None]]:
+    ) -> Iterator[tuple[Subscription | None, compiler.Read | None]]:
         """Subscribe the connection for the duration of the first read.
 
         Subscribing comes before the read, so no change committed meanwhile is
@@ -209,7 +210,7 @@ class LiveBindingMixin(Binding):
             subscriptions.read_failed(sub)
             raise
 
-    def resumed(self, sub: Any, read: Any) -> bool:
+    def resumed(self, sub: Subscription | None, read: compiler.Read | None) -> bool:
         """Say in the reply which version of the data it reflects, and, for a client
         resuming with the version it holds (``"version"`` in its request), whether what
         the subscription reads changed since: True when it did not (the reply then

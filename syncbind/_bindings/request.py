@@ -9,6 +9,7 @@ from django.contrib.auth.models import AnonymousUser
 from syncbind._wire.protocol import Message
 
 if TYPE_CHECKING:
+    from syncbind._auth.collaborators import Consumer
     from syncbind._auth.connection import Connection
 
 # The HTTP method each built-in action stands for: what DRF permission classes
@@ -81,7 +82,7 @@ class Request:
         return getattr(self.connection, "auth", None)
 
     @property
-    def consumer(self) -> Any:
+    def consumer(self) -> Consumer | None:
         """The WebSocket consumer the message came on (None over HTTP)."""
         return getattr(self.connection, "consumer", None)
 

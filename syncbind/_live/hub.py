@@ -23,7 +23,7 @@ import uuid
 import weakref
 from collections import OrderedDict
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from channels.layers import InMemoryChannelLayer
 from django.db import connections, router
@@ -41,6 +41,7 @@ from syncbind.settings import api_settings
 
 if TYPE_CHECKING:
     from syncbind._auth.connection import Connection
+    from syncbind._reads import compiler
     from syncbind.bindings import BindingBase
 
 logger = logging.getLogger("syncbind.live")
@@ -67,8 +68,12 @@ class Hub:
         # push group name -> connections in it; per connection, the groups its
         # consumer's get_push_groups() chose and those it joined itself (join()).
         self.push_groups: dict[str, weakref.WeakSet] = {}
-        self.chosen_groups: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
-        self.joined_groups: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+        self.chosen_groups: weakref.WeakKeyDictionary[Connection, set[str]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.joined_groups: weakref.WeakKeyDictionary[Connection, set[str]] = (
+            weakref.WeakKeyDictionary()
+        )
         self.markers: dict[str, asyncio.Event] = {}
         # stream -> pk -> the values last announced for that row.
         self.recent: dict[str, OrderedDict[Any, Any]] = {}
@@ -87,7 +92,7 @@ class Hub:
         # Reads of the change log being processed, and the pushes staged for them.
         self.transactions = transactions.Transactions()
         # Connection -> its subscriptions whose frames wait for its refresh job.
-        self.held: dict[Any, set[Subscription]] = {}
+        self.held: dict[Connection, set[Subscription]] = {}
         # Connections whose subscriptions the next round of that job compiles again.
         self.rekeying: weakref.WeakSet = weakref.WeakSet()
         self._admitting = threading.Lock()
@@ -105,12 +110,14 @@ class Hub:
         return self.membership.channel
 
     # -- subscriptions (any thread) ---------------------------------------------------
-    def add(self, sub: Subscription, binding_class: type, read: Any) -> None:
+    def add(
+        self, sub: Subscription, binding_class: type[BindingBase], read: compiler.Read | None
+    ) -> None:
         key = sub.key
         # Before the first read: the reader of a captured table takes its position.
         # Its changes come from the change log, not the group: a read made while the
         # group is joined misses none of them, and needs no catch-up.
-        captured = capture.follow(cast(Any, binding_class).get_model())
+        captured = capture.follow(binding_class.get_model())
         with self.lock:
             state = self.keys.get(key)
             if state is None:
@@ -154,7 +161,13 @@ class Hub:
         if sub.unjoined and group_name(sub.key.stream) in self.joined:
             sub.unjoined = False
 
-    def replace(self, old: Subscription, new: Subscription, binding_class: type, read: Any) -> None:
+    def replace(
+        self,
+        old: Subscription,
+        new: Subscription,
+        binding_class: type[BindingBase],
+        read: compiler.Read | None,
+    ) -> None:
         """Put ``new`` in the place of ``old``, a subscription to the same key, in one
         step: a change processed meanwhile reaches one of the two."""
         old.active = False
@@ -327,7 +340,7 @@ class Hub:
             self.attach(connection)
             return True
 
-    def connections_of(self, user: Any) -> list[Any]:
+    def connections_of(self, user: Any) -> list[Connection]:
         """The open connections of ``user`` (a user, its primary key or its user key)."""
         key = user_key(user)
         with self.lock:
@@ -557,7 +570,10 @@ class Hub:
             rekey = connection in self.rekeying
             self.rekeying.discard(connection)
         subs = [sub for sub in held if sub.active and sub.state]
-        versions = {sub: capture.version_for(sub.binding_model()) for sub in subs}
+        versions = {
+            sub: capture.version_for(model) if (model := sub.binding_model()) else None
+            for sub in subs
+        }
         read = [(sub, delivery.read_alone(sub)) for sub in subs]
         moved = _refreshed(connection, rekey)
         if not connection.valid:

@@ -37,11 +37,16 @@ from syncbind.exceptions import LimitExceeded, SyncbindError
 from syncbind.settings import api_settings
 
 if TYPE_CHECKING:
+    from django.db import models
+
     from syncbind._auth.connection import Connection
     from syncbind._bindings.request import Request
     from syncbind._bindings.surface import Binding
     from syncbind._live.hub import Hub
     from syncbind._live.keys import KeyState
+    from syncbind._reads import compiler
+    from syncbind._transport.outbox import Outbox
+    from syncbind.bindings import BindingBase
 
 logger = logging.getLogger("syncbind.live")
 
@@ -141,7 +146,7 @@ class Subscription:
         if catch_up is not None:
             self.owner.push_soon(catch_up[0])
 
-    def binding_model(self) -> Any:
+    def binding_model(self) -> type[models.Model] | None:
         """The model of the binding its key reads (None once it has no key state)."""
         state = self.state
         return None if state is None else state.binding_class.get_model()
@@ -178,7 +183,7 @@ class ConnectionSubscriptions:
     the reply being made if any, so a push never overtakes the reply that subscribed.
     """
 
-    def __init__(self, hub: Hub, outbox: Any) -> None:
+    def __init__(self, hub: Hub, outbox: Outbox) -> None:
         self.hub = hub
         self.outbox = outbox
         # The Connection these belong to (set by it).
@@ -328,8 +333,8 @@ class ConnectionSubscriptions:
     def subscribe(
         self,
         key: SubscriptionKey,
-        binding_class: type,
-        read: Any,
+        binding_class: type[BindingBase],
+        read: compiler.Read | None,
         event: str,
         request: Request,
         action: str,
@@ -373,11 +378,15 @@ class ConnectionSubscriptions:
         for other in self.hub.connections_of(self.connection.user):
             theirs = other.subscriptions
             if other is not self.connection and theirs is not None:
-                with theirs.lock:
-                    keys.update(theirs.key_counts)
+                keys.update(theirs.followed_keys())
                 if key in keys or len(keys) >= most:
                     break
         return frozenset(keys)
+
+    def followed_keys(self) -> set[SubscriptionKey]:
+        """The keys this connection follows now (read under its lock)."""
+        with self.lock:
+            return set(self.key_counts)
 
     def _count(self, key: SubscriptionKey, delta: int) -> None:
         self.key_counts[key] += delta
