@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import Executor
 
-from asgiref.sync import SyncToAsync
+from asgiref.sync import AsyncToSync, SyncToAsync
 
 
 def sync_caller_loop() -> asyncio.AbstractEventLoop | None:
@@ -63,8 +63,6 @@ def serve_loop_from_this_thread(
     run on asgiref's single thread, whose database connection cannot see a test
     transaction's rows. Where asgiref no longer keeps these, nothing is set.
     """
-    from asgiref.sync import AsyncToSync
-
     executors = getattr(AsyncToSync, "loop_thread_executors", None)
     local = SyncToAsync.threadlocal
     saved = {

@@ -28,6 +28,14 @@ from concurrent.futures import Executor, Future
 from typing import Any, TypeVar
 from unittest import mock
 
+from django.conf import settings
+from django.db import connections
+from django.test.utils import override_settings
+
+from syncbind._capture.follower import stop_all
+from syncbind._compat.asgiref import serve_loop_from_this_thread
+from syncbind._live.announcer import get_announcer
+from syncbind._workers.executor import run_loop_on
 from syncbind.testing.client import SyncbindClient, connect
 
 T = TypeVar("T")
@@ -95,11 +103,6 @@ class LoopSession:
             raise
 
     def _open(self) -> None:
-        from django.db import connections
-
-        from syncbind._compat.asgiref import serve_loop_from_this_thread
-        from syncbind._workers.executor import run_loop_on
-
         self._thread.start()
         run_loop_on(self.loop, self.executor)
         self._undo.append(lambda: run_loop_on(self.loop, None))
@@ -134,15 +137,11 @@ class LoopSession:
             self.loop.close()
             while self._undo:
                 self._undo.pop()()
-            from syncbind._capture.follower import stop_all
-
             stop_all()  # the next test's readers start from their own moment
 
 
 async def _finish_tasks() -> None:
     """Send what was announced, then end whatever still runs on the loop."""
-    from syncbind._live.announcer import get_announcer
-
     await asyncio.wait_for(get_announcer().drained(), SERVE_MARGIN)
     current = asyncio.current_task()
     tasks = [task for task in asyncio.all_tasks() if task is not current]
@@ -156,6 +155,7 @@ async def _settled(request: Coroutine[Any, Any, T]) -> T:
     joined after its first read; the hub then reads the rows again to catch up. That
     read must happen now: later, inside a TestCase, it would find and push the test's
     next writes before their on-commit callbacks ran."""
+    # Not at module level: syncbind.testing imports this module.
     from syncbind.testing import settle
 
     answer = await request
@@ -165,9 +165,6 @@ async def _settled(request: Coroutine[Any, Any, T]) -> T:
 
 def _signals_only() -> Callable[[], None]:
     """Turn change capture off (see the module docstring); returns the undo."""
-    from django.conf import settings
-    from django.test.utils import override_settings
-
     overridden = override_settings(SYNCBIND={**getattr(settings, "SYNCBIND", {}), "CAPTURE": False})
     overridden.enable()
     return overridden.disable
@@ -289,6 +286,7 @@ class SyncClient:
     def settle(self, timeout: float = 10.0) -> None:
         """Return once every change committed (or, in a TestCase, whose on-commit
         callbacks ran) so far has been pushed."""
+        # Not at module level: syncbind.testing imports this module.
         from syncbind.testing import settle
 
         self._session.run(settle(timeout), timeout)
