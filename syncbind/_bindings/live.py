@@ -184,7 +184,7 @@ class LiveBindingMixin(Binding):
             return
         # The reader of a captured table runs before the key is compiled: the choices its
         # filters validate are kept against its positions (capture.choices).
-        capture.follow(self.get_model())  # type: ignore[attr-defined]
+        capture.follow(self.get_model())
         key, read = self.get_subscription_key(kind, pk)
         if kind == INSTANCE:
             sub = subscriptions.subscribe(
