@@ -75,3 +75,21 @@ def shared_env():
 
     with make_shared_env() as env:
         yield env
+
+
+# Fixtures that reach a database or a server: a test marked ``unit`` may use none of them.
+NOT_UNIT_FIXTURES = {"db", "transactional_db", "db_call", "superuser", "live_server"}
+NOT_UNIT_MARKERS = {"django_db", "e2e", "services"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """``unit`` says what a test does not touch; refuse a test that says it and touches it."""
+    for item in items:
+        if item.get_closest_marker("unit") is None:
+            continue
+        markers = {mark.name for mark in item.iter_markers()} & NOT_UNIT_MARKERS
+        fixtures = set(getattr(item, "fixturenames", ())) & NOT_UNIT_FIXTURES
+        if markers or fixtures:
+            raise pytest.UsageError(
+                f"{item.nodeid} is marked unit but uses {sorted(markers | fixtures)}"
+            )

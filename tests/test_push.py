@@ -299,7 +299,7 @@ async def test_a_connection_whose_session_was_deleted_is_not_pushed_to_but_close
     from django.db import connection as db
 
     from syncbind.testing import connect
-    from tests.test_live_credentials import logged_in_browser
+    from tests.live.test_credentials import logged_in_browser
 
     def delete_sessions():
         if how == "queryset":
@@ -325,7 +325,7 @@ async def test_a_connection_whose_session_was_deleted_is_not_pushed_to_but_close
 async def test_a_session_of_another_user_or_a_new_password_is_not_pushed_to(db_call):
     """The session row still exists but no longer holds for this user."""
     from syncbind.testing import connect
-    from tests.test_live_credentials import logged_in_browser
+    from tests.live.test_credentials import logged_in_browser
 
     alice, bob = await db_call(factories.UserFactory), await db_call(factories.UserFactory)
     _, headers = await db_call(logged_in_browser, alice)
@@ -376,7 +376,7 @@ async def test_the_check_at_delivery_costs_the_same_queries_for_one_or_many_reci
 ):
     """One query for the users, one for the sessions, whatever the number of recipients."""
     from syncbind.testing import connect
-    from tests.test_live_credentials import logged_in_browser
+    from tests.live.test_credentials import logged_in_browser
 
     app = session_app(EveryoneConsumer)
     clients = []

@@ -1,6 +1,6 @@
 """syncbind/_live/lanes.py: the hub's lanes, and the evaluation slots shared fairly between them.
 
-Part of the fast unit layer (tests/unit): no database, no channel layer. The
+Marked ``unit``: no database, no channel layer. The
 hub's ``process`` is a double that records what it is given and can be made to
 wait on an event per stream.
 """
@@ -10,6 +10,8 @@ import asyncio
 import pytest
 
 from syncbind._live.lanes import FairSlots, Lanes
+
+pytestmark = pytest.mark.unit
 
 
 def changes(stream, *pks):

@@ -1,21 +1,37 @@
-"""syncbind/_wire/protocol.py: event names, envelopes, size limits, replies and encoding.
+"""[syncbind/_wire/protocol.py] Event names, envelopes, size limits, replies and encoding
+(marked ``unit``: no database, no server); then hostile input beyond the error table: floods,
+the HTTP transport, and generated envelopes.
 
-Part of the fast unit layer (tests/unit): no database, no server.
+The invariants for every hostile case: the documented error (or a normal reply), no
+traceback or internal detail in what is sent back, the connection keeps working,
+and the database is unchanged unless the request was a legitimate write.
 """
 
+import asyncio
 import datetime
 import decimal
 import json
+import logging
 import string
 import uuid
+import warnings
+from decimal import Decimal
 
 import pytest
+from django.core.serializers.json import DjangoJSONEncoder
+from django.test import Client
 from django.utils.translation import gettext_lazy
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import NonInteractiveExampleWarning
 
+from syncbind._transport import core
 from syncbind._wire import protocol
-from syncbind.exceptions import BadRequest, TooLarge, ValidationError
+from syncbind.exceptions import STATUS_BY_CODE, BadRequest, TooLarge, ValidationError
+from tests import factories
+from tests.testapp.models import Category, Note, Product
+
+# Unit: no database, no server.
 
 FAST = settings(database=None, deadline=None, max_examples=150)
 
@@ -53,6 +69,7 @@ def error_of(exc):
 # -- event names -------------------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("event", "parts"),
     [
@@ -71,6 +88,7 @@ def test_parse_event_splits_stream_action_and_tag(event, parts):
     assert protocol.parse_event(event) == parts
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "event",
     [
@@ -110,6 +128,7 @@ def test_malformed_event_names_are_bad_requests(event):
     assert info.value.code == "bad_request"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "event",
     [
@@ -135,6 +154,7 @@ def test_look_alike_unicode_is_not_an_event_name(event):
         protocol.parse_event(event)
 
 
+@pytest.mark.unit
 @FAST
 @given(
     stream=st.lists(NAME, min_size=1, max_size=4).map(".".join),
@@ -146,6 +166,7 @@ def test_join_event_and_parse_event_round_trip(stream, action, tag):
     assert protocol.parse_event(event) == (stream, action, tag)
 
 
+@pytest.mark.unit
 def test_join_event_without_a_tag_has_no_hash():
     assert protocol.join_event("s.M", "list") == "s.M.list"
     assert protocol.join_event("s.M", "list", None) == "s.M.list"
@@ -153,6 +174,7 @@ def test_join_event_without_a_tag_has_no_hash():
     assert protocol.join_event("s.M", "list", "x") == "s.M.list#x"
 
 
+@pytest.mark.unit
 def test_event_for_keeps_stream_and_tag():
     message = parse(frame(event="shop.Product.list#cheap"))
     assert message.event_for("subscribe") == "shop.Product.subscribe#cheap"
@@ -162,6 +184,7 @@ def test_event_for_keeps_stream_and_tag():
 # -- envelopes ---------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_a_full_envelope_becomes_a_message():
     text = frame(event="shop.Product.list#t", data={"page": 2}, request_id="r-1")
     message = parse(text)
@@ -177,6 +200,7 @@ def test_a_full_envelope_becomes_a_message():
     assert message.has_request_id
 
 
+@pytest.mark.unit
 def test_data_defaults_to_an_empty_object_and_request_id_to_absent():
     message = parse('{"event": "a.b"}')
     assert message.data == {}
@@ -184,10 +208,12 @@ def test_data_defaults_to_an_empty_object_and_request_id_to_absent():
     assert "request_id" not in protocol.reply(message, 1)
 
 
+@pytest.mark.unit
 def test_surrounding_whitespace_is_json_and_accepted():
     assert parse(' \n {"event": "a.b"} \n ').action == "b"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("request_id", [None, 0, "", False, [], {}, 1.5, "x" * 100, [1, {"a": 2}]])
 def test_any_json_request_id_is_kept_and_echoed_even_falsy_ones(request_id):
     message = parse(frame(event="a.b", request_id=request_id))
@@ -200,6 +226,7 @@ def test_any_json_request_id_is_kept_and_echoed_even_falsy_ones(request_id):
     }
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("content", ["[]", '"a.b"', "1", "null", "true", '[{"event": "a.b"}]'])
 def test_the_message_must_be_an_object(content):
     exc = invalid(content)
@@ -211,6 +238,7 @@ def test_the_message_must_be_an_object(content):
     }
 
 
+@pytest.mark.unit
 def test_an_unknown_key_is_named_with_the_event_and_request_id():
     exc = invalid(frame(event="a.b", order="-id", request_id=7))
     assert exc.error.message == (
@@ -222,11 +250,13 @@ def test_an_unknown_key_is_named_with_the_event_and_request_id():
     assert error_of(exc)["request_id"] == 7
 
 
+@pytest.mark.unit
 def test_the_first_unknown_key_in_sorted_order_is_named():
     exc = invalid(frame(zeta=1, event="a.b", alpha=2, beta=3))
     assert exc.error.message.startswith("Unknown key 'alpha':")
 
 
+@pytest.mark.unit
 def test_unknown_keys_are_reported_before_a_missing_or_bad_event():
     exc = invalid(frame(order=1))
     assert exc.error.message.startswith("Unknown key 'order':")
@@ -237,6 +267,7 @@ def test_unknown_keys_are_reported_before_a_missing_or_bad_event():
     assert exc.event == "not an event"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("event", [None, 1, ["a.b"], {"a": "b"}, True])
 def test_the_event_must_be_a_string(event):
     exc = invalid(frame(event=event, request_id="r"))
@@ -245,12 +276,14 @@ def test_the_event_must_be_a_string(event):
     assert exc.request_id == "r"
 
 
+@pytest.mark.unit
 def test_a_missing_event_is_refused_without_a_request_id_to_echo():
     exc = invalid(frame(data={}))
     assert exc.error.message == "The message needs an 'event' string."
     assert "request_id" not in error_of(exc)
 
 
+@pytest.mark.unit
 def test_a_malformed_event_is_refused_with_the_event_and_request_id():
     exc = invalid(frame(event="a.b#", request_id=[1]))
     assert exc.error.message == "Malformed event name."
@@ -261,6 +294,7 @@ def test_a_malformed_event_is_refused_with_the_event_and_request_id():
     }
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("data", [None, [], [1], "x", 0, True])
 def test_data_must_be_an_object(data):
     exc = invalid(frame(event="a.b", data=data, request_id=3))
@@ -268,11 +302,13 @@ def test_data_must_be_an_object(data):
     assert (exc.event, exc.request_id) == ("a.b", 3)
 
 
+@pytest.mark.unit
 def test_parse_envelope_reads_decoded_content_and_defaults_size_to_zero():
     message = protocol.parse_envelope({"event": "a.b", "data": {"x": 1}})
     assert (message.stream, message.action, message.data, message.size) == ("a", "b", {"x": 1}, 0)
 
 
+@pytest.mark.unit
 def test_invalid_frame_carries_the_error_message_as_its_text():
     exc = invalid("[]")
     assert str(exc) == "The message must be a JSON object."
@@ -281,6 +317,7 @@ def test_invalid_frame_carries_the_error_message_as_its_text():
 # -- JSON and binary frames --------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "text",
     [
@@ -303,6 +340,7 @@ def test_text_that_is_not_json_is_a_bad_request(text):
     assert (exc.event, error_of(exc).get("request_id", "absent")) == (None, "absent")
 
 
+@pytest.mark.unit
 def test_nesting_deeper_than_the_parser_goes_is_a_bad_request_not_a_crash():
     levels = 100_000
     text = '{"event": "a.b", "data": {"k": ' + "[" * levels + "]" * levels + "}}"
@@ -310,6 +348,7 @@ def test_nesting_deeper_than_the_parser_goes_is_a_bad_request_not_a_crash():
     assert exc.error.message == "The message is not valid JSON."
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("text", [None, '{"event": "a.b"}', "x" * 100])
 def test_binary_frames_are_refused(text):
     exc = invalid(text, max_bytes=10, binary=True)
@@ -317,6 +356,7 @@ def test_binary_frames_are_refused(text):
     assert exc.error.message == "Binary frames are not supported; send JSON text."
 
 
+@pytest.mark.unit
 def test_a_frame_without_text_is_refused_as_binary():
     exc = invalid(None)
     assert exc.error.message == "Binary frames are not supported; send JSON text."
@@ -325,6 +365,7 @@ def test_a_frame_without_text_is_refused_as_binary():
 # -- size limits -------------------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("text", "max_bytes", "too_large"),
     [
@@ -360,6 +401,7 @@ def test_check_size_counts_utf8_bytes(text, max_bytes, too_large):
     assert error_of(info.value) == {"event": None, "error": error.as_error()}
 
 
+@pytest.mark.unit
 @FAST
 @given(
     text=st.text(st.characters(blacklist_categories=("Cs",)), max_size=40),
@@ -375,6 +417,7 @@ def test_check_size_refuses_exactly_the_frames_over_the_limit(text, max_bytes):
         assert len(text.encode()) <= max_bytes
 
 
+@pytest.mark.unit
 def test_parse_frame_checks_the_size_before_the_json():
     text = '{"event": "a.b", "data": {"s": "' + "\u20ac" * 10 + '"}}'
     size = len(text.encode())
@@ -384,6 +427,7 @@ def test_parse_frame_checks_the_size_before_the_json():
     assert isinstance(invalid("{" * 20, max_bytes=10).error, TooLarge)  # not JSON, but too big
 
 
+@pytest.mark.unit
 def test_message_size_is_the_length_of_its_frame():
     text = frame(event="a.b", data={"s": "abc"})
     assert parse(text).size == len(text)
@@ -392,6 +436,7 @@ def test_message_size_is_the_length_of_its_frame():
 # -- values no database could take -------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("data_text", "field", "message"),
     [
@@ -420,16 +465,19 @@ def test_values_no_database_can_take_are_invalid(data_text, field, message):
     }
 
 
+@pytest.mark.unit
 def test_escaped_surrogate_pairs_and_other_escapes_are_fine():
     message = parse('{"event": "a.b", "data": {"s": "\\ud83d\\ude00 \\u00e9 \\n"}}')
     assert message.data == {"s": "\U0001f600 \u00e9 \n"}
 
 
+@pytest.mark.unit
 def test_values_outside_data_are_not_checked():
     message = parse('{"event": "a.b", "request_id": "\\u0000\\ud800", "data": {}}')
     assert message.request_id == "\x00\ud800"
 
 
+@pytest.mark.unit
 def test_data_nested_as_deep_as_allowed_passes_and_deeper_is_invalid():
     # data is the first level: it may hold 31 more (MAX_JSON_DEPTH defaults to 32).
     def text(levels):
@@ -440,6 +488,7 @@ def test_data_nested_as_deep_as_allowed_passes_and_deeper_is_invalid():
     assert exc.error.fields == {"k": ["Values may be nested at most 32 levels deep."]}
 
 
+@pytest.mark.unit
 def test_the_depth_limit_follows_the_settings(settings):
     settings.SYNCBIND = {"MAX_JSON_DEPTH": 3}
     assert parse('{"event": "a.b", "data": {"k": [[1]]}}').data == {"k": [[1]]}
@@ -450,11 +499,13 @@ def test_the_depth_limit_follows_the_settings(settings):
 # -- replies -----------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_reply_without_request_id():
     message = protocol.parse_envelope({"event": "a.b#t"})
     assert protocol.reply(message, [1, 2]) == {"event": "a.b#t", "data": [1, 2]}
 
 
+@pytest.mark.unit
 def test_error_reply_shapes():
     error = {"code": "not_found", "message": "Not found."}
     assert protocol.error_reply(error) == {"event": None, "error": error}
@@ -466,10 +517,12 @@ def test_error_reply_shapes():
     }
 
 
+@pytest.mark.unit
 def test_push_has_event_and_data_only():
     assert protocol.push("a.b.update", {"id": 1}) == {"event": "a.b.update", "data": {"id": 1}}
 
 
+@pytest.mark.unit
 def test_an_ended_frame_names_the_event_the_reason_and_the_row():
     reason = {"code": "permission_denied", "message": "No."}
     row = protocol.ended("shop.Product.retrieve#detail", reason, 7)
@@ -487,6 +540,7 @@ def test_an_ended_frame_names_the_event_the_reason_and_the_row():
     assert protocol.ended("a.B.retrieve", reason, None)["data"] == {"id": None}
 
 
+@pytest.mark.unit
 def test_encode_is_compact_and_handles_django_types():
     content = {
         "d": decimal.Decimal("1.10"),
@@ -503,6 +557,7 @@ def test_encode_is_compact_and_handles_django_types():
     )
 
 
+@pytest.mark.unit
 def test_encode_escapes_non_ascii_so_characters_are_bytes():
     # syncbind/_transport/outbox.py counts a frame's characters as its bytes.
     text = protocol.encode({"s": "\u00e9\U0001f600", "k\u20ac": 1})
@@ -510,13 +565,317 @@ def test_encode_escapes_non_ascii_so_characters_are_bytes():
     assert text.isascii()
 
 
+@pytest.mark.unit
 def test_encode_refuses_what_json_cannot_carry():
     with pytest.raises(TypeError):
         protocol.encode({"x": object()})
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("pad", ["abc", "é" * 10, "€" * 10, "\U0001f600" * 10])
 def test_a_message_records_its_frame_size_in_utf8_bytes(pad):
     # MAX_SUBSCRIPTION_REQUEST_BYTES compares this size: bytes, not characters.
     text = '{"event": "a.b", "data": {"pad": "' + pad + '"}}'
     assert protocol.parse_frame(text, max_bytes=10_000).size == len(text.encode())
+
+
+# Through a consumer, on the test database.
+
+
+CODES = set(STATUS_BY_CODE)
+# Internals, and password hashes (the tests hash with MD5). Field names the client
+# sent itself (owner__password__startswith) may be echoed in "fields".
+LEAKS = (
+    "Traceback",
+    'File "',
+    "/work",
+    "site-packages",
+    "psycopg",
+    "sqlite3",
+    "md5$",
+    "pbkdf2_sha256$",
+)
+ECHOED = ("event", "request_id")
+
+
+def snapshot():
+    return (
+        list(Product.objects.order_by("pk").values()),
+        list(Category.objects.order_by("pk").values()),
+        list(Note.objects.order_by("pk").values()),
+    )
+
+
+def assert_clean(reply):
+    # The event and request_id are the client's own, echoed (Hypothesis draws text from
+    # the project's string constants too, "bench.sqlite3" among them).
+    text = json.dumps({key: value for key, value in reply.items() if key not in ECHOED})
+    for leak in LEAKS:
+        assert leak not in text, (leak, text[:300])
+    if "error" in reply:
+        assert reply["error"]["code"] in CODES
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_flood_of_mixed_frames_keeps_the_connection(make_client, superuser, db_call):
+    product = await db_call(factories.ProductFactory)
+    before = await db_call(snapshot)
+    client = await make_client(superuser)
+    frames = [
+        "nope",
+        "[]",
+        '{"event": 1}',
+        '{"event": "x.y.z"}',
+        '{"event": "testapp.Product.retrieve"}',
+    ] * 200
+    for frame in frames:
+        await client.send_raw(frame)
+    replies = [await client.receive() for _ in frames]
+    assert all("error" in reply for reply in replies)
+    for reply in replies:
+        assert_clean(reply)
+    assert (await client.send_event("testapp.Product.retrieve", {"id": product.pk}))["data"][
+        "id"
+    ] == product.pk
+    assert await db_call(snapshot) == before
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_rate_limit(make_client, superuser, settings):
+    settings.SYNCBIND = {"RATE_LIMIT": "5/m"}
+    client = await make_client(superuser)
+    for _ in range(5):
+        assert "data" in await client.send_event("testapp.Product.ping")
+    await client.send_raw(protocol.encode({"event": "testapp.Product.ping", "request_id": 1}))
+    assert await client.receive() == {
+        "event": None,
+        "error": {"code": "rate_limited", "message": "Too many requests."},
+    }
+    await client.send_raw("garbage")  # malformed frames count too
+    assert (await client.receive())["error"]["code"] == "rate_limited"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_rate_limit_is_per_connection(consumer_app, superuser, settings):
+    from syncbind.testing import connect
+
+    settings.SYNCBIND = {"RATE_LIMIT": "2/h"}
+    async with (
+        connect(superuser, application=consumer_app) as a,
+        connect(superuser, application=consumer_app) as b,
+    ):
+        for _ in range(2):
+            assert "data" in await a.send_event("testapp.Product.ping")
+        await a.send_raw(protocol.encode({"event": "testapp.Product.ping"}))
+        assert (await a.receive())["error"]["code"] == "rate_limited"
+        assert "data" in await b.send_event("testapp.Product.ping")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rate_limit_refills():
+    from syncbind.throttling import RateLimit, parse_rate
+
+    now = [0.0]
+    bucket = RateLimit(2, 1.0, clock=lambda: now[0])
+    assert [bucket.allow() for _ in range(3)] == [True, True, False]
+    now[0] = 0.5
+    assert [bucket.allow(), bucket.allow()] == [True, False]
+    assert parse_rate("100/s") == (100, 1.0) and parse_rate("6/min") == (6, 60.0)
+    with pytest.raises(ValueError):
+        parse_rate("lots")
+
+
+HTTP_CASES = [
+    ("post", "/api/events/", "not json", 400, "bad_request"),
+    ("post", "/api/events/", "[1]", 400, "bad_request"),
+    ("post", "/api/events/", '{"event": "testapp.Product.list", "data": 3}', 400, "bad_request"),
+    ("post", "/api/events/", '{"event": "testapp.Product.lіst"}', 400, "bad_request"),
+    ("post", "/api/events/", '{"event": "nope.Model.list"}', 404, "unknown_event"),
+    ("get", "/api/testapp.Product/?owner__password__startswith=pbkdf2", None, 400, "invalid"),
+    ("get", "/api/testapp.Product/?name__regex=.*", None, 400, "invalid"),
+    ("get", "/api/testapp.Product/?category__name=x", None, 400, "invalid"),
+    ("get", "/api/testapp.Product/?ordering=owner__password", None, 400, "invalid"),
+    ("get", "/api/testapp.Product/?page=-1", None, 400, "invalid"),
+    ("get", "/api/testapp.Product/?limit=0", None, 400, "invalid"),
+    ("get", "/api/testapp.Product/?query=" + "a" * 10_000, None, 400, "invalid"),
+    ("get", "/api/testapp.Product/abc/", None, 400, "invalid"),
+    ("get", "/api/testapp.Product/99999999999999999999/", None, 400, "invalid"),
+    (
+        "post",
+        "/api/testapp.Product/",
+        '{"name": "x", "price": "1", "category": 1, "owner": 1}',
+        400,
+        "invalid",
+    ),
+    (
+        "post",
+        "/api/testapp.Product/",
+        '{"name": "x", "price": "1", "category": 1, "id": 5}',
+        400,
+        "invalid",
+    ),
+    ("post", "/api/auth.User/", '{"username": "evil", "is_superuser": true}', 400, "invalid"),
+    ("post", "/api/testapp.Product/get_queryset/", "{}", 404, "unknown_event"),
+    ("post", "/api/testapp.Product/explode/", "{}", 500, "server_error"),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("method", "url", "payload", "status", "code"), HTTP_CASES, ids=range(len(HTTP_CASES))
+)
+def test_hostile_http(method, url, payload, status, code, superuser):
+    factories.CategoryFactory(id=1)
+    product = factories.ProductFactory()
+    before = snapshot()
+    client = Client()
+    client.force_login(superuser)
+    kwargs = {"data": payload, "content_type": "application/json"} if payload is not None else {}
+    response = getattr(client, method)(url, **kwargs)
+    assert response.status_code == status
+    body = response.json()
+    assert body["error"]["code"] == code
+    assert_clean(body)
+    assert snapshot() == before
+    assert client.get(f"/api/testapp.Product/{product.pk}/").json()["id"] == product.pk
+
+
+JSON_LEAF = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20)
+)
+JSON = st.recursive(
+    JSON_LEAF,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+EVENTS = st.one_of(
+    st.sampled_from(
+        [
+            f"testapp.Product.{a}"
+            for a in (
+                "retrieve",
+                "list",
+                "search",
+                "update",
+                "delete",
+                "subscribe",
+                "unsubscribe",
+                "nosuch",
+                "refuse",
+            )
+        ]
+        + ["testapp.Note.list", "auth.User.search", "nope.X.list", "testapp.Product.list#t-1"]
+    ),
+    st.text(max_size=30),
+    JSON,
+)
+DATA = st.one_of(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "id": JSON,
+            "page": JSON,
+            "limit": JSON,
+            "filters": JSON,
+            "ordering": JSON,
+            "query": JSON,
+            "name": JSON,
+            "price": JSON,
+            "owner": JSON,
+            "subscribe": JSON,
+        },
+    ),
+    JSON,
+)
+ENVELOPES = st.fixed_dictionaries({}, optional={"event": EVENTS, "data": DATA, "request_id": JSON})
+
+
+@pytest.mark.django_db(transaction=True)
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(envelope=ENVELOPES)
+def test_generated_envelopes_never_leak_or_write(envelope, transactional_db):
+    """Generated envelopes through the core, as a user who may read but not write."""
+    user = _reader()
+    before = snapshot()
+    text = json.dumps(envelope)
+    reply = json.loads(core.handle(text, core.Connection(user=user)))
+    assert_clean(reply)
+    if "event" in envelope and isinstance(envelope["event"], str):
+        assert reply["event"] in (envelope["event"], None)
+    assert ("data" in reply) != ("error" in reply)
+    assert snapshot() == before  # a reader can never write
+    ping = core.handle('{"event": "testapp.Product.ping"}', core.Connection(user=user))
+    assert "data" in json.loads(ping)
+
+
+def _reader():
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.filter(username="hypothesis-reader").first()
+    if user is None:
+        user = factories.UserFactory(
+            username="hypothesis-reader", perms=["testapp.view_product", "testapp.view_note"]
+        )
+        factories.ProductFactory()
+    return get_user_model().objects.get(pk=user.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_generated_frames_over_the_socket(make_client, superuser, db_call):
+    """A sample of generated envelopes through the consumers themselves."""
+    reader = await db_call(_reader)
+    client = await make_client(reader)
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore", NonInteractiveExampleWarning
+        )  # a sample is all we want here
+        examples = [ENVELOPES.example() for _ in range(40)]
+    before = await db_call(snapshot)
+    for envelope in examples:
+        await client.send_raw(json.dumps(envelope))
+        reply = await asyncio.wait_for(client.receive(), 5)
+        assert_clean(reply)
+    assert "data" in await client.send_event("testapp.Product.ping")
+    assert await db_call(snapshot) == before
+
+
+# -- a reply JSON cannot carry (issue 21, point 10) -------------------------------------
+
+SERVER_ERROR = {"code": "server_error", "message": "A server error occurred."}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", ["object", "instance"])
+async def test_an_event_reply_that_cannot_be_encoded_rolls_back(
+    make_client, superuser, db_call, caplog, kind
+):
+    client = await make_client(superuser)
+    with caplog.at_level(logging.ERROR, logger="syncbind"):
+        reply = await client.send_event("testapp.Product.unencodable", {"kind": kind})
+    assert reply == {
+        "event": "testapp.Product.unencodable",
+        "error": SERVER_ERROR,
+        "request_id": reply["request_id"],
+    }
+    assert "is not JSON serializable" in caplog.text  # the traceback stays on the server
+    assert not await db_call(Category.objects.filter(name="written before the reply").exists)
+    # The same socket answers the next message.
+    assert (await client.send_event("testapp.Product.ping"))["data"]["pong"] is True
+    await client.assert_nothing_more()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reply_is_encoded_once(superuser, monkeypatch):
+    factories.ProductFactory(price="2.50")
+    converted = []
+    default = DjangoJSONEncoder.default
+    monkeypatch.setattr(
+        DjangoJSONEncoder, "default", lambda self, o: converted.append(o) or default(self, o)
+    )
+    text = core.handle('{"event": "testapp.Product.price_range"}', core.Connection(user=superuser))
+    assert json.loads(text)["data"] == {"min": "2.50", "max": "2.50"}
+    assert converted == [Decimal("2.50"), Decimal("2.50")]  # min and max, once each

@@ -1,22 +1,37 @@
-"""syncbind/_wire/values.py: the values no database can store, found before they reach one.
+"""[syncbind/_wire/values.py] Values a database cannot store or compare are ``invalid`` before
+they reach it: found by the checks themselves (marked ``unit``: no database, no server), then
+over the WebSocket.
 
-Part of the fast unit layer (tests/unit): no database, no server.
+Issue 11, points 3, 9 and 10: each value below once gave ``server_error`` and a
+logged traceback (or, for out-of-range datetimes on PostgreSQL, was stored and
+then broke every later read). Each case is sent over the WebSocket to an
+owner-scoped binding with datetime, decimal and JSON fields; the reply must be
+``invalid`` naming the field, nothing may be logged as an error, nothing
+written, and the connection must keep working.
 """
 
 import datetime
 import decimal
 import json
+import logging
 import math
 
 import pytest
-from django.db import models
+from django.db import connection, models, transaction
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgreSQL
 from django.db.backends.sqlite3.base import DatabaseWrapper as SQLite
+from django.test import Client
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syncbind._wire import protocol, values
+from syncbind._wire.jsonsafe import to_json_safe
+from syncbind.testing import override_bindings
+from tests import factories
+from tests.testapp.bindings import TaskBinding
 from tests.testapp.models import Task
+
+# Unit: no database, no server.
 
 # Explicit alphabets: st.text()'s default writes a codec cache to .hypothesis/.
 CHARS = st.characters(blacklist_categories=("Cs",))
@@ -43,6 +58,7 @@ def nested_message(limit):
 # -- loads -------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("text", "check"),
     [("NaN", math.isnan), ("Infinity", lambda v: v == math.inf), ("-Infinity", lambda v: v < 0)],
@@ -55,6 +71,7 @@ def test_loads_keeps_json_constants_recognisable(text, check):
     assert check(value)
 
 
+@pytest.mark.unit
 def test_loads_leaves_ordinary_numbers_alone_and_reads_bytes():
     assert values.loads(b'{"a": [1, 2.5, -0.0]}') == {"a": [1, 2.5, -0.0]}
     assert not any(isinstance(v, values.NonFinite) for v in values.loads("[1, 2.5, 1e308]"))
@@ -63,12 +80,14 @@ def test_loads_leaves_ordinary_numbers_alone_and_reads_bytes():
 HUGE = ["1e400", "-1e400", "1.5e99999", "10E+308", "1" + "0" * 309 + ".5"]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("literal", HUGE)
 def test_number_literals_that_overflow_a_float_are_refused(literal):
     data = values.loads('{"n": ' + literal + "}")
     assert values.problems(data) == {"n": [NUMBER]}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("literal", HUGE)
 def test_a_frame_with_an_overflowing_number_is_invalid(literal):
     # The frame has no escape, constant or deep nesting: only the number makes it checked.
@@ -81,6 +100,7 @@ def test_a_frame_with_an_overflowing_number_is_invalid(literal):
 # -- problems ----------------------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("data", "found"),
     [
@@ -115,6 +135,7 @@ def test_problems_names_each_bad_value_by_its_top_level_key(data, found):
     assert values.problems(data) == found
 
 
+@pytest.mark.unit
 def test_problems_reports_one_message_per_key():
     found = values.problems({"s": ["\x00", NAN, "\ud800"]})
     assert list(found) == ["s"]
@@ -122,6 +143,7 @@ def test_problems_reports_one_message_per_key():
     assert found["s"][0] in {TEXT, NUMBER}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("kind", ["list", "dict"])
 def test_default_depth_limit_is_32_levels_counting_data_itself(kind):
     assert values.problems({"k": nested(31, kind=kind)}) == {}
@@ -130,11 +152,13 @@ def test_default_depth_limit_is_32_levels_counting_data_itself(kind):
     assert values.problems({"k": nested(31, leaf=[], kind=kind)}) == {"k": [nested_message(32)]}
 
 
+@pytest.mark.unit
 def test_filter_values_are_one_level_deeper():
     assert values.problems({"filters": {"f": nested(30)}}) == {}
     assert values.problems({"filters": {"f": nested(31)}}) == {"f": [nested_message(32)]}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("data", "found"),
     [
@@ -152,6 +176,7 @@ def test_max_json_depth_comes_from_the_settings(settings, data, found):
     assert values.problems(data) == found
 
 
+@pytest.mark.unit
 @settings(parent=FAST, max_examples=60)
 @given(levels=st.integers(0, 40), kinds=st.lists(st.sampled_from(["list", "dict"]), min_size=40))
 def test_depth_is_refused_exactly_past_the_limit(levels, kinds):
@@ -165,6 +190,7 @@ def test_depth_is_refused_exactly_past_the_limit(levels, kinds):
 # -- worth_checking ----------------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("text", "worth"),
     [
@@ -184,6 +210,7 @@ def test_worth_checking(text, worth):
     assert values.worth_checking(text) is worth
 
 
+@pytest.mark.unit
 def test_worth_checking_follows_max_json_depth(settings):
     settings.SYNCBIND = {"MAX_JSON_DEPTH": 2}
     assert values.worth_checking("[[") is False
@@ -207,6 +234,7 @@ JSON_VALUES = st.recursive(
 )
 
 
+@pytest.mark.unit
 @FAST
 @given(
     data=st.dictionaries(st.text(CHARS, max_size=5) | st.just("filters"), JSON_VALUES, max_size=4),
@@ -232,6 +260,7 @@ def zone(hours):
     return datetime.timezone(datetime.timedelta(hours=hours))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("value", "ok"),
     [
@@ -261,6 +290,7 @@ def test_datetime_in_range(value, ok):
     assert values.datetime_in_range(value) is ok
 
 
+@pytest.mark.unit
 def test_a_naive_datetime_during_the_last_allowed_day_is_in_range():
     assert values.datetime_in_range(datetime.datetime(9999, 12, 30, 23, 0, tzinfo=UTC))
     assert values.datetime_in_range(datetime.datetime(9999, 12, 30, 12, 0))
@@ -269,6 +299,7 @@ def test_a_naive_datetime_during_the_last_allowed_day_is_in_range():
 # -- decimals ----------------------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("text", "ok"),
     [
@@ -295,6 +326,7 @@ def test_decimal_in_range_limits_the_adjusted_exponent(text, ok):
     assert values.decimal_in_range(decimal.Decimal(text)) is ok
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("value", "places", "digits", "text"),
     [
@@ -317,6 +349,7 @@ def test_format_decimal(value, places, digits, text):
     assert values.format_decimal(decimal.Decimal(value), places, digits) == text
 
 
+@pytest.mark.unit
 @FAST
 @given(
     coefficient=st.integers(-(10**40), 10**40),
@@ -348,6 +381,7 @@ SQLITE = SQLite.ops_class(connection=None)
 I16, I32, I64 = (-(2**15), 2**15 - 1), (-(2**31), 2**31 - 1), (-(2**63), 2**63 - 1)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("field", "postgresql"),
     [
@@ -368,6 +402,7 @@ def test_each_integer_column_has_its_range(field, postgresql):
     assert values.column_range(field, SQLITE) == I64
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "field", [models.DecimalField(), models.CharField(), models.FloatField(), models.UUIDField()]
 )
@@ -376,6 +411,7 @@ def test_other_columns_have_no_integer_range(field):
     assert values.out_of_range(field, [2**70], POSTGRESQL) is None
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("item", "problem"),
     [
@@ -397,6 +433,7 @@ def test_out_of_range_reads_numbers_as_a_form_would(item, problem):
     assert values.out_of_range(models.SmallIntegerField(), [1, item], POSTGRESQL) == problem
 
 
+@pytest.mark.unit
 @given(st.integers())
 @FAST
 def test_out_of_range_is_exactly_outside_the_column(number):
@@ -404,12 +441,14 @@ def test_out_of_range_is_exactly_outside_the_column(number):
     assert (values.out_of_range(models.BigIntegerField(), [number], SQLITE) is None) == inside
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("value", [True, False])
 def test_booleans_are_booleans(value):
     assert values.as_boolean(value) is value
     assert values.as_boolean(json.dumps(value), text=True) is value
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("value", ["true", "false", "True", "1", "on", "", 1, 0, None, [], {}])
 def test_anything_else_is_not_a_boolean(value):
     with pytest.raises(ValueError, match="Must be a valid boolean."):
@@ -417,3 +456,316 @@ def test_anything_else_is_not_a_boolean(value):
     if value not in ("true", "false"):
         with pytest.raises(ValueError, match="Must be a valid boolean."):
             values.as_boolean(value, text=True)
+
+
+# Through a consumer, on the test database.
+
+
+TASK = "testapp.Task"
+SURROGATE = "\ud800"
+
+
+# (action, data, the field named in the error)
+CASES = [
+    ("create", {"due": "9999-12-31T23:59:59-01:00"}, "due"),
+    ("create", {"due": "0001-01-01T00:00:00+01:00"}, "due"),
+    ("create", {"title": f"a{SURROGATE}b"}, "title"),
+    ("create", {"title": "a\x00b"}, "title"),
+    ("create", {"meta": {"note": "x\x00y"}}, "meta"),
+    ("create", {"meta": {"n": float("nan")}}, "meta"),
+    ("create", {"meta": {"n": float("inf")}}, "meta"),
+    ("create", {"meta": {f"key{SURROGATE}": 1}}, "meta"),
+    ("create", {"meta": nested(40)}, "meta"),
+    ("create", {"estimate": "1" * 40}, "estimate"),
+    ("create", {"priority": 2**70}, "priority"),
+    ("list", {"filters": {"title__icontains": SURROGATE}}, "title__icontains"),
+    ("list", {"filters": {"title__icontains": "x" * 100_000}}, "title__icontains"),
+    ("list", {"filters": {"estimate__lt": "1e-999999999"}}, "estimate__lt"),
+    ("list", {"filters": {"estimate__lt": "1e999999999"}}, "estimate__lt"),
+    ("list", {"filters": {"priority__in": {"a": 1}}}, "priority__in"),
+    ("list", {"filters": {"due__lt": "9999-12-31T23:59:59-01:00"}}, "due__lt"),
+    ("list", {"page": "1" * 5000}, "page"),
+    ("list", {"limit": "9" * 5000}, "limit"),
+    ("list", {"page": 10**15}, "page"),
+    ("search", {"query": f"a{SURROGATE}"}, "query"),
+    ("search", {"query": "a\x00"}, "query"),
+    ("retrieve", {"id": f"1{SURROGATE}"}, "id"),
+]
+
+
+def deep(levels):
+    text = "1"
+    for _ in range(levels):
+        text = f"[{text}]"
+    return text
+
+
+@pytest.fixture
+async def task_client(make_client, db_call):
+    user = await db_call(factories.UserFactory)
+    task = await db_call(factories.TaskFactory, owner=user)
+    client = await make_client(user)
+    return client, user, task
+
+
+def rows():
+    return sorted(Task.objects.values_list("id", "title", "priority", "meta", "due", "estimate"))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("action", "data", "field"), CASES, ids=range(len(CASES)))
+async def test_values_a_database_cannot_take_are_invalid(
+    task_client, db_call, caplog, action, data, field
+):
+    client, user, task = task_client
+    base = {"slug": "new-slug", "title": "t"} if action == "create" else {}
+    before = await db_call(rows)
+    with caplog.at_level(logging.WARNING, logger="syncbind"):
+        reply = await client.send_event(f"{TASK}.{action}", {**base, **data})
+    assert reply["error"]["code"] == "invalid", reply
+    assert list(reply["error"]["fields"]) == [field], reply
+    assert all(isinstance(m, str) for m in reply["error"]["fields"][field])
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert await db_call(rows) == before
+    assert (await client.send_event(f"{TASK}.retrieve", {"id": task.pk}))["data"]["id"] == task.pk
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_nesting_deeper_than_the_parser_allows_is_a_bad_request(task_client):
+    client, _, _ = task_client
+    # Deeper than json's parser goes on every supported Python (3.13 parses 5,000 levels;
+    # what it parses is refused as ``invalid`` by MAX_JSON_DEPTH instead).
+    levels = 100_000
+    frame = '{"event": "testapp.Task.create", "data": {"meta": ' + "[" * levels + "]" * levels
+    frame += "}}"
+    await client.send_raw(frame)
+    reply = await client.receive()
+    assert reply["error"]["code"] == "bad_request"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/testapp.Task/?page=" + "1" * 5000,
+        "/api/testapp.Task/?limit=" + "1" * 5000,
+        "/api/testapp.Task/?title__icontains=%00",
+    ],
+)
+def test_the_same_values_over_http_are_400(url, transactional_db):
+    user = factories.UserFactory()
+    client = Client()
+    client.force_login(user)
+    response = client.get(url)
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "invalid"
+
+
+# -- values that are fine, and must work -----------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_datetimes_within_range_with_offsets_round_trip(task_client):
+    client, _, _ = task_client
+    reply = await client.send_event(
+        f"{TASK}.create", {"slug": "s1", "title": "t", "due": "9999-12-29T23:59:59-01:00"}
+    )
+    assert reply["data"]["row"]["due"] == "9999-12-30T00:59:59Z"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_decimal_with_every_digit_its_field_allows(task_client, db_call):
+    client, _, _ = task_client
+    value = "123456789012345678.123456789012345678"  # DecimalField(36, 18): all 36 digits
+    reply = await client.send_event(
+        f"{TASK}.create", {"slug": "s2", "title": "t", "estimate": value}
+    )
+    if "error" in reply:
+        # SQLite keeps 15 significant digits of a decimal: refused rather than rounded.
+        assert reply["error"]["fields"] == {
+            "estimate": ["This database keeps at most 15 significant digits of a decimal."]
+        }
+        return
+    assert reply["data"]["row"]["estimate"] == value
+    assert str(await db_call(lambda: Task.objects.get(slug="s2").estimate)) == value
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_decimal_zero_is_written_without_an_exponent(task_client):
+    client, _, task = task_client
+    row = (await client.send_event(f"{TASK}.retrieve", {"id": task.pk}))["data"]
+    assert row["estimate"] == "0.000000000000000000"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_json_field_with_a_default_may_be_omitted_or_empty(task_client, db_call):
+    client, _, _ = task_client
+    omitted = await client.send_event(f"{TASK}.create", {"slug": "j1", "title": "t"})
+    assert omitted["data"]["row"]["meta"] == {}
+    empty = await client.send_event(f"{TASK}.create", {"slug": "j2", "title": "t", "meta": {}})
+    assert empty["data"]["row"]["meta"] == {}
+    listed = await client.send_event(f"{TASK}.create", {"slug": "j3", "title": "t", "meta": []})
+    assert listed["data"]["row"]["meta"] == []
+    null = await client.send_event(f"{TASK}.create", {"slug": "j4", "title": "t", "meta": None})
+    assert null["error"]["fields"] == {"meta": ["This field cannot be null."]}
+    assert await db_call(
+        lambda: sorted(Task.objects.filter(slug__startswith="j").values_list("slug", flat=True))
+    ) == [
+        "j1",
+        "j2",
+        "j3",
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_update_touches_auto_now_fields(task_client, db_call):
+    client, _, task = task_client
+    before = (await client.send_event(f"{TASK}.retrieve", {"id": task.pk}))["data"]["updated"]
+    reply = await client.send_event(f"{TASK}.update", {"id": task.pk, "title": "changed"})
+    assert reply["data"]["row"]["updated"] > before
+    stored = await db_call(lambda: Task.objects.get(pk=task.pk).updated)
+    assert to_json_safe(stored) == reply["data"]["row"]["updated"]
+
+
+# -- integers beyond their column (issue 21, point 9) -------------------------------------
+
+HUGE = 2**70
+
+
+class RangeTaskBinding(TaskBinding):
+    stream = "testapp.RangeTask"
+    filterset_fields = {
+        "id": ["exact", "in"],
+        "priority": ["exact", "in", "lt", "range"],
+        "labels": ["exact"],
+        "project": ["exact"],
+    }
+
+
+def largest():
+    """What SQLite stores in any integer column; PostgreSQL's integer (IntegerField, AutoField)."""
+    return {"sqlite": 2**63 - 1, "postgresql": 2**31 - 1}[connection.vendor]
+
+
+# (action, data, the field named in the error); each reached SQL with the number.
+RANGE_CASES = [
+    ("create", {"labels": [HUGE]}, "labels"),
+    ("create", {"labels": [1, str(HUGE)]}, "labels"),
+    ("create", {"project": HUGE}, "project"),
+    ("create", {"priority": HUGE}, "priority"),
+    ("list", {"filters": {"priority__in": [HUGE]}}, "priority__in"),
+    ("list", {"filters": {"priority__in": f"1,{HUGE}"}}, "priority__in"),
+    ("list", {"filters": {"priority": HUGE}}, "priority"),
+    ("list", {"filters": {"priority__lt": float(HUGE)}}, "priority__lt"),
+    ("list", {"filters": {"priority__range": [0, HUGE]}}, "priority__range"),
+    ("list", {"filters": {"id__in": [HUGE]}}, "id__in"),
+    ("list", {"filters": {"id": str(HUGE)}}, "id"),
+    ("list", {"filters": {"labels": [HUGE]}}, "labels"),
+    ("list", {"filters": {"project": HUGE}}, "project"),
+    ("retrieve", {"id": HUGE}, "id"),
+    ("retrieve", {"id": str(HUGE)}, "id"),
+    ("update", {"id": HUGE, "title": "x"}, "id"),
+    ("delete", {"id": HUGE}, "id"),
+    ("subscribe", {"id": HUGE}, "id"),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("action", "data", "field"), RANGE_CASES, ids=range(len(RANGE_CASES)))
+@override_bindings(RangeTaskBinding)
+async def test_integers_beyond_their_column_are_invalid(
+    task_client, db_call, caplog, action, data, field
+):
+    client, user, task = task_client
+    base = {"slug": "new-slug", "title": "t"} if action == "create" else {}
+    before = await db_call(rows)
+    with caplog.at_level(logging.WARNING, logger="syncbind"):
+        reply = await client.send_event(f"testapp.RangeTask.{action}", {**base, **data})
+    assert reply["error"] == {
+        "code": "invalid",
+        "message": "Invalid data.",
+        "fields": {field: [f"Ensure this value is less than or equal to {largest()}."]},
+    }
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert await db_call(rows) == before
+    assert (await client.send_event(f"{TASK}.retrieve", {"id": task.pk}))["data"]["id"] == task.pk
+
+
+@pytest.mark.django_db(transaction=True)
+@override_bindings(RangeTaskBinding)
+async def test_negative_integers_beyond_their_column_are_invalid(task_client):
+    client, _, _ = task_client
+    reply = await client.send_event("testapp.RangeTask.list", {"filters": {"id__in": [-HUGE]}})
+    assert reply["error"]["fields"] == {
+        "id__in": [f"Ensure this value is greater than or equal to {-largest() - 1}."]
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+@override_bindings(RangeTaskBinding)
+async def test_each_column_has_its_own_range(task_client, db_call):
+    """2**40 fits SQLite's integers but not PostgreSQL's ``integer`` (IntegerField, AutoField)."""
+    client, user, task = task_client
+    label = await db_call(factories.LabelFactory, owner=user)
+    big = 2**40
+    replies = [
+        await client.send_event("testapp.RangeTask.list", {"filters": {"priority": big}}),
+        await client.send_event("testapp.RangeTask.list", {"filters": {"id__in": [task.pk, big]}}),
+        await client.send_event("testapp.RangeTask.retrieve", {"id": big}),
+        await client.send_event(
+            "testapp.RangeTask.create", {"slug": "s", "title": "t", "labels": [label.pk, big]}
+        ),
+    ]
+    if connection.vendor == "postgresql":
+        assert [reply["error"]["fields"] for reply in replies] == [
+            {"priority": ["Ensure this value is less than or equal to 2147483647."]},
+            {"id__in": ["Ensure this value is less than or equal to 2147483647."]},
+            {"id": ["Ensure this value is less than or equal to 2147483647."]},
+            {"labels": ["Ensure this value is less than or equal to 2147483647."]},
+        ]
+        return
+    assert replies[0]["data"]["count"] == 0
+    assert [row["id"] for row in replies[1]["data"]["rows"]] == [task.pk]
+    assert replies[2]["error"]["code"] == "not_found"
+    assert replies[3]["error"]["fields"] == {
+        "labels": [f"Select a valid choice. {big} is not one of the available choices."]
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_id_beyond_its_column_over_http_is_400(transactional_db):
+    user = factories.UserFactory()
+    client = Client()
+    client.force_login(user)
+    response = client.get(f"/api/testapp.Task/{HUGE}/")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "id": [f"Ensure this value is less than or equal to {largest()}."]
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_numbers_and_lists_are_accepted_by_in_filters(task_client):
+    client, _, task = task_client
+    for value in (task.priority, [task.priority, 7], f"{task.priority},7"):
+        page = await client.send_event(f"{TASK}.list", {"filters": {"priority__in": value}})
+        assert [row["id"] for row in page["data"]["rows"]] == [task.pk], value
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_delete_in_a_rolled_back_savepoint_pushes_nothing(task_client, db_call):
+    client, _, task = task_client
+    await client.send_event(f"{TASK}.retrieve", {"id": task.pk})
+
+    def delete_then_roll_back():
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    Task.objects.get(pk=task.pk).delete()
+                    raise ValueError
+            except ValueError:
+                pass
+
+    await db_call(delete_then_roll_back)
+    await client.assert_nothing_more()
+    assert await db_call(Task.objects.filter(pk=task.pk).exists)

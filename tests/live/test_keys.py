@@ -1,6 +1,6 @@
 """syncbind/_live/keys.py: subscription keys, a key's state in the hub, and group names.
 
-Part of the fast unit layer (tests/unit): no database, no server. A compiled read is
+Marked ``unit``: no database, no server. A compiled read is
 stood in for by an object with a ``queryset`` (built, never evaluated).
 """
 
@@ -19,6 +19,8 @@ from syncbind._live.keys import (
     group_name,
 )
 from tests.testapp.models import Product
+
+pytestmark = pytest.mark.unit
 
 
 def page_key(**changes):

@@ -1,6 +1,6 @@
 """syncbind/pagination.py: reading and validating ``page`` and ``limit``.
 
-Part of the fast unit layer (tests/unit): no database, no server.
+Marked ``unit``: no database, no server.
 """
 
 import pytest
@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from syncbind.exceptions import ValidationError
 from syncbind.pagination import MAX_PAGE, PageParams, parse_page_params
+
+pytestmark = pytest.mark.unit
 
 # Explicit alphabets: st.text()'s default writes a codec cache to .hypothesis/.
 CHARS = st.characters(blacklist_categories=("Cs",))

@@ -1,7 +1,7 @@
 """The workarounds for other libraries (syncbind/_compat/): each acts on the versions that
 need it and leaves alone what it was not written for.
 
-Part of the fast unit layer (tests/unit): no database, no server.
+Marked ``unit``: no database, no server.
 """
 
 import asyncio
@@ -17,6 +17,8 @@ from channels_redis.core import RedisChannelLayer
 import syncbind._compat
 from syncbind._compat import asgiref, channels_redis, cpython
 from syncbind._compat.redis_py import raise_if_cancelling
+
+pytestmark = pytest.mark.unit
 
 
 # -- the shared version check ---------------------------------------------------------

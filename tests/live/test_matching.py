@@ -1,6 +1,6 @@
 """syncbind/_live/matching.py: a queryset's WHERE clause as a three-valued Python predicate.
 
-Part of the fast unit layer (tests/unit): no database, no server. Querysets of the test
+Marked ``unit``: no database, no server. Querysets of the test
 app's models are built (and their WHERE trees compiled) but never evaluated.
 """
 
@@ -23,6 +23,8 @@ from syncbind._live.matching import (
     normalizer,
 )
 from tests.testapp.models import Category, Product, Task, User
+
+pytestmark = pytest.mark.unit
 
 FAST = settings(database=None, deadline=None, max_examples=100)
 

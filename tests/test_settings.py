@@ -1,6 +1,6 @@
 """syncbind/settings.py: defaults, imported classes, the legacy CHANNELS_BINDING dict, reloads.
 
-Part of the fast unit layer (tests/unit): no database, no server.
+Marked ``unit``: no database, no server.
 """
 
 import warnings
@@ -11,6 +11,8 @@ from syncbind.authentication import SessionAuthentication
 from syncbind.exceptions import exception_handler
 from syncbind.permissions import AllowAny, DjangoModelPermissions, IsAuthenticated
 from syncbind.settings import DEFAULTS, SyncbindSettings, api_settings, perform_import
+
+pytestmark = pytest.mark.unit
 
 
 def test_defaults_are_read_when_not_set():

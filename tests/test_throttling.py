@@ -1,6 +1,6 @@
 """syncbind/throttling.py: the RATE_LIMIT setting and the per-connection token bucket.
 
-Part of the fast unit layer (tests/unit): no database, no server; time is a fake clock.
+Marked ``unit``: no database, no server; time is a fake clock.
 """
 
 import pytest
@@ -8,6 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syncbind.throttling import RateLimit, parse_rate
+
+pytestmark = pytest.mark.unit
 
 FAST = settings(database=None, deadline=None, max_examples=150)
 

@@ -1,7 +1,7 @@
 """The per-process announcer (syncbind/_live/announcer.py), against layer doubles: order,
 the bound on what waits, failures, and event loops that stop under it.
 
-Part of the fast unit layer (tests/unit): no database, no server.
+Marked ``unit``: no database, no server.
 """
 
 import asyncio
@@ -11,6 +11,8 @@ import threading
 import pytest
 
 from syncbind._live.announcer import Announcer
+
+pytestmark = pytest.mark.unit
 
 WAIT = 10  # seconds: a bound on waits that end at once when the code is right
 

@@ -7,10 +7,12 @@ import threading
 import time
 
 import psycopg
+import pytest
 
 from tests.stalls import database_report, report
 
 
+@pytest.mark.unit
 async def test_report_names_pending_tasks_with_their_stacks_and_timers():
     async def deep_inside():
         await asyncio.sleep(1000)

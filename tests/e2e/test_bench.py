@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -31,8 +30,7 @@ from bench.run import (
     merge,
     verdict,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.servers import ROOT
 
 pytestmark = pytest.mark.e2e
 

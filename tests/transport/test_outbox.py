@@ -1,6 +1,6 @@
 """syncbind/_transport/outbox.py: one WebSocket's bounded, ordered queue of outgoing ASGI messages.
 
-Part of the fast unit layer (tests/unit): no database, no server. The socket is a
+Marked ``unit``: no database, no server. The socket is a
 double that records what it is sent and can be made to stall or fail.
 """
 
@@ -11,6 +11,8 @@ import pytest
 
 from syncbind._transport.outbox import Outbox
 from syncbind._wire.protocol import SLOW_CLIENT_CLOSE_CODE, SLOW_CLIENT_REASON
+
+pytestmark = pytest.mark.unit
 
 CLOSE = {"type": "websocket.close", "code": 4008, "reason": "Client too slow: outgoing queue full"}
 
