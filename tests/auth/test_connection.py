@@ -1,7 +1,6 @@
 """[syncbind/_auth/connection.py, syncbind/authentication.py] Who may connect and do what: authentication, permission classes, anonymous access."""
 
 import pytest
-from django.contrib.auth.models import AnonymousUser
 from django.core import signing
 
 from syncbind._bindings.registry import registry
@@ -9,10 +8,8 @@ from syncbind.authentication import TOKEN_SALT, make_token
 from syncbind.permissions import (
     AllowAny,
     BasePermission,
-    DjangoModelPermissions,
     DjangoModelPermissionsOrAnonReadOnly,
     IsAdminUser,
-    IsAuthenticated,
 )
 from syncbind.testing import connect
 from tests import factories
@@ -86,55 +83,8 @@ async def test_bad_tokens_refuse_the_handshake(consumer_app, settings, db_call, 
 
 
 # -- permission classes ------------------------------------------------------------------
-
-
-async def test_django_model_permissions_per_action(consumer_app, db_call):
-    product = await db_call(factories.ProductFactory)
-    category = await db_call(factories.CategoryFactory)
-    viewer = await db_call(factories.UserFactory, perms=["testapp.view_product"])
-    async with connect(viewer, application=consumer_app) as client:
-        assert "data" in await client.send_event(f"{P}.retrieve", {"id": product.pk})
-        assert "data" in await client.send_event(f"{P}.list")
-        assert "data" in await client.send_event(f"{P}.search", {"query": "x"})
-        denied = {
-            "code": "permission_denied",
-            "message": "You do not have permission to perform this action.",
-        }
-        new = {"name": "n", "price": "1", "category": category.pk}
-        assert (await client.send_event(f"{P}.create", new))["error"] == denied
-        assert (await client.send_event(f"{P}.update", {"id": product.pk, "name": "z"}))[
-            "error"
-        ] == denied
-        assert (await client.send_event(f"{P}.save", new))["error"] == denied
-        assert (await client.send_event(f"{P}.delete", {"id": product.pk}))["error"] == denied
-        assert (await client.send_event(f"{P}.restock", {"id": product.pk}))["error"] == denied
-        assert (await client.send_event(f"{P}.ping"))["data"][
-            "pong"
-        ] is True  # AllowAny on the event
-
-    adder = await db_call(factories.UserFactory, perms=["testapp.add_product"])
-    async with connect(adder, application=consumer_app) as client:
-        assert (await client.send_event(f"{P}.retrieve", {"id": product.pk}))["error"][
-            "code"
-        ] == "permission_denied"
-        assert (await client.send_event(f"{P}.save", new))["data"]["success"] is True
-        assert (await client.send_event(f"{P}.save", {"id": product.pk, "name": "z"}))["error"][
-            "code"
-        ] == ("permission_denied")
-    changer = await db_call(
-        factories.UserFactory, perms=["testapp.change_product", "testapp.delete_product"]
-    )
-    async with connect(changer, application=consumer_app) as client:
-        assert (await client.send_event(f"{P}.update", {"id": product.pk, "name": "z"}))["data"][
-            "success"
-        ] is True
-        assert (await client.send_event(f"{P}.restock", {"id": product.pk}))["data"][
-            "success"
-        ] is True
-        assert (await client.send_event(f"{P}.delete", {"id": product.pk}))["data"][
-            "success"
-        ] is True
-    assert not await db_call(Product.objects.filter(pk=product.pk).exists)
+# Which events each model permission allows is tests/test_permissions.py's matrix; the
+# classes and their composition are its unit tests. Here: how a consumer applies them.
 
 
 class RefuseOddIds(BasePermission):
@@ -207,74 +157,6 @@ async def test_anon_read_only(binding_with, consumer_app, db_call, settings):
         assert (await client.send_event(f"{P}.delete", {"id": product.pk}))["error"][
             "code"
         ] == "not_authenticated"
-
-
-def _request(user, action="list", data=None):
-    from syncbind._bindings.request import Request
-    from syncbind._transport import core
-    from syncbind._wire import protocol
-
-    message = protocol.parse_envelope({"event": f"{P}.{action}", "data": data or {}})
-    return Request(message, core.Connection(user=user))
-
-
-def _allowed(permission_class, user, action="list"):
-    from tests.testapp.bindings import ProductBinding
-
-    request = _request(user, action)
-    return permission_class().has_permission(
-        request, ProductBinding(request=request, action=action)
-    )
-
-
-class Yes(BasePermission):
-    pass
-
-
-class No(BasePermission):
-    def has_permission(self, request, binding):
-        return False
-
-
-def test_permission_classes_and_composition(transactional_db):
-    user = factories.UserFactory()
-    staff = factories.UserFactory(is_staff=True)
-    anonymous = AnonymousUser()
-    assert _allowed(AllowAny, anonymous)
-    assert not _allowed(IsAuthenticated, anonymous) and _allowed(IsAuthenticated, user)
-    assert not _allowed(IsAdminUser, user) and _allowed(IsAdminUser, staff)
-    assert not _allowed(DjangoModelPermissions, user)
-    assert _allowed(DjangoModelPermissions, factories.SuperUserFactory())
-    assert (
-        _allowed(Yes & Yes, user) and not _allowed(Yes & No, user) and not _allowed(No & Yes, user)
-    )
-    assert _allowed(Yes | No, user) and _allowed(No | Yes, user) and not _allowed(No | No, user)
-    assert _allowed(~No, user) and not _allowed(~Yes, user)
-    assert _allowed((No | Yes) & ~No, user)
-    assert _allowed(IsAuthenticated & ~IsAdminUser, user) and not _allowed(
-        IsAuthenticated & ~IsAdminUser, staff
-    )
-
-
-def test_or_grants_an_object_only_through_an_operand_that_granted_the_event(transactional_db):
-    from tests.testapp.bindings import ProductBinding
-
-    user = factories.UserFactory()
-    obj = factories.ProductFactory()
-    request = _request(user, "retrieve", {"id": obj.pk})
-    binding = ProductBinding(request=request, action="retrieve")
-
-    class ObjectsOnly(BasePermission):
-        def has_permission(self, request, binding):
-            return False
-
-    class EventOnly(BasePermission):
-        def has_object_permission(self, request, binding, obj):
-            return False
-
-    combined = (ObjectsOnly | EventOnly)()
-    assert combined.has_permission(request, binding)
-    assert not combined.has_object_permission(request, binding, obj)
 
 
 def test_unknown_stream_for_registry():
