@@ -11,22 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import itertools
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-from contextlib import asynccontextmanager
 from datetime import datetime
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode
 
 import pytest
-from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from syncbind.testing import connect_url
 from tests.servers import ROOT, require_services, uvicorn_server
 
 pytestmark = pytest.mark.e2e
@@ -117,93 +115,48 @@ def alice_cookies(port):
     return log_in(port, "alice", "alice")
 
 
-# -- a small WebSocket client ----------------------------------------------------------
-class Client:
-    """Sends requests with a request_id and keeps the live pushes that arrive meanwhile."""
-
-    def __init__(self, websocket):
-        self.websocket = websocket
-        self.pushes = []
-        self.ids = itertools.count(1)
-        # The version each event's replies and pushes carried (the sample site captures
-        # changes on SQLite: a change-log id), checked and kept apart from the message.
-        self.versions = {}
-        self.unpacked = []
-
-    async def receive(self, timeout=10):
-        if self.unpacked:
-            return self.unpacked.pop(0)
-        message = json.loads(await asyncio.wait_for(self.websocket.recv(), timeout))
-        if message.get("event") == "syncbind.batch":  # one transaction's pushes
-            first, *self.unpacked = [self.checked(frame) for frame in message["data"]]
-            return first
-        return self.checked(message)
-
-    def checked(self, message):
-        if "version" in message:
-            version = message.pop("version")
-            assert re.fullmatch(r"[0-9]+~[0-9a-f]{16}", version), message
-            self.versions[message["event"]] = version
-        return message
-
-    async def send_raw(self, text):
-        """Send one frame and return the next message (use on a connection with no subscription)."""
-        await self.websocket.send(text)
-        return await self.receive()
-
-    async def call(self, event, data=None, *, request_id=None, **envelope):
-        """Send one request and return its reply, ``created`` values checked and masked.
-
-        Without ``request_id`` an automatic one is used, and removed from the reply.
-        """
-        rid = f"auto-{next(self.ids)}" if request_id is None else request_id
-        await self.websocket.send(
-            json.dumps(
-                {
-                    "event": event,
-                    "data": {} if data is None else data,
-                    "request_id": rid,
-                    **envelope,
-                }
-            )
-        )
-        while True:
-            message = await self.receive()
-            if message.get("request_id") == rid:
-                break
-            assert "request_id" not in message, message  # replies come in request order
-            self.pushes.append(message)
-        if request_id is None:
-            del message["request_id"]
-        return mask_created(message)
-
-    async def next_push(self, timeout=10):
-        if self.pushes:
-            return mask_created(self.pushes.pop(0))
-        message = await self.receive(timeout)
-        assert "request_id" not in message, message
-        return mask_created(message)
-
-    async def assert_no_push(self, timeout=0.5):
-        assert self.pushes == []
-        with pytest.raises(TimeoutError):
-            message = await self.receive(timeout)
-            pytest.fail(f"unexpected message {message}")
+# -- the client: syncbind.testing's, over the network -------------------------------------
+VERSION = re.compile(r"[0-9]+~[0-9a-f]{16}")  # the sample site captures changes: a log id
 
 
-@asynccontextmanager
-async def websocket(port, cookies=None, origin=None):
+def websocket(port, cookies=None, origin=None):
+    """``async with websocket(port, cookies) as client``: a :class:`SyncbindClient` on
+    the site's WebSocket, with the session's cookies and the site's Origin."""
     headers = {}
     if cookies:
         headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
-    async with connect(
+    return connect_url(
         f"ws://127.0.0.1:{port}/ws/",
+        headers=headers,
         origin=origin or f"http://127.0.0.1:{port}",
-        additional_headers=headers,
+        timeout=10,
         proxy=None,
-        open_timeout=10,
-    ) as ws:
-        yield Client(ws)
+    )
+
+
+def checked(client, message):
+    """``message`` with ``created`` masked, once every version it carried is well formed."""
+    assert all(VERSION.fullmatch(v) for v in client.versions.values()), client.versions
+    return mask_created(message)
+
+
+async def call(client, event, data=None, **envelope):
+    """The reply to one request (its automatic request_id removed)."""
+    reply = await client.send_event(event, data, **envelope)
+    del reply["request_id"]
+    return checked(client, reply)
+
+
+async def reply_to(client, text):
+    """The reply to one frame sent as it is (on a connection with no subscription)."""
+    await client.send_raw(text)
+    return checked(client, await client.receive())
+
+
+async def next_push(client):
+    message = await client.receive()
+    assert "request_id" not in message, message
+    return checked(client, message)
 
 
 def mask_created(value):
@@ -304,32 +257,33 @@ async def test_foreign_origin_is_refused(port, demo_cookies):
 # -- reads -----------------------------------------------------------------------------
 async def test_retrieve(port, demo_cookies):
     async with websocket(port, demo_cookies) as client:
-        assert await client.call("shop.Product.retrieve", {"id": 15}, request_id=7) == {
+        frame = {"event": "shop.Product.retrieve", "data": {"id": 15}, "request_id": 7}
+        assert await reply_to(client, json.dumps(frame)) == {
             "event": "shop.Product.retrieve",
             "data": product(15, "Hose Reel", "54.00", GARDEN, in_stock=False),
             "request_id": 7,
         }
-        assert await client.call("shop.Category.retrieve", {"id": "3"}) == {
+        assert await call(client, "shop.Category.retrieve", {"id": "3"}) == {
             "event": "shop.Category.retrieve",
             "data": {"id": 3, "name": "Kitchen"},
         }
-        assert await client.call("shop.Product.retrieve", {"id": 999}) == error(
+        assert await call(client, "shop.Product.retrieve", {"id": 999}) == error(
             "shop.Product.retrieve", "not_found", "Not found."
         )
-        assert await client.call("shop.Product.retrieve", {}) == error(
+        assert await call(client, "shop.Product.retrieve", {}) == error(
             "shop.Product.retrieve", "invalid", INVALID, {"id": ["This field is required."]}
         )
 
 
 async def test_list(port, demo_cookies):
     async with websocket(port, demo_cookies) as client:
-        reply = await client.call("shop.Product.list")
+        reply = await call(client, "shop.Product.list")
         assert reply["event"] == "shop.Product.list"
         page = reply["data"]
         assert (page["page"], page["limit"], page["count"], len(page["rows"])) == (1, 25, 30, 25)
         names = [row["name"] for row in page["rows"]]
         assert names == sorted(names)  # the model's default ordering
-        assert await client.call("shop.Product.list", {"page": 2}) == {
+        assert await call(client, "shop.Product.list", {"page": 2}) == {
             "event": "shop.Product.list",
             "data": {
                 "page": 2,
@@ -345,7 +299,8 @@ async def test_list(port, demo_cookies):
             },
         }
 
-        assert await client.call(
+        assert await call(
+            client,
             "shop.Product.list",
             {"filters": {"category": GARDEN, "price__lt": "10"}, "ordering": "-price"},
         ) == {
@@ -363,7 +318,8 @@ async def test_list(port, demo_cookies):
                 ],
             },
         }
-        assert await client.call(
+        assert await call(
+            client,
             "shop.Product.list",
             {"filters": {"price__gt": "30"}, "ordering": ["price"], "page": 2, "limit": 2},
         ) == {
@@ -378,7 +334,7 @@ async def test_list(port, demo_cookies):
                 ],
             },
         }
-        assert await client.call("shop.Product.list", {"filters": {"name__icontains": "CUP"}}) == {
+        assert await call(client, "shop.Product.list", {"filters": {"name__icontains": "CUP"}}) == {
             "event": "shop.Product.list",
             "data": {
                 "page": 1,
@@ -390,7 +346,7 @@ async def test_list(port, demo_cookies):
                 ],
             },
         }
-        assert await client.call("shop.Category.list", {"ordering": "-name"}) == {
+        assert await call(client, "shop.Category.list", {"ordering": "-name"}) == {
             "event": "shop.Category.list",
             "data": {
                 "page": 1,
@@ -407,13 +363,13 @@ async def test_list(port, demo_cookies):
 
 async def test_list_refuses_undeclared_filters_and_ordering(port, demo_cookies):
     async with websocket(port, demo_cookies) as client:
-        assert await client.call("shop.Product.list", {"filters": {"owner": DEMO}}) == error(
+        assert await call(client, "shop.Product.list", {"filters": {"owner": DEMO}}) == error(
             "shop.Product.list", "invalid", INVALID, {"owner": ["Unknown filter."]}
         )
-        assert await client.call("shop.Product.list", {"ordering": "created"}) == error(
+        assert await call(client, "shop.Product.list", {"ordering": "created"}) == error(
             "shop.Product.list", "invalid", INVALID, {"ordering": ["Cannot order by 'created'."]}
         )
-        assert await client.call("shop.Product.list", {"limit": 0}) == error(
+        assert await call(client, "shop.Product.list", {"limit": 0}) == error(
             "shop.Product.list", "invalid", INVALID, {"limit": ["Must be a positive integer."]}
         )
 
@@ -421,7 +377,7 @@ async def test_list_refuses_undeclared_filters_and_ordering(port, demo_cookies):
 async def test_search(port, demo_cookies):
     async with websocket(port, demo_cookies) as client:
         # Every word must match the name or the category's name.
-        assert await client.call("shop.Product.search", {"query": "bird"}) == {
+        assert await call(client, "shop.Product.search", {"query": "bird"}) == {
             "event": "shop.Product.search",
             "data": {
                 "page": 1,
@@ -433,7 +389,7 @@ async def test_search(port, demo_cookies):
                 ],
             },
         }
-        assert await client.call("shop.Product.search", {"query": "books map"}) == {
+        assert await call(client, "shop.Product.search", {"query": "books map"}) == {
             "event": "shop.Product.search",
             "data": {
                 "page": 1,
@@ -442,7 +398,8 @@ async def test_search(port, demo_cookies):
                 "rows": [product(9, "Map Reading 101", "8.00", BOOKS)],
             },
         }
-        reply = await client.call(
+        reply = await call(
+            client,
             "shop.Product.search",
             {"query": "garden", "filters": {"price__gt": "20"}, "ordering": "-price"},
         )
@@ -464,8 +421,10 @@ async def test_search(port, demo_cookies):
 # -- writes ----------------------------------------------------------------------------
 async def test_create_update_delete(port, demo_cookies):
     async with websocket(port, demo_cookies) as client:
-        reply = await client.call(
-            "shop.Product.create", {"name": "Garden Hose", "price": "29.95", "category": GARDEN}
+        reply = await call(
+            client,
+            "shop.Product.create",
+            {"name": "Garden Hose", "price": "29.95", "category": GARDEN},
         )
         pk = reply["data"]["id"]
         assert isinstance(pk, int) and pk > 30
@@ -478,8 +437,8 @@ async def test_create_update_delete(port, demo_cookies):
             },
         }
 
-        assert await client.call(
-            "shop.Product.update", {"id": pk, "price": "27.50", "in_stock": False}
+        assert await call(
+            client, "shop.Product.update", {"id": pk, "price": "27.50", "in_stock": False}
         ) == {
             "event": "shop.Product.update",
             "data": {
@@ -488,30 +447,31 @@ async def test_create_update_delete(port, demo_cookies):
                 "row": product(pk, "Garden Hose", "27.50", GARDEN, in_stock=False),
             },
         }
-        assert await client.call("shop.Product.retrieve", {"id": pk}) == {
+        assert await call(client, "shop.Product.retrieve", {"id": pk}) == {
             "event": "shop.Product.retrieve",
             "data": product(pk, "Garden Hose", "27.50", GARDEN, in_stock=False),
         }
 
-        assert await client.call("shop.Product.delete", {"id": pk}) == {
+        assert await call(client, "shop.Product.delete", {"id": pk}) == {
             "event": "shop.Product.delete",
             "data": {"success": True, "id": pk},
         }
         # The retrieve above subscribed this connection to the row: its deletion is pushed
         # (through the channel layer). Waited for before reading the row again: a failed
         # re-read replaces and drops the subscription, and with it a push still on its way.
-        assert await client.next_push() == {"event": "shop.Product.delete", "data": {"id": pk}}
-        assert await client.call("shop.Product.retrieve", {"id": pk}) == error(
+        assert await next_push(client) == {"event": "shop.Product.delete", "data": {"id": pk}}
+        assert await call(client, "shop.Product.retrieve", {"id": pk}) == error(
             "shop.Product.retrieve", "not_found", "Not found."
         )
-        assert await client.call("shop.Product.delete", {"id": pk}) == error(
+        assert await call(client, "shop.Product.delete", {"id": pk}) == error(
             "shop.Product.delete", "not_found", "Not found."
         )
 
 
 async def test_save_creates_without_id_and_updates_with_one(port, demo_cookies):
     async with websocket(port, demo_cookies) as client:
-        reply = await client.call(
+        reply = await call(
+            client,
             "shop.Product.save",
             {"id": None, "name": "Egg Timer", "price": "6.00", "category": KITCHEN},
         )
@@ -520,7 +480,7 @@ async def test_save_creates_without_id_and_updates_with_one(port, demo_cookies):
             "event": "shop.Product.save",
             "data": {"success": True, "id": pk, "row": product(pk, "Egg Timer", "6.00", KITCHEN)},
         }
-        assert await client.call("shop.Product.save", {"id": pk, "name": "Sand Timer"}) == {
+        assert await call(client, "shop.Product.save", {"id": pk, "name": "Sand Timer"}) == {
             "event": "shop.Product.save",
             "data": {
                 "success": True,
@@ -528,7 +488,7 @@ async def test_save_creates_without_id_and_updates_with_one(port, demo_cookies):
                 "row": product(pk, "Sand Timer", "6.00", KITCHEN),
             },
         }
-        assert await client.call("shop.Product.delete", {"id": pk}) == {
+        assert await call(client, "shop.Product.delete", {"id": pk}) == {
             "event": "shop.Product.delete",
             "data": {"success": True, "id": pk},
         }
@@ -536,8 +496,8 @@ async def test_save_creates_without_id_and_updates_with_one(port, demo_cookies):
 
 async def test_invalid_writes(port, demo_cookies):
     async with websocket(port, demo_cookies) as client:
-        assert await client.call(
-            "shop.Product.create", {"name": "", "price": "-1", "category": 99}
+        assert await call(
+            client, "shop.Product.create", {"name": "", "price": "-1", "category": 99}
         ) == error(
             "shop.Product.create",
             "invalid",
@@ -550,22 +510,22 @@ async def test_invalid_writes(port, demo_cookies):
                 ],
             },
         )
-        assert await client.call(
-            "shop.Product.update", {"id": 1, "owner": ALICE, "colour": "red"}
+        assert await call(
+            client, "shop.Product.update", {"id": 1, "owner": ALICE, "colour": "red"}
         ) == error(
             "shop.Product.update",
             "invalid",
             INVALID,
             {"owner": ["This field is not writable."], "colour": ["Unknown field."]},
         )
-        assert await client.call("shop.Category.create", {"name": "Books"}) == error(
+        assert await call(client, "shop.Category.create", {"name": "Books"}) == error(
             "shop.Category.create",
             "invalid",
             INVALID,
             {"name": ["Category with this Name already exists."]},
         )
         # The binding's perform_delete refuses categories that still have products.
-        assert await client.call("shop.Category.delete", {"id": BOOKS}) == error(
+        assert await call(client, "shop.Category.delete", {"id": BOOKS}) == error(
             "shop.Category.delete",
             "invalid",
             INVALID,
@@ -575,7 +535,8 @@ async def test_invalid_writes(port, demo_cookies):
 
 async def test_restock(port, demo_cookies):
     async with websocket(port, demo_cookies) as client:
-        reply = await client.call(
+        reply = await call(
+            client,
             "shop.Product.create",
             {"name": "Rake", "price": "12.00", "category": GARDEN, "in_stock": False},
         )
@@ -585,80 +546,87 @@ async def test_restock(port, demo_cookies):
             "event": "shop.Product.restock",
             "data": {"success": True, "id": pk, "row": product(pk, "Rake", "12.00", GARDEN)},
         }
-        assert await client.call("shop.Product.restock", {"id": pk}) == expected
-        assert await client.call("shop.Product.restock", {"id": pk}) == expected  # no change
-        assert await client.call("shop.Product.restock", {"id": 999}) == error(
+        assert await call(client, "shop.Product.restock", {"id": pk}) == expected
+        assert await call(client, "shop.Product.restock", {"id": pk}) == expected  # no change
+        assert await call(client, "shop.Product.restock", {"id": 999}) == error(
             "shop.Product.restock", "not_found", "Not found."
         )
-        await client.call("shop.Product.delete", {"id": pk})
+        await call(client, "shop.Product.delete", {"id": pk})
 
 
 # -- permissions and private rows ------------------------------------------------------
 async def test_model_permissions(port, alice_cookies, demo_cookies):
     async with websocket(port, alice_cookies) as client:
-        reply = await client.call("shop.Product.list", {"filters": {"category": BOOKS}})
+        reply = await call(client, "shop.Product.list", {"filters": {"category": BOOKS}})
         assert reply["data"]["count"] == 10
         # alice may not delete products, and may read categories (the form's choices)
         # but not change them.
         denied = "You do not have permission to perform this action."
-        assert await client.call("shop.Product.delete", {"id": 1}) == error(
+        assert await call(client, "shop.Product.delete", {"id": 1}) == error(
             "shop.Product.delete", "permission_denied", denied
         )
-        categories = await client.call("shop.Category.list")
+        categories = await call(client, "shop.Category.list")
         assert [row["name"] for row in categories["data"]["rows"]] == list(CATEGORY_NAMES.values())
-        assert await client.call("shop.Category.create", {"name": "Toys"}) == error(
+        assert await call(client, "shop.Category.create", {"name": "Toys"}) == error(
             "shop.Category.create", "permission_denied", denied
         )
         # She may create (and owns what she creates) and run restock (change_product).
-        reply = await client.call(
-            "shop.Product.create", {"name": "Kneeler", "price": "15.00", "category": GARDEN}
+        reply = await call(
+            client, "shop.Product.create", {"name": "Kneeler", "price": "15.00", "category": GARDEN}
         )
         pk = reply["data"]["id"]
         assert reply["data"]["row"] == product(pk, "Kneeler", "15.00", GARDEN, owner=ALICE)
-        reply = await client.call("shop.Product.restock", {"id": pk})
+        reply = await call(client, "shop.Product.restock", {"id": pk})
         assert reply["data"]["success"] is True
     async with websocket(port, demo_cookies) as client:
-        await client.call("shop.Product.delete", {"id": pk})
+        await call(client, "shop.Product.delete", {"id": pk})
 
 
 async def test_notes_are_private(port, demo_cookies, alice_cookies):
     async with websocket(port, demo_cookies) as demo, websocket(port, alice_cookies) as alice:
-        reply = await demo.call("shop.Note.create", {"text": "Order more kettles"})
+        reply = await call(demo, "shop.Note.create", {"text": "Order more kettles"})
         pk = reply["data"]["id"]
         note = {"id": pk, "text": "Order more kettles", "created": CREATED}
         assert reply == {
             "event": "shop.Note.create",
             "data": {"success": True, "id": pk, "row": note},
         }
-        assert await demo.call("shop.Note.list") == {
+        assert await call(demo, "shop.Note.list") == {
             "event": "shop.Note.list",
             "data": {"page": 1, "limit": 25, "count": 1, "rows": [note]},
         }
-        assert await alice.call("shop.Note.list") == {
+        assert await call(alice, "shop.Note.list") == {
             "event": "shop.Note.list",
             "data": {"page": 1, "limit": 25, "count": 0, "rows": []},
         }
         for action in ("retrieve", "update", "delete"):
-            assert await alice.call(f"shop.Note.{action}", {"id": pk}) == error(
+            assert await call(alice, f"shop.Note.{action}", {"id": pk}) == error(
                 f"shop.Note.{action}", "not_found", "Not found."
             )
-        assert await demo.call("shop.Note.delete", {"id": pk}) == {
+        assert await call(demo, "shop.Note.delete", {"id": pk}) == {
             "event": "shop.Note.delete",
             "data": {"success": True, "id": pk},
         }
         # demo's list was live: it is pushed again, now empty; alice's did not change.
-        assert await demo.next_push() == {
+        assert await next_push(demo) == {
             "event": "shop.Note.list",
             "data": {"page": 1, "limit": 25, "count": 0, "rows": []},
         }
-        await alice.assert_no_push()
+        # Nothing reached alice: her own note, written after demo's, is the next push
+        # she gets (the server processes a stream's changes in order).
+        mine = (await call(alice, "shop.Note.create", {"text": "Mine"}))["data"]["row"]
+        assert await next_push(alice) == {
+            "event": "shop.Note.list",
+            "data": {"page": 1, "limit": 25, "count": 1, "rows": [mine]},
+        }
+        await call(alice, "shop.Note.delete", {"id": mine["id"]})
 
 
 # -- live subscriptions ----------------------------------------------------------------
 async def test_changes_are_pushed_to_subscribers(port, demo_cookies, alice_cookies):
     async with websocket(port, demo_cookies) as watcher, websocket(port, alice_cookies) as editor:
         kettle = product(27, "Tea Kettle", "34.50", KITCHEN, in_stock=False)
-        assert await watcher.call("shop.Product.retrieve", {"id": 27}) == {
+        assert await call(watcher, "shop.Product.retrieve", {"id": 27}) == {
             "event": "shop.Product.retrieve",
             "data": kettle,
         }
@@ -676,52 +644,69 @@ async def test_changes_are_pushed_to_subscribers(port, demo_cookies, alice_cooki
                 ],
             }
 
-        assert await watcher.call("shop.Product.list", pricey) == {
+        assert await call(watcher, "shop.Product.list", pricey) == {
             "event": "shop.Product.list",
             "data": page(kettle),
         }
 
         # Another user's write reaches both subscriptions of the watcher.
-        await editor.call("shop.Product.restock", {"id": 27})
+        await call(editor, "shop.Product.restock", {"id": 27})
         restocked = {**kettle, "in_stock": True}
-        pushes = [await watcher.next_push(), await watcher.next_push()]
+        pushes = [await next_push(watcher), await next_push(watcher)]
         assert sorted(pushes, key=lambda push: push["event"]) == [
             {"event": "shop.Product.list", "data": page(restocked)},
             {"event": "shop.Product.retrieve", "data": restocked},
         ]
 
-        # A write that changes neither the row nor the page pushes nothing.
-        await editor.call("shop.Product.restock", {"id": 27})
-        await editor.call("shop.Product.update", {"id": 11, "name": "Watering Can"})
-        await watcher.assert_no_push()
+        # A write that changes neither the row nor the page pushes nothing: the next
+        # write's pushes are the next the watcher gets (the server processes a stream's
+        # changes in order, and a socket's frames go out in order).
+        await call(editor, "shop.Product.restock", {"id": 27})
+        await call(editor, "shop.Product.update", {"id": 11, "name": "Watering Can"})
 
         # Put the kettle back out of stock, as demo_setup made it.
-        await editor.call("shop.Product.update", {"id": 27, "in_stock": False})
-        pushes = [await watcher.next_push(), await watcher.next_push()]
+        await call(editor, "shop.Product.update", {"id": 27, "in_stock": False})
+        pushes = [await next_push(watcher), await next_push(watcher)]
         assert sorted(pushes, key=lambda push: push["event"]) == [
             {"event": "shop.Product.list", "data": page(kettle)},
             {"event": "shop.Product.retrieve", "data": kettle},
         ]
-        await watcher.assert_no_push()
-        await editor.assert_no_push()
+
+        # The editor, subscribed to nothing, was pushed nothing, and the watcher nothing
+        # more: once the editor reads the kettle, the next write is the next push of both.
+        assert await call(editor, "shop.Product.retrieve", {"id": 27}) == {
+            "event": "shop.Product.retrieve",
+            "data": kettle,
+        }
+        await call(watcher, "shop.Product.update", {"id": 27, "price": "34.60"})
+        dearer = {**kettle, "price": "34.60"}
+        assert await next_push(editor) == {"event": "shop.Product.retrieve", "data": dearer}
+        pushes = [await next_push(watcher), await next_push(watcher)]
+        assert sorted(pushes, key=lambda push: push["event"]) == [
+            {"event": "shop.Product.list", "data": page(dearer)},
+            {"event": "shop.Product.retrieve", "data": dearer},
+        ]
+        await call(watcher, "shop.Product.update", {"id": 27, "price": "34.50"})
+        assert await next_push(editor) == {"event": "shop.Product.retrieve", "data": kettle}
 
 
 # -- malformed requests ----------------------------------------------------------------
 async def test_bad_requests(port, demo_cookies):
     async with websocket(port, demo_cookies) as client:
-        assert await client.call("shop.Product.explode", request_id="a") == error(
+        frame = {"event": "shop.Product.explode", "data": {}, "request_id": "a"}
+        assert await reply_to(client, json.dumps(frame)) == error(
             "shop.Product.explode",
             "unknown_event",
             "The stream 'shop.Product' has no event 'explode'.",
             request_id="a",
         )
-        assert await client.call("shop.Basket.list") == error(
+        assert await call(client, "shop.Basket.list") == error(
             "shop.Basket.list", "unknown_event", "No stream named 'shop.Basket'."
         )
-        assert await client.send_raw("{not json") == error(
+        assert await reply_to(client, "{not json") == error(
             None, "bad_request", "The message is not valid JSON."
         )
-        assert await client.call("shop.Product.list", data=[1]) == error(
+        assert await call(client, "shop.Product.list", data=[1]) == error(
             "shop.Product.list", "bad_request", "'data' must be a JSON object."
         )
 
@@ -748,21 +733,22 @@ async def test_demo_edit_from_another_process_appears_live(port, site_env, demo_
     HTTP API, from another process, and open pages show it."""
     trowel = 17
     async with websocket(port, demo_cookies) as watcher:
-        row = (await watcher.call("shop.Product.retrieve", {"id": trowel}))["data"]
+        row = (await call(watcher, "shop.Product.retrieve", {"id": trowel}))["data"]
         assert (row["name"], row["price"]) == ("Trowel", "6.75")
 
         done = await asyncio.to_thread(demo_edit, site_env, port)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "Trowel: 6.75 -> 7.75; open pages show it now."
-        assert (await watcher.next_push()) == {
+        assert (await next_push(watcher)) == {
             "event": "shop.Product.retrieve",
             "data": {**row, "price": "7.75"},
         }
 
+        # The first edit was pushed once: a second push of it would come before this
+        # one's (the server processes a stream's changes in order).
         done = await asyncio.to_thread(demo_edit, site_env, port, "--price", "6.75")
         assert done.returncode == 0, done.stderr
-        assert (await watcher.next_push())["data"]["price"] == "6.75"
-        await watcher.assert_no_push()
+        assert (await next_push(watcher))["data"]["price"] == "6.75"
 
 
 def test_demo_edit_explains_what_it_cannot_do(port, site_env):
@@ -813,21 +799,22 @@ def sqlite3_cli():
 
 async def assert_each_write_appears_live(port, cookies, write):
     """``write(price)`` sets the Trowel's price from another process: an open page is
-    pushed the Trowel at 8.75, then back at 6.75, and nothing more."""
+    pushed the Trowel at 8.75, then back at 6.75. Each write once: a second push of the
+    first would come before the second's (the server reads the writes in commit order
+    and processes a stream's changes in order)."""
     async with websocket(port, cookies) as watcher:
         trowel = product(TROWEL, "Trowel", "6.75", GARDEN)
-        assert await watcher.call("shop.Product.retrieve", {"id": TROWEL}) == {
+        assert await call(watcher, "shop.Product.retrieve", {"id": TROWEL}) == {
             "event": "shop.Product.retrieve",
             "data": trowel,
         }
         for price in ("8.75", "6.75"):
             done = await asyncio.to_thread(write, price)
             assert done.returncode == 0, done.stderr
-            assert await watcher.next_push() == {
+            assert await next_push(watcher) == {
                 "event": "shop.Product.retrieve",
                 "data": {**trowel, "price": price},
             }
-        await watcher.assert_no_push()
 
 
 async def test_a_shell_update_in_another_process_appears_live(port, site_env, demo_cookies):
@@ -951,8 +938,8 @@ async def test_the_demo_on_channels_redis_logs_in_and_pushes(tmp_path):
             websocket(redis_port, cookies) as watcher,
             websocket(redis_port, cookies) as writer,
         ):
-            row = await watcher.call("shop.Product.retrieve", {"id": 1})
+            row = await call(watcher, "shop.Product.retrieve", {"id": 1})
             assert row["data"]["name"] == "Pocket Atlas"
-            await writer.call("shop.Product.update", {"id": 1, "price": "7.25"})
-            pushed = await watcher.next_push()
+            await call(writer, "shop.Product.update", {"id": 1, "price": "7.25"})
+            pushed = await next_push(watcher)
             assert (pushed["event"], pushed["data"]["price"]) == ("shop.Product.retrieve", "7.25")
