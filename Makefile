@@ -5,12 +5,13 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install install-demo chromium sqlite3-cli node-tools demo-edit test test-sqlite test-services test-tail test-matrix lint format demo bench dist clean
+.PHONY: help install install-demo chromium sqlite3-cli node-tools demo-edit test test-unit test-sqlite test-services test-tail test-matrix lint format demo bench dist clean
 
 help:
 	@echo "make demo   - serve the sample site on http://127.0.0.1:8000 (SQLite, in-memory layer; PORT=...)"
 	@echo "make demo-edit - with the demo running, change a product from another process (PORT=... as for make demo)"
 	@echo "make test   - install the test tools and run the whole suite"
+	@echo "make test-unit - only the tests marked unit: no database, no server (tests/README.md)"
 	@echo "make bench  - benchmark syncbind against its peers (QUICK=1: about 8 minutes)"
 	@echo "make dist   - build the sdist and wheel into dist/ and check them"
 	@echo "make test-matrix - the SQLite suite on Django 6.0 (Python 3.12) and 6.1 (Python 3.13)"
@@ -82,6 +83,11 @@ node-tools:
 	else \
 		echo "npm not found: the schema and TypeScript tests will skip (or fail under SYNCBIND_REQUIRE_SERVICES)"; \
 	fi
+
+# The tests marked unit (no database, no server): a quick check while editing; `make test`
+# runs them with the rest.
+test-unit: install
+	SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory $(PY) -m pytest -m unit $(PYTEST_ARGS)
 
 test-sqlite: install sqlite3-cli node-tools
 	SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory $(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)

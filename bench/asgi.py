@@ -5,7 +5,7 @@ The scoped fan-out connects to ``/ws/scoped/``: the contender module's
 the same consumer as ``/ws/``.
 
 ``BENCH_BREAK`` breaks contenders on purpose, to check that the runner records
-a failing peer and goes on (tests/test_bench.py): a comma-separated list of
+a failing peer and goes on (tests/e2e/test_bench.py): a comma-separated list of
 ``<contender>:start`` (its server fails at start-up) or ``<contender>:exit``
 (its server process exits on its first WebSocket connection).
 """

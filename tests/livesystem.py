@@ -1,7 +1,7 @@
 """Helpers for tests that run syncbind as a real system: server processes, a dedicated
 PostgreSQL database, a Redis prefix of their own, and a websockets client.
 
-See tests/test_distributed.py for how the databases are set up.
+See tests/e2e/test_distributed.py for how the databases are set up.
 """
 
 import os
@@ -15,7 +15,7 @@ from tests.servers import ROOT, require_services
 TIMEOUT = 10  # seconds to wait for any one message; generous, never asserted on
 
 # A superuser, its token and four products (three in one category), made by a child
-# `django shell` and printed as JSON (tests/test_distributed.py, test_capture_servers.py).
+# `django shell` and printed as JSON (tests/e2e/test_distributed.py, tests/capture/test_capture_servers.py).
 SEED = """
 import json
 from decimal import Decimal

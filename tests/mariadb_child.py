@@ -1,4 +1,4 @@
-"""What a process on MariaDB sees (run by tests/test_mariadb.py in a child process).
+"""What a process on MariaDB sees (run by tests/e2e/test_mariadb.py in a child process).
 
 ``python -m django shell -c "from tests.mariadb_child import main; main()"``, with
 ``SYNCBIND_TEST_DB=mariadb``: prints one JSON object per line, for the test to assert

@@ -3,7 +3,7 @@
 Backends are picked by environment variables, so the same suite runs on
 SQLite + the in-memory channel layer (default) and on PostgreSQL +
 channels-redis (``SYNCBIND_TEST_DB=postgres SYNCBIND_TEST_LAYER=redis``);
-``SYNCBIND_TEST_DB=mariadb`` is for tests/test_mariadb.py's child processes.
+``SYNCBIND_TEST_DB=mariadb`` is for tests/e2e/test_mariadb.py's child processes.
 """
 
 import os
@@ -55,7 +55,7 @@ if DB == "postgres":
         }
     }
 elif DB == "mariadb":
-    # No change capture on this backend (tests/test_mariadb.py runs child processes on
+    # No change capture on this backend (tests/e2e/test_mariadb.py runs child processes on
     # a database of its own). PyMySQL is pure Python: it installs without MariaDB's
     # headers, and from 1.2 on reports a mysqlclient version Django 5.2-6.1 accept.
     import pymysql

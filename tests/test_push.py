@@ -479,7 +479,7 @@ async def test_to_stream_about_a_row_reaches_only_the_subscribers_who_may_read_i
     "binding_name", ["ScopedInFilterQueryset", "ScopedInGetObject", "ScopedByObjectPermission"]
 )
 async def test_to_stream_about_a_row_applies_each_scoping_hook(binding_name, make_client, db_call):
-    """Each hook tests/test_live_scoping.py scopes row pushes with scopes server pushes too."""
+    """Each hook tests/live/test_scoping.py scopes row pushes with scopes server pushes too."""
     from tests import test_live_scoping
 
     binding = getattr(test_live_scoping, binding_name)

@@ -5,7 +5,7 @@ docs/subscriptions.md ("Which changes"): MySQL and MariaDB have no capture;
 what Django writes through ``save()``, many-to-many changes and ``delete()`` is pushed
 by model signals; a bare ``QuerySet.update()`` is not, ``notify_update()`` is.
 
-Like tests/test_distributed.py, the test process never opens the database with
+Like tests/e2e/test_distributed.py, the test process never opens the database with
 Django: the module's fixture creates a MariaDB database with a unique name (over
 PyMySQL), and child processes (``python -m django ...``, ``SYNCBIND_TEST_DB=mariadb``)
 migrate it, check, and run tests/mariadb_child.py, whose printed lines the tests

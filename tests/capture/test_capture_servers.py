@@ -6,7 +6,7 @@ How the databases are set up
 The scenario runs once per capturing backend, whatever backends the rest of the run uses:
 
 * ``postgresql``: the ``shared_env`` fixture (tests/livesystem.py, described in
-  tests/test_distributed.py): a dedicated PostgreSQL database and Redis prefix, migrated by
+  tests/e2e/test_distributed.py): a dedicated PostgreSQL database and Redis prefix, migrated by
   a child ``python -m django migrate``, dropped (and the keys deleted) afterwards.
 * ``sqlite``: a fresh SQLite file in the test's temporary directory
   (``SYNCBIND_TEST_DB=sqlite``, ``SYNCBIND_TEST_DB_NAME=<file>``, the in-memory channel
