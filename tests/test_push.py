@@ -480,9 +480,9 @@ async def test_to_stream_about_a_row_reaches_only_the_subscribers_who_may_read_i
 )
 async def test_to_stream_about_a_row_applies_each_scoping_hook(binding_name, make_client, db_call):
     """Each hook tests/live/test_scoping.py scopes row pushes with scopes server pushes too."""
-    from tests import test_live_scoping
+    from tests.live import test_scoping
 
-    binding = getattr(test_live_scoping, binding_name)
+    binding = getattr(test_scoping, binding_name)
     stream = binding.get_stream()
     alice, bob = await db_call(factories.UserFactory), await db_call(factories.UserFactory)
     private = await db_call(factories.TaskFactory, owner=alice, title="mine", priority=3)
