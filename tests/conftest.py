@@ -1,7 +1,10 @@
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from syncbind import AsyncBindingConsumer, BindingConsumer
+from syncbind._workers import executor
 from tests import factories
 
 pytest_plugins = ["syncbind.testing.plugin", "tests.stalls"]
@@ -66,6 +69,27 @@ def syncbind_application(consumer_app):
 def make_client(syncbind_client):
     """``client = await make_client(user)``: syncbind.testing.plugin's client, on each consumer."""
     return syncbind_client
+
+
+@pytest.fixture
+def worker_statements(monkeypatch):
+    """Every statement binding code ran in syncbind's worker threads from now on (the
+    list grows as they run): what a request or a handshake costs, whichever worker."""
+    ran: list[str] = []
+    in_request_cycle = executor._in_request_cycle
+
+    def counted(func):
+        def call(*args, **kwargs):
+            with CaptureQueriesContext(connection) as ctx:
+                try:
+                    return func(*args, **kwargs)
+                finally:
+                    ran.extend(query["sql"] for query in ctx.captured_queries)
+
+        return in_request_cycle(call)
+
+    monkeypatch.setattr(executor, "_in_request_cycle", counted)
+    return ran
 
 
 @pytest.fixture

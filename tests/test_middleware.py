@@ -12,13 +12,11 @@ from channels.auth import AuthMiddlewareStack as ChannelsStack
 from channels.routing import URLRouter
 from django.conf import settings as django_settings
 from django.contrib.sessions.models import Session
-from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.urls import path
 
 from syncbind import middleware
-from syncbind._workers import deadlines, executor
+from syncbind._workers import deadlines
 from syncbind.middleware import AuthMiddlewareStack
 from syncbind.testing import connect
 from tests import factories
@@ -92,15 +90,16 @@ async def test_the_same_handshakes_are_admitted_as_the_same_users_as_with_channe
     assert outcomes == [expected, expected]
 
 
-async def test_the_user_is_read_in_a_worker_of_the_pool(consumer_app, db_call, monkeypatch):
+async def test_the_user_is_read_in_a_worker_of_the_pool(
+    consumer_app, db_call, monkeypatch, worker_statements
+):
     """Both statements of a handshake (the session, then the user) run in the worker that
     opens the connection; none on asgiref's thread-sensitive thread."""
     user = await db_call(factories.UserFactory)
     cookie = await db_call(signed_in, user)
     read_in: list[str] = []
-    ran: list[str] = []
+    ran = worker_statements
     session_user = middleware.session_user
-    in_request_cycle = executor._in_request_cycle
 
     def reading(session):
         import threading
@@ -108,18 +107,7 @@ async def test_the_user_is_read_in_a_worker_of_the_pool(consumer_app, db_call, m
         read_in.append(threading.current_thread().name)
         return session_user(session)
 
-    def counted(func):
-        def call(*args, **kwargs):
-            with CaptureQueriesContext(connection) as ctx:
-                try:
-                    return func(*args, **kwargs)
-                finally:
-                    ran.extend(query["sql"] for query in ctx.captured_queries)
-
-        return in_request_cycle(call)
-
     monkeypatch.setattr(middleware, "session_user", reading)
-    monkeypatch.setattr(executor, "_in_request_cycle", counted)
     application = AuthMiddlewareStack(URLRouter([path("ws/", consumer_app)]))
     headers = [(b"cookie", cookie.encode())]
     client = await connect(None, application=application, headers=headers)

@@ -11,11 +11,8 @@ unreadable or deleted is refused on the next request, as without capture.
 import asyncio
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from syncbind._capture.follower import stop_all
-from syncbind._workers import executor
 from syncbind.testing import connect, settle
 from tests import factories
 from tests.testapp.models import Project
@@ -33,23 +30,9 @@ REFUSED = {
 
 
 @pytest.fixture
-def statements(monkeypatch):
+def statements(worker_statements):
     """Every statement the requests ran, in whichever worker thread."""
-    ran: list[str] = []
-    in_request_cycle = executor._in_request_cycle
-
-    def counted(func):
-        def call(*args, **kwargs):
-            with CaptureQueriesContext(connection) as ctx:
-                try:
-                    return func(*args, **kwargs)
-                finally:
-                    ran.extend(query["sql"] for query in ctx.captured_queries)
-
-        return in_request_cycle(call)
-
-    monkeypatch.setattr(executor, "_in_request_cycle", counted)
-    return ran
+    return worker_statements
 
 
 def lookups(ran):
