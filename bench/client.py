@@ -649,16 +649,7 @@ class Client:
             return await self.storm_reconnect_only(step)
         before = await self.counts(statements=True)
         cpu_before = (await self.ahttp("/bench/cpu/"))["cpu"]
-        own_cpu = time.process_time()
-        started = time.perf_counter()
-        outcomes = await asyncio.gather(
-            *(
-                self.reconnect(self.storm_read(i, step), versions[i] if versions else None)
-                for i in range(n)
-            ),
-            return_exceptions=True,
-        )
-        own_cpu = time.process_time() - own_cpu
+        started, own_cpu, outcomes = await self.reconnect_all(step)
         cpu = (await self.ahttp("/bench/cpu/"))["cpu"] - cpu_before
         last_reply = await self.counts()
         done = [o for o in outcomes if not isinstance(o, BaseException)]
@@ -706,9 +697,9 @@ class Client:
             "errors": sum(1 for o in done if not storm_reply_ok(o.message)),
         }
 
-    async def storm_reconnect_only(self, step: dict) -> dict:
-        """All reconnect at once, on a server of several processes: the replies, their
-        times and bytes (each process counts its own statements and CPU: not read)."""
+    async def reconnect_all(self, step: dict) -> tuple[float, float, list]:
+        """Every storm client reconnecting at once: when they started, the load
+        generator's own CPU seconds, and each one's outcome (or exception)."""
         n, versions = step["subscribers"], step.get("versions")
         own_cpu = time.process_time()
         started = time.perf_counter()
@@ -719,7 +710,13 @@ class Client:
             ),
             return_exceptions=True,
         )
-        own_cpu = time.process_time() - own_cpu
+        return started, time.process_time() - own_cpu, outcomes
+
+    async def storm_reconnect_only(self, step: dict) -> dict:
+        """All reconnect at once, on a server of several processes: the replies, their
+        times and bytes (each process counts its own statements and CPU: not read)."""
+        versions = step.get("versions")
+        started, own_cpu, outcomes = await self.reconnect_all(step)
         done = [o for o in outcomes if not isinstance(o, BaseException)]
         await self.close_all([o.ws for o in done])
         failures = [o for o in outcomes if isinstance(o, BaseException)]

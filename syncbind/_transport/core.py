@@ -51,14 +51,19 @@ def bind(message: protocol.Message, connection: Connection | None) -> Any:
     return binding_class(request=Request(message, connection), action=message.action)
 
 
+def _bound(message: protocol.Message, connection: Connection | None) -> Any:
+    """The binding that handles ``message``, or the error reply refusing it (a dict)."""
+    try:
+        return bind(message, connection)
+    except Exception as exc:
+        return error_reply_for(exc, Request(message, connection))
+
+
 def dispatch(message: protocol.Message, connection: Connection | None) -> dict[str, Any]:
     """Handle one parsed message through its binding's ``dispatch()``, the one entry
     for every event; returns the reply or error reply (a dict). Sync."""
-    try:
-        binding = bind(message, connection)
-    except Exception as exc:
-        return error_reply_for(exc, Request(message, connection))
-    return binding.dispatch()
+    binding = _bound(message, connection)
+    return binding if isinstance(binding, dict) else binding.dispatch()
 
 
 def serve(message: protocol.Message, connection: Connection | None) -> dict[str, Any]:
@@ -107,11 +112,9 @@ def handle(
         return None
     except protocol.InvalidFrame as invalid:
         return protocol.encode(invalid.reply())
-    try:
-        binding = bind(message, connection)
-    except Exception as exc:
-        refusal = error_reply_for(exc, Request(message, connection))
-        return _frame(lambda: refusal)
+    binding = _bound(message, connection)
+    if isinstance(binding, dict):
+        return protocol.frame_text(binding)
     if detach is not None and binding.get_handler()[1].detached:
         if detach(lambda: _frame(binding.dispatch)):
             return None
