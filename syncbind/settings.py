@@ -150,7 +150,7 @@ class SyncbindSettings:
 
     def __init__(self, user_settings: dict[str, Any] | None = None) -> None:
         self._explicit = user_settings
-        self._cached: dict[str, Any] = {}
+        self._cached: set[str] = set()
         self._user: dict[str, Any] | None = None
 
     @property
@@ -174,17 +174,20 @@ class SyncbindSettings:
         return merged
 
     def __getattr__(self, name: str) -> Any:
+        # Called only for a setting not read since the last reload: the value is then
+        # kept as an instance attribute, which later reads find without this call.
         if name not in DEFAULTS:
             raise AttributeError(f"Invalid syncbind setting: {name!r}")
-        if name in self._cached:
-            return self._cached[name]
         value = self.user_settings.get(name, DEFAULTS[name])
         if name in IMPORT_STRINGS:
             value = perform_import(value, name)
-        self._cached[name] = value
+        setattr(self, name, value)
+        self._cached.add(name)
         return value
 
     def reload(self) -> None:
+        for name in self._cached:
+            delattr(self, name)
         self._cached.clear()
         self._user = None
 
