@@ -8,21 +8,33 @@ side effects go through ``perform_*`` hooks, which bindings override::
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import models
 
 from syncbind._bindings.events import event
-from syncbind._bindings.live import KEEP
-from syncbind._bindings.request import effective_action
+from syncbind._bindings.request import KEEP, effective_action
 from syncbind._wire import parameters
+from syncbind.schema.describe import describe_binding
 
 if TYPE_CHECKING:
     # The parts of a binding call each other's hooks: see syncbind._bindings.surface.
     from syncbind._bindings.request import Request
     from syncbind._bindings.surface import Binding
+    from syncbind.bindings import BindingBase
 else:
     Binding = object
+
+
+class DescribeMixin(Binding):
+    """Every binding's: decided as a ``retrieve`` is (:func:`syncbind._auth.decide.authorize`)."""
+
+    @event(atomic=False)
+    def describe(self, request: Request) -> dict[str, Any]:
+        """``{}`` → this stream's description (docs/protocol.md, "describe")."""
+        parameters.check_parameters(request.data, frozenset())
+        # A base of BindingBase only: self is one.
+        return describe_binding(cast("BindingBase", self), permitted=True)
 
 
 class RetrieveMixin(Binding):

@@ -6,27 +6,14 @@ touch a row. Classes combine with ``&``, ``|`` and ``~``.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
 from syncbind._bindings.request import effective_action
-from syncbind.drf import DRFPermission
-from syncbind.exceptions import NotAuthenticated, PermissionDenied
-from syncbind.settings import api_settings
 
 logger = logging.getLogger("syncbind")
 
 READ_ACTIONS = frozenset({"retrieve", "list", "search", "subscribe", "unsubscribe"})
-
-
-if TYPE_CHECKING:
-    from syncbind._bindings.request import Request
-
-    # The parts of a binding call each other's hooks: see syncbind._bindings.surface.
-    from syncbind._bindings.surface import Binding
-else:
-    Binding = object
 
 
 class _Operand:
@@ -210,48 +197,3 @@ class DjangoModelPermissionsOrAnonReadOnly(DjangoModelPermissions):
         if not request.user.is_authenticated:
             return binding.action in READ_ACTIONS
         return super().has_permission(request, binding)
-
-
-class PermissionsMixin(Binding):
-    """How a binding checks its permission classes (part of ``BindingBase``)."""
-
-    permission_classes: Any = None
-
-    def get_permission_classes(self) -> tuple:
-        spec = self.get_event(self.action) if self.action else None
-        if spec is not None and spec[1].permission_classes is not None:
-            return tuple(spec[1].permission_classes)
-        if self.permission_classes is not None:
-            return tuple(self.permission_classes)
-        return tuple(api_settings.DEFAULT_PERMISSION_CLASSES)
-
-    def get_permissions(self) -> list:
-        """Instances of the permission classes that apply to this event.
-
-        DRF permission classes are wrapped so that they see a DRF-like view.
-        """
-        permissions = []
-        for permission_class in self.get_permission_classes():
-            permission = permission_class()
-            if not isinstance(permission, BasePermission):  # a DRF permission class
-                permission = DRFPermission(permission)
-            permissions.append(permission)
-        return permissions
-
-    def check_permissions(self, request: Request) -> None:
-        """Called before every event; raises not_authenticated / permission_denied."""
-        for permission in self.get_permissions():
-            if not permission.has_permission(request, self):
-                self.permission_denied(request, permission)
-
-    def check_object_permissions(self, request: Request, obj: Any) -> None:
-        """Called by get_object for every event that touches a row."""
-        for permission in self.get_permissions():
-            if not permission.has_object_permission(request, self, obj):
-                self.permission_denied(request, permission)
-
-    def permission_denied(self, request: Request, permission: Any = None) -> None:
-
-        if not (request.user and request.user.is_authenticated):
-            raise NotAuthenticated()
-        raise PermissionDenied(getattr(permission, "message", None))

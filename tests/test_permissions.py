@@ -14,6 +14,7 @@ from rest_framework import permissions as drf_permissions
 
 from syncbind import event
 from syncbind._auth.connection import Connection
+from syncbind._bindings.lifecycle import Lifecycle
 from syncbind._bindings.registry import registry
 from syncbind._bindings.request import Request
 from syncbind._wire import protocol
@@ -28,7 +29,6 @@ from syncbind.permissions import (
     DjangoModelPermissionsOrAnonReadOnly,
     IsAdminUser,
     IsAuthenticated,
-    PermissionsMixin,
 )
 from syncbind.testing import connect
 from tests import factories
@@ -384,10 +384,10 @@ def test_read_actions():
     assert frozenset({"retrieve", "list", "search", "subscribe", "unsubscribe"}) == READ_ACTIONS
 
 
-# -- PermissionsMixin ----------------------------------------------------------------
+# -- the permission hooks of Lifecycle ----------------------------------------------
 
 
-class Binding(PermissionsMixin):
+class Binding(Lifecycle):
     events = {}
 
     def __init__(self, action=None, permission_classes=None, model=Product):

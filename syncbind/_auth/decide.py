@@ -10,6 +10,7 @@ messages) differs by path; what is decided does not.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 from syncbind.exceptions import AuthenticationFailed, SyncbindError
@@ -21,14 +22,19 @@ if TYPE_CHECKING:
 #: No row to decide on: the permission classes alone.
 NO_ROW: Final = object()
 
+DESCRIBE: Final = "describe"
+
 
 def authorize(binding: Binding, request: Request, obj: Any = NO_ROW) -> None:
     """Raise unless ``request``'s connection may be served ``binding``'s action: its
     credentials still hold, the permission classes pass and, for row ``obj``, the
-    object permissions."""
+    object permissions. ``describe`` is decided exactly as a ``retrieve`` (with no
+    row: there is none to describe)."""
     connection = request.connection
     if connection is not None and not connection.valid:
         raise AuthenticationFailed("Your credentials are no longer valid; connect again.")
+    if binding.action == DESCRIBE:
+        binding, request = _as_retrieve(binding, request)
     binding.check_permissions(request)
     if obj is not NO_ROW:
         binding.check_object_permissions(request, obj)
@@ -41,3 +47,13 @@ def permits(binding: Binding, request: Request, obj: Any = NO_ROW) -> bool:
     except SyncbindError:
         return False
     return True
+
+
+def _as_retrieve(binding: Binding, request: Request) -> tuple[Binding, Request]:
+    """The binding and request of a ``retrieve`` with no data, for the connection
+    that asked ``describe``: what custom permission classes then see."""
+    message = request.message
+    message = replace(message, event=message.event_for("retrieve"), action="retrieve", data={})
+    retrieve_request = request.with_message(message)
+    binding_class: Any = type(binding)
+    return binding_class(request=retrieve_request, action="retrieve"), retrieve_request

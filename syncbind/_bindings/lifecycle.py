@@ -4,7 +4,9 @@
 a binding made for that message. Its override points:
 
 - :meth:`~Lifecycle.initial`: before the handler: the connection's
-  credentials (see :mod:`syncbind._auth.connection`), then the permission classes;
+  credentials (see :mod:`syncbind._auth.connection`), then the permission classes
+  (:meth:`~Lifecycle.get_permissions`, :meth:`~Lifecycle.check_permissions`,
+  :meth:`~Lifecycle.check_object_permissions`, as DRF's ``APIView`` has them);
 - :meth:`~Lifecycle.get_handler`: the action or ``@event`` method;
 - :meth:`~Lifecycle.handle_exception`: any exception → the error reply,
   through ``EXCEPTION_HANDLER``.
@@ -24,7 +26,9 @@ from django.db import router, transaction
 from syncbind._auth.decide import authorize
 from syncbind._bindings.events import EventSpec
 from syncbind._wire import protocol
-from syncbind.exceptions import UnknownEvent
+from syncbind.drf import DRFPermission
+from syncbind.exceptions import NotAuthenticated, PermissionDenied, UnknownEvent
+from syncbind.permissions import BasePermission
 from syncbind.settings import api_settings
 
 if TYPE_CHECKING:
@@ -48,7 +52,50 @@ def error_reply_for(
 
 
 class Lifecycle(Binding):
-    """The ``dispatch()`` half of a binding (part of ``BindingBase``)."""
+    """The ``dispatch()`` half of a binding, with its permission checks (the base of
+    ``BindingBase``)."""
+
+    permission_classes: Any = None
+
+    def get_permission_classes(self) -> tuple:
+        """The ``@event``'s ``permission_classes``, else the binding's, else
+        ``DEFAULT_PERMISSION_CLASSES``."""
+        spec = self.get_event(self.action) if self.action else None
+        if spec is not None and spec[1].permission_classes is not None:
+            return tuple(spec[1].permission_classes)
+        if self.permission_classes is not None:
+            return tuple(self.permission_classes)
+        return tuple(api_settings.DEFAULT_PERMISSION_CLASSES)
+
+    def get_permissions(self) -> list:
+        """Instances of the permission classes that apply to this event.
+
+        DRF permission classes are wrapped so that they see a DRF-like view.
+        """
+        permissions = []
+        for permission_class in self.get_permission_classes():
+            permission = permission_class()
+            if not isinstance(permission, BasePermission):  # a DRF permission class
+                permission = DRFPermission(permission)
+            permissions.append(permission)
+        return permissions
+
+    def check_permissions(self, request: Request) -> None:
+        """Called before every event; raises not_authenticated / permission_denied."""
+        for permission in self.get_permissions():
+            if not permission.has_permission(request, self):
+                self.permission_denied(request, permission)
+
+    def check_object_permissions(self, request: Request, obj: Any) -> None:
+        """Called for every event that touches a row, and for every push of one."""
+        for permission in self.get_permissions():
+            if not permission.has_object_permission(request, self, obj):
+                self.permission_denied(request, permission)
+
+    def permission_denied(self, request: Request, permission: Any = None) -> None:
+        if not (request.user and request.user.is_authenticated):
+            raise NotAuthenticated()
+        raise PermissionDenied(getattr(permission, "message", None))
 
     def get_handler(self) -> tuple[Any, EventSpec]:
         """The bound method that handles this message's action, and its ``@event`` spec."""

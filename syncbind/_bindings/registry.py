@@ -115,7 +115,7 @@ def _qualname(cls: type) -> str:
 def register_module(module: Any) -> list[type[BindingBase]]:
     """Register every concrete binding defined in ``module`` (not imported into it)."""
     # Not at module level: syncbind.bindings imports this module (through
-    # _bindings.live → _capture → _capture.tables, which look bindings up).
+    # _capture → _capture.tables, which look bindings up).
     from syncbind.bindings import BindingBase
 
     found = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from django.contrib.auth.models import AnonymousUser
 
@@ -31,6 +31,11 @@ ACTION_METHODS = {
 BUILTIN_ACTIONS = frozenset(ACTION_METHODS)
 
 
+#: What ``get_auto_subscribe()`` answers for a read that asks to keep its subscription
+#: (``"subscribe": true``): a live view, which no other read evicts.
+KEEP: Final = "keep"
+
+
 def effective_action(action: str, data: dict[str, Any]) -> str:
     """What ``action`` does with ``data``: ``save`` is an ``update`` when ``data``
     names an ``id`` and a ``create`` otherwise; every other action is itself."""
@@ -55,13 +60,29 @@ class Request:
     everything about the message from the :class:`~syncbind._wire.protocol.Message`.
     """
 
-    __slots__ = ("message", "connection", "_user", "meta")
+    __slots__ = (
+        "message",
+        "connection",
+        "_user",
+        "meta",
+        "data",
+        "event",
+        "stream",
+        "action",
+        "tag",
+    )
 
     def __init__(
         self, message: Message, connection: Connection | None = None, *, user: Any = None
     ) -> None:
         self.message = message
         self.connection = connection
+        # The message's parts, read by every hook: plain attributes (a message never changes).
+        self.data: dict[str, Any] = message.data
+        self.event: str = message.event
+        self.stream: str = message.stream
+        self.action: str = message.action
+        self.tag: str | None = message.tag
         # Keys a live read adds to its reply beside the data: "version", "resume".
         self.meta: dict[str, Any] = {}
         # For code that makes a request without a connection (tests, scripts).
@@ -101,26 +122,6 @@ class Request:
         return getattr(self.connection, "http_request", None)
 
     # -- the message ---------------------------------------------------------------
-    @property
-    def data(self) -> dict[str, Any]:
-        return self.message.data
-
-    @property
-    def event(self) -> str:
-        return self.message.event
-
-    @property
-    def stream(self) -> str:
-        return self.message.stream
-
-    @property
-    def action(self) -> str:
-        return self.message.action
-
-    @property
-    def tag(self) -> str | None:
-        return self.message.tag
-
     @property
     def method(self) -> str:
         """The HTTP method of the ACTION (what DRF permission classes read), on every

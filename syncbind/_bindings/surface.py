@@ -1,16 +1,17 @@
 """Private: the binding surface its parts call on each other, as one Protocol for mypy.
 
-A binding is assembled from parts (the action mixins of :mod:`syncbind.mixins`,
-:mod:`._bindings.lifecycle`, :mod:`._bindings.listing`, :mod:`._bindings.live`, the
-permissions mixin, the ``describe`` event) that call each other's hooks through
-``self``. Each part names :class:`Binding` as its base for the type checker only::
+A binding is assembled from three parts, as a DRF view is: the action mixins of
+:mod:`syncbind.mixins`, :class:`syncbind.bindings.BindingBase` (rows, output, lists,
+live subscriptions) and :mod:`._bindings.lifecycle` (dispatch and the permission
+checks). They call each other's hooks through ``self``. Each part names
+:class:`Binding` as its base for the type checker only::
 
     if TYPE_CHECKING:
         from syncbind._bindings.surface import Binding
     else:
         Binding = object
 
-    class ListingMixin(Binding): ...
+    class RetrieveMixin(Binding): ...
 
 so every ``self.get_…()`` it calls is checked against this one declaration, and
 :class:`syncbind.bindings.BindingBase`, which inherits them all, is checked to
@@ -59,7 +60,7 @@ class Binding(Protocol):
     def validate(self, data: dict[str, Any], instance: models.Model | None = None) -> Any: ...
     def write_result(self, instance: models.Model) -> dict[str, Any]: ...
 
-    # -- lists (syncbind._bindings.listing) --------------------------------------
+    # -- lists (syncbind.bindings) ------------------------------------------------
     def filter_queryset(self, queryset: models.QuerySet) -> models.QuerySet: ...
     def get_page_read(self) -> compiler.PageRead: ...
     def get_page(self) -> dict[str, Any]: ...
@@ -70,11 +71,11 @@ class Binding(Protocol):
         serialize_many: Callable[[list[models.Model]], list[dict[str, Any]]] | None = None,
     ) -> dict[str, Any]: ...
 
-    # -- permissions (syncbind.permissions) --------------------------------------
+    # -- permissions (syncbind._bindings.lifecycle) ------------------------------
     def check_permissions(self, request: Request) -> None: ...
     def check_object_permissions(self, request: Request, obj: Any) -> None: ...
 
-    # -- live subscriptions (syncbind._bindings.live) ----------------------------
+    # -- live subscriptions (syncbind.bindings) -----------------------------------
     def get_auto_subscribe(self) -> bool | Literal["keep"]: ...
     def get_serializer_identity(self) -> Hashable: ...
     def live_object(self, pk: Any, explicit: bool = False) -> tuple[Any, Any]: ...

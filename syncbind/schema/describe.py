@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth.models import AnonymousUser
 from django.db import models
 
+from syncbind._auth.decide import DESCRIBE
 from syncbind._bindings.request import Request
 from syncbind._wire.protocol import Message, join_event
 from syncbind.exceptions import SyncbindError
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from syncbind._auth.connection import Connection
     from syncbind.bindings import BindingBase
 
-DESCRIBE = "describe"
 
 # Every event may answer these (docs/protocol.md, "Error replies").
 COMMON_ERRORS = (

@@ -1,4 +1,4 @@
-"""[syncbind/_bindings/live.py: resumed, syncbind/capture] A reconnecting client resumes without refetching (issue 23, point 2).
+"""[syncbind/bindings.py: resumed, syncbind/capture] A reconnecting client resumes without refetching (issue 23, point 2).
 
 Every reply and push of a subscription carries a version: the change-log
 position its state reflects. A client that reconnects sends each subscribing

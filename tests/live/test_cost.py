@@ -14,7 +14,7 @@ import pytest
 from django.db.models import Q
 
 from syncbind import SyncBinding
-from syncbind._bindings import live as live_binding
+from syncbind import bindings as bindings_module
 from syncbind._live import affected, fanout
 from syncbind._live.hub import get_hub
 from syncbind.permissions import IsAuthenticated
@@ -316,7 +316,7 @@ async def test_a_binding_with_its_own_get_page_and_compiled_reads_off_is_evaluat
     users_connected, db_call, caplog, monkeypatch
 ):
     users, clients = users_connected
-    monkeypatch.setattr(live_binding, "_logged", set())
+    monkeypatch.setattr(bindings_module, "_logged", set())
     caplog.set_level(logging.DEBUG, logger="syncbind.live")
     task = await db_call(factories.TaskFactory, owner=users[0], priority=0)
     for client in clients[:3]:
