@@ -56,6 +56,10 @@ format: install
 # fault scenarios, the bench's smoke run), each of which starts its own servers.
 test: lint test-sqlite test-services test-tail
 
+# The in-process suite runs on every core (pytest-xdist; each worker has its own test
+# database and Redis prefix, tests/settings.py). PARALLEL= runs it in one process.
+PARALLEL ?= -n auto
+
 # The browser tests drive Debian's Chromium (Playwright cannot download its own here).
 chromium:
 	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
@@ -90,12 +94,12 @@ test-unit: install
 	SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory $(PY) -m pytest -m unit $(PYTEST_ARGS)
 
 test-sqlite: install sqlite3-cli node-tools
-	SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory $(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+	SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory $(PY) -m pytest -m "not e2e" $(PARALLEL) $(PYTEST_ARGS)
 
 test-services: install sqlite3-cli node-tools
 	@if [ -n "$$SYNCBIND_REQUIRE_SERVICES" ] || $(PY) -m tests.services_available; then \
 		echo "== PostgreSQL + channels-redis =="; \
-		SYNCBIND_TEST_DB=postgres SYNCBIND_TEST_LAYER=redis $(PY) -m pytest -m "not e2e" $(PYTEST_ARGS); \
+		SYNCBIND_TEST_DB=postgres SYNCBIND_TEST_LAYER=redis $(PY) -m pytest -m "not e2e" $(PARALLEL) $(PYTEST_ARGS); \
 	else \
 		echo "PostgreSQL or Redis not reachable on 127.0.0.1: skipping the PostgreSQL + channels-redis run"; \
 	fi
@@ -123,7 +127,7 @@ MATRIX_DJANGO_dj61 := Django>=6.1,<6.2
 test-matrix: $(foreach combo,$(MATRIX),.venv-$(combo)/.installed) sqlite3-cli node-tools
 	@set -e; for combo in $(MATRIX); do \
 		echo "== $$combo: $$(.venv-$$combo/bin/python -c 'import sys, django; print("Python", sys.version.split()[0], "Django", django.__version__)') =="; \
-		SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory .venv-$$combo/bin/python -m pytest -m "not e2e" $(PYTEST_ARGS); \
+		SYNCBIND_TEST_DB=sqlite SYNCBIND_TEST_LAYER=memory .venv-$$combo/bin/python -m pytest -m "not e2e" $(PARALLEL) $(PYTEST_ARGS); \
 	done
 
 # The sample site on SQLite (sample_site/db.sqlite3) and the in-memory channel layer.

@@ -100,7 +100,12 @@ if LAYER == "redis":
 
     # One prefix per test run (inherited by the server processes the tests start),
     # so runs never see each other's groups.
-    os.environ.setdefault("SYNCBIND_REDIS_PREFIX", f"syncbind-test-{os.getpid()}")
+    # A pytest-xdist worker inherits its controller's prefix and adds its own name.
+    _prefix = os.environ.get("SYNCBIND_REDIS_PREFIX") or f"syncbind-test-{os.getpid()}"
+    _worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if _worker and not _prefix.endswith(f"-{_worker}"):
+        _prefix = f"{_prefix}-{_worker}"
+    os.environ["SYNCBIND_REDIS_PREFIX"] = _prefix
 
     CHANNEL_LAYERS = {
         "default": redis_channel_layer(
