@@ -21,7 +21,7 @@ has only the relations it has watched.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
@@ -145,13 +145,15 @@ def _user_relation_changed(
     **kwargs: Any,
 ) -> None:
     """``user.<field>`` changed (``user_permissions`` or ``groups``), from either side."""
-    if not reverse:
-        if action in CHANGED:
-            _announce_after_commit([instance.pk], using)
-    elif action in ("post_add", "post_remove"):
-        _announce_after_commit(pk_set or (), using)
-    elif action == "pre_clear":  # permission.user_set.clear(), group.user_set.clear()
-        _announce_after_commit(_users(using, Q(**{field: instance})), using)
+    _announce_relation_change(
+        action,
+        reverse,
+        using,
+        of_instance=lambda: [instance.pk],
+        of_pks=lambda: pk_set or (),
+        # permission.user_set.clear(), group.user_set.clear()
+        of_cleared=lambda: _users(using, Q(**{field: instance})),
+    )
 
 
 def _group_permissions_changed(
@@ -164,13 +166,37 @@ def _group_permissions_changed(
     **kwargs: Any,
 ) -> None:
     """``group.permissions`` changed: every member of the groups concerned."""
+    _announce_relation_change(
+        action,
+        reverse,
+        using,
+        of_instance=lambda: _users(using, Q(groups=instance)),
+        of_pks=lambda: _users(using, Q(groups__in=pk_set or ())),
+        # permission.group_set.clear()
+        of_cleared=lambda: _users(using, Q(groups__permissions=instance)),
+    )
+
+
+def _announce_relation_change(
+    action: str,
+    reverse: bool,
+    using: str | None,
+    *,
+    of_instance: Callable[[], Iterable[Any]],
+    of_pks: Callable[[], Iterable[Any]],
+    of_cleared: Callable[[], Iterable[Any]],
+) -> None:
+    """Announce the users an ``m2m_changed`` of a relation granting permissions concerns:
+    those of the instance changed from its own side, those of the rows added or removed
+    from the other side, and, before the other side is cleared, those it held (after,
+    they can no longer be found)."""
     if not reverse:
         if action in CHANGED:
-            _announce_after_commit(_users(using, Q(groups=instance)), using)
+            _announce_after_commit(of_instance(), using)
     elif action in ("post_add", "post_remove"):
-        _announce_after_commit(_users(using, Q(groups__in=pk_set or ())), using)
-    elif action == "pre_clear":  # permission.group_set.clear()
-        _announce_after_commit(_users(using, Q(groups__permissions=instance)), using)
+        _announce_after_commit(of_pks(), using)
+    elif action == "pre_clear":
+        _announce_after_commit(of_cleared(), using)
 
 
 def _group_deleted(sender: Any, instance: Any, using: str | None = None, **kwargs: Any) -> None:

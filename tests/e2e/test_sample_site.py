@@ -46,11 +46,9 @@ def site_env(tmp_path_factory):
     }
 
 
-@pytest.fixture(scope="module")
-def port(site_env):
-    """Port of the sample site, served by uvicorn on a fresh demo database."""
-    env = site_env
-    for command in (["migrate", "--noinput"], ["demo_setup"]):
+def set_up_site(env, *more):
+    """``make demo``'s steps on the database ``env`` names (and ``more`` commands)."""
+    for command in (["migrate", "--noinput"], ["demo_setup"], *more):
         done = subprocess.run(
             [sys.executable, "manage.py", *command],
             cwd=SITE_DIR,
@@ -60,6 +58,13 @@ def port(site_env):
             timeout=120,
         )
         assert done.returncode == 0, f"manage.py {command[0]} failed:\n{done.stderr}"
+
+
+@pytest.fixture(scope="module")
+def port(site_env):
+    """Port of the sample site, served by uvicorn on a fresh demo database."""
+    env = site_env
+    set_up_site(env)
     with uvicorn_server(
         "sample_site.asgi:application", env=env, cwd=SITE_DIR, settings_module=SETTINGS
     ) as port:
@@ -194,6 +199,11 @@ def product(pk, name, price, category, in_stock=True, owner=DEMO):
     }
 
 
+def listed(event, count, rows, page=1, limit=25):
+    """The reply to a list or search: page ``page`` of ``count`` rows."""
+    return {"event": event, "data": {"page": page, "limit": limit, "count": count, "rows": rows}}
+
+
 def error(event, code, message, fields=None, **envelope):
     err = {"code": code, "message": message}
     if fields is not None:
@@ -283,82 +293,67 @@ async def test_list(port, demo_cookies):
         assert (page["page"], page["limit"], page["count"], len(page["rows"])) == (1, 25, 30, 25)
         names = [row["name"] for row in page["rows"]]
         assert names == sorted(names)  # the model's default ordering
-        assert await call(client, "shop.Product.list", {"page": 2}) == {
-            "event": "shop.Product.list",
-            "data": {
-                "page": 2,
-                "limit": 25,
-                "count": 30,
-                "rows": [
-                    product(4, "The Patient Gardener", "14.00", BOOKS),
-                    product(8, "Tiny Houses", "31.00", BOOKS, in_stock=False),
-                    product(17, "Trowel", "6.75", GARDEN),
-                    product(11, "Watering Can", "16.00", GARDEN),
-                    product(24, "Wooden Spoon Set", "9.99", KITCHEN),
-                ],
-            },
-        }
+        assert await call(client, "shop.Product.list", {"page": 2}) == listed(
+            "shop.Product.list",
+            30,
+            [
+                product(4, "The Patient Gardener", "14.00", BOOKS),
+                product(8, "Tiny Houses", "31.00", BOOKS, in_stock=False),
+                product(17, "Trowel", "6.75", GARDEN),
+                product(11, "Watering Can", "16.00", GARDEN),
+                product(24, "Wooden Spoon Set", "9.99", KITCHEN),
+            ],
+            page=2,
+        )
 
         assert await call(
             client,
             "shop.Product.list",
             {"filters": {"category": GARDEN, "price__lt": "10"}, "ordering": "-price"},
-        ) == {
-            "event": "shop.Product.list",
-            "data": {
-                "page": 1,
-                "limit": 25,
-                "count": 5,
-                "rows": [
-                    product(14, "Garden Gloves", "8.99", GARDEN),
-                    product(17, "Trowel", "6.75", GARDEN),
-                    product(20, "Rain Gauge", "5.60", GARDEN),
-                    product(13, "Seed Tray", "4.50", GARDEN),
-                    product(18, "Plant Labels", "3.20", GARDEN),
-                ],
-            },
-        }
+        ) == listed(
+            "shop.Product.list",
+            5,
+            [
+                product(14, "Garden Gloves", "8.99", GARDEN),
+                product(17, "Trowel", "6.75", GARDEN),
+                product(20, "Rain Gauge", "5.60", GARDEN),
+                product(13, "Seed Tray", "4.50", GARDEN),
+                product(18, "Plant Labels", "3.20", GARDEN),
+            ],
+        )
         assert await call(
             client,
             "shop.Product.list",
             {"filters": {"price__gt": "30"}, "ordering": ["price"], "page": 2, "limit": 2},
-        ) == {
-            "event": "shop.Product.list",
-            "data": {
-                "page": 2,
-                "limit": 2,
-                "count": 6,
-                "rows": [
-                    product(23, "Cast Iron Skillet", "39.90", KITCHEN),
-                    product(21, "Chef's Knife", "49.00", KITCHEN),
-                ],
-            },
-        }
-        assert await call(client, "shop.Product.list", {"filters": {"name__icontains": "CUP"}}) == {
-            "event": "shop.Product.list",
-            "data": {
-                "page": 1,
-                "limit": 25,
-                "count": 2,
-                "rows": [
-                    product(25, "Espresso Cups", "24.00", KITCHEN),
-                    product(28, "Measuring Cups", "7.25", KITCHEN),
-                ],
-            },
-        }
-        assert await call(client, "shop.Category.list", {"ordering": "-name"}) == {
-            "event": "shop.Category.list",
-            "data": {
-                "page": 1,
-                "limit": 25,
-                "count": 3,
-                "rows": [
-                    {"id": KITCHEN, "name": "Kitchen"},
-                    {"id": GARDEN, "name": "Garden"},
-                    {"id": BOOKS, "name": "Books"},
-                ],
-            },
-        }
+        ) == listed(
+            "shop.Product.list",
+            6,
+            [
+                product(23, "Cast Iron Skillet", "39.90", KITCHEN),
+                product(21, "Chef's Knife", "49.00", KITCHEN),
+            ],
+            page=2,
+            limit=2,
+        )
+        assert await call(
+            client, "shop.Product.list", {"filters": {"name__icontains": "CUP"}}
+        ) == listed(
+            "shop.Product.list",
+            2,
+            [
+                product(25, "Espresso Cups", "24.00", KITCHEN),
+                product(28, "Measuring Cups", "7.25", KITCHEN),
+            ],
+        )
+        assert await call(client, "shop.Category.list", {"ordering": "-name"}) == listed(
+            "shop.Category.list",
+            3,
+            [
+                {"id": KITCHEN, "name": "Kitchen"},
+                {"id": GARDEN, "name": "Garden"},
+                {"id": BOOKS, "name": "Books"},
+            ],
+        )
 
 
 async def test_list_refuses_undeclared_filters_and_ordering(port, demo_cookies):
@@ -377,45 +372,31 @@ async def test_list_refuses_undeclared_filters_and_ordering(port, demo_cookies):
 async def test_search(port, demo_cookies):
     async with websocket(port, demo_cookies) as client:
         # Every word must match the name or the category's name.
-        assert await call(client, "shop.Product.search", {"query": "bird"}) == {
-            "event": "shop.Product.search",
-            "data": {
-                "page": 1,
-                "limit": 25,
-                "count": 2,
-                "rows": [
-                    product(16, "Bird Feeder", "19.50", GARDEN),
-                    product(2, "Field Guide to Birds", "27.00", BOOKS),
-                ],
-            },
-        }
-        assert await call(client, "shop.Product.search", {"query": "books map"}) == {
-            "event": "shop.Product.search",
-            "data": {
-                "page": 1,
-                "limit": 25,
-                "count": 1,
-                "rows": [product(9, "Map Reading 101", "8.00", BOOKS)],
-            },
-        }
+        assert await call(client, "shop.Product.search", {"query": "bird"}) == listed(
+            "shop.Product.search",
+            2,
+            [
+                product(16, "Bird Feeder", "19.50", GARDEN),
+                product(2, "Field Guide to Birds", "27.00", BOOKS),
+            ],
+        )
+        assert await call(client, "shop.Product.search", {"query": "books map"}) == listed(
+            "shop.Product.search", 1, [product(9, "Map Reading 101", "8.00", BOOKS)]
+        )
         reply = await call(
             client,
             "shop.Product.search",
             {"query": "garden", "filters": {"price__gt": "20"}, "ordering": "-price"},
         )
-        assert reply == {
-            "event": "shop.Product.search",
-            "data": {
-                "page": 1,
-                "limit": 25,
-                "count": 3,
-                "rows": [
-                    product(19, "Compost Bin", "64.00", GARDEN),
-                    product(15, "Hose Reel", "54.00", GARDEN, in_stock=False),
-                    product(12, "Pruning Shears", "22.75", GARDEN),
-                ],
-            },
-        }
+        assert reply == listed(
+            "shop.Product.search",
+            3,
+            [
+                product(19, "Compost Bin", "64.00", GARDEN),
+                product(15, "Hose Reel", "54.00", GARDEN, in_stock=False),
+                product(12, "Pruning Shears", "22.75", GARDEN),
+            ],
+        )
 
 
 # -- writes ----------------------------------------------------------------------------
@@ -920,16 +901,7 @@ async def test_the_demo_on_channels_redis_logs_in_and_pushes(tmp_path):
         "SAMPLE_SITE_DB": str(tmp_path / "db.sqlite3"),
         "REDIS_URL": "redis://127.0.0.1:6379/0",
     }
-    for command in (["migrate", "--noinput"], ["demo_setup"], ["check", "--fail-level", "ERROR"]):
-        done = subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=SITE_DIR,
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, f"manage.py {command[0]} failed:\n{done.stderr}"
+    set_up_site(env, ["check", "--fail-level", "ERROR"])
     with uvicorn_server(
         "sample_site.asgi:application", env=env, cwd=SITE_DIR, settings_module=SETTINGS
     ) as redis_port:
