@@ -71,8 +71,10 @@ def frames_for(
     cache: dict,
     refreshed: bool = False,
     version: str | None = None,
+    ticket: int | None = None,
 ) -> list[tuple]:
-    """The frames of a key's subscribers, ``(subscription, frame, last)`` (worker thread).
+    """The frames of a key's subscribers, ``(subscription, frame, last)`` (worker thread);
+    ``ticket``: the key's ticket taken before ``outcome`` was read (:meth:`.keys.KeyState.ticket`).
 
     A subscriber whose connection is due for a user refresh is held: its
     connection's refresh job (:meth:`.hub.Hub.holds`) reads the user again and
@@ -99,7 +101,7 @@ def frames_for(
         data_text = protocol.encode(outcome)
     else:
         assert binding is not None  # a compiled page to serialize: made above
-        data, data_text = page(cache, state, binding, outcome)
+        data, data_text = page(cache, state, binding, outcome, ticket)
     state_digest: bytes | None = None
     out: list[tuple] = []
     for sub in subs:
@@ -147,14 +149,16 @@ def read_alone(sub: Subscription) -> Any:
     return execution.execute_one(state.read)
 
 
-def for_alone(sub: Subscription, outcome: Any, version: str | None = None) -> list[tuple]:
+def for_alone(
+    sub: Subscription, outcome: Any, version: str | None = None, ticket: int | None = None
+) -> list[tuple]:
     """The frame of ``sub`` for an outcome of :func:`read_alone` (read after the change-log
-    position ``version``), decided on the user as its connection's refresh job last
-    read it (worker thread)."""
+    position ``version``, under the key's ``ticket``), decided on the user as its
+    connection's refresh job last read it (worker thread)."""
     state = sub.state
     if outcome is REFUSED or state is None:
         return []
-    return frames_for(state, [sub], outcome, {}, refreshed=True, version=version)
+    return frames_for(state, [sub], outcome, {}, refreshed=True, version=version, ticket=ticket)
 
 
 def row(cache: dict, state: KeyState, binding: Binding, obj: Any) -> Any:
@@ -174,8 +178,11 @@ def encoded(cache: dict, data: Any) -> str:
     return text
 
 
-def page(cache: dict, state: KeyState, binding: Binding, outcome: Any) -> tuple[Any, str]:
-    """The page's new data and its text; records it as the key's last page."""
+def page(
+    cache: dict, state: KeyState, binding: Binding, outcome: Any, ticket: int | None = None
+) -> tuple[Any, str]:
+    """The page's new data and its text; kept as the key's last page unless a page read
+    after ``ticket`` is kept already."""
     read = state.read
     if isinstance(outcome, InPlace):
         shown = list(outcome.rows)
@@ -202,7 +209,5 @@ def page(cache: dict, state: KeyState, binding: Binding, outcome: Any) -> tuple[
     else:
         text = protocol.encode(data)
         same.append((data, text))
-    state.keep_page(count, data["rows"], pks, len(text))
-    state.pks = set(pks)
-    state.version += 1
+    state.keep_read(ticket, count, data["rows"], pks, len(text))
     return data, text

@@ -249,6 +249,8 @@ def plan(jobs: list[Job]) -> list[list[Job]]:
 def evaluate(batch: list[Job], version: str | None = None) -> list[tuple]:
     """Evaluate a batch of keys by their reads (worker thread): ``(subscription, frame,
     last)`` to send."""
+    # Taken before the reads: a page kept meanwhile from a later read is newer (keys.py).
+    tickets = {state: state.ticket() for state, _op, _subs in batch}
     to_read = [state.read for state, _op, _subs in batch if state.read is not None]
     outcomes = iter(execution.execute(to_read, api_settings.LIVE_BATCH_SIZE) if to_read else ())
     cache: dict[Any, Any] = {}
@@ -260,14 +262,19 @@ def evaluate(batch: list[Job], version: str | None = None) -> list[tuple]:
             outcome = delivery.evaluate_with_binding(state, subs)
             if outcome is delivery.REFUSED:
                 continue
-        out.extend(delivery.frames_for(state, subs, outcome, cache, version=version))
+        out.extend(
+            delivery.frames_for(state, subs, outcome, cache, version=version, ticket=tickets[state])
+        )
     return out
 
 
 def settle_exact(work: list[tuple[Job, Any]], version: str | None = None) -> list[tuple]:
     """Frames for keys whose new state the fetched rows decided (worker thread)."""
+    tickets = {state: state.ticket() for (state, _op, _subs), _outcome in work}
     cache: dict[Any, Any] = {}
     out: list[tuple] = []
     for (state, _op, subs), outcome in work:
-        out.extend(delivery.frames_for(state, subs, outcome, cache, version=version))
+        out.extend(
+            delivery.frames_for(state, subs, outcome, cache, version=version, ticket=tickets[state])
+        )
     return out

@@ -563,7 +563,9 @@ class Hub:
         Their keys are read first and the user after (where that read is due), so a
         row is never sent on permissions older than it: a write the row read saw was
         committed before the user was read. A frame held meanwhile, and a subscription
-        whose key the user read moved, wait for the next round.
+        whose key the user read moved, wait for the next round. Each read takes its
+        key's ticket first: the page it keeps for updates in place never replaces one
+        read after it (:meth:`.keys.KeyState.keep_read`).
         """
         with self.lock:
             held, self.held[connection] = self.held[connection], set()
@@ -574,6 +576,7 @@ class Hub:
             sub: capture.version_for(model) if (model := sub.binding_model()) else None
             for sub in subs
         }
+        tickets = {sub: sub.state.ticket() for sub in subs if sub.state is not None}
         read = [(sub, delivery.read_alone(sub)) for sub in subs]
         moved = _refreshed(connection, rekey)
         if not connection.valid:
@@ -584,7 +587,7 @@ class Hub:
         return [
             found
             for sub, outcome in read
-            for found in delivery.for_alone(sub, outcome, versions[sub])
+            for found in delivery.for_alone(sub, outcome, versions[sub], tickets.get(sub))
         ]
 
 

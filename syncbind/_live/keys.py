@@ -8,6 +8,8 @@ last showed).
 from __future__ import annotations
 
 import hashlib
+import itertools
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,10 @@ if TYPE_CHECKING:
 
 INSTANCE = "instance"
 PAGE = "page"
+
+# Makes a page kept and the read it came from one step (reads of a key keep theirs
+# from several worker threads at once).
+_keeping = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,8 @@ class KeyState:
         "page",
         "size",
         "version",
+        "tickets",
+        "kept",
         "tables",
         "__weakref__",
     )
@@ -87,6 +95,10 @@ class KeyState:
         self.size = 0
         # Bumped by every evaluation: a first reply read before one is older than it.
         self.version = 0
+        # Each evaluation takes a ticket before it reads (ticket()); the ticket of the
+        # page kept: a page read before it is older, and is never kept over it.
+        self.tickets = itertools.count(1)
+        self.kept = 0
         # The tables its read filters through, but its own (found when first needed).
         self.tables: frozenset[str] | None = None
 
@@ -118,6 +130,29 @@ class KeyState:
             return  # evaluated since that reply was read: the evaluation is newer
         if isinstance(data, dict) and isinstance(data.get("rows"), list):
             self.keep_page(data["count"], data["rows"], pks, size)
+
+    def ticket(self) -> int:
+        """A ticket for an evaluation about to read this key (any thread): later reads
+        take higher ones."""
+        return next(self.tickets)
+
+    def keep_read(
+        self, ticket: int | None, count: int, shown: list[Any], pks: list[Any], size: int
+    ) -> bool:
+        """Keep the page an evaluation read under ``ticket`` (None: read now), unless a
+        page read after it is kept already; returns whether it was kept. Its rows are
+        remembered either way: a change of one of them evaluates the page again."""
+        with _keeping:
+            if ticket is not None and ticket < self.kept:
+                # Read before the kept page: a change since would be missing from it,
+                # and a page updated in place from it would show it undone.
+                self.pks.update(pks)
+                return False
+            self.kept = ticket if ticket is not None else self.ticket()
+            self.keep_page(count, shown, pks, size)
+            self.pks = set(pks)
+            self.version += 1
+            return True
 
     def keep_page(self, count: int, shown: list[Any], pks: list[Any], size: int) -> None:
         """Keep the page last shown (to update it in place), ``size`` bytes encoded."""

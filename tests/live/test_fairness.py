@@ -14,18 +14,21 @@ import threading
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db.models import Q
 
 from syncbind import SyncBinding, push
+from syncbind._live import delivery
 from syncbind._live.hub import get_hub
 from syncbind._wire.protocol import TOO_MANY_CONNECTIONS_CLOSE_CODE
 from syncbind.permissions import IsAuthenticated
 from syncbind.testing import connect, override_bindings, settle
 from tests import factories
-from tests.testapp.models import Product
+from tests.testapp.models import Product, Task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SLOW = "testapp.SlowProduct"
+PUBLIC = "testapp.PublicTask"
 CATEGORY = "testapp.Category"
 # User A's sockets, and the lists each follows (each on a filter of its own).
 SOCKETS = 3
@@ -223,6 +226,100 @@ async def test_a_frame_held_while_the_refresh_reads_the_user_waits_for_the_next_
         gate.released.set()
     assert await client.receive_close() == 4003
     assert [m["data"]["name"] for m in client.pending] == ["middle"]
+
+
+class PublicTaskBinding(SyncBinding):
+    """Tasks a user may read: their own and the public ones (priority 0). Its pages are
+    in primary-key order, so a change the fetched rows decide updates them in place."""
+
+    model = Task
+    stream = PUBLIC
+    fields = ["id", "title", "priority"]
+    permission_classes = [IsAuthenticated]
+
+    def get_queryset(self):
+        user = self.request.user
+        return super().get_queryset().filter(Q(owner=user) | Q(priority=0))
+
+
+class AloneReads:
+    """Holds a refresh job's reads of its held subscriptions: the first, once made,
+    until ``first_go``; the second, before it is made, until ``second_go``."""
+
+    def __init__(self, real):
+        self.real = real
+        self.calls = 0
+        self.first_read, self.first_go = threading.Event(), threading.Event()
+        self.second_entered, self.second_go = threading.Event(), threading.Event()
+
+    def __call__(self, sub):
+        self.calls += 1
+        if self.calls == 2:
+            self.second_entered.set()
+            self.second_go.wait(30)  # bounded: a failing test must not hang the session
+        outcome = self.real(sub)
+        if self.calls == 1:
+            self.first_read.set()
+            self.first_go.wait(30)
+        return outcome
+
+    def release(self):
+        self.first_go.set()
+        self.second_go.set()
+
+
+def titles(frame):
+    return [row["title"] for row in frame["data"]["rows"]]
+
+
+@override_bindings(PublicTaskBinding)
+async def test_a_refresh_that_read_before_a_write_never_brings_back_the_row_it_hid(
+    consumer_app, db_call, monkeypatch
+):
+    """One user, two sockets on one page. The first socket's user is due to be read
+    again, so its frames wait for its refresh job, which reads the page for it alone
+    (held here, once read). Meanwhile a write makes a row of the page another user's
+    private one, and the second socket is pushed the page without it. The job's read,
+    older than that write, must not become the page the key keeps to update in place:
+    the next change would push the second socket that row again, after the page
+    without it, and leave it there."""
+    user = await db_call(factories.UserFactory)
+    other = await db_call(factories.UserFactory)
+    public = await db_call(factories.TaskFactory, owner=other, priority=0, title="public")
+    mine = await db_call(factories.TaskFactory, owner=user, priority=1, title="mine")
+    due = await connect(user, application=consumer_app)
+    [due_connection] = get_hub().connections_of(user)
+    current = await connect(user, application=consumer_app)
+    event = f"{PUBLIC}.list"
+    for client in (due, current):
+        assert titles(await client.send_event(event, {})) == ["public", "mine"]
+    await settle()
+    due_connection.checked_at -= 3600  # as once USER_REFRESH_INTERVAL has passed
+    reads = AloneReads(delivery.read_alone)
+    monkeypatch.setattr(delivery, "read_alone", reads)
+    try:
+        mine.title = "mine x"
+        await db_call(mine.save)
+        assert titles(await current.receive_push(event)) == ["public", "mine x"]
+        assert await asyncio.to_thread(reads.first_read.wait, 10), "no refresh job read"
+        # Read for the due socket. Now the public task becomes the other user's own.
+        await db_call(Task.objects.filter(pk=public.pk).update, priority=2)
+        assert titles(await current.receive_push(event)) == ["mine x"]
+        reads.first_go.set()
+        # The job's next round (the frame held again by that write) waits before its read.
+        assert await asyncio.to_thread(reads.second_entered.wait, 10), "no second round"
+        mine.title = "mine y"
+        await db_call(mine.save)
+        assert titles(await current.receive_push(event)) == ["mine y"]
+    finally:
+        reads.release()
+    # The due socket is sent its reads in the order they were made: the one of "mine x"
+    # (as pushed to the other socket then), then the one after the write and "mine y".
+    assert titles(await due.receive_push(event)) == ["public", "mine x"]
+    assert titles(await due.receive_push(event)) == ["mine y"]
+    for client in (due, current):
+        await client.assert_nothing_more()
+        await client.close()
 
 
 # -- limits per user ----------------------------------------------------------------------------

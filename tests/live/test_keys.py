@@ -123,6 +123,20 @@ def test_a_kept_page_counts_its_encoded_size():
     assert row_state.size == 0
 
 
+def test_a_page_read_before_the_kept_one_is_never_kept_over_it():
+    """Evaluations of one key keep their pages from several threads (a refresh job reads
+    a key alone beside the stream's evaluations): the page read last is kept, whichever
+    finishes last, and an older one only adds its rows to those a change re-evaluates."""
+    state = KeyState(page_key(), object, None)
+    older, newer = state.ticket(), state.ticket()
+    assert state.keep_read(newer, 1, [{"id": 7}], [7], 40)
+    assert not state.keep_read(older, 2, [{"id": 6}, {"id": 7}], [6, 7], 80)
+    assert (state.page, state.size, state.version) == ((1, [{"id": 7}], [7]), 40, 1)
+    assert state.pks == {6, 7}
+    assert state.keep_read(state.ticket(), 0, [], [], 30)
+    assert (state.page, state.pks, state.version) == ((0, [], []), set(), 2)
+
+
 @pytest.mark.parametrize("data", [None, [], {"rows": "not a list"}, {"count": 1}, "x"])
 def test_data_that_is_not_a_page_keeps_only_the_row_keys(data):
     state = KeyState(page_key(), object, None)
