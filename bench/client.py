@@ -361,6 +361,7 @@ class Client:
             latencies_last: list[float] = []
             queries: list[int] = []
             pushes: list[int] = []
+            costs: list[dict[str, float]] = []
             missing = stray = 0
             for number in range(step["saves"]):
                 if case in ("row", "page"):
@@ -371,9 +372,11 @@ class Client:
                     # own_row: the row the owner retrieved; own_page: any row of its page.
                     pick = 0 if case == "own_row" else number % len(own[owner])
                     row, expected = own[owner][pick], [owner]
-                before = (await self.ahttp("/bench/queries/"))["queries"]
+                counts = await self.ahttp("/bench/queries/")
+                before = counts["queries"]
                 marks = [len(inbox.pushes) for inbox in inboxes]
                 name = f"scoped renamed {time.time_ns()} {number}"
+                own_cpu = time.process_time()
                 started = time.perf_counter()
                 await self.ahttp("/bench/save-scoped/", {"id": row, "name": name})
                 arrived = await asyncio.gather(
@@ -383,6 +386,7 @@ class Client:
                 missing += len(arrived) - len(received)
                 if received:
                     latencies_last.append(max(received) - started)
+                costs.append(save_costs(counts, await self.ahttp("/bench/queries/"), own_cpu))
                 after = await self.quiet_queries(step.get("settle", 0.5))
                 queries.append(after - before)
                 count = sum(
@@ -403,6 +407,11 @@ class Client:
             "subscribed": subscribed,
             "latency_last_ms": ms(statistics.median(latencies_last)) if latencies_last else None,
             "queries_per_save": statistics.median(queries),
+            **{
+                f"{name}_per_save": round(statistics.median(c[name] for c in costs), 1)
+                for name in ("server_cpu_ms", "gc_ms", "gc_full", "client_cpu_ms")
+                if costs
+            },
             "pushes_per_save": statistics.median(pushes),
             "pushes_expected": n if case in ("row", "page") else 1,
             "stray_pushes": stray,
@@ -914,6 +923,17 @@ def statement_diff(before: dict | None, after: dict | None, most: int = 16) -> d
     ran = {sql: count - before.get(sql, 0) for sql, count in after.items()}
     ordered = sorted(((c, sql) for sql, c in ran.items() if c > 0), reverse=True)
     return {sql: count for count, sql in ordered[:most]}
+
+
+def save_costs(before: dict, after: dict, own_cpu: float) -> dict[str, float]:
+    """What one save cost until its last push arrived: the server's CPU, its time in the
+    garbage collector and full collections, and this load generator's CPU (ms)."""
+    return {
+        "server_cpu_ms": (after["cpu"] - before["cpu"]) * 1000,
+        "gc_ms": (after["gc_seconds"] - before["gc_seconds"]) * 1000,
+        "gc_full": after["gc_full"] - before["gc_full"],
+        "client_cpu_ms": (time.process_time() - own_cpu) * 1000,
+    }
 
 
 def ms(seconds: float | None) -> float | None:

@@ -607,6 +607,7 @@ def scoped_section(add, scoped: list[dict]) -> None:
                     else:
                         cells += ["–"] * 3
                 add("| " + " | ".join(cells) + " |")
+        costs_table(add, here)
         add("")
         total = {k: sum(r.get(k) or 0 for r in here) for k in ("missing", "stray_pushes", "leaks")}
         add(
@@ -614,6 +615,33 @@ def scoped_section(add, scoped: list[dict]) -> None:
             f"{total['stray_pushes']}; pushes carrying another user's private row: {total['leaks']}."
         )
     add("")
+
+
+def costs_table(add, here: list[dict]) -> None:
+    """Where syncbind's saves at N ≥ 1,000 spent their time, until the last push."""
+    rows = [
+        r
+        for r in here
+        if r["contender"] == SYNCBIND and r["subscribers"] >= 1000 and "gc_ms_per_save" in r
+    ]
+    if not rows:
+        return
+    add("")
+    add(
+        "Where syncbind's time went, per save until its last push (medians): the server's "
+        "CPU (every thread), of which Python's cyclic garbage collector (and its full "
+        "collections), and the load generator's own CPU."
+    )
+    add("")
+    add("| case | N | server CPU ms | of which GC ms | full collections | load generator CPU ms |")
+    add("|---" * 6 + "|")
+    for case, name in SCOPED_CASES.items():
+        for row in sorted((r for r in rows if r["case"] == case), key=lambda r: r["subscribers"]):
+            add(
+                f"| {name} | {row['subscribers']:,} | {fmt(row['server_cpu_ms_per_save'], 1)} "
+                f"| {fmt(row['gc_ms_per_save'], 1)} | {fmt(row['gc_full_per_save'])} "
+                f"| {fmt(row['client_cpu_ms_per_save'], 1)} |"
+            )
 
 
 def capture_section(add, capture: list[dict]) -> None:

@@ -7,10 +7,16 @@ and looks at the change table whatever the clients do) are also counted
 apart, as ``reader``. With ``BENCH_SQL_DETAIL=1`` (the reconnect storm's
 servers) each statement's text is tallied too, so that a step can say which
 statements it ran (``/bench/queries/?statements=1``).
+
+It also adds up the time the process spends in Python's cyclic garbage collector
+(``gc.callbacks``) and counts its full collections, so that a step can say how
+much of the server's time went there.
 """
 
+import gc
 import os
 import threading
+import time
 from collections import Counter
 
 # syncbind._capture.follower names its reader threads so.
@@ -57,3 +63,24 @@ def statements() -> dict[str, int] | None:
     """Every statement's text (shortened) and how often it ran; None unless tallied."""
     with _lock:
         return None if _statements is None else dict(_statements)
+
+
+_gc = {"seconds": 0.0, "full": 0, "started": 0.0}
+
+
+def _on_gc(phase: str, info: dict) -> None:
+    # A collection runs under the GIL in the thread that triggered it: no two overlap.
+    if phase == "start":
+        _gc["started"] = time.perf_counter()
+        return
+    _gc["seconds"] += time.perf_counter() - _gc["started"]
+    if info.get("generation") == 2:
+        _gc["full"] += 1
+
+
+gc.callbacks.append(_on_gc)
+
+
+def gc_totals() -> tuple[float, int]:
+    """Seconds spent in the cyclic garbage collector so far, and full collections."""
+    return _gc["seconds"], int(_gc["full"])

@@ -14,9 +14,17 @@ from .models import Item, ScopedItem
 
 
 def queries(request: HttpRequest) -> JsonResponse:
-    """The statements run so far: all, and the change-capture reader's among them; with
-    ``?statements=1``, each statement's text and count too (``BENCH_SQL_DETAIL``)."""
-    body: dict = {"queries": counter.total(), "reader": counter.reader()}
+    """The statements run so far: all, and the change-capture reader's among them; the
+    process's CPU seconds and its time in the garbage collector; with ``?statements=1``,
+    each statement's text and count too (``BENCH_SQL_DETAIL``)."""
+    gc_seconds, gc_full = counter.gc_totals()
+    body: dict = {
+        "queries": counter.total(),
+        "reader": counter.reader(),
+        "gc_seconds": gc_seconds,
+        "gc_full": gc_full,
+        "cpu": time.process_time(),
+    }
     if request.GET.get("statements"):
         body["statements"] = counter.statements()
     return JsonResponse(body)
