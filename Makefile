@@ -56,9 +56,10 @@ format: install
 # fault scenarios, the bench's smoke run), each of which starts its own servers.
 test: lint test-sqlite test-services test-tail
 
-# The in-process suite runs on every core (pytest-xdist; each worker has its own test
-# database and Redis prefix, tests/settings.py). PARALLEL= runs it in one process.
-PARALLEL ?= -n auto
+# The in-process suite runs on every core (pytest-xdist, each file's tests on one worker,
+# so a module's fixtures are made once; each worker has its own test database and Redis
+# prefix, tests/settings.py). PARALLEL= runs it in one process.
+PARALLEL ?= -n auto --dist loadfile
 
 # The browser tests drive Debian's Chromium (Playwright cannot download its own here).
 chromium:
