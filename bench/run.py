@@ -1280,7 +1280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
-        "--quick", action="store_true", help="one round, short steps (about 8 minutes)"
+        "--quick", action="store_true", help="one round, short steps (over 10 minutes on 2 cores)"
     )
     size.add_argument("--smoke", action="store_true", help="the smallest run, to check the harness")
     parser.add_argument(
