@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, models, router
@@ -57,6 +57,7 @@ from syncbind.serializers import ModelSerializer
 from syncbind.settings import api_settings
 
 if TYPE_CHECKING:
+    from syncbind._bindings.request import Request
     from syncbind._live.subscriptions import Subscription
 
 logger = logging.getLogger("syncbind.live")
@@ -184,6 +185,16 @@ class BindingBase(DescribeMixin, Lifecycle):
     def get_event(cls, name: str) -> tuple[str, EventSpec] | None:
         return cls.events.get(name)
 
+    @classmethod
+    def for_action(cls, request: Request, action: str) -> Self:
+        """This binding for ``action`` of its stream, with no data, on ``request``'s
+        connection and user: what its permission classes and scoping hooks decide for
+        that action (a describe decided as a retrieve, a related stream's rows)."""
+        stream = cls.get_stream()
+        tag = request.message.tag if request.message.stream == stream else None
+        message = Message(event=join_event(stream, action, tag), stream=stream, action=action)
+        return cls(request=request.with_message(message), action=action)
+
     # -- data -------------------------------------------------------------------
     def get_queryset(self) -> models.QuerySet:
         """The rows ``self.request.user`` may read; called for every read, write and push.
@@ -290,10 +301,7 @@ class BindingBase(DescribeMixin, Lifecycle):
         """The rows of ``binding_class``'s stream this request's user may read: through
         every hook that scopes them, ``get_queryset()`` then ``filter_queryset()``, as
         for a ``list`` of that stream carrying no parameters (every page of it)."""
-        stream = binding_class.get_stream()
-        message = Message(event=join_event(stream, "list"), stream=stream, action="list")
-        request = self.request.with_message(message)
-        related = binding_class(request=request, action="list")
+        related = binding_class.for_action(self.request, "list")
         return related.filter_queryset(related._queryset())
 
     # -- lists --------------------------------------------------------------------

@@ -150,3 +150,41 @@ def test_the_base_hooks_are_called_directly_without_an_adapter(hook):
     method = getattr(SyncBinding, hook)
     assert not hasattr(method, "__wrapped__")
     assert method.__qualname__.endswith(f".{hook}")
+
+
+def test_for_action_is_the_binding_of_another_action_with_no_data_on_the_same_user():
+    # What describe's permission check, a description's "permitted" and related_rows()
+    # decide with: the tag stays on the binding's own stream, no data is carried over.
+    from django.contrib.auth.models import AnonymousUser
+
+    from syncbind._bindings.request import Request
+    from syncbind._wire.protocol import Message
+    from tests.testapp.bindings import ProjectBinding, TaskBinding
+
+    user = AnonymousUser()
+    message = Message(
+        event="testapp.Task.describe#t1",
+        stream=TASK,
+        action="describe",
+        tag="t1",
+        data={"id": 5},
+    )
+    request = Request(message, user=user)
+
+    retrieve = TaskBinding.for_action(request, "retrieve")
+    assert type(retrieve) is TaskBinding
+    assert (retrieve.action, retrieve.request.event, retrieve.request.data) == (
+        "retrieve",
+        "testapp.Task.retrieve#t1",
+        {},
+    )
+    assert retrieve.request.user is user
+
+    related = ProjectBinding.for_action(request, "list")
+    assert type(related) is ProjectBinding
+    assert (related.request.stream, related.request.event, related.request.tag) == (
+        "testapp.Project",
+        "testapp.Project.list",
+        None,
+    )
+    assert related.request.user is user

@@ -10,7 +10,6 @@ messages) differs by path; what is decided does not.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 from syncbind.exceptions import AuthenticationFailed, SyncbindError
@@ -34,7 +33,9 @@ def authorize(binding: Binding, request: Request, obj: Any = NO_ROW) -> None:
     if connection is not None and not connection.valid:
         raise AuthenticationFailed("Your credentials are no longer valid; connect again.")
     if binding.action == DESCRIBE:
-        binding, request = _as_retrieve(binding, request)
+        # What custom permission classes see for a describe: a retrieve with no data.
+        binding = type(binding).for_action(request, "retrieve")
+        request = binding.request
     binding.check_permissions(request)
     if obj is not NO_ROW:
         binding.check_object_permissions(request, obj)
@@ -47,13 +48,3 @@ def permits(binding: Binding, request: Request, obj: Any = NO_ROW) -> bool:
     except SyncbindError:
         return False
     return True
-
-
-def _as_retrieve(binding: Binding, request: Request) -> tuple[Binding, Request]:
-    """The binding and request of a ``retrieve`` with no data, for the connection
-    that asked ``describe``: what custom permission classes then see."""
-    message = request.message
-    message = replace(message, event=message.event_for("retrieve"), action="retrieve", data={})
-    retrieve_request = request.with_message(message)
-    binding_class: Any = type(binding)
-    return binding_class(request=retrieve_request, action="retrieve"), retrieve_request

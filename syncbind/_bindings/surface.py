@@ -21,7 +21,7 @@ implement it. At run time the parts derive from ``object``: nothing here runs.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 
 from django.db import models
 
@@ -47,6 +47,8 @@ class Binding(Protocol):
     def get_stream(cls) -> str: ...
     @classmethod
     def get_event(cls, name: str) -> tuple[str, EventSpec] | None: ...
+    @classmethod
+    def for_action(cls, request: Request, action: str) -> Self: ...
 
     # -- data (syncbind.bindings) ------------------------------------------------
     def get_queryset(self) -> models.QuerySet: ...

@@ -356,11 +356,9 @@ def _permitted(binding: BindingBase, name: str) -> bool:
     permissions aside: they are decided per row)."""
     if name == DESCRIBE:
         return True  # this very request was let through
-    stream = binding.get_stream()
-    message = Message(event=join_event(stream, name), stream=stream, action=name)
-    request = binding.request.with_message(message)
+    other = type(binding).for_action(binding.request, name)
     try:
-        type(binding)(request=request, action=name).check_permissions(request)
+        other.check_permissions(other.request)
     except SyncbindError:
         return False
     return True
