@@ -12,7 +12,7 @@ help:
 	@echo "make demo-edit - with the demo running, change a product from another process (PORT=... as for make demo)"
 	@echo "make test   - install the test tools and run the whole suite"
 	@echo "make test-unit - only the tests marked unit: no database, no server (tests/README.md)"
-	@echo "make bench  - benchmark syncbind against its peers (QUICK=1: over 10 minutes)"
+	@echo "make bench  - benchmark syncbind against its peers (QUICK=1: under 10 minutes)"
 	@echo "make dist   - build the sdist and wheel into dist/ and check them"
 	@echo "make test-matrix - the SQLite suite on Django 6.0 (Python 3.12) and 6.1 (Python 3.13)"
 

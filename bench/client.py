@@ -671,28 +671,8 @@ class Client:
             raise failures[0]
         auth = await self.authentication(n, step["settle"])
         storm = served(after) - served(before)
-        verdicts = [o.message.get("resume") for o in done]
-        latencies = [o.replied - started for o in done]
-
-        def spread(values: list[float], name: str) -> dict:
-            return {
-                f"{name}_p50_ms": ms(percentile(values, 0.50)),
-                f"{name}_p95_ms": ms(percentile(values, 0.95)),
-            }
-
         return {
-            "unchanged": verdicts.count("unchanged"),
-            "changed": verdicts.count("changed"),
-            "expired": verdicts.count("expired"),
-            "versions_held": len(set(versions)) if versions else None,
-            # From the storm's start (every client reconnecting at once) to each reply.
-            "p50_ms": ms(percentile(latencies, 0.50)),
-            "p95_ms": ms(percentile(latencies, 0.95)),
-            "max_ms": ms(max(latencies)),
-            # Of which: until the handshake was done, and from the request to its reply.
-            **spread([o.connected - started for o in done], "connect"),
-            **spread([o.replied - o.connected for o in done], "request"),
-            "bytes": sum(o.size for o in done),
+            **storm_replies(done, started, versions),
             "queries_total": storm,
             "auth_queries_per_connection": auth,
             "queries": round(storm - auth * n, 1),
@@ -703,7 +683,6 @@ class Client:
             # (every thread), and the load generator's own.
             "server_cpu_ms": ms(cpu),
             "client_cpu_ms": ms(own_cpu),
-            "errors": sum(1 for o in done if not storm_reply_ok(o.message)),
         }
 
     async def reconnect_all(self, step: dict) -> tuple[float, float, list]:
@@ -731,24 +710,7 @@ class Client:
         failures = [o for o in outcomes if isinstance(o, BaseException)]
         if failures:
             raise failures[0]
-        verdicts = [o.message.get("resume") for o in done]
-        latencies = [o.replied - started for o in done]
-        connected = [o.connected - started for o in done]
-        return {
-            "unchanged": verdicts.count("unchanged"),
-            "changed": verdicts.count("changed"),
-            "expired": verdicts.count("expired"),
-            "versions_held": len(set(versions)) if versions else None,
-            "p50_ms": ms(percentile(latencies, 0.50)),
-            "p95_ms": ms(percentile(latencies, 0.95)),
-            "max_ms": ms(max(latencies)),
-            "connect_p50_ms": ms(percentile(connected, 0.50)),
-            "connect_p95_ms": ms(percentile(connected, 0.95)),
-            "request_p95_ms": ms(percentile([o.replied - o.connected for o in done], 0.95)),
-            "bytes": sum(o.size for o in done),
-            "client_cpu_ms": ms(own_cpu),
-            "errors": sum(1 for o in done if not storm_reply_ok(o.message)),
-        }
+        return {**storm_replies(done, started, versions), "client_cpu_ms": ms(own_cpu)}
 
     async def reconnect(self, read: tuple[str, Any], version: str | None) -> Reconnected:
         """Connect, send the subscribing read (with ``version``: a resume), read the reply."""
@@ -904,6 +866,35 @@ class Inbox:
 def served(counts: dict) -> int:
     """The statements of the server's request threads: all but the capture reader's."""
     return counts["queries"] - counts["reader"]
+
+
+def storm_replies(done: list, started: float, versions: list[str] | None) -> dict:
+    """What a storm step reports of its replies: the resume verdicts; the times from
+    the storm's start (every client reconnecting at once) to each reply, and their
+    parts (until the handshake was done, and from the request to its reply); the bytes
+    and the errors."""
+    verdicts = [o.message.get("resume") for o in done]
+    latencies = [o.replied - started for o in done]
+
+    def spread(values: list[float], name: str) -> dict:
+        return {
+            f"{name}_p50_ms": ms(percentile(values, 0.50)),
+            f"{name}_p95_ms": ms(percentile(values, 0.95)),
+        }
+
+    return {
+        "unchanged": verdicts.count("unchanged"),
+        "changed": verdicts.count("changed"),
+        "expired": verdicts.count("expired"),
+        "versions_held": len(set(versions)) if versions else None,
+        "p50_ms": ms(percentile(latencies, 0.50)),
+        "p95_ms": ms(percentile(latencies, 0.95)),
+        "max_ms": ms(max(latencies)),
+        **spread([o.connected - started for o in done], "connect"),
+        **spread([o.replied - o.connected for o in done], "request"),
+        "bytes": sum(o.size for o in done),
+        "errors": sum(1 for o in done if not storm_reply_ok(o.message)),
+    }
 
 
 def storm_reply_ok(message: dict) -> bool:

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -107,9 +108,6 @@ class Plan:
     # fresh connection per user and case); see Client.scoped_connections. Within
     # SCOPED_USER_REFRESH: no user is re-read while its connection is reused.
     scoped_reuse: float = 1800.0
-    # The cases run past N = SCOPED_PEER_LIMIT (None: all): quick mode keeps (c) and (d),
-    # whose cost does not grow with N, to N = 1,000, to stay within 10 minutes.
-    scoped_large_cases: list[str] | None = None
     # Seconds the idle connections stay open before the second reading.
     memory_settle: float = 2.0
     # The scenario whose every statement waits: the wait (seconds) and the connections.
@@ -170,8 +168,8 @@ FULL = Plan(
 MODES = {
     "full": FULL,
     # Every scenario once, with short steps, at full size but for the reconnect storm's
-    # 200 clients and the scoped fan-out's (c) and (d) at N = 10,000: about 10 minutes
-    # on 2 cores, of which the scoped fan-out's 10,000 connections take about 3.
+    # 200 clients and the scoped fan-out, which stops at N = 1,000: under 10 minutes on
+    # 2 cores (bench/README.md gives where its time goes).
     "quick": replace(
         FULL,
         rounds=1,
@@ -180,10 +178,10 @@ MODES = {
         fanout_saves=2,
         fanout_settle=0.2,
         memory_settle=1.0,
-        # One save per case, and the users' connections reused between cases:
-        # opening and subscribing 1,000 of them is most of the time.
-        scoped_subscribers=[10, 1000, 10_000],
-        scoped_large_cases=["row", "page"],
+        # One save per case, and the users' connections reused between cases: opening
+        # and subscribing them is most of the time. N = 10,000 is the full run's alone
+        # (bench/README.md says what it cost a quick run).
+        scoped_subscribers=[10, 1000],
         scoped_saves=1,
         scoped_settle=0.2,
         capture_rounds=3,
@@ -686,6 +684,7 @@ class Run:
             "storm": [],
             "skipped": [],
         }
+        self.sections: list[dict] = []
 
     def configs(self) -> list[tuple[str, str, list[str]]]:
         """(db, layer, what it measures) in the order they run, on the backends that answer.
@@ -748,6 +747,7 @@ class Run:
         finally:
             self.backends.cleanup()
         self.results["meta"] = describe(self.mode, self.plan, time.time() - started)
+        self.results["meta"]["sections"] = self.sections
         self.results["meta"]["log_dir"] = str(self.log_dir)
         self.results["meta"]["open_files"] = open_files
         return self.results
@@ -802,15 +802,28 @@ class Run:
         return path.name
 
     def run_config(self, db: str, layer: str, measures: list[str]) -> None:
-        shared = [m for m in measures if m not in ("delay", "capture", "storm")]
-        if shared:
-            self.run_shared(db, layer, shared)
-        if "delay" in measures:
-            self.run_delay(db, layer)
-        if "capture" in measures:
-            self.run_capture(db, layer)
-        if "storm" in measures:
-            self.run_storm(db, layer)
+        shared = [m for m in measures if m not in ("scoped", "delay", "capture", "storm")]
+        parts: list[tuple[list[str], Callable[[str, str], None]]] = [
+            (shared, lambda db, layer: self.run_shared(db, layer, shared)),
+            (["scoped"], self.run_scoped),
+            (["delay"], self.run_delay),
+            (["capture"], self.run_capture),
+            (["storm"], self.run_storm),
+        ]
+        for names, run in parts:
+            if not any(name in measures for name in names):
+                continue
+            started = time.monotonic()
+            run(db, layer)
+            # Where a run's wall time goes: what a smaller plan (quick mode) must cut.
+            self.sections.append(
+                {
+                    "db": db,
+                    "layer": layer,
+                    "scenarios": [n for n in names if n in measures],
+                    "seconds": round(time.monotonic() - started, 1),
+                }
+            )
 
     def run_shared(self, db: str, layer: str, measures: list[str]) -> None:
         """The scenarios whose servers share the run's main database."""
@@ -863,9 +876,6 @@ class Run:
         finally:
             for server in servers.values():
                 server.stop()
-        # Once the other servers are gone: their idle wake-ups would share the machine.
-        if "scoped" in measures:
-            self.run_scoped(data, db, layer)
 
     def run_requests(self, servers, data, db, layer, measures) -> None:
         p = self.plan
@@ -970,9 +980,11 @@ class Run:
                             flush=True,
                         )
 
-    def run_scoped(self, data, db, layer) -> None:
+    def run_scoped(self, db: str, layer: str) -> None:
         """Each contender on a server process of its own (SCOPED_USER_REFRESH), one after
-        the other: at 10,000 connections, nothing else should share the machine."""
+        the other: at 10,000 connections, nothing else should share the machine (so after
+        the shared servers are gone: their idle wake-ups would share it)."""
+        data = self.backends.prepare(db, max(self.plan.scoped_subscribers))
         env = {
             **self.backends.env(db, layer),
             "BENCH_USER_REFRESH_INTERVAL": str(SCOPED_USER_REFRESH),
@@ -1003,7 +1015,7 @@ class Run:
             }
             for n in p.scoped_subscribers
             for case in SCOPED_CASES
-            if case in CONTENDERS[name].scoped_cases and self.scoped_takes(name, case, n)
+            if case in CONTENDERS[name].scoped_cases and self.scoped_takes(name, n)
         ]
         for result, details in drive(server, data, steps):
             row = self.record("scoped", server, db, layer, result, details)
@@ -1016,13 +1028,10 @@ class Run:
                     flush=True,
                 )
 
-    def scoped_takes(self, name: str, case: str, n: int) -> bool:
-        """Whether contender ``name`` runs ``case`` at N = ``n`` (SCOPED_PEER_LIMIT and
-        ``Plan.scoped_large_cases`` bound what runs past N = 1,000)."""
-        if n <= SCOPED_PEER_LIMIT:
-            return True
-        large = self.plan.scoped_large_cases
-        return name.startswith("syncbind") and (large is None or case in large)
+    def scoped_takes(self, name: str, n: int) -> bool:
+        """Whether contender ``name`` runs at N = ``n``: past SCOPED_PEER_LIMIT only
+        syncbind's do."""
+        return n <= SCOPED_PEER_LIMIT or name.startswith("syncbind")
 
     def run_capture(self, db: str, layer: str) -> None:
         """Change capture: writes timed with the triggers and without (bench.capture), then
@@ -1280,7 +1289,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
-        "--quick", action="store_true", help="one round, short steps (over 10 minutes on 2 cores)"
+        "--quick", action="store_true", help="one round, short steps (under 10 minutes on 2 cores)"
     )
     size.add_argument("--smoke", action="store_true", help="the smallest run, to check the harness")
     parser.add_argument(

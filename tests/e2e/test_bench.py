@@ -184,6 +184,22 @@ def test_the_run_is_written_out(smoke_run):
         assert f"]({chart})" in markdown
 
 
+@pytest.mark.timeout(600)
+def test_the_run_records_where_its_wall_time_went(smoke_run):
+    # Each part of the run, timed where it ran: what a smaller plan (quick mode) must cut.
+    _, _, out, results = smoke_run
+    meta = results["meta"]
+    sections = meta["sections"]
+    for scenario in report.SCENARIO_NAMES:
+        measured = {(row["db"], row["layer"]) for row in results[scenario]}
+        timed = {(p["db"], p["layer"]) for p in sections if scenario in p["scenarios"]}
+        assert measured == timed, scenario
+    assert all(part["seconds"] > 0 for part in sections), sections
+    assert sum(part["seconds"] for part in sections) <= meta["seconds"] + 0.1 * len(sections)
+    header = (out / "BENCHMARKS.md").read_text()
+    assert f"- Wall time by part: {report.sections_note(sections)}." in header
+
+
 def capture_rows(smoke_run, measure: str) -> list[dict]:
     """The smoke run's change-capture rows of ``measure``, all on this run's database."""
     db, layers, _, results = smoke_run
