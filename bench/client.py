@@ -360,6 +360,7 @@ class Client:
             ]
             latencies_last: list[float] = []
             queries: list[int] = []
+            statements: dict[str, int] = {}
             pushes: list[int] = []
             costs: list[dict[str, float]] = []
             missing = stray = 0
@@ -372,7 +373,7 @@ class Client:
                     # own_row: the row the owner retrieved; own_page: any row of its page.
                     pick = 0 if case == "own_row" else number % len(own[owner])
                     row, expected = own[owner][pick], [owner]
-                counts = await self.ahttp("/bench/queries/")
+                counts = await self.counts(statements=True)
                 before = counts["queries"]
                 marks = [len(inbox.pushes) for inbox in inboxes]
                 name = f"scoped renamed {time.time_ns()} {number}"
@@ -387,8 +388,11 @@ class Client:
                 if received:
                     latencies_last.append(max(received) - started)
                 costs.append(save_costs(counts, await self.ahttp("/bench/queries/"), own_cpu))
-                after = await self.quiet_queries(step.get("settle", 0.5))
-                queries.append(after - before)
+                quiet = await self.quiet_counts(step.get("settle", 0.5), statements=True)
+                queries.append(quiet["queries"] - before)
+                if queries[-1] == max(queries):
+                    # The costliest save's statements: what a count that grows ran.
+                    statements = statement_diff(counts.get("statements"), quiet.get("statements"))
                 count = sum(
                     len(inbox.pushes) - mark for inbox, mark in zip(inboxes, marks, strict=True)
                 )
@@ -413,6 +417,7 @@ class Client:
                 if costs
             },
             "pushes_per_save": statistics.median(pushes),
+            "statements": statements,
             "pushes_expected": n if case in ("row", "page") else 1,
             "stray_pushes": stray,
             "leaks": sum(inbox.leaks for inbox in inboxes),
@@ -492,22 +497,6 @@ class Client:
         except Exception:  # noqa: BLE001 - the connection broke: counted, not raised
             inbox.closed = True
         inbox.arrived.set()
-
-    async def quiet_queries(self, settle: float) -> int:
-        """The server's query count once it has stopped changing for ``settle`` seconds.
-
-        After the last expected push the server may still evaluate other
-        subscriptions (a per-user page for each user): wait for those too.
-        """
-        last = (await self.ahttp("/bench/queries/"))["queries"]
-        deadline = time.perf_counter() + PUSH_TIMEOUT
-        while time.perf_counter() < deadline:
-            await asyncio.sleep(settle)
-            current = (await self.ahttp("/bench/queries/"))["queries"]
-            if current == last:
-                break
-            last = current
-        return last
 
     async def capture(self, step: dict) -> dict:
         target = self.spec["capture"]
@@ -745,10 +734,11 @@ class Client:
             for ws in warm:
                 await self.call(ws, "retrieve", self.item_ids[0])
             await asyncio.sleep(0.5)
-            before = (await self.ahttp("/bench/memory/"))["rss"]
+            before = (await self.ahttp("/bench/memory/?mark=1"))["rss"]
             sockets = await self.open_many(step["connections"])
             await asyncio.sleep(step.get("settle", 2.0))
-            after = (await self.ahttp("/bench/memory/"))["rss"]
+            measured = await self.ahttp("/bench/memory/")
+            after = measured["rss"]
             # Still open and answering after the measurement.
             alive = sum(1 for ws in sockets if ws.state.name == "OPEN")
         finally:
@@ -757,6 +747,9 @@ class Client:
             "rss_before": before,
             "rss_after": after,
             "per_connection_bytes": (after - before) / step["connections"],
+            # A server run under PYTHONTRACEMALLOC: where the memory of the connections
+            # was allocated (a profile; its figures include tracing's own cost).
+            **({"allocations": measured["allocations"]} if "allocations" in measured else {}),
             "open": alive,
             "errors": step["connections"] - alive,
         }

@@ -988,6 +988,9 @@ class Run:
         env = {
             **self.backends.env(db, layer),
             "BENCH_USER_REFRESH_INTERVAL": str(SCOPED_USER_REFRESH),
+            # Each statement's text, for the costliest save of each case (its row's
+            # ``statements``).
+            "BENCH_SQL_DETAIL": "1",
         }
         for name in SCOPED_CONTENDERS:
             if self.plan.contenders and name not in self.plan.contenders:

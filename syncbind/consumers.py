@@ -19,6 +19,7 @@ handshake; the protocol lives in :mod:`syncbind._transport.core`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import threading
 from collections.abc import Callable
@@ -29,7 +30,6 @@ from channels.consumer import get_handler_name
 from channels.exceptions import AcceptConnection, DenyConnection, StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
-from channels.utils import await_many_dispatch
 
 from syncbind._auth.connection import Connection, open_websocket
 from syncbind._bindings.lifecycle import awaited
@@ -82,15 +82,44 @@ class _Transport(AsyncWebsocketConsumer):
         self.base_send = self._outbox.aput
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self._channel: str | None = None
+        # Done when the channel is first used: the receive loop then reads it too.
+        self._channel_wanted: asyncio.Future[None] | None = None
         if self.channel_layer is not None:
             self._channel = await self.channel_layer.new_channel()
-        self._channel_used = asyncio.Event()
+            self._channel_wanted = self.loop.create_future()
         try:
-            await await_many_dispatch([receive, self._channel_receive], self.dispatch)
+            await self._receive_loop(receive)
         except StopConsumer:
             pass
         finally:
             await self._outbox.aclose()
+
+    async def _receive_loop(self, receive: Callable[[], Any]) -> None:
+        """Channels' ``await_many_dispatch``: one message at a time, from the socket
+        and, once it is used, this consumer's channel. Until then an idle socket
+        waits on one receive, not two (a task and its frames per connection)."""
+        sources: list[Callable[[], Any]] = [receive]
+        tasks = [asyncio.ensure_future(receive())]
+        wanted = self._channel_wanted
+        try:
+            while True:
+                waiting: list[asyncio.Future[Any]] = [*tasks]
+                if wanted is not None:
+                    waiting.append(wanted)
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if wanted is not None and wanted.done():
+                    wanted = None
+                    sources.append(self._channel_receive)
+                    tasks.append(asyncio.ensure_future(self._channel_receive()))
+                for i, task in enumerate(tasks):
+                    if task.done():
+                        await self.dispatch(task.result())
+                        tasks[i] = asyncio.ensure_future(sources[i]())
+        finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     @property
     def channel_name(self) -> str:
@@ -98,15 +127,19 @@ class _Transport(AsyncWebsocketConsumer):
         starts when it is first read, e.g. by ``group_add``."""
         if self._channel is None:
             raise AttributeError("This consumer has no channel layer (channel_layer_alias).")
-        if not self._channel_used.is_set():
+        if self._channel_wanted is not None and not self._channel_wanted.done():
             if threading.get_ident() == self._loop_thread:
-                self._channel_used.set()
+                self._want_channel()
             else:
-                self.loop.call_soon_threadsafe(self._channel_used.set)
+                self.loop.call_soon_threadsafe(self._want_channel)
         return self._channel
 
+    def _want_channel(self) -> None:
+        wanted = self._channel_wanted
+        if wanted is not None and not wanted.done():
+            wanted.set_result(None)
+
     async def _channel_receive(self) -> dict[str, Any]:
-        await self._channel_used.wait()
         assert self.channel_layer is not None and self._channel is not None
         return await self.channel_layer.receive(self._channel)
 

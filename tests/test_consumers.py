@@ -218,6 +218,33 @@ async def test_a_channels_tutorial_consumer_keeps_working_beside_the_bindings(su
     await alice.close()
 
 
+def _tasks_running(*names: str) -> list[str]:
+    """The qualified names of the coroutines of the loop's tasks among ``names``."""
+    running = (task.get_coro().__qualname__ for task in asyncio.all_tasks())
+    return sorted(name for name in running if name in names)
+
+
+IDLE_TASKS = ("Outbox._write", "_Transport._channel_receive")
+
+
+@pytest.mark.parametrize("consumer", [BindingConsumer, AsyncBindingConsumer])
+async def test_an_idle_connection_keeps_no_writer_and_no_channel_receive(superuser, consumer):
+    # What an idle socket costs in memory (BENCHMARKS.md): its frames written, no task
+    # waits on its empty outbox, and none on a channel it never used.
+    async with connect(superuser, application=consumer.as_asgi()) as client:
+        assert "data" in await client.send_event("testapp.Product.ping")
+        await settle()
+        assert _tasks_running(*IDLE_TASKS) == []
+
+
+async def test_a_consumer_that_uses_its_channel_receives_from_it(superuser):
+    async with connect(superuser, application=chat_app(), path="/ws/chat/lobby/") as client:
+        await settle()
+        assert _tasks_running(*IDLE_TASKS) == ["_Transport._channel_receive"]
+        await client.send_raw(json.dumps({"message": "hello"}))
+        assert await client.receive() == {"message": "hello"}
+
+
 @pytest.mark.parametrize("consumer", [BindingConsumer, AsyncBindingConsumer])
 async def test_a_frame_naming_no_event_is_refused_when_nothing_takes_it(superuser, consumer):
     async with connect(superuser, application=consumer.as_asgi()) as client:

@@ -5,12 +5,16 @@ import gc
 import json
 import os
 import time
+import tracemalloc
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from . import counter
 from .models import Item, ScopedItem
+
+# The lines of a memory profile (``/bench/memory/`` under PYTHONTRACEMALLOC).
+ALLOCATION_LINES = 25
 
 
 def queries(request: HttpRequest) -> JsonResponse:
@@ -43,9 +47,35 @@ def rss_bytes() -> int:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
+# The snapshot ``/bench/memory/?mark=1`` took, when tracemalloc traces (PYTHONTRACEMALLOC).
+_marked: list[tracemalloc.Snapshot] = []
+
+
 def memory(request: HttpRequest) -> JsonResponse:
+    """The process's resident memory; under PYTHONTRACEMALLOC (a profile, not a
+    measurement: tracing costs memory of its own), also where the memory allocated
+    since ``?mark=1`` was allocated, the largest lines first."""
     gc.collect()
-    return JsonResponse({"rss": rss_bytes(), "pid": os.getpid()})
+    body: dict = {"rss": rss_bytes(), "pid": os.getpid()}
+    if tracemalloc.is_tracing():
+        snapshot = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)]
+        )
+        if _marked:
+            body["allocations"] = {
+                by: [
+                    {
+                        "where": str(stat.traceback[0]),
+                        "bytes": stat.size_diff,
+                        "blocks": stat.count_diff,
+                    }
+                    for stat in snapshot.compare_to(_marked[-1], by)[:ALLOCATION_LINES]
+                ]
+                for by in ("filename", "lineno")
+            }
+        if request.GET.get("mark"):
+            _marked[:] = [snapshot]
+    return JsonResponse(body)
 
 
 @csrf_exempt

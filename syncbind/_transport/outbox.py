@@ -29,7 +29,13 @@ def _size(message: dict[str, Any]) -> int:
 
 
 class Outbox:
-    """A bounded FIFO of ASGI send messages and the task that writes them."""
+    """A bounded FIFO of ASGI send messages, and the task that writes them while any
+    are queued.
+
+    An idle connection keeps no writer task and no held queue: with thousands of
+    sockets open, those are most of what a connection costs beside the server's own
+    (BENCHMARKS.md, memory per idle connection).
+    """
 
     def __init__(
         self, send: Callable[[dict[str, Any]], Coroutine[Any, Any, None]], max_bytes: int
@@ -37,13 +43,13 @@ class Outbox:
         self._send = send
         self._max_bytes = max_bytes
         self._queue: deque[dict[str, Any]] = deque()
-        # Pushes queued while a reply is being made, sent right after it.
-        self._held: deque[dict[str, Any]] = deque()
+        # Pushes queued while a reply is being made, sent right after it (None: none).
+        self._held: deque[dict[str, Any]] | None = None
         self._holding = 0
         self._bytes = 0
-        self._wakeup = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        self._task = self._loop.create_task(self._write(), name="syncbind-outbox")
+        # Writing what is queued; None once the queue is empty (put() starts another).
+        self._task: asyncio.Task[None] | None = None
         self.closed = False
         self._sending = False
 
@@ -55,7 +61,7 @@ class Outbox:
     def put(self, message: dict[str, Any]) -> None:
         """Queue a message (on the event loop). Never blocks."""
         self._add(self._queue, message)
-        self._wakeup.set()
+        self._write_soon()
 
     async def aput(self, message: dict[str, Any]) -> None:
         """``put`` as an ASGI-style async send callable."""
@@ -65,6 +71,8 @@ class Outbox:
         """Queue a push (on the event loop): behind the reply being made, if any."""
         message = {"type": "websocket.send", "text": text}
         if self._holding:
+            if self._held is None:
+                self._held = deque()
             self._add(self._held, message)
         else:
             self.put(message)
@@ -87,19 +95,29 @@ class Outbox:
     def release(self) -> None:
         """The reply is queued: the pushes held behind it follow it (on the loop)."""
         self._holding -= 1
-        if not self._holding and self._held:
+        if not self._holding and self._held is not None:
             self._queue.extend(self._held)
-            self._held.clear()
-            self._wakeup.set()
+            self._held = None
+            self._write_soon()
+
+    def _write_soon(self) -> None:
+        # One writer at a time, so frames go out in the order they were queued. It
+        # stops only when it finds the queue empty, and nothing is queued between that
+        # check and its end (both run on the loop without awaiting).
+        if self._task is None and self._queue and not self.closed:
+            self._task = self._loop.create_task(self._write(), name="syncbind-outbox")
+
+    def _drop(self) -> None:
+        self.closed = True
+        self._queue.clear()
+        self._held = None
+        self._bytes = 0
 
     def _overflow(self) -> None:
         logger.warning(
             "Closing a WebSocket whose client does not read: over %d bytes waiting", self._max_bytes
         )
-        self.closed = True
-        self._queue.clear()
-        self._held.clear()
-        self._bytes = 0
+        self._drop()
         # The writer may be stuck in a send the client never drains: close beside it.
         self._loop.create_task(
             self._send(
@@ -112,9 +130,7 @@ class Outbox:
         )
 
     async def _write(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
+        try:
             while self._queue:
                 message = self._queue.popleft()
                 self._bytes -= _size(message)
@@ -124,21 +140,22 @@ class Outbox:
                 except Exception:
                     # The socket is gone; the consumer's disconnect cleans up.
                     logger.debug("WebSocket send failed; dropping the outbox", exc_info=True)
-                    self.closed = True
-                    self._queue.clear()
-                    self._held.clear()
-                    self._bytes = 0
+                    self._drop()
                     return
                 finally:
                     self._sending = False
+        finally:
+            self._task = None
 
     async def aclose(self, timeout: float = 1.0) -> None:
         """Let queued frames go out, the one being written included (within
         ``timeout``), then stop the writer."""
         deadline = self._loop.time() + timeout
-        while not self.idle and not self._task.done() and self._loop.time() < deadline:
+        while not self.idle and self._task is not None and self._loop.time() < deadline:
             await asyncio.sleep(0.01)
         self.closed = True
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._task
+        task = self._task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -140,6 +140,10 @@ def test_scoped_fanout_every_user_subscribes_and_hears_of_shared_rows(smoke_run)
         assert row["errors"] == row["missing"] == row["closed"] == row["leaks"] == 0, row
         # The save's own SELECT and UPDATE at least, counted in the server.
         assert row["queries_per_save"] >= 2, row
+        # The costliest save's statements, each as often as it ran: an UPDATE among them.
+        ran = row["statements"]
+        assert sum(ran.values()) >= row["queries_per_save"], row
+        assert any(sql.startswith("UPDATE") for sql in ran), row
         assert row["latency_last_ms"] > 0, row
         if row["case"] in ("row", "page"):
             assert row["pushes_expected"] == n, row
