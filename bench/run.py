@@ -228,6 +228,10 @@ MODES = {
 # -- servers ------------------------------------------------------------------
 
 
+# How many ports a server tries when the one it chose was taken before it bound it.
+PORT_ATTEMPTS = 3
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -257,7 +261,14 @@ class Server:
             part for part in ["server", contender, env["BENCH_DB"], env["BENCH_LAYER"], tag] if part
         )
         self.log_path = log_dir / f"{stem}.log"
-        server_env = {**os.environ, **env, "BENCH_CONTENDER": contender, **dict(self.contender.env)}
+        self.env = {**os.environ, **env, "BENCH_CONTENDER": contender, **dict(self.contender.env)}
+        self.workers = workers
+        # A port of its own choosing may be taken by another process before the server
+        # binds it: then it starts again on another (see wait_ready).
+        self.moves = PORT_ATTEMPTS - 1 if port else 0
+        self.start()
+
+    def start(self) -> None:
         self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [
@@ -270,7 +281,7 @@ class Server:
                 "--port",
                 str(self.port),
                 "--workers",
-                str(workers),
+                str(self.workers),
                 "--lifespan",
                 "off",
                 "--log-level",
@@ -278,7 +289,7 @@ class Server:
                 "--no-access-log",
             ],
             cwd=ROOT,
-            env=server_env,
+            env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
@@ -296,8 +307,14 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                self.failed = f"server did not start (exit code {self.process.returncode})"
                 last = self.last_log_line()
+                if "address already in use" in self.log_tail() and self.moves < PORT_ATTEMPTS - 1:
+                    self.moves += 1
+                    self.log.close()
+                    self.port = free_port()
+                    self.start()
+                    continue
+                self.failed = f"server did not start (exit code {self.process.returncode})"
                 if last:
                     self.failed += f": {last}"
                 return False

@@ -8,6 +8,7 @@ that the run is written out (JSON, BENCHMARKS.md, charts), so that
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -799,3 +800,30 @@ def test_a_failed_row_is_rendered_as_failed():
         "fan-out: last-subscriber latency at N = 1,000 ≤ ⅓ of DCRF's instance subscription"
     ]
     assert latency == ("redis, N = 1000: not judged (peer failed)", None)
+
+
+@pytest.mark.timeout(120)
+def test_a_server_whose_port_was_taken_before_it_bound_starts_on_another(tmp_path, monkeypatch):
+    # The port was free when chosen; another process bound it first (a server starting
+    # beside it, a client's ephemeral port). The run must not record that as a failure.
+    from bench import run
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        chosen = iter([busy])
+        free = run.free_port
+        monkeypatch.setattr(run, "free_port", lambda: next(chosen, None) or free())
+        env = {
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "BENCH_DB": "sqlite",
+            "BENCH_LAYER": "memory",
+        }
+        server = run.Server("echo", env, tmp_path)
+        try:
+            assert server.wait_ready(), server.failed
+            assert server.port != busy
+            assert server.moves == 1
+        finally:
+            server.stop()
