@@ -237,20 +237,13 @@ async def test_an_idle_connection_keeps_no_writer_and_no_channel_receive(superus
         assert _tasks_running(*IDLE_TASKS) == []
 
 
-async def _within_turns(condition, turns: int = 100) -> bool:
-    """Whether ``condition()`` holds within ``turns`` turns of the event loop."""
-    for _ in range(turns):
-        if condition():
-            return True
-        await asyncio.sleep(0)
-    return condition()
-
-
 async def test_a_consumer_that_uses_its_channel_receives_from_it(superuser):
     async with connect(superuser, application=chat_app(), path="/ws/chat/lobby/") as client:
-        # Its connect() read channel_name in a worker: the receive starts on the loop.
-        wanted = ["_Transport._channel_receive"]
-        assert await _within_turns(lambda: _tasks_running(*IDLE_TASKS) == wanted)
+        # Its connect() read channel_name in a worker; the socket's next message is
+        # taken only once connect() has returned, and after the channel's receive began.
+        assert "data" in await client.send_event("testapp.Product.ping")
+        await settle()
+        assert _tasks_running(*IDLE_TASKS) == ["_Transport._channel_receive"]
         await client.send_raw(json.dumps({"message": "hello"}))
         assert await client.receive() == {"message": "hello"}
 
