@@ -308,7 +308,7 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 last = self.last_log_line()
-                if "address already in use" in self.log_tail() and self.moves < PORT_ATTEMPTS - 1:
+                if "address already in use" in last and self.moves < PORT_ATTEMPTS - 1:
                     self.moves += 1
                     self.log.close()
                     self.port = free_port()
