@@ -19,7 +19,6 @@ handshake; the protocol lives in :mod:`syncbind._transport.core`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import threading
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from channels.layers import get_channel_layer
 
 from syncbind._auth.connection import Connection, open_websocket
 from syncbind._bindings.lifecycle import awaited
+from syncbind._compat import cpython
 from syncbind._live.hub import get_hub
 from syncbind._live.subscriptions import ConnectionSubscriptions
 from syncbind._transport import core
@@ -117,9 +117,9 @@ class _Transport(AsyncWebsocketConsumer):
                         tasks[i] = asyncio.ensure_future(sources[i]())
         finally:
             for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                # Channels cancels and awaits each; channels-redis's receive can lose
+                # the cancel on Python 3.11 and would keep this consumer for ever.
+                await cpython.cancel_and_wait(task)
 
     @property
     def channel_name(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.security.websocket import OriginValidator, WebsocketDenier
+from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.http.cookie import parse_cookie
 
@@ -45,7 +45,7 @@ class SessionOriginValidator(OriginValidator):
         if scope["type"] != "websocket" or origin_allowed(scope):
             return await self.application(scope, receive, send)
         if self.get_session_cookie(scope) is not None and not self.offers_token(scope):
-            return await WebsocketDenier()(scope, receive, send)
+            return await _refuse_handshake(scope, receive, send)
         headers = [(name, value) for name, value in scope.get("headers", ()) if name != b"cookie"]
         return await self.application({**scope, "headers": headers}, receive, send)
 
@@ -69,3 +69,17 @@ class SessionOriginValidator(OriginValidator):
             issubclass(cls, TokenAuthentication) and cls.query_param in query
             for cls in api_settings.AUTHENTICATION_CLASSES
         )
+
+
+async def _refuse_handshake(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answer a WebSocket handshake with a refusal (HTTP 403) and end.
+
+    Channels' ``WebsocketDenier`` is a consumer: it opens a channel on the layer
+    and waits on it until the client goes, a Redis receive for every refused
+    handshake (what an attacker's flood of cross-site attempts would cost), and a
+    receive that on Python 3.11 may outlive its cancel (:mod:`syncbind._compat.cpython`).
+    A refusal needs neither.
+    """
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        await send({"type": "websocket.close"})

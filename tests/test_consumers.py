@@ -7,12 +7,16 @@ from typing import ClassVar
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer
 from channels.routing import URLRouter
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import path
 
-from syncbind import AsyncBindingConsumer, BindingConsumer, SyncBinding, event
+from syncbind import AsyncBindingConsumer, BindingConsumer, SyncBinding, consumers, event
+from syncbind._compat import cpython
 from syncbind.testing import connect, override_bindings, settle
+from syncbind.testing.client import CommunicatorTransport, SyncbindClient
+from syncbind.testing.communicator import WebsocketCommunicator
 from tests import factories
 from tests.testapp.models import Product
 
@@ -246,6 +250,43 @@ async def test_a_consumer_that_uses_its_channel_receives_from_it(superuser):
         assert _tasks_running(*IDLE_TASKS) == ["_Transport._channel_receive"]
         await client.send_raw(json.dumps({"message": "hello"}))
         assert await client.receive() == {"message": "hello"}
+
+
+class LosesACancel(InMemoryChannelLayer):
+    """A layer whose receive loses the first cancel, as channels-redis's does on Python
+    3.11 when it lands as redis-py's ``wait_for`` around a send completes (gh-86296)."""
+
+    lost = 0
+
+    async def receive(self, channel):
+        while True:
+            try:
+                return await super().receive(channel)
+            except asyncio.CancelledError:
+                if self.lost:
+                    raise
+                self.lost += 1
+
+
+async def test_a_closed_socket_ends_even_when_its_channel_receive_loses_a_cancel(
+    superuser, monkeypatch
+):
+    # Channels' way (cancel, then await) waited on such a receive for ever, and with it
+    # the consumer, and an event loop closing under both.
+    layer = LosesACancel()
+    monkeypatch.setattr(consumers, "get_channel_layer", lambda alias: layer)
+    monkeypatch.setattr(cpython, "wait_for_loses_cancel", lambda: True)
+    communicator = WebsocketCommunicator(chat_app(), "/ws/chat/lobby/")
+    communicator.scope["user"] = superuser
+    assert (await communicator.connect())[0]
+    client = SyncbindClient(CommunicatorTransport(communicator))
+    assert "data" in await client.send_event("testapp.Product.ping")
+    assert _tasks_running(*IDLE_TASKS) == ["_Transport._channel_receive"]
+    await communicator.send_input({"type": "websocket.disconnect", "code": 1000})
+    # Bounded only so that the old way fails rather than hangs.
+    await asyncio.wait([communicator.future], timeout=10)
+    assert communicator.future.done() and not communicator.future.cancelled()
+    assert layer.lost == 1 and _tasks_running(*IDLE_TASKS) == []
 
 
 @pytest.mark.parametrize("consumer", [BindingConsumer, AsyncBindingConsumer])

@@ -12,6 +12,7 @@ import json
 
 import pytest
 from channels.auth import AuthMiddlewareStack
+from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from django.conf import settings as django_settings
 from django.test import Client
@@ -23,6 +24,7 @@ from syncbind import BindingConsumer
 from syncbind.authentication import make_token
 from syncbind.origins import SessionOriginValidator
 from syncbind.testing import connect
+from syncbind.testing.communicator import WebsocketCommunicator
 from tests import factories
 from tests.servers import test_database_env, token_protocols, uvicorn_server
 
@@ -96,6 +98,32 @@ async def test_the_session_counts_only_from_this_site_and_a_token_from_anywhere(
     async with attempt as client:
         expected = visitor if outcome == "session" else token_user
         assert await owner_seen(client) == expected.pk
+
+
+async def test_a_refused_cross_site_handshake_opens_no_channel_and_ends_at_once(
+    db_call, settings, monkeypatch
+):
+    """Channels' WebsocketDenier opened a channel and waited on it until the client
+    went: a layer receive (a Redis blocking pop) per refused handshake, and on
+    Python 3.11 one that could outlive its cancel and hang the event loop's close."""
+    settings.SYNCBIND = TOKEN_AUTH
+    opened = []
+    layer = get_channel_layer()
+    new_channel = layer.new_channel
+
+    async def counted(*args, **kwargs):
+        opened.append(await new_channel(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(layer, "new_channel", counted)
+    cookie = await db_call(session_cookie, await db_call(factories.UserFactory))
+    communicator = WebsocketCommunicator(
+        readme_routing(), "/ws/", headers=handshake_headers("https://evil.example", cookie)
+    )
+    assert await communicator.connect() == (False, 1000)
+    # Its application returned as it answered: nothing is left to cancel.
+    assert communicator.future.done() and not communicator.future.cancelled()
+    assert opened == []
 
 
 async def test_a_cross_site_handshake_reaches_the_application_without_cookies(settings):

@@ -7,6 +7,10 @@ lost. Fixed in 3.12, where ``wait_for`` was rewritten on ``asyncio.timeout``
 (gh-96764, not backported); 3.11, which syncbind supports, still has it.
 redis-py sends every command under ``wait_for``, so on 3.11 a cancel can miss
 channels-redis's receive.
+
+Two remedies, for two kinds of waiter: :func:`cancel_until_done` for a receive
+nobody waits for any more (the hub's), :func:`cancel_and_wait` for one whose
+owner waits for it to end (a consumer's own channel, as it closes).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
+from typing import Any
 
 # The first Python whose wait_for no longer loses a cancel (gh-96764).
 WAIT_FOR_FIXED_IN = (3, 12)
@@ -53,3 +58,26 @@ def _cancel_again(
         return
     future.cancel()
     loop.call_later(CANCEL_AGAIN_AFTER, _cancel_again, loop, future, abandoned)
+
+
+async def cancel_and_wait(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and return once it has ended, whatever it ended with.
+
+    Python 3.11 (gh-86296): while it runs on, it is cancelled again every
+    ``CANCEL_AGAIN_AFTER`` seconds; a cancel that lands while it waits for Redis
+    is not lost. Elsewhere this is ``task.cancel()`` and a wait. Without it, a
+    consumer closing while channels-redis's ``receive()`` on its channel lost
+    the cancel waits for that receive for ever (Channels' ``await_many_dispatch``
+    does), and so does an event loop closing under it. What the task ended with
+    is taken and dropped: a receive cancelled on its way out may give back an
+    error instead (redis/redis-py#2717, :mod:`.redis_py`), which is no failure of
+    the connection that is ending.
+    """
+    task.cancel()
+    again = CANCEL_AGAIN_AFTER if wait_for_loses_cancel() else None
+    while not task.done():
+        await asyncio.wait((task,), timeout=again)
+        if not task.done():
+            task.cancel()
+    if not task.cancelled():
+        task.exception()

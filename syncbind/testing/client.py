@@ -313,7 +313,8 @@ def connect(
     Use as ``async with connect(user) as client`` or ``client = await connect(user)``.
     The user is put in the scope as AuthMiddlewareStack would (``None``: no user,
     or whatever the application's own middleware finds, e.g. a session cookie).
-    Raises ConnectionRefusedError if the consumer refuses the handshake.
+    Raises ConnectionRefusedError if the consumer refuses the handshake (the application
+    has ended by then).
     """
     if application is None:
         # Lazy: the pytest plugin imports this module before django.setup(); consumers import models.
@@ -331,6 +332,9 @@ def connect(
     async def open_client() -> SyncbindClient:
         connected, code = await communicator.connect(timeout)
         if not connected:
+            # As a server does after a refusal: the socket is gone, and the application
+            # ends now rather than with the test's event loop.
+            await communicator.disconnect(1006, timeout)
             raise ConnectionRefusedError(
                 f"The consumer refused the connection (close code {code})."
             )

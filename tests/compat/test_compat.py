@@ -5,6 +5,7 @@ Marked ``unit``: no database, no server.
 """
 
 import asyncio
+import gc
 import os
 import sys
 import threading
@@ -121,6 +122,46 @@ def test_before_python_3_12_a_receive_taken_over_is_left_alone(monkeypatch, futu
     abandoned[0] = False  # a receive loop started since and waits for it again
     loop.run_next()
     assert not future.cancelled() and loop.later == []
+
+
+@pytest.mark.asyncio
+async def test_a_task_that_loses_its_cancel_is_cancelled_again_until_it_ends(monkeypatch):
+    monkeypatch.setattr(cpython, "wait_for_loses_cancel", lambda: True)
+    cancels = []
+
+    async def loses_the_first():
+        while True:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                cancels.append(asyncio.current_task().cancelling())
+                if len(cancels) > 1:
+                    raise
+
+    task = asyncio.ensure_future(loses_the_first())
+    await asyncio.sleep(0)
+    await cpython.cancel_and_wait(task)
+    assert task.cancelled() and cancels == [1, 2]
+
+
+@pytest.mark.asyncio
+async def test_what_a_cancelled_task_gave_back_instead_is_taken_not_raised():
+    async def answers_with_an_error():
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise ConnectionError("Connection closed by server.") from None
+
+    reported = []
+    asyncio.get_running_loop().set_exception_handler(lambda loop, context: reported.append(context))
+    task = asyncio.ensure_future(answers_with_an_error())
+    await asyncio.sleep(0)
+    await cpython.cancel_and_wait(task)
+    assert task.done() and not task.cancelled()
+    del task
+    gc.collect()
+    # Not "Task exception was never retrieved" in the log of a socket that closed.
+    assert reported == []
 
 
 # -- redis-py: a cancel given back as another outcome -----------------------------------
