@@ -15,8 +15,6 @@ from django.urls import path
 from syncbind import AsyncBindingConsumer, BindingConsumer, SyncBinding, consumers, event
 from syncbind._compat import cpython
 from syncbind.testing import connect, override_bindings, settle
-from syncbind.testing.client import CommunicatorTransport, SyncbindClient
-from syncbind.testing.communicator import WebsocketCommunicator
 from tests import factories
 from tests.testapp.models import Product
 
@@ -276,10 +274,8 @@ async def test_a_closed_socket_ends_even_when_its_channel_receive_loses_a_cancel
     layer = LosesACancel()
     monkeypatch.setattr(consumers, "get_channel_layer", lambda alias: layer)
     monkeypatch.setattr(cpython, "wait_for_loses_cancel", lambda: True)
-    communicator = WebsocketCommunicator(chat_app(), "/ws/chat/lobby/")
-    communicator.scope["user"] = superuser
-    assert (await communicator.connect())[0]
-    client = SyncbindClient(CommunicatorTransport(communicator))
+    client = await connect(superuser, application=chat_app(), path="/ws/chat/lobby/")
+    communicator = client.communicator
     assert "data" in await client.send_event("testapp.Product.ping")
     assert _tasks_running(*IDLE_TASKS) == ["_Transport._channel_receive"]
     await communicator.send_input({"type": "websocket.disconnect", "code": 1000})
